@@ -1,0 +1,584 @@
+//! 自治体設定 (municipality configuration): the programs a municipality runs, as data.
+//!
+//! Read from TOML (the demo さくら市 file is bundled as [`DEMO_TOML`]) into validated types. A
+//! configuration that parses is internally consistent: program keys and PMH certificate type
+//! ids are unique, payer numbers pass their check digit, belong to the municipality's
+//! prefecture and carry the program's 法別番号 (national) or a prefectural 80-99 code (local).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::calendar::{AgeLimit, Era, EraTable};
+use crate::error::ValueError;
+use crate::numbers::{MunicipalityCode, PayerNumber, RecipientNumberRule};
+
+/// The bundled demo configuration for the fictional さくら市 (東京都, 実施機関番号 999).
+pub const DEMO_TOML: &str = include_str!("../data/sakura.toml");
+
+/// Names of 法別番号 and 分類番号 (data from PMH.md).
+const CATALOGUE_TOML: &str = include_str!("../data/catalogue.toml");
+
+/// 制度キー (program key): names a program in commands and files; `[a-z][a-z0-9_]{0,31}`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProgramKey(String);
+
+impl ProgramKey {
+    /// Parses a key: a lower-case ASCII letter, then up to 31 lower-case letters, digits or `_`.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let mut bytes = raw.bytes();
+        let Some(first) = bytes.next() else {
+            return Err(ValueError::Required);
+        };
+        if raw.len() > 32 {
+            return Err(ValueError::TooLong { chars_max: 32 });
+        }
+        if !first.is_ascii_lowercase() || !bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(ValueError::Format {
+                expected: "半角英小文字で始まる英小文字・数字・_ の32文字以内"
+            });
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProgramKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// National (法別番号) or local (地単公費 分類番号) program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// A national public-expense program; `law_code` is its 法別番号 ("15").
+    National { law_code: String },
+    /// A local program (地方単独医療費助成); `category` is its 分類番号 ("001").
+    Local { category: String },
+}
+
+/// How a program's records are sent to PMH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PmhMode {
+    /// 全件連携: every current record each time.
+    Full,
+    /// 差分履歴連携: records changed since the last send, named by history keys.
+    DiffHistory,
+}
+
+impl PmhMode {
+    /// The name used in configuration and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PmhMode::Full => "full",
+            PmhMode::DiffHistory => "diff_history",
+        }
+    }
+}
+
+/// 制度 (program): one subsidy scheme as configured by the municipality.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    /// Key used in commands.
+    pub key: ProgramKey,
+    /// Japanese name (こども医療費助成).
+    pub name: String,
+    /// National or local.
+    pub kind: ProgramKind,
+    /// `orgSpecificCertificateTypeId` registered in PMH's program master.
+    pub pmh_certificate_type_id: String,
+    /// Full or diff-history.
+    pub pmh_mode: PmhMode,
+    /// Name printed on the certificate and sent as `certificationName`.
+    pub certificate_name: String,
+    /// 公費負担者番号 the program may use (a payer number belongs to one certificate version).
+    pub payer_numbers: Vec<PayerNumber>,
+    /// How recipient numbers are checked.
+    pub recipient_number_rule: RecipientNumberRule,
+    /// Age limit, if any.
+    pub age_limit: Option<AgeLimit>,
+    /// How many days ahead a grant or renewal may be decided (effective date and first day).
+    pub advance_days: u32,
+    /// Days allowed between the end of a span and the start of its renewal (0: contiguous).
+    pub renewal_gap_days: u32,
+    /// 実施主体 department responsible (for statements), if set.
+    pub department: Option<String>,
+}
+
+/// The municipality running the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Municipality {
+    /// Name (さくら市).
+    pub name: String,
+    /// 全国地方公共団体コード.
+    pub code: MunicipalityCode,
+    /// 実施機関番号 in its payer numbers (3 digits).
+    pub institution_number: String,
+}
+
+/// Names of 法別番号 and 分類番号.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    /// 法別番号 -> name.
+    pub law_codes: BTreeMap<String, String>,
+    /// 分類番号 -> name.
+    pub categories: BTreeMap<String, String>,
+}
+
+/// A whole, validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The municipality.
+    pub municipality: Municipality,
+    programs: Vec<Program>,
+    /// Eras for printing dates: the built-in table plus any `[[era]]` entries.
+    pub eras: EraTable,
+    /// Names of law codes and categories.
+    pub catalogue: Catalogue,
+}
+
+/// Why a configuration was refused: every problem found, each with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `(place, message)` pairs, for example `("program[2].payer_numbers[0]", "...")`.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (place, message)) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{place}: {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    municipality: RawMunicipality,
+    #[serde(default)]
+    program: Vec<RawProgram>,
+    #[serde(default)]
+    era: Vec<RawEra>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMunicipality {
+    name: String,
+    code: String,
+    institution_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProgram {
+    key: String,
+    name: String,
+    kind: String,
+    law_code: Option<String>,
+    category: Option<String>,
+    pmh_certificate_type_id: String,
+    pmh_mode: String,
+    certificate_name: String,
+    payer_numbers: Vec<String>,
+    recipient_number: Option<String>,
+    age_limit: Option<RawAgeLimit>,
+    advance_days: Option<u32>,
+    renewal_gap_days: Option<u32>,
+    department: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgeLimit {
+    rule: String,
+    age: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEra {
+    name: String,
+    initial: char,
+    first_day: String,
+    code: u8,
+}
+
+/// Collects problems while validating.
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, place: impl Into<String>, message: impl Into<String>) {
+        self.0.push((place.into(), message.into()));
+    }
+
+    fn value<T>(&mut self, place: impl Into<String>, result: Result<T, ValueError>) -> Option<T> {
+        result.map_err(|e| self.add(place, e.message())).ok()
+    }
+}
+
+fn is_digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Config {
+    /// The bundled demo configuration (さくら市).
+    pub fn demo() -> Result<Config, ConfigError> {
+        Config::from_toml(DEMO_TOML)
+    }
+
+    /// Parses and validates a configuration file's text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let single = |place: &str, message: String| ConfigError { problems: vec![(place.to_owned(), message)] };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| single("TOML", e.to_string()))?;
+        let catalogue: Catalogue =
+            toml::from_str(CATALOGUE_TOML).map_err(|e| single("catalogue.toml", e.to_string()))?;
+        let mut problems = Problems(Vec::new());
+
+        let code = problems.value("municipality.code", MunicipalityCode::parse(&raw.municipality.code));
+        if !is_digits(&raw.municipality.institution_number, 3) {
+            problems.add("municipality.institution_number", "半角数字3桁で指定してください");
+        }
+        if raw.municipality.name.trim().is_empty() {
+            problems.add("municipality.name", "入力してください");
+        }
+        if raw.program.is_empty() {
+            problems.add("program", "制度を1つ以上設定してください");
+        }
+
+        let prefecture = code.map(|c| c.prefecture());
+        let mut programs = Vec::new();
+        let mut keys = BTreeSet::new();
+        let mut type_ids = BTreeSet::new();
+        let mut payers = BTreeSet::new();
+        for (i, p) in raw.program.into_iter().enumerate() {
+            let at = |field: &str| format!("program[{i}].{field}");
+            let key = problems.value(at("key"), ProgramKey::parse(&p.key));
+            if let Some(key) = &key
+                && !keys.insert(key.clone())
+            {
+                problems.add(at("key"), "制度キーが重複しています");
+            }
+            let type_id = p.pmh_certificate_type_id;
+            if type_id.is_empty() || type_id.len() > 50 || !type_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                problems.add(at("pmh_certificate_type_id"), "半角英数字50文字以内で指定してください");
+            } else if !type_ids.insert(type_id.clone()) {
+                problems.add(at("pmh_certificate_type_id"), "PMHの証種別IDが重複しています");
+            }
+            if p.name.trim().is_empty() {
+                problems.add(at("name"), "入力してください");
+            }
+            if p.certificate_name.trim().is_empty() || p.certificate_name.chars().count() > 100 {
+                problems.add(at("certificate_name"), "1〜100文字で指定してください");
+            }
+            let kind = match (p.kind.as_str(), p.law_code, p.category) {
+                ("national", Some(law), None) => {
+                    let ok = is_digits(&law, 2) && ("01".."80").contains(&law.as_str());
+                    if !ok {
+                        problems.add(at("law_code"), "法別番号は01〜79の半角数字2桁です");
+                    }
+                    Some(ProgramKind::National { law_code: law })
+                }
+                ("local", None, Some(category)) => {
+                    if !catalogue.categories.contains_key(&category) {
+                        problems.add(at("category"), "地単公費の分類番号（001〜013）を指定してください");
+                    }
+                    Some(ProgramKind::Local { category })
+                }
+                ("national", _, _) => {
+                    problems.add(at("kind"), "national の制度には law_code だけを指定してください");
+                    None
+                }
+                ("local", _, _) => {
+                    problems.add(at("kind"), "local の制度には category だけを指定してください");
+                    None
+                }
+                _ => {
+                    problems.add(at("kind"), "national または local を指定してください");
+                    None
+                }
+            };
+            let pmh_mode = match p.pmh_mode.as_str() {
+                "full" => Some(PmhMode::Full),
+                "diff_history" => Some(PmhMode::DiffHistory),
+                _ => {
+                    problems.add(at("pmh_mode"), "full または diff_history を指定してください");
+                    None
+                }
+            };
+            let rule = match (p.recipient_number.as_deref(), &kind) {
+                (Some("checked"), _) | (None, Some(ProgramKind::National { .. })) => {
+                    Some(RecipientNumberRule::Checked7)
+                }
+                (Some("free"), _) | (None, _) => Some(RecipientNumberRule::Free),
+                (Some(_), _) => {
+                    problems.add(at("recipient_number"), "checked または free を指定してください");
+                    None
+                }
+            };
+            if p.payer_numbers.is_empty() {
+                problems.add(at("payer_numbers"), "公費負担者番号を1つ以上指定してください");
+            }
+            let mut payer_numbers = Vec::new();
+            for (j, raw_payer) in p.payer_numbers.iter().enumerate() {
+                let place = at(&format!("payer_numbers[{j}]"));
+                let Some(payer) = problems.value(place.clone(), PayerNumber::parse(raw_payer)) else {
+                    continue;
+                };
+                if !payers.insert(payer) {
+                    problems.add(place.clone(), "公費負担者番号が他の制度と重複しています");
+                }
+                if prefecture.as_ref().is_some_and(|pref| *pref != payer.prefecture()) {
+                    problems.add(place.clone(), "都道府県番号が自治体コードと一致しません");
+                }
+                match &kind {
+                    Some(ProgramKind::National { law_code }) if *law_code != payer.law_code() => {
+                        problems.add(place.clone(), "法別番号が制度の law_code と一致しません");
+                    }
+                    Some(ProgramKind::Local { .. }) if !("80"..="99").contains(&payer.law_code().as_str()) => {
+                        problems.add(place.clone(), "地単公費の法別番号は80〜99です");
+                    }
+                    _ => {}
+                }
+                payer_numbers.push(payer);
+            }
+            let age_limit = match p.age_limit {
+                None => Some(None),
+                Some(RawAgeLimit { rule, age }) => {
+                    if !(1..=120).contains(&age) {
+                        problems.add(at("age_limit.age"), "年齢は1〜120で指定してください");
+                    }
+                    match rule.as_str() {
+                        "fiscal_year_end_after" => Some(Some(AgeLimit::FiscalYearEndAfter { age })),
+                        "month_end_after" => Some(Some(AgeLimit::MonthEndAfter { age })),
+                        "under_age" => Some(Some(AgeLimit::UnderAge { age })),
+                        _ => {
+                            problems.add(
+                                at("age_limit.rule"),
+                                "fiscal_year_end_after, month_end_after, under_age のいずれかを指定してください",
+                            );
+                            None
+                        }
+                    }
+                }
+            };
+            let advance_days = p.advance_days.unwrap_or(60);
+            let renewal_gap_days = p.renewal_gap_days.unwrap_or(0);
+            if advance_days > 366 {
+                problems.add(at("advance_days"), "366日以内で指定してください");
+            }
+            if renewal_gap_days > 366 {
+                problems.add(at("renewal_gap_days"), "366日以内で指定してください");
+            }
+            if let (Some(key), Some(kind), Some(pmh_mode), Some(rule), Some(age_limit)) =
+                (key, kind, pmh_mode, rule, age_limit)
+            {
+                programs.push(Program {
+                    key,
+                    name: p.name,
+                    kind,
+                    pmh_certificate_type_id: type_id,
+                    pmh_mode,
+                    certificate_name: p.certificate_name,
+                    payer_numbers,
+                    recipient_number_rule: rule,
+                    age_limit,
+                    advance_days,
+                    renewal_gap_days,
+                    department: p.department,
+                });
+            }
+        }
+
+        let mut eras = Vec::new();
+        for (i, e) in raw.era.into_iter().enumerate() {
+            let first_day = problems.value(format!("era[{i}].first_day"), crate::calendar::parse_date(&e.first_day));
+            if let Some(first_day) = first_day {
+                eras.push(Era { name: e.name, initial: e.initial, first_day, code: e.code });
+            }
+        }
+        let eras = EraTable::with_additions(eras).map_err(|m| problems.add("era", m)).ok();
+
+        match (problems.0.is_empty(), code, eras) {
+            (true, Some(code), Some(eras)) => Ok(Config {
+                municipality: Municipality {
+                    name: raw.municipality.name,
+                    code,
+                    institution_number: raw.municipality.institution_number,
+                },
+                programs,
+                eras,
+                catalogue,
+            }),
+            _ => Err(ConfigError { problems: problems.0 }),
+        }
+    }
+
+    /// All programs, in file order.
+    pub fn programs(&self) -> &[Program] {
+        &self.programs
+    }
+
+    /// The program named `key`.
+    pub fn program(&self, key: &ProgramKey) -> Option<&Program> {
+        self.programs.iter().find(|p| p.key == *key)
+    }
+
+    /// The Japanese name of a program's 法別番号 or 分類番号, if catalogued.
+    pub fn kind_label(&self, program: &Program) -> Option<&str> {
+        match &program.kind {
+            ProgramKind::National { law_code } => self.catalogue.law_codes.get(law_code),
+            ProgramKind::Local { category } => self.catalogue.categories.get(category),
+        }
+        .map(String::as_str)
+    }
+}
+
+/// The latest date of eligibility a program allows for a person born on `birth`, if limited.
+pub fn age_limit_last_day(program: &Program, birth: NaiveDate) -> Option<NaiveDate> {
+    program.age_limit.and_then(|limit| limit.last_day(birth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> ProgramKey {
+        ProgramKey::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_demo_configuration_has_the_promised_programs() {
+        let config = Config::demo().unwrap();
+        assert_eq!(config.municipality.name, "さくら市");
+        assert_eq!(config.municipality.code.to_string(), "139998");
+        assert_eq!(config.municipality.institution_number, "999");
+        let expected = [
+            ("kodomo", "88139993", PmhMode::DiffHistory, RecipientNumberRule::Free),
+            ("hitorioya", "81139990", PmhMode::DiffHistory, RecipientNumberRule::Free),
+            ("shogai", "80139991", PmhMode::Full, RecipientNumberRule::Free),
+            ("kosei", "15139991", PmhMode::DiffHistory, RecipientNumberRule::Checked7),
+            ("ikusei", "16139990", PmhMode::DiffHistory, RecipientNumberRule::Checked7),
+            ("yoiku", "23139991", PmhMode::DiffHistory, RecipientNumberRule::Checked7),
+        ];
+        assert_eq!(config.programs().len(), expected.len());
+        for (k, payer, mode, rule) in expected {
+            let p = config.program(&key(k)).unwrap();
+            assert_eq!(p.payer_numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>(), vec![payer], "{k}");
+            assert_eq!((p.pmh_mode, p.recipient_number_rule), (mode, rule), "{k}");
+        }
+        let kodomo = config.program(&key("kodomo")).unwrap();
+        assert_eq!(kodomo.kind, ProgramKind::Local { category: "001".into() });
+        assert_eq!(kodomo.age_limit, Some(AgeLimit::FiscalYearEndAfter { age: 18 }));
+        assert_eq!(config.kind_label(kodomo), Some("こども"));
+        let ikusei = config.program(&key("ikusei")).unwrap();
+        assert_eq!(ikusei.kind, ProgramKind::National { law_code: "16".into() });
+        assert_eq!(ikusei.age_limit, Some(AgeLimit::UnderAge { age: 18 }));
+        assert_eq!(config.program(&key("yoiku")).unwrap().age_limit, Some(AgeLimit::UnderAge { age: 1 }));
+        assert_eq!(config.program(&key("kosei")).unwrap().age_limit, None);
+        assert_eq!(config.kind_label(config.program(&key("kosei")).unwrap()), Some("障害者総合支援法 更生医療"));
+        assert_eq!(kodomo.advance_days, 60);
+    }
+
+    fn with_program(program: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&format!(
+            "[municipality]\nname = \"さくら市\"\ncode = \"139998\"\ninstitution_number = \"999\"\n\n[[program]]\n{program}"
+        ))
+    }
+
+    const BASE: &str = "key = \"kosei\"\nname = \"更生医療\"\nkind = \"national\"\nlaw_code = \"15\"\n\
+        pmh_certificate_type_id = \"X1\"\npmh_mode = \"diff_history\"\ncertificate_name = \"受給者証\"\n";
+
+    fn problem_places(result: Result<Config, ConfigError>) -> Vec<String> {
+        result.unwrap_err().problems.into_iter().map(|(place, _)| place).collect()
+    }
+
+    #[test]
+    fn a_minimal_national_program_defaults_to_checked_numbers() {
+        let config = with_program(&format!("{BASE}payer_numbers = [\"15139991\"]\n")).unwrap();
+        assert_eq!(config.programs()[0].recipient_number_rule, RecipientNumberRule::Checked7);
+    }
+
+    #[test]
+    fn payer_numbers_must_fit_the_program_and_municipality() {
+        // Bad check digit.
+        assert_eq!(
+            problem_places(with_program(&format!("{BASE}payer_numbers = [\"15139992\"]\n"))),
+            ["program[0].payer_numbers[0]"]
+        );
+        // 法別番号 16 in a law-code-15 program.
+        assert_eq!(
+            problem_places(with_program(&format!("{BASE}payer_numbers = [\"16139990\"]\n"))),
+            ["program[0].payer_numbers[0]"]
+        );
+        // Prefecture 01 in a Tokyo municipality (54016027 is valid, but 法別 54 and 北海道).
+        let places = problem_places(with_program(&format!("{BASE}payer_numbers = [\"54016027\"]\n")));
+        assert_eq!(places, ["program[0].payer_numbers[0]", "program[0].payer_numbers[0]"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place() {
+        let text = "key = \"Bad Key\"\nname = \"\"\nkind = \"local\"\ncategory = \"099\"\n\
+            pmh_certificate_type_id = \"has space\"\npmh_mode = \"sometimes\"\ncertificate_name = \"証\"\n\
+            payer_numbers = []\nage_limit = { rule = \"whenever\", age = 0 }\n";
+        let places = problem_places(with_program(text));
+        for expected in [
+            "program[0].key",
+            "program[0].name",
+            "program[0].category",
+            "program[0].pmh_certificate_type_id",
+            "program[0].pmh_mode",
+            "program[0].payer_numbers",
+            "program[0].age_limit.age",
+            "program[0].age_limit.rule",
+        ] {
+            assert!(places.iter().any(|p| p == expected), "{expected} missing from {places:?}");
+        }
+    }
+
+    #[test]
+    fn duplicates_and_unknown_fields_are_refused() {
+        let twice =
+            format!("{BASE}payer_numbers = [\"15139991\"]\n\n[[program]]\n{BASE}payer_numbers = [\"15139991\"]\n");
+        let places = problem_places(with_program(&twice));
+        assert!(places.contains(&"program[1].key".to_owned()));
+        assert!(places.contains(&"program[1].pmh_certificate_type_id".to_owned()));
+        assert!(places.contains(&"program[1].payer_numbers[0]".to_owned()));
+        let typo = format!("{BASE}payer_numbers = [\"15139991\"]\npmh_mod = \"full\"\n");
+        assert_eq!(problem_places(with_program(&typo)), ["TOML"]);
+    }
+
+    #[test]
+    fn eras_can_be_added_by_configuration() {
+        let text = format!(
+            "{BASE}payer_numbers = [\"15139991\"]\n\n[[era]]\nname = \"新元号\"\ninitial = \"N\"\nfirst_day = \"2040-01-01\"\ncode = 6\n"
+        );
+        let config = with_program(&text).unwrap();
+        assert_eq!(config.eras.format("2040-02-03".parse().unwrap()).unwrap(), "新元号元年2月3日");
+    }
+
+    #[test]
+    fn program_keys() {
+        assert!(ProgramKey::parse("kodomo").is_ok());
+        assert!(ProgramKey::parse("k2_a").is_ok());
+        assert_eq!(ProgramKey::parse("2k").unwrap_err().code(), "format");
+        assert_eq!(ProgramKey::parse("Kodomo").unwrap_err().code(), "format");
+        assert_eq!(ProgramKey::parse("").unwrap_err().code(), "required");
+        assert_eq!(ProgramKey::parse(&"a".repeat(33)).unwrap_err().code(), "too_long");
+    }
+}

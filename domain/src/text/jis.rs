@@ -1,0 +1,147 @@
+//! Which characters PMH shows as "●": those outside JIS X 0213:2004 (JIS levels 1-4).
+//!
+//! The repertoire is data generated from CPython's `euc_jis_2004` codec by
+//! `domain/data/gen_jisx0213.py` (11,208 single characters and 25 base + combining-mark pairs:
+//! 11,233 in all, 10,050 of them kanji). ASCII is accepted too: it is the G0 set of every
+//! JIS X 0213 encoding.
+//!
+//! One deliberate exception: JIS X 0213 maps 1-2-18 to U+FF5E FULLWIDTH TILDE, yet our domain
+//! notes (NUMBERS.md, PMH.md) say PMH shows U+FF5E as "●" (it is what CP932 systems produce for
+//! 〜, whereas JIS maps 〜 1-1-33 to U+301C WAVE DASH). Until PMH's own character table settles
+//! it, we warn: a needless warning costs a caseworker a glance, a missed one shows "●" to a
+//! clinic. The exception is [`PMH_EXCEPTIONS`], data beside the table, not a special case in code.
+
+use super::jisx0213_table::{PAIR, SINGLE};
+
+/// Characters inside JIS X 0213:2004 that we nevertheless expect PMH to show as "●".
+pub const PMH_EXCEPTIONS: &[char] = &['\u{FF5E}'];
+
+/// Why a character would not reach clinics intact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnrepresentableReason {
+    /// Outside JIS X 0213:2004 (髙 U+9AD9, 𠮷 U+20BB7, half-width kana, emoji, ...).
+    OutsideJisX0213,
+    /// In [`PMH_EXCEPTIONS`].
+    PmhException,
+}
+
+/// A character of a string that PMH would show as "●".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unrepresentable {
+    /// 1-based character position.
+    pub position: usize,
+    /// The character.
+    pub ch: char,
+    /// Why.
+    pub reason: UnrepresentableReason,
+}
+
+fn in_single(c: char) -> bool {
+    let cp = u32::from(c);
+    (0x20..=0x7E).contains(&cp) || SINGLE.binary_search(&cp).is_ok()
+}
+
+fn is_pair(base: char, mark: char) -> bool {
+    PAIR.binary_search(&(u32::from(base), u32::from(mark))).is_ok()
+}
+
+/// Lists the characters of `text` that PMH would show as "●", in order.
+///
+/// A base character followed by a combining mark is accepted when JIS X 0213 has the pair as
+/// one character (か + U+309A, for example), even if the mark alone is not in JIS X 0213.
+pub fn pmh_unrepresentable(text: &str) -> Vec<Unrepresentable> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if let Some(&next) = chars.get(i + 1)
+            && is_pair(c, next)
+        {
+            i += 2;
+            continue;
+        }
+        let reason = if PMH_EXCEPTIONS.contains(&c) {
+            Some(UnrepresentableReason::PmhException)
+        } else if !in_single(c) {
+            Some(UnrepresentableReason::OutsideJisX0213)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            found.push(Unrepresentable { position: i + 1, ch: c, reason });
+        }
+        i += 1;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use japanese_codepoints::JisX0213Kanji;
+
+    fn chars_of(text: &str) -> Vec<char> {
+        pmh_unrepresentable(text).into_iter().map(|u| u.ch).collect()
+    }
+
+    #[test]
+    fn traps_from_the_domain_notes() {
+        assert_eq!(chars_of("髙橋"), vec!['髙']);
+        assert_eq!(chars_of("𠮷田"), vec!['𠮷']);
+        assert_eq!(chars_of("1〜3丁目"), Vec::<char>::new(), "U+301C WAVE DASH is inside");
+        let tilde = pmh_unrepresentable("1～3丁目");
+        assert_eq!(tilde.len(), 1);
+        assert_eq!((tilde[0].position, tilde[0].ch), (2, '\u{FF5E}'));
+        assert_eq!(tilde[0].reason, UnrepresentableReason::PmhException);
+        assert_eq!(chars_of("高橋 塚\u{FA10}"), Vec::<char>::new(), "both 塚 forms are inside");
+    }
+
+    #[test]
+    fn positions_and_reasons() {
+        let found = pmh_unrepresentable("山田 髙子😀");
+        assert_eq!(found.len(), 2);
+        assert_eq!((found[0].position, found[0].ch), (4, '髙'));
+        assert_eq!((found[1].position, found[1].ch), (6, '😀'));
+        assert!(found.iter().all(|u| u.reason == UnrepresentableReason::OutsideJisX0213));
+    }
+
+    #[test]
+    fn kana_symbols_ascii_and_non_kanji_additions() {
+        // JIS X 0208 non-kanji, ASCII, and non-kanji that only JIS X 0213 has (①, ㋐, ゟ, ㇰ).
+        assert!(chars_of("ヤマダ・タロー　東京都千代田区1-2-3 ABC ① ㋐ ゟ ㇰ ♪").is_empty());
+        // Half-width kana is JIS X 0201, not JIS X 0213: clinics would see "●".
+        assert_eq!(chars_of("ﾔﾏﾀﾞ").len(), 4);
+    }
+
+    #[test]
+    fn combining_pairs() {
+        // か + U+309A (か゚) is one JIS X 0213 character; the mark alone is not.
+        assert!(chars_of("か\u{309A}").is_empty());
+        assert_eq!(chars_of("あ\u{309A}"), vec!['\u{309A}']);
+    }
+
+    #[test]
+    fn table_has_the_reference_size() {
+        assert_eq!(SINGLE.len() + PAIR.len(), 11_233);
+        assert!(SINGLE.windows(2).all(|w| w[0] < w[1]), "sorted for binary search");
+        assert!(PAIR.windows(2).all(|w| w[0] < w[1]), "sorted for binary search");
+    }
+
+    #[test]
+    fn kanji_agree_with_an_independent_source() {
+        // japanese-codepoints carries the 10,050 kanji of JIS levels 1-4 from a different source.
+        let mut kanji = JisX0213Kanji::cached().codepoints_vec();
+        kanji.sort_unstable();
+        assert_eq!(kanji.len(), 10_050);
+        for cp in &kanji {
+            assert!(SINGLE.binary_search(cp).is_ok(), "U+{cp:X} missing from our table");
+        }
+        // Everything else in our table that is a CJK ideograph is 仝 (U+4EDD), which JIS files
+        // among the symbols of row 1.
+        let is_ideograph =
+            |cp: u32| (0x3400..=0x9FFF).contains(&cp) || (0xF900..=0xFAFF).contains(&cp) || cp >= 0x20000;
+        let extra: Vec<u32> =
+            SINGLE.iter().copied().filter(|&cp| is_ideograph(cp) && kanji.binary_search(&cp).is_err()).collect();
+        assert_eq!(extra, vec![0x4EDD]);
+    }
+}

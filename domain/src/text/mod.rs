@@ -1,0 +1,182 @@
+//! Text values: names, addresses, kana, sex, short free texts.
+//!
+//! Names and addresses are stored exactly as entered (no Unicode normalisation: NFC/NFKC would
+//! silently replace some kanji, for example U+FA10 塚 with U+585A). Parsing only trims spaces at
+//! both ends and refuses blanks, control characters and over-long values. Search keys are a
+//! separate, derived form (projections).
+
+mod jis;
+mod jisx0213_table;
+mod kana;
+
+pub use jis::{Unrepresentable, pmh_unrepresentable};
+pub use kana::{Kana, KanaConversion, half_width_kana_to_full_width};
+
+use std::fmt;
+
+use crate::error::ValueError;
+
+/// Spaces that are trimmed from both ends of text input: ASCII space and 全角スペース.
+fn is_edge_space(c: char) -> bool {
+    c == ' ' || c == '\u{3000}'
+}
+
+/// The shared rule for free text: trimmed, non-empty, no control characters, `chars_max` at most.
+fn parse_text(raw: &str, chars_max: usize) -> Result<String, ValueError> {
+    let text = raw.trim_matches(is_edge_space);
+    if text.is_empty() {
+        return Err(ValueError::Required);
+    }
+    if let Some(i) = text.chars().position(char::is_control) {
+        return Err(ValueError::ControlCharacter { position: i + 1 });
+    }
+    if text.chars().count() > chars_max {
+        return Err(ValueError::TooLong { chars_max });
+    }
+    Ok(text.to_owned())
+}
+
+macro_rules! text_type {
+    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Longest value, in characters.
+            pub const CHARS_MAX: usize = $max;
+
+            /// Trims spaces at both ends; refuses blanks, control characters and long values.
+            pub fn parse(raw: &str) -> Result<Self, ValueError> {
+                parse_text(raw, Self::CHARS_MAX).map(Self)
+            }
+
+            /// The text as entered.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+text_type!(
+    /// 氏名 (person name), as entered, including variant kanji.
+    PersonName,
+    100
+);
+text_type!(
+    /// 住所 (address), as entered.
+    Address,
+    200
+);
+text_type!(
+    /// A municipality name (転入元・転出先), for move-in and move-out.
+    PlaceName,
+    100
+);
+text_type!(
+    /// A reason or remark written by a caseworker (取消理由 etc.).
+    Note,
+    500
+);
+text_type!(
+    /// 疾病名 (disease name) on a certificate.
+    DiseaseName,
+    100
+);
+text_type!(
+    /// One designated medical institution (指定医療機関) on a certificate.
+    InstitutionName,
+    100
+);
+text_type!(
+    /// 所得区分 (income segment) code as set up in PMH's program master.
+    IncomeSegment,
+    20
+);
+
+/// 性別 (sex) as coded for PMH: "1" male, "2" female, "9" not applicable (ISO 5218).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sex {
+    /// 男 ("1").
+    Male,
+    /// 女 ("2").
+    Female,
+    /// 適用不能 ("9"); PMH's handling of codes other than 1 and 2 is an open question.
+    NotApplicable,
+}
+
+impl Sex {
+    /// Parses "1", "2" or "9".
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        match raw {
+            "1" => Ok(Sex::Male),
+            "2" => Ok(Sex::Female),
+            "9" => Ok(Sex::NotApplicable),
+            "" => Err(ValueError::Required),
+            _ => Err(ValueError::UnknownCode { allowed: "1（男）, 2（女）, 9（適用不能）" }),
+        }
+    }
+
+    /// The code sent to PMH.
+    pub fn code(self) -> &'static str {
+        match self {
+            Sex::Male => "1",
+            Sex::Female => "2",
+            Sex::NotApplicable => "9",
+        }
+    }
+
+    /// The Japanese label printed on certificates.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sex::Male => "男",
+            Sex::Female => "女",
+            Sex::NotApplicable => "―",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_stored_as_entered() {
+        // U+FA10 (塚, a compatibility ideograph) and 髙 must survive: no normalisation.
+        let name = PersonName::parse("　髙\u{FA10} 太郎 ").unwrap();
+        assert_eq!(name.as_str(), "髙\u{FA10} 太郎");
+        assert_eq!(PersonName::parse(" \u{3000} ").unwrap_err(), ValueError::Required);
+        assert_eq!(PersonName::parse("山田\n花子").unwrap_err(), ValueError::ControlCharacter { position: 3 });
+        assert_eq!(PersonName::parse(&"あ".repeat(101)).unwrap_err(), ValueError::TooLong { chars_max: 100 });
+        assert!(Address::parse(&"あ".repeat(200)).is_ok());
+        assert_eq!(Address::parse(&"あ".repeat(201)).unwrap_err().code(), "too_long");
+    }
+
+    #[test]
+    fn text_debug_names_the_type() {
+        assert_eq!(format!("{:?}", Note::parse("誤入力").unwrap()), "Note(\"誤入力\")");
+    }
+
+    #[test]
+    fn sex_codes() {
+        assert_eq!(Sex::parse("1").unwrap(), Sex::Male);
+        assert_eq!(Sex::parse("2").unwrap().code(), "2");
+        assert_eq!(Sex::parse("9").unwrap().label(), "―");
+        assert_eq!(Sex::parse("0").unwrap_err().code(), "unknown_code");
+        assert_eq!(Sex::parse("M").unwrap_err().code(), "unknown_code");
+        assert_eq!(Sex::parse("").unwrap_err().code(), "required");
+    }
+}
