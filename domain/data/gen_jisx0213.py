@@ -6,12 +6,14 @@ Plane 1 is every row; plane 2 only rows 1, 3-5, 8, 12-15 and 78-94, because for 
 other rows CPython falls back to JIS X 0212, which is not part of JIS X 0213.
 Expect 11,208 single code points and 25 two-code-point sequences: 11,233 in all.
 
-Run from the repository root:  python3 domain/data/gen_jisx0213.py
+Run from the repository root:  python3 domain/data/gen_jisx0213.py [OUT]
+(OUT defaults to the table in the source tree; the tidy test writes elsewhere and compares.)
 """
 import pathlib
+import sys
 
 PLANE2_ROWS = {1, 3, 4, 5, 8, 12, 13, 14, 15} | set(range(78, 95))
-OUT = pathlib.Path(__file__).resolve().parent.parent / "src" / "text" / "jisx0213_table.rs"
+DEFAULT_OUT = pathlib.Path(__file__).resolve().parent.parent / "src" / "text" / "jisx0213_table.rs"
 
 
 def repertoire():
@@ -34,6 +36,7 @@ def repertoire():
 
 
 def main():
+    out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT
     singles, pairs = repertoire()
     assert len(singles) + len(pairs) == 11233, (len(singles), len(pairs))
     lines = [
@@ -56,8 +59,8 @@ def main():
     for a, b in pairs:
         lines.append(f"    (0x{a:04X}, 0x{b:04X}),")
     lines += ["];", ""]
-    OUT.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {OUT}: {len(singles)} single, {len(pairs)} pairs")
+    out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {out}: {len(singles)} single, {len(pairs)} pairs")
 
 
 if __name__ == "__main__":

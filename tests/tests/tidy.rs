@@ -1,0 +1,104 @@
+//! Conventions enforced by a test, not by memory: every source file says what it is for,
+//! dependency versions live only in the workspace manifest, the README's two commands are what
+//! CI runs, and generated data matches its generator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+const CRATES: [&str; 6] = ["domain", "store", "projections", "web", "ops", "tests"];
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_opens_with_a_doc_comment() {
+    let mut files = Vec::new();
+    for krate in CRATES {
+        rust_files(&repo().join(krate), &mut files);
+    }
+    assert!(files.len() > 20, "found only {} files", files.len());
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
+        .map(|f| f.strip_prefix(repo()).unwrap().display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "files without a leading //! comment: {missing:?}");
+}
+
+#[test]
+fn versions_are_pinned_once_in_the_workspace() {
+    let root: toml::Table = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap().parse().unwrap();
+    let pinned = root["workspace"]["dependencies"].as_table().unwrap();
+    for (name, spec) in pinned {
+        let version = match spec {
+            toml::Value::String(v) => Some(v.as_str()),
+            toml::Value::Table(t) => t.get("version").and_then(toml::Value::as_str),
+            _ => None,
+        };
+        if let Some(v) = version {
+            assert!(v.starts_with('='), "{name} = {v}: pin an exact version");
+        }
+    }
+    for krate in CRATES {
+        let manifest: toml::Table =
+            std::fs::read_to_string(repo().join(krate).join("Cargo.toml")).unwrap().parse().unwrap();
+        assert_eq!(manifest["lints"]["workspace"].as_bool(), Some(true), "{krate}: [lints] workspace = true");
+        for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(deps) = manifest.get(section).and_then(toml::Value::as_table) else { continue };
+            for (name, spec) in deps {
+                let from_workspace = spec.get("workspace").and_then(toml::Value::as_bool) == Some(true);
+                assert!(from_workspace, "{krate}/{section}/{name}: use `workspace = true`");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readme_starts_with_the_two_commands_and_ci_runs_the_second() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let block = readme.split("```").nth(1).expect("a code block");
+    // Lines of the block, without the language tag and without trailing `# comments`.
+    let commands: Vec<&str> = block
+        .lines()
+        .skip(1)
+        .map(|l| l.split(" #").next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 2, "exactly two set-up commands: {commands:?}");
+    let before_block = readme.split("```").next().unwrap();
+    assert!(before_block.lines().filter(|l| !l.trim().is_empty()).count() <= 3, "the commands come first");
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == format!("exec {}", commands[1])), "CI must run `{}`", commands[1]);
+    for command in commands {
+        let script = command.split_whitespace().next().unwrap();
+        let path = repo().join(script);
+        assert!(path.is_file(), "{script} does not exist");
+    }
+}
+
+#[test]
+fn the_jis_x_0213_table_matches_its_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("table.rs");
+    let status = std::process::Command::new("python3")
+        .arg(repo().join("domain/data/gen_jisx0213.py"))
+        .arg(&out)
+        .status()
+        .expect("python3 runs the generator (it is on every machine of this kind)");
+    assert!(status.success());
+    let generated = std::fs::read(&out).unwrap();
+    let committed = std::fs::read(repo().join("domain/src/text/jisx0213_table.rs")).unwrap();
+    assert!(generated == committed, "regenerate with: python3 domain/data/gen_jisx0213.py");
+}
