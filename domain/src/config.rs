@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::calendar::{AgeLimit, Era, EraTable};
@@ -123,10 +122,12 @@ pub struct Municipality {
     pub institution_number: String,
 }
 
-/// Names of 法別番号 and 分類番号.
+/// Names of 都道府県番号, 法別番号 and 分類番号.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalogue {
+    /// 都道府県番号 -> name (東京都).
+    pub prefectures: BTreeMap<String, String>,
     /// 法別番号 -> name.
     pub law_codes: BTreeMap<String, String>,
     /// 分類番号 -> name.
@@ -253,6 +254,11 @@ impl Config {
         let code = problems.value("municipality.code", MunicipalityCode::parse(&raw.municipality.code));
         if !is_digits(&raw.municipality.institution_number, 3) {
             problems.add("municipality.institution_number", "半角数字3桁で指定してください");
+        }
+        if let Some(code) = &code
+            && !catalogue.prefectures.contains_key(&code.prefecture())
+        {
+            problems.add("municipality.code", "都道府県番号（01〜47）が正しくありません");
         }
         if raw.municipality.name.trim().is_empty() {
             problems.add("municipality.name", "入力してください");
@@ -439,6 +445,11 @@ impl Config {
         self.programs.iter().find(|p| p.key == *key)
     }
 
+    /// The name of the municipality's prefecture (東京都).
+    pub fn prefecture_name(&self) -> Option<&str> {
+        self.catalogue.prefectures.get(&self.municipality.code.prefecture()).map(String::as_str)
+    }
+
     /// The Japanese name of a program's 法別番号 or 分類番号, if catalogued.
     pub fn kind_label(&self, program: &Program) -> Option<&str> {
         match &program.kind {
@@ -447,11 +458,6 @@ impl Config {
         }
         .map(String::as_str)
     }
-}
-
-/// The latest date of eligibility a program allows for a person born on `birth`, if limited.
-pub fn age_limit_last_day(program: &Program, birth: NaiveDate) -> Option<NaiveDate> {
-    program.age_limit.and_then(|limit| limit.last_day(birth))
 }
 
 #[cfg(test)]
@@ -570,6 +576,34 @@ mod tests {
         );
         let config = with_program(&text).unwrap();
         assert_eq!(config.eras.format("2040-02-03".parse().unwrap()).unwrap(), "新元号元年2月3日");
+    }
+
+    #[test]
+    fn prefecture_numbers_from_numbers_md() {
+        let config = Config::demo().unwrap();
+        let prefectures = &config.catalogue.prefectures;
+        assert_eq!(prefectures.len(), 47);
+        let expected = [
+            ("01", "北海道"),
+            ("13", "東京都"),
+            ("26", "京都府"),
+            ("27", "大阪府"),
+            ("30", "和歌山県"),
+            ("47", "沖縄県"),
+        ];
+        for (code, name) in expected {
+            assert_eq!(prefectures[code], name);
+        }
+        let codes: Vec<&String> = prefectures.keys().collect();
+        assert_eq!(codes.first().map(|s| s.as_str()), Some("01"));
+        assert_eq!(codes.last().map(|s| s.as_str()), Some("47"));
+        assert_eq!(config.prefecture_name(), Some("東京都"));
+        // The prefecture digits of a payer number name a prefecture: 54016027 is 北海道's.
+        let payer = crate::numbers::PayerNumber::parse("54016027").unwrap();
+        assert_eq!(prefectures[&payer.prefecture()], "北海道");
+        // A municipality code outside 01-47 is refused (481000 has a valid check digit).
+        let text = DEMO_TOML.replace("code = \"139998\"", "code = \"481009\"");
+        assert!(problem_places(Config::from_toml(&text)).contains(&"municipality.code".to_owned()));
     }
 
     #[test]

@@ -8,9 +8,11 @@
 mod jis;
 mod jisx0213_table;
 mod kana;
+mod legacy;
 
 pub use jis::{Unrepresentable, pmh_unrepresentable};
 pub use kana::{Kana, KanaConversion, half_width_kana_to_full_width};
+pub use legacy::{Undecodable, decode_cp932};
 
 use std::fmt;
 
