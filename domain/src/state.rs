@@ -286,6 +286,10 @@ pub fn replay(history: &[Entry]) -> (Option<Recipient>, Vec<Skip>) {
 }
 
 /// Applies one non-rescind event; `Err` names why it did not fit (and nothing changed).
+///
+/// "Fit" is structural: the recipient exists, the certificate exists, a move-in follows a
+/// move-out, a correction has something to correct. Business rules stay in `decide`; these
+/// checks are what lets a rescind find the later events that depended on its target.
 pub(crate) fn apply(recipient: &mut Option<Recipient>, event: &Event) -> Result<(), &'static str> {
     let day = event.effective;
     if let EventBody::RecipientRegistered { recipient: id, info } = &event.body {
@@ -313,7 +317,16 @@ pub(crate) fn apply(recipient: &mut Option<Recipient>, event: &Event) -> Result<
         EventBody::RecipientRegistered { .. } | EventBody::CommandRescinded { .. } => {
             return Err("not applicable here");
         }
-        EventBody::MyNumberLinked { my_number, .. } | EventBody::MyNumberCorrected { my_number, .. } => {
+        EventBody::MyNumberLinked { my_number, .. } => {
+            if r.my_number.is_some() {
+                return Err("a My Number is already linked");
+            }
+            r.my_number = Some(my_number.clone());
+        }
+        EventBody::MyNumberCorrected { my_number, .. } => {
+            if r.my_number.is_none() {
+                return Err("no My Number to correct");
+            }
             r.my_number = Some(my_number.clone());
         }
         EventBody::PersonalDetailsChanged { name, kana, address } => {
@@ -328,19 +341,38 @@ pub(crate) fn apply(recipient: &mut Option<Recipient>, event: &Event) -> Result<
             }
         }
         EventBody::MovedIn { address, .. } => {
+            if r.is_resident() {
+                return Err("moved in while resident");
+            }
             r.residency = Residency::Resident { since: day };
             r.address = address.clone();
         }
         EventBody::MovedOut { to } => {
+            if !r.is_resident() {
+                return Err("moved out while not resident");
+            }
             r.residency = Residency::MovedOut { on: day, to: to.clone() };
             close_all(r, day, EndReason::MovedOut);
         }
         EventBody::Died => {
+            if r.died_on.is_some() {
+                return Err("died twice");
+            }
             r.died_on = Some(day);
             close_all(r, day, EndReason::Died);
         }
-        EventBody::DvSupportStarted => r.dv_support_since = Some(day),
-        EventBody::DvSupportEnded => r.dv_support_since = None,
+        EventBody::DvSupportStarted => {
+            if r.dv_support_since.is_some() {
+                return Err("DV support already in force");
+            }
+            r.dv_support_since = Some(day);
+        }
+        EventBody::DvSupportEnded => {
+            if r.dv_support_since.is_none() {
+                return Err("no DV support in force");
+            }
+            r.dv_support_since = None;
+        }
         EventBody::CertificateGranted { certificate, program, span, period, terms } => {
             if r.certificate(certificate).is_some() {
                 return Err("certificate already exists");

@@ -576,8 +576,20 @@ fn rescind_rules() {
     let back = json!({"type": "move_in", "address": "さくら市本町2-2", "from": "横浜市", "effective": "2026-08-01"});
     let regrant = with(grant_kodomo("k2"), json!({"valid_from": "2026-08-01"}));
     rejects(
-        &[register(), grant_kodomo("k1"), out, back, regrant],
+        &[register(), grant_kodomo("k1"), out.clone(), back.clone(), regrant],
         rescind("out"),
+        "rescind_conflicts_with_later_events",
+    );
+    // A move-in depends on the move-out before it; a correction on the link before it.
+    rejects(&[register(), out, back], rescind("out"), "rescind_conflicts_with_later_events");
+    let first = with(link("123456789018"), json!({"id": "link"}));
+    rejects(&[register(), first, link("111111111118")], rescind("link"), "rescind_conflicts_with_later_events");
+    // Without dependants, a DV measure's start can be rescinded, but not under its end.
+    let start = json!({"id": "dv", "type": "start_dv_support", "effective": "2026-05-01"});
+    accepts(&[register(), start.clone()], rescind("dv"));
+    rejects(
+        &[register(), start, json!({"type": "end_dv_support"})],
+        rescind("dv"),
         "rescind_conflicts_with_later_events",
     );
 }
