@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod certificate;
+pub mod codec;
 pub mod command;
 pub mod config;
 mod decide;

@@ -1,0 +1,593 @@
+//! 保存形式 (stored form of events): domain events to and from versioned payload bytes.
+//!
+//! A payload is bincode (standard configuration: little-endian, variable-length integers) of a
+//! frozen, versioned type ([`v1`]), named by the envelope's event type and schema version.
+//! Decoding is limited to [`PAYLOAD_BYTES_MAX`], must consume every byte, and re-parses every
+//! value through the domain's parsers, so stored data that no longer makes sense is an error,
+//! not a silently wrong value.
+//!
+//! Versioning: a released type never changes. A new version is a new type; [`decode`] reads old
+//! versions through upcasters into today's domain events, and the golden corpus
+//! (`domain/golden/`) holds the bytes of every released version, decoded by a test forever.
+
+pub mod v1;
+
+use std::fmt;
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::calendar::parse_date;
+use crate::certificate::{CapSetting, CapUnit, CopayCap, LossReason, ReissueReason, Terms, TermsChange};
+use crate::command::BasicInfo;
+use crate::config::ProgramKey;
+use crate::error::ValueError;
+use crate::event::EventBody;
+use crate::ids::{CertificateRef, CommandId, RecipientRef, SpanNo, UserId};
+use crate::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
+use crate::period::Period;
+use crate::text::{Address, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName, Sex};
+
+/// Largest payload accepted, in bytes.
+pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+
+/// The event type of the configuration event (system stream `config`).
+pub const CONFIGURATION_SET: &str = "configuration_set";
+
+fn bincode_config() -> Configuration<LittleEndian, Varint, Limit<PAYLOAD_BYTES_MAX>> {
+    bincode::config::standard().with_limit::<PAYLOAD_BYTES_MAX>()
+}
+
+/// An event ready for the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    /// Event type (`certificate_granted`).
+    pub event_type: &'static str,
+    /// Schema version of the payload type.
+    pub schema_version: u16,
+    /// bincode bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Why stored bytes could not become an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodecError {
+    /// No decoder for this event type and version.
+    UnknownType { event_type: String, schema_version: u16 },
+    /// The bytes are not a payload of the type (or bytes remain after it).
+    Malformed { event_type: String, detail: String },
+    /// A decoded value is invalid under today's rules (named field).
+    Invalid { event_type: String, field: &'static str, error: ValueError },
+    /// The value could not be encoded (larger than [`PAYLOAD_BYTES_MAX`]).
+    TooLarge,
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodecError::UnknownType { event_type, schema_version } => {
+                write!(f, "unknown event type {event_type} v{schema_version}")
+            }
+            CodecError::Malformed { event_type, detail } => write!(f, "malformed {event_type} payload: {detail}"),
+            CodecError::Invalid { event_type, field, error } => {
+                write!(f, "invalid {event_type}.{field}: {}", error.code())
+            }
+            CodecError::TooLarge => write!(f, "payload larger than {PAYLOAD_BYTES_MAX} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, bincode_config()).map_err(|_| CodecError::TooLarge)
+}
+
+fn from_bytes<T: DeserializeOwned>(event_type: &str, bytes: &[u8]) -> Result<T, CodecError> {
+    let malformed = |detail: String| CodecError::Malformed { event_type: event_type.to_owned(), detail };
+    if bytes.len() > PAYLOAD_BYTES_MAX {
+        return Err(malformed(format!("{} bytes", bytes.len())));
+    }
+    let (value, read) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, bincode_config()).map_err(|e| malformed(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(malformed(format!("{} trailing bytes", bytes.len() - read)));
+    }
+    Ok(value)
+}
+
+const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
+/// A date as stored: days since 1970-01-01.
+pub fn date_to_days(date: NaiveDate) -> i32 {
+    // Dates are 1873..=9999, well inside i32 days.
+    i32::try_from((date - EPOCH).num_days()).unwrap_or(i32::MAX)
+}
+
+/// A stored date back; the range is checked like any input date.
+pub fn days_to_date(days: i32) -> Result<NaiveDate, ValueError> {
+    let date = EPOCH.checked_add_signed(chrono::TimeDelta::days(i64::from(days))).ok_or(ValueError::InvalidDate)?;
+    parse_date(&date.format("%Y-%m-%d").to_string())
+}
+
+/// Encodes a recipient event body as its current version.
+pub fn encode(body: &EventBody) -> Result<Encoded, CodecError> {
+    let (event_type, payload) = match body {
+        EventBody::RecipientRegistered { recipient, info } => (
+            "recipient_registered",
+            to_bytes(&v1::RecipientRegistered {
+                recipient: recipient.to_string(),
+                name: info.name.to_string(),
+                kana: info.kana.to_string(),
+                birth_date: date_to_days(info.birth_date),
+                sex: sex_code(info.sex),
+                address: info.address.to_string(),
+            })?,
+        ),
+        EventBody::MyNumberLinked { my_number, approver } => (
+            "my_number_linked",
+            to_bytes(&v1::MyNumberSet { my_number: my_number.reveal(), approver: approver.to_string() })?,
+        ),
+        EventBody::MyNumberCorrected { my_number, approver } => (
+            "my_number_corrected",
+            to_bytes(&v1::MyNumberSet { my_number: my_number.reveal(), approver: approver.to_string() })?,
+        ),
+        EventBody::PersonalDetailsChanged { name, kana, address } => (
+            "personal_details_changed",
+            to_bytes(&v1::PersonalDetailsChanged {
+                name: name.as_ref().map(ToString::to_string),
+                kana: kana.as_ref().map(ToString::to_string),
+                address: address.as_ref().map(ToString::to_string),
+            })?,
+        ),
+        EventBody::MovedIn { address, from } => {
+            ("moved_in", to_bytes(&v1::MovedIn { address: address.to_string(), from: from.to_string() })?)
+        }
+        EventBody::MovedOut { to } => ("moved_out", to_bytes(&v1::MovedOut { to: to.to_string() })?),
+        EventBody::Died => ("died", to_bytes(&v1::Empty {})?),
+        EventBody::DvSupportStarted => ("dv_support_started", to_bytes(&v1::Empty {})?),
+        EventBody::DvSupportEnded => ("dv_support_ended", to_bytes(&v1::Empty {})?),
+        EventBody::CertificateGranted { certificate, program, span, period, terms } => (
+            "certificate_granted",
+            to_bytes(&v1::CertificateGranted {
+                certificate: certificate.to_string(),
+                program: program.to_string(),
+                span: span.0,
+                valid_from: date_to_days(period.from()),
+                valid_to: period.to().map(date_to_days),
+                terms: terms_v1(terms),
+            })?,
+        ),
+        EventBody::CertificateRenewed { certificate, span, period, changes } => (
+            "certificate_renewed",
+            to_bytes(&v1::CertificateRenewed {
+                certificate: certificate.to_string(),
+                span: span.0,
+                valid_from: date_to_days(period.from()),
+                valid_to: period.to().map(date_to_days),
+                changes: changes_v1(changes),
+            })?,
+        ),
+        EventBody::CertificateChanged { certificate, span, changes } => (
+            "certificate_changed",
+            to_bytes(&v1::CertificateChanged {
+                certificate: certificate.to_string(),
+                span: span.0,
+                changes: changes_v1(changes),
+            })?,
+        ),
+        EventBody::CertificateEnded { certificate, reason } => (
+            "certificate_ended",
+            to_bytes(&v1::CertificateEnded { certificate: certificate.to_string(), reason: loss_code(*reason) })?,
+        ),
+        EventBody::CertificateReissued { certificate, reason } => (
+            "certificate_reissued",
+            to_bytes(&v1::CertificateReissued { certificate: certificate.to_string(), reason: reissue_code(*reason) })?,
+        ),
+        EventBody::CommandRescinded { target, reason } => (
+            "command_rescinded",
+            to_bytes(&v1::CommandRescinded { target: target.to_string(), reason: reason.to_string() })?,
+        ),
+    };
+    Ok(Encoded { event_type, schema_version: 1, payload })
+}
+
+/// Encodes the municipality configuration (TOML text) as a `configuration_set` event.
+pub fn encode_configuration(toml: &str) -> Result<Encoded, CodecError> {
+    Ok(Encoded {
+        event_type: CONFIGURATION_SET,
+        schema_version: 1,
+        payload: to_bytes(&v1::ConfigurationSet { toml: toml.to_owned() })?,
+    })
+}
+
+/// Decodes a `configuration_set` payload to the configuration text.
+pub fn decode_configuration(schema_version: u16, payload: &[u8]) -> Result<String, CodecError> {
+    match schema_version {
+        1 => Ok(from_bytes::<v1::ConfigurationSet>(CONFIGURATION_SET, payload)?.toml),
+        _ => Err(CodecError::UnknownType { event_type: CONFIGURATION_SET.to_owned(), schema_version }),
+    }
+}
+
+/// What any stored payload decodes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// An event of a recipient stream.
+    Recipient(EventBody),
+    /// A municipality configuration.
+    Configuration(String),
+}
+
+/// Decodes any stored payload (every type the ledger writes), for verification and audit.
+pub fn decode_any(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Decoded, CodecError> {
+    if event_type == CONFIGURATION_SET {
+        decode_configuration(schema_version, payload).map(Decoded::Configuration)
+    } else {
+        decode(event_type, schema_version, payload).map(Decoded::Recipient)
+    }
+}
+
+/// Decodes a recipient event payload of any released version into today's event body.
+pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<EventBody, CodecError> {
+    let d = Decoder { event_type };
+    match (event_type, schema_version) {
+        ("recipient_registered", 1) => {
+            let v: v1::RecipientRegistered = from_bytes(event_type, payload)?;
+            Ok(EventBody::RecipientRegistered {
+                recipient: d.field("recipient", RecipientRef::parse(&v.recipient))?,
+                info: BasicInfo {
+                    name: d.field("name", PersonName::parse(&v.name))?,
+                    kana: d.field("kana", Kana::parse(&v.kana))?,
+                    birth_date: d.field("birth_date", days_to_date(v.birth_date))?,
+                    sex: d.field("sex", sex_from_code(v.sex))?,
+                    address: d.field("address", Address::parse(&v.address))?,
+                },
+            })
+        }
+        ("my_number_linked" | "my_number_corrected", 1) => {
+            let v: v1::MyNumberSet = from_bytes(event_type, payload)?;
+            let my_number = d.field("my_number", MyNumber::parse(&v.my_number))?;
+            let approver = d.field("approver", UserId::parse(&v.approver))?;
+            Ok(if event_type == "my_number_linked" {
+                EventBody::MyNumberLinked { my_number, approver }
+            } else {
+                EventBody::MyNumberCorrected { my_number, approver }
+            })
+        }
+        ("personal_details_changed", 1) => {
+            let v: v1::PersonalDetailsChanged = from_bytes(event_type, payload)?;
+            Ok(EventBody::PersonalDetailsChanged {
+                name: d.opt("name", v.name.as_deref(), PersonName::parse)?,
+                kana: d.opt("kana", v.kana.as_deref(), Kana::parse)?,
+                address: d.opt("address", v.address.as_deref(), Address::parse)?,
+            })
+        }
+        ("moved_in", 1) => {
+            let v: v1::MovedIn = from_bytes(event_type, payload)?;
+            Ok(EventBody::MovedIn {
+                address: d.field("address", Address::parse(&v.address))?,
+                from: d.field("from", PlaceName::parse(&v.from))?,
+            })
+        }
+        ("moved_out", 1) => {
+            let v: v1::MovedOut = from_bytes(event_type, payload)?;
+            Ok(EventBody::MovedOut { to: d.field("to", PlaceName::parse(&v.to))? })
+        }
+        ("died", 1) => from_bytes::<v1::Empty>(event_type, payload).map(|_| EventBody::Died),
+        ("dv_support_started", 1) => from_bytes::<v1::Empty>(event_type, payload).map(|_| EventBody::DvSupportStarted),
+        ("dv_support_ended", 1) => from_bytes::<v1::Empty>(event_type, payload).map(|_| EventBody::DvSupportEnded),
+        ("certificate_granted", 1) => {
+            let v: v1::CertificateGranted = from_bytes(event_type, payload)?;
+            Ok(EventBody::CertificateGranted {
+                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
+                program: d.field("program", ProgramKey::parse(&v.program))?,
+                span: SpanNo(v.span),
+                period: d.period(v.valid_from, v.valid_to)?,
+                terms: d.terms(&v.terms)?,
+            })
+        }
+        ("certificate_renewed", 1) => {
+            let v: v1::CertificateRenewed = from_bytes(event_type, payload)?;
+            Ok(EventBody::CertificateRenewed {
+                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
+                span: SpanNo(v.span),
+                period: d.period(v.valid_from, v.valid_to)?,
+                changes: d.changes(&v.changes)?,
+            })
+        }
+        ("certificate_changed", 1) => {
+            let v: v1::CertificateChanged = from_bytes(event_type, payload)?;
+            Ok(EventBody::CertificateChanged {
+                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
+                span: SpanNo(v.span),
+                changes: d.changes(&v.changes)?,
+            })
+        }
+        ("certificate_ended", 1) => {
+            let v: v1::CertificateEnded = from_bytes(event_type, payload)?;
+            Ok(EventBody::CertificateEnded {
+                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
+                reason: d.field("reason", loss_from_code(v.reason))?,
+            })
+        }
+        ("certificate_reissued", 1) => {
+            let v: v1::CertificateReissued = from_bytes(event_type, payload)?;
+            Ok(EventBody::CertificateReissued {
+                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
+                reason: d.field("reason", reissue_from_code(v.reason))?,
+            })
+        }
+        ("command_rescinded", 1) => {
+            let v: v1::CommandRescinded = from_bytes(event_type, payload)?;
+            Ok(EventBody::CommandRescinded {
+                target: d.field("target", CommandId::parse(&v.target))?,
+                reason: d.field("reason", Note::parse(&v.reason))?,
+            })
+        }
+        _ => Err(CodecError::UnknownType { event_type: event_type.to_owned(), schema_version }),
+    }
+}
+
+/// Every event type with its current schema version, in a fixed order.
+pub const CURRENT_VERSIONS: [(&str, u16); 16] = [
+    ("recipient_registered", 1),
+    ("my_number_linked", 1),
+    ("my_number_corrected", 1),
+    ("personal_details_changed", 1),
+    ("moved_in", 1),
+    ("moved_out", 1),
+    ("died", 1),
+    ("dv_support_started", 1),
+    ("dv_support_ended", 1),
+    ("certificate_granted", 1),
+    ("certificate_renewed", 1),
+    ("certificate_changed", 1),
+    ("certificate_ended", 1),
+    ("certificate_reissued", 1),
+    ("command_rescinded", 1),
+    (CONFIGURATION_SET, 1),
+];
+
+/// Turns decoded primitives into domain values, naming the field on failure.
+struct Decoder<'a> {
+    event_type: &'a str,
+}
+
+impl Decoder<'_> {
+    fn field<T>(&self, field: &'static str, value: Result<T, ValueError>) -> Result<T, CodecError> {
+        value.map_err(|error| CodecError::Invalid { event_type: self.event_type.to_owned(), field, error })
+    }
+
+    fn opt<T>(
+        &self,
+        field: &'static str,
+        value: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Result<Option<T>, CodecError> {
+        value.map(|v| self.field(field, parse(v))).transpose()
+    }
+
+    fn period(&self, from: i32, to: Option<i32>) -> Result<Period, CodecError> {
+        let from = self.field("valid_from", days_to_date(from))?;
+        let to = to.map(|t| self.field("valid_to", days_to_date(t))).transpose()?;
+        self.field("valid_to", Period::new(from, to))
+    }
+
+    fn cap(&self, cap: &v1::CopayCap) -> Result<CopayCap, CodecError> {
+        if cap.yen < 0 {
+            return Err(CodecError::Invalid {
+                event_type: self.event_type.to_owned(),
+                field: "copay_cap.yen",
+                error: ValueError::Negative,
+            });
+        }
+        Ok(CopayCap {
+            yen: crate::money::Yen::new(cap.yen),
+            unit: self.field("copay_cap.unit", unit_from_code(cap.unit))?,
+            setting: self.field("copay_cap.setting", setting_from_code(cap.setting))?,
+        })
+    }
+
+    fn institutions(&self, list: &[String]) -> Result<Vec<InstitutionName>, CodecError> {
+        list.iter().map(|s| self.field("designated_institutions", InstitutionName::parse(s))).collect()
+    }
+
+    fn terms(&self, t: &v1::Terms) -> Result<Terms, CodecError> {
+        Ok(Terms {
+            payer_number: self.field("payer_number", PayerNumber::parse(&t.payer_number))?,
+            recipient_number: self
+                .field("recipient_number", RecipientNumber::parse(&t.recipient_number, RecipientNumberRule::Free))?,
+            copay_cap: t.copay_cap.as_ref().map(|c| self.cap(c)).transpose()?,
+            income_segment: self.opt("income_segment", t.income_segment.as_deref(), IncomeSegment::parse)?,
+            designated_institutions: self.institutions(&t.designated_institutions)?,
+            disease: self.opt("disease", t.disease.as_deref(), DiseaseName::parse)?,
+            always_reimbursement: t.always_reimbursement,
+        })
+    }
+
+    fn changes(&self, c: &v1::TermsChange) -> Result<TermsChange, CodecError> {
+        Ok(TermsChange {
+            payer_number: self.opt("payer_number", c.payer_number.as_deref(), PayerNumber::parse)?,
+            recipient_number: self.opt("recipient_number", c.recipient_number.as_deref(), |s| {
+                RecipientNumber::parse(s, RecipientNumberRule::Free)
+            })?,
+            copay_cap: c.copay_cap.as_ref().map(|cap| cap.as_ref().map(|cap| self.cap(cap)).transpose()).transpose()?,
+            income_segment: c
+                .income_segment
+                .as_ref()
+                .map(|s| self.opt("income_segment", s.as_deref(), IncomeSegment::parse))
+                .transpose()?,
+            designated_institutions: c.designated_institutions.as_ref().map(|l| self.institutions(l)).transpose()?,
+            disease: c.disease.as_ref().map(|s| self.opt("disease", s.as_deref(), DiseaseName::parse)).transpose()?,
+            always_reimbursement: c.always_reimbursement,
+        })
+    }
+}
+
+fn cap_v1(cap: &CopayCap) -> v1::CopayCap {
+    let unit = match cap.unit {
+        CapUnit::Month => 1,
+        CapUnit::Day => 2,
+        CapUnit::Visit => 3,
+    };
+    let setting = match cap.setting {
+        CapSetting::Outpatient => 1,
+        CapSetting::Inpatient => 2,
+        CapSetting::Combined => 3,
+    };
+    v1::CopayCap { yen: cap.yen.get(), unit, setting }
+}
+
+fn terms_v1(t: &Terms) -> v1::Terms {
+    v1::Terms {
+        payer_number: t.payer_number.as_string(),
+        recipient_number: t.recipient_number.to_string(),
+        copay_cap: t.copay_cap.as_ref().map(cap_v1),
+        income_segment: t.income_segment.as_ref().map(ToString::to_string),
+        designated_institutions: t.designated_institutions.iter().map(ToString::to_string).collect(),
+        disease: t.disease.as_ref().map(ToString::to_string),
+        always_reimbursement: t.always_reimbursement,
+    }
+}
+
+fn changes_v1(c: &TermsChange) -> v1::TermsChange {
+    v1::TermsChange {
+        payer_number: c.payer_number.map(|p| p.as_string()),
+        recipient_number: c.recipient_number.as_ref().map(ToString::to_string),
+        copay_cap: c.copay_cap.map(|cap| cap.as_ref().map(cap_v1)),
+        income_segment: c.income_segment.as_ref().map(|s| s.as_ref().map(ToString::to_string)),
+        designated_institutions: c
+            .designated_institutions
+            .as_ref()
+            .map(|l| l.iter().map(ToString::to_string).collect()),
+        disease: c.disease.as_ref().map(|s| s.as_ref().map(ToString::to_string)),
+        always_reimbursement: c.always_reimbursement,
+    }
+}
+
+fn sex_code(sex: Sex) -> u8 {
+    match sex {
+        Sex::Male => 1,
+        Sex::Female => 2,
+        Sex::NotApplicable => 9,
+    }
+}
+
+fn sex_from_code(code: u8) -> Result<Sex, ValueError> {
+    Sex::parse(&code.to_string())
+}
+
+fn unknown(allowed: &'static str) -> ValueError {
+    ValueError::UnknownCode { allowed }
+}
+
+fn unit_from_code(code: u8) -> Result<CapUnit, ValueError> {
+    match code {
+        1 => Ok(CapUnit::Month),
+        2 => Ok(CapUnit::Day),
+        3 => Ok(CapUnit::Visit),
+        _ => Err(unknown("1, 2, 3")),
+    }
+}
+
+fn setting_from_code(code: u8) -> Result<CapSetting, ValueError> {
+    match code {
+        1 => Ok(CapSetting::Outpatient),
+        2 => Ok(CapSetting::Inpatient),
+        3 => Ok(CapSetting::Combined),
+        _ => Err(unknown("1, 2, 3")),
+    }
+}
+
+fn loss_code(reason: LossReason) -> u8 {
+    match reason {
+        LossReason::AgeLimit => 1,
+        LossReason::Income => 2,
+        LossReason::Withdrawal => 3,
+        LossReason::Other => 4,
+    }
+}
+
+fn loss_from_code(code: u8) -> Result<LossReason, ValueError> {
+    match code {
+        1 => Ok(LossReason::AgeLimit),
+        2 => Ok(LossReason::Income),
+        3 => Ok(LossReason::Withdrawal),
+        4 => Ok(LossReason::Other),
+        _ => Err(unknown("1, 2, 3, 4")),
+    }
+}
+
+fn reissue_code(reason: ReissueReason) -> u8 {
+    match reason {
+        ReissueReason::Lost => 1,
+        ReissueReason::Damaged => 2,
+        ReissueReason::Other => 3,
+    }
+}
+
+fn reissue_from_code(code: u8) -> Result<ReissueReason, ValueError> {
+    match code {
+        1 => Ok(ReissueReason::Lost),
+        2 => Ok(ReissueReason::Damaged),
+        3 => Ok(ReissueReason::Other),
+        _ => Err(unknown("1, 2, 3")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_and_are_range_checked() {
+        for d in ["1873-01-01", "1970-01-01", "2026-04-01", "9999-12-31"] {
+            let date: NaiveDate = d.parse().unwrap();
+            assert_eq!(days_to_date(date_to_days(date)).unwrap(), date);
+        }
+        assert_eq!(date_to_days("1970-01-02".parse().unwrap()), 1);
+        assert_eq!(days_to_date(-40_000).unwrap_err(), ValueError::BeforeGregorian);
+    }
+
+    #[test]
+    fn decoding_refuses_trailing_bytes_and_oversize() {
+        let mut bytes = encode(&EventBody::Died).unwrap().payload;
+        assert!(bytes.is_empty());
+        bytes.push(0);
+        assert!(matches!(decode("died", 1, &bytes), Err(CodecError::Malformed { .. })));
+        let huge = vec![0u8; PAYLOAD_BYTES_MAX + 1];
+        assert!(matches!(decode("moved_out", 1, &huge), Err(CodecError::Malformed { .. })));
+        // A length prefix claiming more than the limit is refused before allocating.
+        let claim = [0xFC, 0xFF, 0xFF, 0xFF, 0x7F];
+        assert!(matches!(decode("moved_out", 1, &claim), Err(CodecError::Malformed { .. })));
+    }
+
+    #[test]
+    fn unknown_types_and_versions_are_named() {
+        assert_eq!(
+            decode("died", 2, &[]).unwrap_err(),
+            CodecError::UnknownType { event_type: "died".into(), schema_version: 2 }
+        );
+        assert!(matches!(decode("promoted", 1, &[]), Err(CodecError::UnknownType { .. })));
+    }
+
+    #[test]
+    fn stored_values_are_reparsed() {
+        let bad = to_bytes(&v1::MyNumberSet { my_number: "123456789012".into(), approver: "u".into() }).unwrap();
+        assert_eq!(
+            decode("my_number_linked", 1, &bad).unwrap_err(),
+            CodecError::Invalid {
+                event_type: "my_number_linked".into(),
+                field: "my_number",
+                error: ValueError::MyNumberCheckDigit
+            }
+        );
+        // The error never carries the number.
+        assert!(!decode("my_number_linked", 1, &bad).unwrap_err().to_string().contains("1234"));
+    }
+}

@@ -1,0 +1,142 @@
+//! Version 1 of every stored event payload. RELEASED AND FROZEN: never edit a type here. To
+//! change an event, add a version-2 type in a new module, decode version 1 through an upcaster,
+//! and add the new bytes to the golden corpus (`domain/golden/`).
+//!
+//! Fields are primitives only (strings, integers, options, lists), so the bytes depend on
+//! nothing but these definitions: dates are `i32` days since 1970-01-01, enumerations are `u8`
+//! codes written out below, never serde's variant indexes.
+
+use serde::{Deserialize, Serialize};
+
+/// `recipient_registered` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientRegistered {
+    pub recipient: String,
+    pub name: String,
+    pub kana: String,
+    pub birth_date: i32,
+    /// 1 male, 2 female, 9 not applicable.
+    pub sex: u8,
+    pub address: String,
+}
+
+/// `my_number_linked` v1 and `my_number_corrected` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyNumberSet {
+    pub my_number: String,
+    pub approver: String,
+}
+
+/// `personal_details_changed` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalDetailsChanged {
+    pub name: Option<String>,
+    pub kana: Option<String>,
+    pub address: Option<String>,
+}
+
+/// `moved_in` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedIn {
+    pub address: String,
+    pub from: String,
+}
+
+/// `moved_out` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedOut {
+    pub to: String,
+}
+
+/// `died`, `dv_support_started`, `dv_support_ended` v1: no fields (zero bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// Self-pay cap. `unit`: 1 month, 2 day, 3 visit. `setting`: 1 outpatient, 2 inpatient,
+/// 3 combined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopayCap {
+    pub yen: i64,
+    pub unit: u8,
+    pub setting: u8,
+}
+
+/// Certificate terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub payer_number: String,
+    pub recipient_number: String,
+    pub copay_cap: Option<CopayCap>,
+    pub income_segment: Option<String>,
+    pub designated_institutions: Vec<String>,
+    pub disease: Option<String>,
+    pub always_reimbursement: bool,
+}
+
+/// A change to certificate terms: `None` unchanged; for optional attributes `Some(None)` clears.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermsChange {
+    pub payer_number: Option<String>,
+    pub recipient_number: Option<String>,
+    pub copay_cap: Option<Option<CopayCap>>,
+    pub income_segment: Option<Option<String>>,
+    pub designated_institutions: Option<Vec<String>>,
+    pub disease: Option<Option<String>>,
+    pub always_reimbursement: Option<bool>,
+}
+
+/// `certificate_granted` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateGranted {
+    pub certificate: String,
+    pub program: String,
+    pub span: u32,
+    pub valid_from: i32,
+    pub valid_to: Option<i32>,
+    pub terms: Terms,
+}
+
+/// `certificate_renewed` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRenewed {
+    pub certificate: String,
+    pub span: u32,
+    pub valid_from: i32,
+    pub valid_to: Option<i32>,
+    pub changes: TermsChange,
+}
+
+/// `certificate_changed` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateChanged {
+    pub certificate: String,
+    pub span: u32,
+    pub changes: TermsChange,
+}
+
+/// `certificate_ended` v1. `reason`: 1 age limit, 2 income, 3 withdrawal, 4 other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateEnded {
+    pub certificate: String,
+    pub reason: u8,
+}
+
+/// `certificate_reissued` v1. `reason`: 1 lost, 2 damaged, 3 other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateReissued {
+    pub certificate: String,
+    pub reason: u8,
+}
+
+/// `command_rescinded` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRescinded {
+    pub target: String,
+    pub reason: String,
+}
+
+/// `configuration_set` v1: the municipality configuration file, as text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigurationSet {
+    pub toml: String,
+}

@@ -1,0 +1,201 @@
+//! The golden corpus: the bytes of every released payload version, committed in
+//! `domain/golden/v<N>/<event type>.bin` and decoded by this test forever.
+//!
+//! - Every file decodes, and to exactly the sample event below.
+//! - For the current version of each type, encoding the sample gives exactly the file's bytes:
+//!   editing a released type (a field added, renamed or reordered) fails here.
+//! - Every current (type, version) has a file. A new version gets its file by running
+//!   `DAICHO_BLESS=1 cargo test -p daicho-domain --test golden`, which writes missing files
+//!   only and never overwrites one.
+//!
+//! It also shows, with test-only types, how an upcaster reads a version-1 payload as version 2.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use daicho_domain::codec::{self, CURRENT_VERSIONS, Decoded};
+use daicho_domain::command::parse_command_value;
+use daicho_domain::config::Config;
+use daicho_domain::event::EventBody;
+use daicho_domain::{Context, Decision, State, decide, evolve};
+use serde_json::json;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
+}
+
+/// Samples of every event type, produced by the real `decide` so they are events the ledger
+/// really writes; the first of each type is the one in the corpus.
+fn samples() -> Vec<(String, Decoded)> {
+    let config = Config::demo().unwrap();
+    let today = "2026-11-22".parse().unwrap();
+    let lines = [
+        json!({"type": "register_recipient", "name": "髙橋 𠮷子", "kana": "タカハシ ヨシコ", "birth_date": "1960-02-29", "sex": "2", "address": "さくら市本町1-2-3 さくら荘101", "effective": "2025-01-10"}),
+        json!({"type": "link_my_number", "my_number": "123456789018", "approver": "mori", "resident_record": {"name": "髙橋 𠮷子", "birth_date": "1960-02-29", "sex": "2", "address": "さくら市本町1-2-3 さくら荘101"}, "effective": "2025-01-11"}),
+        json!({"type": "link_my_number", "my_number": "111111111118", "approver": "mori", "resident_record": {"name": "髙橋 𠮷子", "birth_date": "1960-02-29", "sex": "2", "address": "さくら市本町1-2-3 さくら荘101"}, "effective": "2025-01-12"}),
+        json!({"type": "grant_certificate", "certificate": "J0001", "program": "kosei", "payer_number": "15139991", "recipient_number": "1234566", "valid_from": "2025-04-01", "valid_to": "2026-03-31", "copay_cap": {"yen": 5000, "unit": "month", "setting": "combined"}, "income_segment": "一般1", "designated_institutions": ["さくら市立病院", "桜クリニック"], "disease": "心臓機能障害", "effective": "2025-03-20"}),
+        json!({"type": "change_certificate", "certificate": "J0001", "copay_cap": null, "income_segment": "一般2", "designated_institutions": ["さくら市立病院"], "always_reimbursement": true, "effective": "2025-07-01"}),
+        json!({"type": "renew_certificate", "certificate": "J0001", "valid_from": "2026-04-01", "valid_to": "2027-03-31", "payer_number": "15139991", "recipient_number": "0000018", "copay_cap": {"yen": 10000, "unit": "visit", "setting": "outpatient"}, "disease": null, "effective": "2026-03-10"}),
+        json!({"type": "reissue_certificate", "certificate": "J0001", "reason": "damaged", "effective": "2026-06-01"}),
+        json!({"type": "change_personal_details", "name": "髙橋 良子", "address": "さくら市緑町4-5", "effective": "2026-06-02"}),
+        json!({"type": "start_dv_support", "effective": "2026-06-03"}),
+        json!({"type": "end_dv_support", "effective": "2026-06-04"}),
+        json!({"id": "to-undo", "type": "change_personal_details", "kana": "タカハシ リョウコ", "effective": "2026-06-05"}),
+        json!({"type": "rescind", "target": "to-undo", "reason": "入力誤り", "effective": "2026-06-06"}),
+        json!({"type": "end_certificate", "certificate": "J0001", "reason": "withdrawal", "effective": "2026-09-30"}),
+        json!({"type": "move_out", "to": "横浜市", "effective": "2026-10-01"}),
+        json!({"type": "move_in", "address": "さくら市東町7-7", "from": "横浜市", "effective": "2026-10-15"}),
+        json!({"type": "record_death", "effective": "2026-11-01"}),
+    ];
+    let mut state = State::default();
+    let mut out = Vec::new();
+    for (i, mut line) in lines.into_iter().enumerate() {
+        let obj = line.as_object_mut().unwrap();
+        obj.entry("id").or_insert(json!(format!("golden-{i}")));
+        obj.insert("actor".into(), json!("kubo"));
+        obj.insert("recipient".into(), json!("R0001"));
+        let cmd = parse_command_value(line).unwrap();
+        let Ok(Decision::Record(events)) = decide(&state, &cmd, &Context::new(today, &config)) else {
+            panic!("sample {i} not accepted");
+        };
+        for e in events {
+            out.push((e.type_name().to_owned(), Decoded::Recipient(e.body.clone())));
+            state = evolve(state, &e);
+        }
+    }
+    out.push((
+        codec::CONFIGURATION_SET.to_owned(),
+        Decoded::Configuration(daicho_domain::config::DEMO_TOML.to_owned()),
+    ));
+    out
+}
+
+fn encode(decoded: &Decoded) -> codec::Encoded {
+    match decoded {
+        Decoded::Recipient(body) => codec::encode(body).unwrap(),
+        Decoded::Configuration(toml) => codec::encode_configuration(toml).unwrap(),
+    }
+}
+
+#[test]
+fn samples_cover_every_event_type() {
+    let mut types: Vec<String> = samples().into_iter().map(|(t, _)| t).collect();
+    types.sort();
+    types.dedup();
+    let mut expected: Vec<String> = CURRENT_VERSIONS.iter().map(|(t, _)| (*t).to_owned()).collect();
+    expected.sort();
+    assert_eq!(types, expected);
+}
+
+#[test]
+fn the_golden_corpus_decodes_and_current_versions_encode_to_it() {
+    let bless = std::env::var("DAICHO_BLESS").is_ok_and(|v| v == "1");
+    let samples = samples();
+    for (event_type, version) in CURRENT_VERSIONS {
+        let (_, sample) = samples.iter().find(|(t, _)| t == event_type).unwrap();
+        let encoded = encode(sample);
+        assert_eq!(encoded.schema_version, version, "{event_type}: encode writes the current version");
+        let path = golden_dir().join(format!("v{version}")).join(format!("{event_type}.bin"));
+        if !path.exists() {
+            assert!(
+                bless,
+                "{} is missing: run DAICHO_BLESS=1 cargo test -p daicho-domain --test golden",
+                path.display()
+            );
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &encoded.payload).unwrap();
+        }
+        let golden = std::fs::read(&path).unwrap();
+        assert!(
+            golden == encoded.payload,
+            "{event_type} v{version}: encoding changed. A released type is frozen: add a new version instead"
+        );
+    }
+}
+
+#[test]
+fn every_file_in_the_corpus_decodes_forever() {
+    let samples = samples();
+    let mut files = 0;
+    for version_dir in std::fs::read_dir(golden_dir()).unwrap() {
+        let version_dir = version_dir.unwrap().path();
+        let version: u16 = version_dir.file_name().unwrap().to_str().unwrap().trim_start_matches('v').parse().unwrap();
+        for file in std::fs::read_dir(&version_dir).unwrap() {
+            let path = file.unwrap().path();
+            let event_type = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            let decoded =
+                codec::decode_any(&event_type, version, &bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // Old versions decode through upcasters to today's event; today's sample is the
+            // expected value for every version of the type.
+            let (_, sample) = samples.iter().find(|(t, _)| *t == event_type).unwrap();
+            assert_eq!(&decoded, sample, "{}", path.display());
+            files += 1;
+        }
+    }
+    assert!(files >= CURRENT_VERSIONS.len());
+}
+
+#[test]
+fn a_flipped_byte_in_a_golden_payload_is_not_silently_accepted_as_the_sample() {
+    let bytes = std::fs::read(golden_dir().join("v1/certificate_granted.bin")).unwrap();
+    let samples = samples();
+    let (_, sample) = samples.iter().find(|(t, _)| t == "certificate_granted").unwrap();
+    for i in 0..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0x01;
+        if let Ok(decoded) = codec::decode_any("certificate_granted", 1, &damaged) {
+            assert_ne!(&decoded, sample, "flipping byte {i} went unnoticed");
+        }
+    }
+}
+
+// ---- How a new version is added: an upcaster, shown with test-only types --------------------
+
+mod example {
+    //! An imaginary event `pet_registered`: v1 had a name; v2 adds the kana. v1 payloads stay
+    //! on disk forever and are read through `upcast_v1`.
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub struct PetRegisteredV1 {
+        pub name: String,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    pub struct PetRegisteredV2 {
+        pub name: String,
+        pub kana: Option<String>,
+    }
+
+    pub fn upcast_v1(v1: PetRegisteredV1) -> PetRegisteredV2 {
+        PetRegisteredV2 { name: v1.name, kana: None }
+    }
+
+    /// The decode dispatch a real type would have: every released version, one current form.
+    pub fn decode(version: u16, bytes: &[u8]) -> Option<PetRegisteredV2> {
+        let config = bincode::config::standard().with_limit::<{ 64 * 1024 }>();
+        match version {
+            1 => bincode::serde::decode_from_slice::<PetRegisteredV1, _>(bytes, config).ok().map(|(v, _)| upcast_v1(v)),
+            2 => bincode::serde::decode_from_slice::<PetRegisteredV2, _>(bytes, config).ok().map(|(v, _)| v),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn an_upcaster_reads_version_1_as_version_2() {
+    let config = bincode::config::standard();
+    let v1 = bincode::serde::encode_to_vec(example::PetRegisteredV1 { name: "ポチ".into() }, config).unwrap();
+    let v2 = bincode::serde::encode_to_vec(
+        example::PetRegisteredV2 { name: "タマ".into(), kana: Some("タマ".into()) },
+        config,
+    )
+    .unwrap();
+    assert_eq!(example::decode(1, &v1), Some(example::PetRegisteredV2 { name: "ポチ".into(), kana: None }));
+    assert_eq!(example::decode(2, &v2).unwrap().kana.as_deref(), Some("タマ"));
+    // Reading v1 bytes as v2 without the upcaster would be wrong: that is why the envelope
+    // carries the schema version.
+    assert!(bincode::serde::decode_from_slice::<example::PetRegisteredV2, _>(&v1, config).is_err());
+    let _ = EventBody::Died;
+}
