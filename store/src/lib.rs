@@ -1,4 +1,434 @@
-//! daicho-store: the event store (sled, durable group commit, hash chain, versioned envelopes).
+//! daicho-store: the event log on sled. It stores envelopes and opaque payloads, and knows
+//! nothing about subsidies.
 //!
-//! Not built yet: see issue "The event store on sled". The crate exists so the workspace has its
-//! agreed shape; it has no code and no dependencies until that issue.
+//! - [`Store::append`] (async) / [`Store::append_blocking`]: events for one stream with an
+//!   expected version, all or nothing, idempotent by request id; acknowledged only once durable.
+//! - [`Store::read_stream`], [`Store::read_from`], [`Store::subscribe`]: reads never go past the
+//!   durable head, so nothing is ever seen that a crash could take back.
+//! - [`Store::head`]: the durable head (position, chain hash).
+//! - [`verify::verify_dir`]: walks the whole chain and every index, names the first bad position.
+//!
+//! On disk, a store directory holds `sled/` (the database) and, once verified, `checkpoint`.
+
+mod envelope;
+mod error;
+mod keys;
+mod request;
+pub mod verify;
+mod writer;
+
+pub use envelope::{Envelope, Hash, Position, RecordError, StreamId, date_to_days, days_to_date};
+pub use error::{AppendError, StoreError};
+pub use request::{AppendOutcome, AppendRequest, ExpectedVersion, NewEvent, RequestRecord, Target, limits};
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::writer::{Counters, Job, Writer, head_bytes, head_from_bytes, sync_dir};
+
+/// The durable end of the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Head {
+    /// Position of the last durable event (0 when empty).
+    pub position: Position,
+    /// Its hash (zero when empty).
+    pub hash: Hash,
+    /// Its recorded time, microseconds since the Unix epoch.
+    pub recorded_at_us: i64,
+}
+
+/// Number of events at the end of the log whose chain is checked when opening.
+pub const OPEN_CHECK_EVENTS: u64 = 64;
+
+pub(crate) fn valid_text_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= limits::ID_BYTES_MAX && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub(crate) fn valid_event_type(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The verified checkpoint kept beside the database: the last position `verify` walked to and
+/// its hash. A log that ends before it, or differs at it, was truncated or altered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Last verified position.
+    pub position: Position,
+    /// Its hash.
+    pub hash: Hash,
+    /// When verified, microseconds since the Unix epoch.
+    pub verified_at_us: i64,
+}
+
+impl Checkpoint {
+    const MAGIC: &'static str = "daicho-checkpoint-1";
+
+    /// Reads `dir/checkpoint`, if there is one.
+    pub fn read(dir: &Path) -> Result<Option<Checkpoint>, StoreError> {
+        let path = dir.join("checkpoint");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let bad = || StoreError::Damaged { position: None, reason: "unreadable checkpoint file".into() };
+        let mut parts = text.split_whitespace();
+        if parts.next() != Some(Self::MAGIC) {
+            return Err(bad());
+        }
+        let position = Position(parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?);
+        let hash = parts.next().and_then(Hash::from_hex).ok_or_else(bad)?;
+        let verified_at_us = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+        Ok(Some(Checkpoint { position, hash, verified_at_us }))
+    }
+
+    /// Writes `dir/checkpoint` durably (temporary file, fsync, rename, fsync of the directory).
+    pub fn write(&self, dir: &Path) -> Result<(), StoreError> {
+        let tmp = dir.join("checkpoint.tmp");
+        let text = format!("{} {} {} {}\n", Self::MAGIC, self.position.0, self.hash.to_hex(), self.verified_at_us);
+        {
+            let mut f = File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join("checkpoint"))?;
+        sync_dir(dir)?;
+        Ok(())
+    }
+}
+
+/// What the writer has done since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Durable commits (each one fsync).
+    pub commits: u64,
+    /// Events written.
+    pub events: u64,
+    /// Requests accepted and written (not counting already-applied ones).
+    pub requests: u64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    stats: Arc<Counters>,
+    tree: sled::Tree,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    head: watch::Receiver<Head>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer; wait for it so the database closes cleanly.
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A handle to an open store. Cheap to clone; the store closes when the last handle is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn sled_dir(dir: &Path) -> PathBuf {
+    dir.join("sled")
+}
+
+fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+    let db = sled::Config::new().path(sled_dir(dir)).mode(sled::Mode::HighThroughput).open()?;
+    let tree = db.open_tree("ledger")?;
+    Ok((db, tree))
+}
+
+/// Reads the head and format; used by `open` and by `verify`.
+pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Head, StoreError> {
+    let damaged = |reason: &str| StoreError::Damaged { position: None, reason: reason.to_owned() };
+    match tree.get(keys::META_FORMAT)? {
+        Some(f) if f.as_ref() == keys::FORMAT_NAME => {}
+        Some(_) => return Err(damaged("unknown store format")),
+        None => return Err(damaged("no store format record")),
+    }
+    let head = tree.get(keys::META_HEAD)?.ok_or_else(|| damaged("no head record"))?;
+    head_from_bytes(&head).ok_or_else(|| damaged("unreadable head record"))
+}
+
+impl Store {
+    /// Creates a new, empty store in `dir` (which must not hold one).
+    pub fn create(dir: &Path) -> Result<Store, StoreError> {
+        if sled_dir(dir).exists() {
+            return Err(StoreError::AlreadyExists(dir.display().to_string()));
+        }
+        std::fs::create_dir_all(dir)?;
+        {
+            let (db, tree) = open_db(dir)?;
+            let mut batch = sled::Batch::default();
+            batch.insert(keys::META_FORMAT, keys::FORMAT_NAME);
+            batch.insert(keys::META_HEAD, head_bytes(&Head::default()));
+            tree.apply_batch(batch)?;
+            db.flush()?;
+            File::open(sled_dir(dir).join("db"))?.sync_all()?;
+        }
+        for d in [sled_dir(dir), dir.to_path_buf()] {
+            for entry in std::fs::read_dir(&d)? {
+                let path = entry?.path();
+                if path.is_file() {
+                    File::open(&path)?.sync_all()?;
+                }
+            }
+            sync_dir(&d)?;
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+        Store::open(dir)
+    }
+
+    /// Opens the store in `dir`. Checks the head, the chain of the last
+    /// [`OPEN_CHECK_EVENTS`] events and the verified checkpoint, not the whole log.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        if !sled_dir(dir).join("db").exists() {
+            return Err(StoreError::NotALedger(dir.display().to_string()));
+        }
+        let (db, tree) = open_db(dir)?;
+        let head = read_meta(&tree)?;
+        check_tail(&tree, head)?;
+        if let Some(cp) = Checkpoint::read(dir)? {
+            check_checkpoint(&tree, head, cp)?;
+        }
+        let db_file = File::open(sled_dir(dir).join("db"))?;
+        let stats = Arc::new(Counters::default());
+        let writer = Writer {
+            stats: stats.clone(),
+            tree: tree.clone(),
+            db,
+            sled_dir: sled_dir(dir),
+            db_file,
+            head,
+            synced_files: HashSet::new(),
+            stopped: false,
+        };
+        let (jobs_tx, jobs_rx) = mpsc::channel(limits::QUEUE_REQUESTS_MAX);
+        let (head_tx, head_rx) = watch::channel(head);
+        let handle = std::thread::Builder::new()
+            .name("daicho-store-writer".into())
+            .spawn(move || writer.run(jobs_rx, head_tx))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                stats,
+                tree,
+                jobs: Mutex::new(Some(jobs_tx)),
+                head: head_rx,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Job>, AppendError> {
+        self.inner.jobs.lock().ok().and_then(|j| j.clone()).ok_or(AppendError::Stopped)
+    }
+
+    /// Appends, returning once the events are durable (or the request was refused).
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?.send(Job { request, reply }).await.map_err(|_| AppendError::Stopped)?;
+        answer.await.map_err(|_| AppendError::Stopped)?
+    }
+
+    /// [`Store::append`] for callers outside an async runtime (the CLI). Must not be called from
+    /// within one.
+    pub fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?.blocking_send(Job { request, reply }).map_err(|_| AppendError::Stopped)?;
+        answer.blocking_recv().map_err(|_| AppendError::Stopped)?
+    }
+
+    /// What the writer has done since the store was opened.
+    pub fn stats(&self) -> Stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.stats;
+        Stats { commits: c.commits.load(Relaxed), events: c.events.load(Relaxed), requests: c.requests.load(Relaxed) }
+    }
+
+    /// The durable head.
+    pub fn head(&self) -> Head {
+        *self.inner.head.borrow()
+    }
+
+    fn envelope_at(&self, position: Position) -> Result<Envelope, StoreError> {
+        let record = self
+            .inner
+            .tree
+            .get(keys::log(position))?
+            .ok_or_else(|| StoreError::Damaged { position: Some(position), reason: "missing from the log".into() })?;
+        Envelope::from_record(&record)
+            .map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
+    }
+
+    /// The envelope at `position`, if it is durable.
+    pub fn get(&self, position: Position) -> Result<Option<Envelope>, StoreError> {
+        if position.0 == 0 || position > self.head().position {
+            return Ok(None);
+        }
+        self.envelope_at(position).map(Some)
+    }
+
+    /// The current version of a stream (0 if it does not exist).
+    pub fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let key = keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes());
+        Ok(self.inner.tree.get(key)?.and_then(|v| keys::u64_value(&v)).unwrap_or(0))
+    }
+
+    /// Every durable event of a stream, in version order.
+    pub fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {
+        let head = self.head().position;
+        let mut out = Vec::new();
+        for item in self.inner.tree.scan_prefix(keys::stream_events_prefix(stream)) {
+            let (_, value) = item?;
+            let position = Position(keys::u64_value(&value).unwrap_or(0));
+            if position > head {
+                break;
+            }
+            out.push(self.envelope_at(position)?);
+        }
+        Ok(out)
+    }
+
+    /// The stream registered under a key (see [`Target::NewKeyed`]).
+    pub fn stream_for_key(&self, category: &str, key: &str) -> Result<Option<StreamId>, StoreError> {
+        let Some(value) = self.inner.tree.get(keys::stream_key(category, key))? else {
+            return Ok(None);
+        };
+        let stream = std::str::from_utf8(&value).ok().and_then(StreamId::parse);
+        let stream = stream.ok_or(StoreError::Damaged { position: None, reason: "bad stream key index".into() })?;
+        // Only once the stream's first event is durable.
+        let first = self.inner.tree.get(keys::stream_event(&stream, 1))?.and_then(|v| keys::u64_value(&v));
+        Ok(first.is_some_and(|p| Position(p) <= self.head().position).then_some(stream))
+    }
+
+    /// The record of an earlier request with this id, if any.
+    pub fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        let Some(value) = self.inner.tree.get(keys::with_prefix(keys::REQUEST, request_id.as_bytes()))? else {
+            return Ok(None);
+        };
+        let record = RequestRecord::from_bytes(&value)
+            .ok_or(StoreError::Damaged { position: None, reason: "bad request index".into() })?;
+        Ok((record.outcome.last <= self.head().position).then_some(record))
+    }
+
+    /// Durable events from `from` (inclusive) to the head, in order.
+    pub fn read_from(&self, from: Position) -> impl Iterator<Item = Result<Envelope, StoreError>> + '_ {
+        let head = self.head().position;
+        let start = Position(from.0.max(1));
+        self.inner.tree.range(keys::log(start)..=keys::log(head)).map(move |item| {
+            let (key, value) = item?;
+            let position = Position(keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0));
+            Envelope::from_record(&value)
+                .map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
+        })
+    }
+
+    /// Follows the log from `from`: first every durable event already there, then each new one
+    /// as it becomes durable, with no gap and no duplicate at the switch.
+    pub fn subscribe(&self, from: Position) -> Subscription {
+        Subscription { store: self.clone(), next: Position(from.0.max(1)), head: self.inner.head.clone() }
+    }
+
+    /// Closes the store: waits for the writer to finish what it was given.
+    pub fn close(self) {
+        drop(self);
+    }
+}
+
+/// Events from a position on, catching up and then following new commits.
+pub struct Subscription {
+    store: Store,
+    next: Position,
+    head: watch::Receiver<Head>,
+}
+
+impl Subscription {
+    /// The next event, waiting for it if the log has not reached it yet. `None` when the store
+    /// closed.
+    pub async fn next(&mut self) -> Option<Result<Envelope, StoreError>> {
+        loop {
+            if self.next <= self.head.borrow_and_update().position {
+                let result = self.store.envelope_at(self.next);
+                if result.is_ok() {
+                    self.next = Position(self.next.0 + 1);
+                }
+                return Some(result);
+            }
+            if self.head.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// The position of the next event it will return.
+    pub fn position(&self) -> Position {
+        self.next
+    }
+}
+
+fn check_tail(tree: &sled::Tree, head: Head) -> Result<(), StoreError> {
+    let damaged = |p: u64, reason: &str| StoreError::Damaged { position: Some(Position(p)), reason: reason.to_owned() };
+    if tree.get(keys::log(Position(head.position.0 + 1)))?.is_some() {
+        return Err(damaged(head.position.0 + 1, "an event beyond the recorded head"));
+    }
+    if head.position.0 == 0 {
+        return Ok(());
+    }
+    let from = head.position.0.saturating_sub(OPEN_CHECK_EVENTS - 1).max(1);
+    let mut expected_next_prev: Option<Hash> = None;
+    for p in from..=head.position.0 {
+        let record = tree.get(keys::log(Position(p)))?.ok_or_else(|| damaged(p, "missing from the log"))?;
+        let e = Envelope::from_record(&record).map_err(|e| damaged(p, e.0))?;
+        if e.position.0 != p || !e.hash_is_valid() {
+            return Err(damaged(p, "hash or position does not match"));
+        }
+        if expected_next_prev.is_some_and(|h| h != e.prev_hash) {
+            return Err(damaged(p, "chain broken: previous hash does not match"));
+        }
+        expected_next_prev = Some(e.hash);
+    }
+    if expected_next_prev != Some(head.hash) {
+        return Err(damaged(head.position.0, "the recorded head hash does not match the log"));
+    }
+    Ok(())
+}
+
+fn check_checkpoint(tree: &sled::Tree, head: Head, cp: Checkpoint) -> Result<(), StoreError> {
+    if cp.position > head.position {
+        return Err(StoreError::Damaged {
+            position: Some(Position(head.position.0 + 1)),
+            reason: format!("the log ends at {} but was verified up to {}: truncated", head.position, cp.position),
+        });
+    }
+    if cp.position.0 == 0 {
+        return Ok(());
+    }
+    let record = tree.get(keys::log(cp.position))?;
+    let hash = record.as_deref().and_then(|r| Envelope::from_record(r).ok()).map(|e| e.hash);
+    if hash != Some(cp.hash) {
+        return Err(StoreError::Damaged {
+            position: Some(cp.position),
+            reason: "differs from the verified checkpoint: altered".into(),
+        });
+    }
+    Ok(())
+}

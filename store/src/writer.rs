@@ -1,0 +1,378 @@
+//! The single writer: group commit.
+//!
+//! One thread receives append requests through a bounded channel. It takes every request
+//! waiting (up to `BATCH_REQUESTS_MAX`), stages them in order (checking expected versions,
+//! idempotency and keys against the tree and against earlier requests of the same group),
+//! writes the whole group as one atomic sled batch together with the new head, makes it durable
+//! once, publishes the new durable head, and only then answers every caller. Positions are
+//! assigned here and nowhere else, so they are dense and gapless.
+//!
+//! Durability: sled's `flush()` ends in `sync_file_range`, which flushes neither the device
+//! cache nor the file size. After it the writer fsyncs the `db` file, then fsyncs every file in
+//! the sled directory and `blobs/` it has not synced before (sled writes large messages to blob
+//! files and never fsyncs them) and those directories. Any failure stops the writer: nothing is
+//! acknowledged that is not durable, and nothing more is accepted until the store is reopened.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::envelope::{Envelope, Position, StreamId};
+use crate::error::AppendError;
+use crate::keys;
+use crate::request::{AppendOutcome, AppendRequest, ExpectedVersion, RequestRecord, Target, limits};
+use crate::{Head, valid_event_type, valid_text_id};
+
+/// A request and where to send its answer.
+pub(crate) struct Job {
+    pub request: AppendRequest,
+    pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+}
+
+pub(crate) struct Writer {
+    pub tree: sled::Tree,
+    pub db: sled::Db,
+    pub sled_dir: PathBuf,
+    pub db_file: File,
+    pub head: Head,
+    pub synced_files: HashSet<PathBuf>,
+    pub stopped: bool,
+    pub stats: Arc<Counters>,
+}
+
+/// Counters the writer keeps, readable while it runs.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub commits: AtomicU64,
+    pub events: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// Head record: position, hash, recorded_at.
+pub(crate) fn head_bytes(head: &Head) -> Vec<u8> {
+    let mut v = Vec::with_capacity(48);
+    v.extend_from_slice(&head.position.0.to_be_bytes());
+    v.extend_from_slice(&head.hash.0);
+    v.extend_from_slice(&head.recorded_at_us.to_be_bytes());
+    v
+}
+
+pub(crate) fn head_from_bytes(bytes: &[u8]) -> Option<Head> {
+    Some(Head {
+        position: Position(keys::u64_value(bytes)?),
+        hash: crate::envelope::Hash(bytes.get(8..40)?.try_into().ok()?),
+        recorded_at_us: i64::from_be_bytes(bytes.get(40..48)?.try_into().ok()?),
+    })
+}
+
+impl Writer {
+    /// Runs until every sender is gone.
+    pub fn run(mut self, mut jobs: mpsc::Receiver<Job>, head_tx: watch::Sender<Head>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < limits::BATCH_REQUESTS_MAX {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            let results = self.commit(&group);
+            head_tx.send_replace(self.head);
+            for (job, result) in group.into_iter().zip(results) {
+                // A caller that went away no longer needs its answer.
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+
+    fn commit(&mut self, group: &[Job]) -> Vec<Result<AppendOutcome, AppendError>> {
+        if self.stopped {
+            return group.iter().map(|_| Err(AppendError::Stopped)).collect();
+        }
+        let mut stage = Stage::new(&self.tree, self.head, now_us().max(self.head.recorded_at_us));
+        let mut results: Vec<_> = group.iter().map(|job| stage.prepare(&job.request)).collect();
+        if let Some(e) = stage.read_failure.take() {
+            self.stopped = true;
+            return group.iter().map(|_| Err(AppendError::Storage(e.clone()))).collect();
+        }
+        if stage.writes == 0 {
+            return results;
+        }
+        let new_head = stage.head;
+        stage.batch.insert(keys::META_HEAD, head_bytes(&new_head));
+        match self.persist(stage.batch) {
+            Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.events.fetch_add(new_head.position.0 - self.head.position.0, Ordering::Relaxed);
+                self.stats.requests.fetch_add(results.iter().filter(|r| r.is_ok()).count() as u64, Ordering::Relaxed);
+                self.head = new_head;
+            }
+            Err(e) => {
+                self.stopped = true;
+                for r in &mut results {
+                    if r.is_ok() {
+                        *r = Err(AppendError::Storage(e.clone()));
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    fn persist(&mut self, batch: sled::Batch) -> Result<(), String> {
+        self.tree.apply_batch(batch).map_err(|e| format!("apply batch: {e}"))?;
+        self.db.flush().map_err(|e| format!("flush: {e}"))?;
+        self.db_file.sync_all().map_err(|e| format!("fsync db: {e}"))?;
+        self.sync_new_files().map_err(|e| format!("fsync new files: {e}"))
+    }
+
+    /// fsyncs files of the sled directory and `blobs/` not synced before, then the directories.
+    fn sync_new_files(&mut self) -> std::io::Result<()> {
+        for dir in [self.sled_dir.clone(), self.sled_dir.join("blobs")] {
+            if !dir.is_dir() {
+                continue;
+            }
+            let mut created = false;
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.is_file() && !self.synced_files.contains(&path) {
+                    // A file may vanish between listing and opening (sled removes old snapshots).
+                    match File::open(&path) {
+                        Ok(f) => f.sync_all()?,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                    self.synced_files.insert(path);
+                    created = true;
+                }
+            }
+            if created {
+                sync_dir(&dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// fsync of a directory, so that the names of files created in it survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The writes of one group, staged in order.
+struct Stage<'t> {
+    tree: &'t sled::Tree,
+    batch: sled::Batch,
+    head: Head,
+    recorded_at_us: i64,
+    writes: usize,
+    versions: HashMap<StreamId, u64>,
+    requests: HashMap<String, RequestRecord>,
+    event_ids: HashSet<String>,
+    keys: HashMap<Vec<u8>, StreamId>,
+    counters: HashMap<String, u64>,
+    read_failure: Option<String>,
+}
+
+impl<'t> Stage<'t> {
+    fn new(tree: &'t sled::Tree, head: Head, recorded_at_us: i64) -> Self {
+        Stage {
+            tree,
+            batch: sled::Batch::default(),
+            head,
+            recorded_at_us,
+            writes: 0,
+            versions: HashMap::new(),
+            requests: HashMap::new(),
+            event_ids: HashSet::new(),
+            keys: HashMap::new(),
+            counters: HashMap::new(),
+            read_failure: None,
+        }
+    }
+
+    /// Reads from the tree; a read error is remembered and stops the group.
+    fn get(&mut self, key: &[u8]) -> Option<sled::IVec> {
+        match self.tree.get(key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.read_failure.get_or_insert_with(|| format!("read: {e}"));
+                None
+            }
+        }
+    }
+
+    fn version_of(&mut self, stream: &StreamId) -> u64 {
+        if let Some(v) = self.versions.get(stream) {
+            return *v;
+        }
+        let key = keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes());
+        self.get(&key).and_then(|v| keys::u64_value(&v)).unwrap_or(0)
+    }
+
+    fn prepare(&mut self, req: &AppendRequest) -> Result<AppendOutcome, AppendError> {
+        validate(req)?;
+        // Request-level idempotency first.
+        let known = match self.requests.get(&req.request_id) {
+            Some(r) => Some(r.clone()),
+            None => self
+                .get(&keys::with_prefix(keys::REQUEST, req.request_id.as_bytes()))
+                .and_then(|v| RequestRecord::from_bytes(&v)),
+        };
+        if let Some(record) = known {
+            return if record.digest == req.request_digest {
+                Ok(AppendOutcome { already_applied: true, ..record.outcome })
+            } else {
+                Err(AppendError::RequestIdReused)
+            };
+        }
+        // The stream.
+        let (stream, current, key) = match &req.target {
+            Target::Stream { stream, expected } => {
+                let current = self.version_of(stream);
+                if !expected.allows(current) {
+                    return Err(AppendError::WrongExpectedVersion {
+                        stream: stream.clone(),
+                        expected: expected.describe(),
+                        actual: current,
+                    });
+                }
+                (stream.clone(), current, None)
+            }
+            Target::NewKeyed { category, key } => {
+                let index_key = keys::stream_key(category, key);
+                let existing = match self.keys.get(&index_key) {
+                    Some(s) => Some(s.clone()),
+                    None => self.get(&index_key).and_then(|v| StreamId::parse(std::str::from_utf8(&v).ok()?)),
+                };
+                if let Some(stream) = existing {
+                    return Err(AppendError::StreamKeyTaken { stream });
+                }
+                let last = match self.counters.get(category) {
+                    Some(n) => *n,
+                    None => self
+                        .get(&keys::with_prefix(keys::COUNTER, category.as_bytes()))
+                        .and_then(|v| keys::u64_value(&v))
+                        .unwrap_or(0),
+                };
+                let n = last + 1;
+                let stream = StreamId::parse(&format!("{category}-{n}"))
+                    .ok_or_else(|| AppendError::Invalid("category makes a bad stream id".into()))?;
+                let current = self.version_of(&stream);
+                if !ExpectedVersion::NoStream.allows(current) {
+                    return Err(AppendError::WrongExpectedVersion {
+                        stream,
+                        expected: ExpectedVersion::NoStream.describe(),
+                        actual: current,
+                    });
+                }
+                self.counters.insert(category.clone(), n);
+                (stream, 0, Some((index_key, key.clone(), category.clone(), n)))
+            }
+        };
+        // Event ids: never reused, not even within the request.
+        let mut seen = HashSet::new();
+        for e in &req.events {
+            let taken = self.event_ids.contains(&e.event_id)
+                || !seen.insert(e.event_id.as_str())
+                || self.get(&keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes())).is_some();
+            if taken {
+                if let Some((_, _, category, n)) = &key {
+                    // Undo the number allocated above: nothing of this request is written.
+                    self.counters.insert(category.clone(), n - 1);
+                }
+                return Err(AppendError::EventIdReused { event_id: e.event_id.clone() });
+            }
+        }
+        // Seal and stage.
+        let first = Position(self.head.position.0 + 1);
+        let mut version = current;
+        for (i, e) in req.events.iter().enumerate() {
+            version += 1;
+            let mut envelope = Envelope {
+                position: Position(self.head.position.0 + 1),
+                stream: stream.clone(),
+                stream_version: version,
+                stream_key: if i == 0 { key.as_ref().map(|(_, k, _, _)| k.clone()) } else { None },
+                event_id: e.event_id.clone(),
+                event_type: e.event_type.clone(),
+                schema_version: e.schema_version,
+                recorded_at_us: self.recorded_at_us,
+                effective: e.effective,
+                actor: req.actor.clone(),
+                approver: req.approver.clone(),
+                correlation_id: req.request_id.clone(),
+                request_digest: req.request_digest,
+                payload: e.payload.clone(),
+                prev_hash: self.head.hash,
+                hash: self.head.hash,
+            };
+            envelope.seal(self.head.hash);
+            self.batch.insert(&keys::log(envelope.position), envelope.to_record());
+            self.batch.insert(keys::stream_event(&stream, version), &envelope.position.0.to_be_bytes());
+            self.batch
+                .insert(keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), &envelope.position.0.to_be_bytes());
+            self.event_ids.insert(e.event_id.clone());
+            self.head = Head { position: envelope.position, hash: envelope.hash, recorded_at_us: self.recorded_at_us };
+            self.writes += 1;
+        }
+        self.batch.insert(keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes()), &version.to_be_bytes());
+        self.versions.insert(stream.clone(), version);
+        if let Some((index_key, _, category, n)) = key {
+            self.batch.insert(index_key.clone(), stream.as_str().as_bytes());
+            self.batch.insert(keys::with_prefix(keys::COUNTER, category.as_bytes()), &n.to_be_bytes());
+            self.keys.insert(index_key, stream.clone());
+        }
+        let outcome =
+            AppendOutcome { stream, first, last: self.head.position, stream_version: version, already_applied: false };
+        let record = RequestRecord { digest: req.request_digest, outcome: outcome.clone() };
+        self.batch.insert(keys::with_prefix(keys::REQUEST, req.request_id.as_bytes()), record.to_bytes());
+        self.requests.insert(req.request_id.clone(), record);
+        Ok(outcome)
+    }
+}
+
+fn validate(req: &AppendRequest) -> Result<(), AppendError> {
+    let invalid = |why: &str| Err(AppendError::Invalid(why.to_owned()));
+    if req.events.is_empty() || req.events.len() > limits::EVENTS_PER_REQUEST_MAX {
+        return invalid("a request has 1 to 64 events");
+    }
+    if !valid_text_id(&req.request_id) {
+        return invalid("bad request id");
+    }
+    if !valid_text_id(&req.actor) || req.approver.as_deref().is_some_and(|a| !valid_text_id(a)) {
+        return invalid("bad actor or approver");
+    }
+    if let Target::NewKeyed { category, key } = &req.target {
+        let category_ok = !category.is_empty()
+            && category.len() <= limits::CATEGORY_BYTES_MAX
+            && category.bytes().all(|b| b.is_ascii_lowercase());
+        if !category_ok {
+            return invalid("a category is 1 to 32 lower-case letters");
+        }
+        if key.is_empty() || key.len() > limits::KEY_BYTES_MAX || key.contains('\0') {
+            return invalid("a stream key is 1 to 256 bytes without NUL");
+        }
+    }
+    for e in &req.events {
+        if !valid_text_id(&e.event_id) {
+            return invalid("bad event id");
+        }
+        if !valid_event_type(&e.event_type) {
+            return invalid("bad event type");
+        }
+        if e.payload.len() > limits::PAYLOAD_BYTES_MAX {
+            return invalid("payload larger than 64 KiB");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The store's contract: appends with expected versions, idempotency, keyed streams, group
+//! commit under concurrency, reads bounded by the durable head, subscriptions without gaps,
+//! reopening, and detection of damage at open and by verify.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use daicho_store::verify::{VerifyOptions, verify_dir};
+use daicho_store::{
+    AppendError, AppendRequest, ExpectedVersion, NewEvent, Position, Store, StoreError, StreamId, Target,
+};
+
+fn stream(s: &str) -> StreamId {
+    StreamId::parse(s).unwrap()
+}
+
+fn event(id: &str) -> NewEvent {
+    NewEvent {
+        event_id: id.to_owned(),
+        event_type: "test_event".into(),
+        schema_version: 1,
+        effective: NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        payload: id.as_bytes().to_vec(),
+    }
+}
+
+fn request(target: Target, id: &str, events: usize) -> AppendRequest {
+    AppendRequest {
+        target,
+        request_id: id.to_owned(),
+        request_digest: digest(id),
+        actor: "kubo".into(),
+        approver: None,
+        events: (0..events).map(|i| event(&format!("{id}#{i}"))).collect(),
+    }
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    for (i, b) in s.bytes().enumerate() {
+        d[i % 32] ^= b;
+    }
+    d
+}
+
+fn to(s: &str, expected: ExpectedVersion) -> Target {
+    Target::Stream { stream: stream(s), expected }
+}
+
+fn verify(dir: &Path) -> daicho_store::verify::VerifyReport {
+    verify_dir(dir, VerifyOptions { payload: &mut |_| Ok(()), progress: &mut |_| {}, update_checkpoint: true }).unwrap()
+}
+
+#[test]
+fn appends_are_dense_chained_and_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    assert_eq!(store.head().position, Position(0));
+    let a = store.append_blocking(request(to("s-a", ExpectedVersion::NoStream), "r1", 2)).unwrap();
+    let b = store.append_blocking(request(to("s-b", ExpectedVersion::Any), "r2", 1)).unwrap();
+    let c = store.append_blocking(request(to("s-a", ExpectedVersion::Exactly(2)), "r3", 1)).unwrap();
+    assert_eq!((a.first, a.last, a.stream_version), (Position(1), Position(2), 2));
+    assert_eq!((b.first, b.last), (Position(3), Position(3)));
+    assert_eq!((c.first, c.stream_version, c.already_applied), (Position(4), 3, false));
+    let all: Vec<_> = store.read_from(Position(1)).map(Result::unwrap).collect();
+    assert_eq!(all.iter().map(|e| e.position.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    assert!(all.iter().all(|e| e.hash_is_valid()));
+    assert_eq!(store.head().hash, all[3].hash);
+    let s_a = store.read_stream(&stream("s-a")).unwrap();
+    assert_eq!(
+        s_a.iter().map(|e| (e.stream_version, e.event_id.as_str())).collect::<Vec<_>>(),
+        [(1, "r1#0"), (2, "r1#1"), (3, "r3#0")]
+    );
+    assert_eq!(s_a[0].correlation_id, "r1");
+    assert_eq!(store.stream_version(&stream("s-b")).unwrap(), 1);
+    assert_eq!(store.read_from(Position(3)).count(), 2);
+    assert!(store.get(Position(5)).unwrap().is_none());
+}
+
+#[test]
+fn an_expected_version_mismatch_is_its_own_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    store.append_blocking(request(to("s", ExpectedVersion::NoStream), "r1", 1)).unwrap();
+    let err = store.append_blocking(request(to("s", ExpectedVersion::Exactly(0)), "r2", 1)).unwrap_err();
+    assert!(matches!(err, AppendError::WrongExpectedVersion { actual: 1, .. }), "{err:?}");
+    let err = store.append_blocking(request(to("s", ExpectedVersion::NoStream), "r3", 1)).unwrap_err();
+    assert!(matches!(err, AppendError::WrongExpectedVersion { .. }));
+    assert_eq!(store.head().position, Position(1));
+    // The refused request ids stay free.
+    store.append_blocking(request(to("s", ExpectedVersion::Exactly(1)), "r2", 1)).unwrap();
+}
+
+#[test]
+fn a_repeated_request_returns_its_first_outcome_and_a_changed_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let first = store.append_blocking(request(to("s", ExpectedVersion::NoStream), "r1", 3)).unwrap();
+    // Same id and digest: the original positions, nothing written, even with a stale version.
+    let again = store.append_blocking(request(to("s", ExpectedVersion::NoStream), "r1", 3)).unwrap();
+    assert!(again.already_applied);
+    assert_eq!((again.first, again.last, again.stream.clone()), (first.first, first.last, first.stream.clone()));
+    assert_eq!(store.head().position, Position(3));
+    let mut changed = request(to("s", ExpectedVersion::Any), "r1", 3);
+    changed.request_digest[0] ^= 1;
+    assert_eq!(store.append_blocking(changed).unwrap_err(), AppendError::RequestIdReused);
+    // An event id used by another request is refused.
+    let mut reuse = request(to("s", ExpectedVersion::Any), "r2", 1);
+    reuse.events[0].event_id = "r1#1".into();
+    assert_eq!(store.append_blocking(reuse).unwrap_err(), AppendError::EventIdReused { event_id: "r1#1".into() });
+    let mut twice = request(to("s", ExpectedVersion::Any), "r3", 2);
+    twice.events[1].event_id = twice.events[0].event_id.clone();
+    assert!(matches!(store.append_blocking(twice).unwrap_err(), AppendError::EventIdReused { .. }));
+    assert_eq!(store.request("r1").unwrap().unwrap().outcome.last, Position(3));
+    assert!(store.request("r2").unwrap().is_none());
+}
+
+#[test]
+fn keyed_streams_get_numbers_and_keys_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let keyed = |key: &str| Target::NewKeyed { category: "recipient".into(), key: key.into() };
+    let a = store.append_blocking(request(keyed("R0001"), "r1", 1)).unwrap();
+    let b = store.append_blocking(request(keyed("R0002"), "r2", 1)).unwrap();
+    assert_eq!((a.stream.as_str(), b.stream.as_str()), ("recipient-1", "recipient-2"));
+    let err = store.append_blocking(request(keyed("R0001"), "r3", 1)).unwrap_err();
+    assert_eq!(err, AppendError::StreamKeyTaken { stream: stream("recipient-1") });
+    assert_eq!(store.stream_for_key("recipient", "R0002").unwrap(), Some(stream("recipient-2")));
+    assert_eq!(store.stream_for_key("recipient", "R0003").unwrap(), None);
+    // The key is in the first envelope only, so the index can be rebuilt from the log.
+    let events = store.read_stream(&stream("recipient-1")).unwrap();
+    assert_eq!(events[0].stream_key.as_deref(), Some("R0001"));
+    store.append_blocking(request(to("recipient-1", ExpectedVersion::Exactly(1)), "r4", 1)).unwrap();
+    assert_eq!(store.read_stream(&stream("recipient-1")).unwrap()[1].stream_key, None);
+    // A refused keyed request allocates no number.
+    let mut bad = request(keyed("R0009"), "r5", 1);
+    bad.events[0].event_id = "r1#0".into();
+    assert!(store.append_blocking(bad).is_err());
+    let c = store.append_blocking(request(keyed("R0009"), "r6", 1)).unwrap();
+    assert_eq!(c.stream.as_str(), "recipient-3");
+}
+
+#[test]
+fn requests_breaking_limits_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let empty = request(to("s", ExpectedVersion::Any), "r", 0);
+    assert!(matches!(store.append_blocking(empty), Err(AppendError::Invalid(_))));
+    let many = request(to("s", ExpectedVersion::Any), "r", 65);
+    assert!(matches!(store.append_blocking(many), Err(AppendError::Invalid(_))));
+    let mut big = request(to("s", ExpectedVersion::Any), "r", 1);
+    big.events[0].payload = vec![0; 64 * 1024 + 1];
+    assert!(matches!(store.append_blocking(big), Err(AppendError::Invalid(_))));
+    let mut bad_type = request(to("s", ExpectedVersion::Any), "r", 1);
+    bad_type.events[0].event_type = "Bad Type".into();
+    assert!(matches!(store.append_blocking(bad_type), Err(AppendError::Invalid(_))));
+    let bad_key = request(Target::NewKeyed { category: "Recipient".into(), key: "x".into() }, "r", 1);
+    assert!(matches!(store.append_blocking(bad_key), Err(AppendError::Invalid(_))));
+    assert_eq!(store.head().position, Position(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_grouped_into_fewer_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let writers = 32;
+    let per_writer = 20;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut positions = Vec::new();
+            for i in 0..per_writer {
+                let target = to(&format!("w{w}"), ExpectedVersion::Exactly(i));
+                let outcome = store.append(request(target, &format!("w{w}-{i}"), 1)).await.unwrap();
+                positions.push(outcome.first.0);
+            }
+            positions
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let n = writers * per_writer;
+    assert_eq!(all, (1..=n).collect::<Vec<_>>(), "every position once, no gap");
+    let stats = store.stats();
+    assert_eq!((stats.events, stats.requests), (n, n));
+    assert!(stats.commits < n, "32 concurrent writers share commits: {stats:?}");
+}
+
+#[test]
+fn a_reopened_store_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = {
+        let store = Store::create(dir.path()).unwrap();
+        store.append_blocking(request(to("s", ExpectedVersion::NoStream), "r1", 2)).unwrap();
+        store.head()
+    };
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.head(), head);
+    let next = store.append_blocking(request(to("s", ExpectedVersion::Exactly(2)), "r2", 1)).unwrap();
+    assert_eq!(next.first, Position(3));
+    assert_eq!(store.get(Position(3)).unwrap().unwrap().prev_hash, head.hash);
+    assert!(store.get(Position(3)).unwrap().unwrap().recorded_at_us >= head.recorded_at_us);
+    drop(store);
+    assert!(matches!(Store::create(dir.path()), Err(StoreError::AlreadyExists(_))));
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(Store::open(empty.path()), Err(StoreError::NotALedger(_))));
+    assert!(verify(dir.path()).problem.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_catches_up_then_follows_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    for i in 0..50 {
+        store.append(request(to("s", ExpectedVersion::Any), &format!("before-{i}"), 1)).await.unwrap();
+    }
+    let mut sub = store.subscribe(Position(1));
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..150 {
+                store.append(request(to("s", ExpectedVersion::Any), &format!("after-{i}"), 1)).await.unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 200 {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next()).await.unwrap().unwrap().unwrap();
+        seen.push(e.position.0);
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, (1..=200).collect::<Vec<_>>());
+    // A late subscriber starting mid-log gets exactly the rest.
+    let mut late = store.subscribe(Position(190));
+    let mut rest = Vec::new();
+    for _ in 0..11 {
+        rest.push(late.next().await.unwrap().unwrap().position.0);
+    }
+    assert_eq!(rest, (190..=200).collect::<Vec<_>>());
+}
+
+/// Rewrites one stored record with a raw sled handle, as someone with write access could.
+fn tamper(dir: &Path, position: u64, change: impl FnOnce(&mut Vec<u8>)) {
+    let db = sled::open(dir.join("sled")).unwrap();
+    let tree = db.open_tree("ledger").unwrap();
+    let mut key = vec![b'L'];
+    key.extend_from_slice(&position.to_be_bytes());
+    let mut record = tree.get(&key).unwrap().unwrap().to_vec();
+    change(&mut record);
+    tree.insert(key, record).unwrap();
+    db.flush().unwrap();
+}
+
+fn filled(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    for i in 0..n {
+        store.append_blocking(request(to(&format!("s{}", i % 7), ExpectedVersion::Any), &format!("r{i}"), 1)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn verify_names_the_first_altered_position() {
+    let dir = filled(200);
+    assert!(verify(dir.path()).problem.is_none());
+    // A change inside the payload of event 57 (the payload is at the end, before the hashes).
+    tamper(dir.path(), 57, |r| {
+        let at = r.len() - 65;
+        r[at] ^= 0x20;
+    });
+    let problem = verify(dir.path()).problem.unwrap();
+    assert_eq!(problem.position, Some(Position(57)));
+    assert!(problem.reason.contains("altered"), "{}", problem.reason);
+}
+
+#[test]
+fn a_consistently_rehashed_forgery_breaks_the_next_link() {
+    let dir = filled(100);
+    // Alter event 40 and recompute its own hash: the chain breaks at 41.
+    tamper(dir.path(), 40, |r| {
+        let mut e = daicho_store::Envelope::from_record(r).unwrap();
+        e.actor = "intruder".into();
+        let prev = e.prev_hash;
+        e.seal(prev);
+        *r = e.to_record();
+    });
+    let problem = verify(dir.path()).problem.unwrap();
+    assert_eq!(problem.position, Some(Position(41)));
+    assert!(problem.reason.contains("chain"), "{}", problem.reason);
+}
+
+#[test]
+fn damage_near_the_head_is_found_when_opening() {
+    let dir = filled(100);
+    tamper(dir.path(), 99, |r| {
+        let at = r.len() - 65;
+        r[at] ^= 1;
+    });
+    match Store::open(dir.path()) {
+        Err(StoreError::Damaged { position, .. }) => assert_eq!(position, Some(Position(99))),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("opened a damaged store"),
+    }
+}
+
+#[test]
+fn truncation_is_found_against_the_verified_checkpoint() {
+    let dir = filled(120);
+    assert!(verify(dir.path()).problem.is_none(), "this writes the checkpoint at 120");
+    // Remove the last 20 events and rewind the head consistently, as a careful intruder or a
+    // lost file tail would leave it.
+    {
+        let db = sled::open(dir.path().join("sled")).unwrap();
+        let tree = db.open_tree("ledger").unwrap();
+        let keep = tree.get(log_key(100)).unwrap().unwrap();
+        let e = daicho_store::Envelope::from_record(&keep).unwrap();
+        for p in 101..=120 {
+            tree.remove(log_key(p)).unwrap();
+        }
+        let mut head = 100u64.to_be_bytes().to_vec();
+        head.extend_from_slice(&e.hash.0);
+        head.extend_from_slice(&e.recorded_at_us.to_be_bytes());
+        tree.insert(b"Mhead", head).unwrap();
+        db.flush().unwrap();
+    }
+    let problem = verify(dir.path()).problem.unwrap();
+    assert!(problem.reason.contains("truncated") || problem.reason.contains("index"), "{}", problem.reason);
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::Damaged { .. })));
+}
+
+fn log_key(p: u64) -> Vec<u8> {
+    let mut key = vec![b'L'];
+    key.extend_from_slice(&p.to_be_bytes());
+    key
+}
+
+#[test]
+fn a_gap_in_the_log_is_named() {
+    let dir = filled(30);
+    {
+        let db = sled::open(dir.path().join("sled")).unwrap();
+        db.open_tree("ledger").unwrap().remove(log_key(12)).unwrap();
+        db.flush().unwrap();
+    }
+    let problem = verify(dir.path()).problem.unwrap();
+    assert_eq!(problem.position, Some(Position(12)));
+    assert!(problem.reason.contains("missing"), "{}", problem.reason);
+}
