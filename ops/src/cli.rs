@@ -16,6 +16,9 @@ use daicho_domain::config::{Config, DEMO_TOML};
 #[derive(Parser, Debug)]
 #[command(name = "daicho", version, about, long_about = None)]
 struct Cli {
+    /// The ledger's data directory.
+    #[arg(long, global = true, env = "DAICHO_DATA", default_value = "daicho-data")]
+    data: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +39,29 @@ enum Command {
         #[arg(long)]
         today: Option<NaiveDate>,
     },
+    /// Create a ledger in the data directory, with a municipality configuration.
+    ///
+    /// Without --config, the bundled さくら市 demo configuration. Refuses to touch an existing
+    /// ledger.
+    Init {
+        /// Municipality configuration (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Record a JSON Lines command file in the ledger.
+    ///
+    /// One JSON result line per input line, in order: accepted (with its position), already
+    /// applied (with its original position) or rejected (nothing written). Exit status 0: all
+    /// accepted or already applied; 1: some line rejected; 2: the file could not be read or the
+    /// ledger could not be written.
+    Apply {
+        /// The command file (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Verify the whole ledger: hash chain, positions, stream versions, indexes, payloads.
+    ///
+    /// Names the first bad position. Exit status 0: intact; 1: damaged; 2: unreadable.
+    Verify,
     /// Validate a municipality configuration file, or print the bundled demo one.
     Config {
         /// The file to validate. Without it, the demo configuration is printed.
@@ -83,6 +109,9 @@ where
             };
             crate::check::run(&file, &config, today.unwrap_or_else(today_in_japan), out, err)
         }
+        Command::Init { config } => init(&cli.data, config.as_ref(), out, err),
+        Command::Apply { file } => crate::apply::run(&cli.data, &file, today_in_japan(), out, err),
+        Command::Verify => crate::verify::run(&cli.data, out, err),
         Command::Config { file: None } => {
             let _ = out.write_all(DEMO_TOML.as_bytes());
             EXIT_OK
@@ -100,6 +129,48 @@ where
             }
             Err(code) => code,
         },
+    }
+}
+
+/// `daicho init`.
+fn init(data: &std::path::Path, config: Option<&PathBuf>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    // Validate before creating anything, so a bad file leaves no half-made ledger.
+    let loaded = match load_config(config, err) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let text = match config {
+        None => DEMO_TOML.to_owned(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(err, "{}: 設定ファイルを読めません: {e}", path.display());
+                return EXIT_UNREADABLE;
+            }
+        },
+    };
+    if crate::ledger::store_dir(data).exists() {
+        let _ = writeln!(err, "{}: 台帳が既にあります。上書きしません", data.display());
+        return EXIT_REJECTED;
+    }
+    match crate::ledger::Ledger::init(data, &text, today_in_japan()) {
+        Ok(ledger) => {
+            let head = ledger.store().head();
+            let _ = writeln!(
+                out,
+                "{}: 台帳を作成しました（{}、制度{}件）。先頭 位置 {} ハッシュ {}",
+                data.display(),
+                loaded.municipality.name,
+                loaded.programs().len(),
+                head.position,
+                head.hash.short()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{}: 台帳を作成できません: {e}", data.display());
+            EXIT_UNREADABLE
+        }
     }
 }
 

@@ -143,7 +143,36 @@ fn sled_dir(dir: &Path) -> PathBuf {
     dir.join("sled")
 }
 
-fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+/// Removes snapshot files sled did not finish writing.
+///
+/// sled 0.34.7 writes a snapshot to `snap.<lsn>.generating`, fsyncs it and renames it to
+/// `snap.<lsn>`; a snapshot counts only once renamed. But on opening, sled considers every file
+/// named `snap.*` and takes the last in sorted order, which is the incomplete `.generating` file
+/// when a process was killed while writing one, and then refuses to open with
+/// `Corruption { at: None }` (spacejam/sled#1527, #1533; found here by the crash test). Removing
+/// such files leaves sled the previous complete snapshot and the log, its normal recovery basis.
+/// Returns how many were removed.
+pub(crate) fn remove_incomplete_snapshots(sled_dir: &Path) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(sled_dir) else {
+        return Ok(0);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(sled_dir)?;
+    }
+    Ok(removed)
+}
+
+pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+    remove_incomplete_snapshots(&sled_dir(dir))?;
     let db = sled::Config::new().path(sled_dir(dir)).mode(sled::Mode::HighThroughput).open()?;
     let tree = db.open_tree("ledger")?;
     Ok((db, tree))

@@ -58,8 +58,7 @@ pub fn verify_dir(dir: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport
     if !dir.join("sled").join("db").exists() {
         return Err(StoreError::NotALedger(dir.display().to_string()));
     }
-    let db = sled::Config::new().path(dir.join("sled")).open()?;
-    let tree = db.open_tree("ledger")?;
+    let (db, tree) = crate::open_db(dir)?;
     let report = walk(&tree, dir, options)?;
     drop(tree);
     drop(db);

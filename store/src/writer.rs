@@ -86,7 +86,9 @@ impl Writer {
                 }
             }
             let results = self.commit(&group);
-            head_tx.send_replace(self.head);
+            let head = self.head;
+            // Wake subscribers only when the durable head moved.
+            head_tx.send_if_modified(|h| std::mem::replace(h, head) != head);
             for (job, result) in group.into_iter().zip(results) {
                 // A caller that went away no longer needs its answer.
                 let _ = job.reply.send(result);

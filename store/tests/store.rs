@@ -355,3 +355,23 @@ fn a_gap_in_the_log_is_named() {
     assert_eq!(problem.position, Some(Position(12)));
     assert!(problem.reason.contains("missing"), "{}", problem.reason);
 }
+
+#[test]
+fn an_unfinished_sled_snapshot_does_not_stop_the_store_from_opening() {
+    // Regression for the crash test's finding (sled 0.34.7, spacejam/sled#1527): a process killed
+    // while sled writes a snapshot leaves `snap.<lsn>.generating`, which sled then tries to read.
+    let dir = filled(50);
+    let head = Store::open(dir.path()).unwrap().head();
+    let sled_dir = dir.path().join("sled");
+    let unfinished = sled_dir.join("snap.FFFFFFFFFFFFFFFF.generating");
+    std::fs::write(&unfinished, b"half a snapshot").unwrap();
+    // sled alone refuses to open this directory.
+    assert!(sled::open(&sled_dir).is_err(), "sled opened despite the unfinished snapshot");
+    std::fs::write(&unfinished, b"half a snapshot").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.head(), head);
+    assert!(!unfinished.exists());
+    drop(store);
+    std::fs::write(&unfinished, b"half a snapshot").unwrap();
+    assert!(verify(dir.path()).problem.is_none());
+}

@@ -1,0 +1,117 @@
+//! Submitting one command: the same algorithm whether the ledger is the store (`apply`) or in
+//! memory (`check`).
+//!
+//! 1. Idempotency: an earlier request with this id returns its first outcome (same fingerprint)
+//!    or is refused (different fingerprint).
+//! 2. Load the recipient's stream and fold it; look up who holds a My Number being linked.
+//! 3. `decide`.
+//! 4. Append with the stream's expected version; on a concurrent conflict, start again.
+
+use chrono::NaiveDate;
+use daicho_domain::command::{Command, CommandBody, Fingerprint};
+use daicho_domain::config::Config;
+use daicho_domain::event::Event;
+use daicho_domain::ids::{CommandId, RecipientRef};
+use daicho_domain::numbers::MyNumber;
+use daicho_domain::{Context, Decision, MyNumberHolder, Rejection, State, decide};
+
+use crate::outcome::{Outcome, warnings};
+
+/// Attempts before a command that keeps meeting concurrent writers is given up.
+pub const CONFLICT_RETRIES_MAX: usize = 8;
+
+/// A recipient stream as loaded.
+pub struct Loaded {
+    /// Folded state (default when the stream does not exist).
+    pub state: State,
+    /// Backend-specific handle of the stream (`None` when it does not exist).
+    pub stream: Option<String>,
+    /// Version of the stream.
+    pub version: u64,
+}
+
+/// What an append did.
+pub enum Appended {
+    /// Written; the position of the last event.
+    Written { last: u64 },
+    /// The request had been written before: its last position.
+    AlreadyApplied { last: u64 },
+    /// Someone wrote to the stream first: load and decide again.
+    Conflict,
+    /// The command id is taken by a different request.
+    IdReused,
+}
+
+/// An infrastructure failure: stop, report, do not retry blindly.
+#[derive(Debug)]
+pub struct BackendError(pub String);
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where commands are decided and recorded.
+pub trait Backend {
+    /// The earlier request with this id: its fingerprint and last position.
+    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError>;
+    /// The recipient's stream, folded.
+    fn load(&mut self, recipient: &RecipientRef) -> Result<Loaded, BackendError>;
+    /// Who holds a My Number now.
+    fn holder(&mut self, my_number: &MyNumber, recipient: &RecipientRef) -> Result<MyNumberHolder, BackendError>;
+    /// Records the events of `cmd` on the loaded stream.
+    fn append(&mut self, loaded: &Loaded, cmd: &Command, events: &[Event]) -> Result<Appended, BackendError>;
+}
+
+/// Decides and records one command.
+pub fn submit(
+    backend: &mut dyn Backend,
+    config: &Config,
+    today: NaiveDate,
+    cmd: &Command,
+) -> Result<Outcome, BackendError> {
+    let rejected = |r: Rejection| Outcome::Rejected {
+        id: Some(cmd.id.to_string()),
+        code: r.code(),
+        message: r.message(),
+        errors: Vec::new(),
+    };
+    for _ in 0..CONFLICT_RETRIES_MAX {
+        if let Some((fingerprint, last)) = backend.prior(&cmd.id)? {
+            return Ok(if fingerprint == cmd.fingerprint() {
+                Outcome::AlreadyApplied { id: cmd.id.clone(), position: last }
+            } else {
+                rejected(Rejection::IdempotencyKeyReused)
+            });
+        }
+        let loaded = backend.load(&cmd.recipient)?;
+        let holder = match &cmd.body {
+            CommandBody::LinkMyNumber { my_number, .. } => backend.holder(my_number, &cmd.recipient)?,
+            _ => MyNumberHolder::Nobody,
+        };
+        let ctx = Context { today, config, prior: None, my_number_holder: holder };
+        let events = match decide(&loaded.state, cmd, &ctx) {
+            Err(r) => return Ok(rejected(r)),
+            // Not reachable with `prior: None`; refuse rather than guess.
+            Ok(Decision::AlreadyApplied) => return Ok(rejected(Rejection::IdempotencyKeyReused)),
+            Ok(Decision::Record(events)) => events,
+        };
+        match backend.append(&loaded, cmd, &events)? {
+            Appended::Written { last } => {
+                return Ok(Outcome::Accepted {
+                    id: cmd.id.clone(),
+                    position: last,
+                    events: events.iter().map(Event::type_name).collect(),
+                    warnings: warnings(cmd),
+                });
+            }
+            Appended::AlreadyApplied { last } => {
+                return Ok(Outcome::AlreadyApplied { id: cmd.id.clone(), position: last });
+            }
+            Appended::IdReused => return Ok(rejected(Rejection::IdempotencyKeyReused)),
+            Appended::Conflict => continue,
+        }
+    }
+    Err(BackendError(format!("{CONFLICT_RETRIES_MAX} concurrent conflicts in a row; giving up on this command")))
+}
