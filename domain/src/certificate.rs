@@ -67,8 +67,8 @@ impl CapSetting {
 /// The attributes of one certificate version, valid during one span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Terms {
-    /// 公費負担者番号.
-    pub payer_number: PayerNumber,
+    /// 公費負担者番号; `None` only for programs that do not require one.
+    pub payer_number: Option<PayerNumber>,
     /// 公費受給者番号.
     pub recipient_number: RecipientNumber,
     /// 自己負担上限額.
@@ -87,8 +87,8 @@ pub struct Terms {
 /// `Some(None)` clears it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TermsChange {
-    /// New payer number.
-    pub payer_number: Option<PayerNumber>,
+    /// New or cleared payer number.
+    pub payer_number: Option<Option<PayerNumber>>,
     /// New recipient number.
     pub recipient_number: Option<RecipientNumber>,
     /// New or cleared cap.

@@ -99,6 +99,9 @@ pub struct Program {
     pub certificate_name: String,
     /// 公費負担者番号 the program may use (a payer number belongs to one certificate version).
     pub payer_numbers: Vec<PayerNumber>,
+    /// Whether every certificate version must carry a payer number (PMH's program master
+    /// requires one for national programs; some local programs print none). Default true.
+    pub payer_number_required: bool,
     /// How recipient numbers are checked.
     pub recipient_number_rule: RecipientNumberRule,
     /// Age limit, if any.
@@ -197,6 +200,7 @@ struct RawProgram {
     pmh_mode: String,
     certificate_name: String,
     payer_numbers: Vec<String>,
+    payer_number_required: Option<bool>,
     recipient_number: Option<String>,
     age_limit: Option<RawAgeLimit>,
     advance_days: Option<u32>,
@@ -337,7 +341,8 @@ impl Config {
                     None
                 }
             };
-            if p.payer_numbers.is_empty() {
+            let payer_number_required = p.payer_number_required.unwrap_or(true);
+            if p.payer_numbers.is_empty() && payer_number_required {
                 problems.add(at("payer_numbers"), "公費負担者番号を1つ以上指定してください");
             }
             let mut payer_numbers = Vec::new();
@@ -402,6 +407,7 @@ impl Config {
                     pmh_mode,
                     certificate_name: p.certificate_name,
                     payer_numbers,
+                    payer_number_required,
                     recipient_number_rule: rule,
                     age_limit,
                     advance_days,

@@ -361,10 +361,14 @@ fn program_of<'c>(config: &'c Config, cert: &Certificate) -> Result<&'c Program,
     config.program(&cert.program).ok_or(Rejection::UnknownProgram)
 }
 
-/// Payer number in the program, recipient number under the program's rule.
+/// Payer number present when required and one of the program's; recipient number under the
+/// program's rule.
 fn check_terms(program: &Program, terms: &Terms) -> Result<(), Rejection> {
-    if !program.payer_numbers.contains(&terms.payer_number) {
-        return Err(Rejection::PayerNumberNotInProgram);
+    match &terms.payer_number {
+        None if program.payer_number_required => return Err(Rejection::PayerNumberRequired),
+        None => {}
+        Some(p) if !program.payer_numbers.contains(p) => return Err(Rejection::PayerNumberNotInProgram),
+        Some(_) => {}
     }
     RecipientNumber::parse(terms.recipient_number.as_str(), program.recipient_number_rule)
         .map_err(Rejection::RecipientNumberInvalid)?;

@@ -59,6 +59,8 @@ pub enum Rejection {
     UnknownCertificate,
     /// The payer number is not one of the program's.
     PayerNumberNotInProgram,
+    /// The program requires a payer number and none is given.
+    PayerNumberRequired,
     /// The recipient number does not fit the program's rule (format or check digit).
     RecipientNumberInvalid(ValueError),
     /// The last day of the period is before its first day.
@@ -97,7 +99,7 @@ fn ymd(d: NaiveDate) -> String {
 
 impl Rejection {
     /// Every code, for documentation and tests that each rule has a test.
-    pub const CODES: [&'static str; 38] = [
+    pub const CODES: [&'static str; 39] = [
         "idempotency_key_reused",
         "approver_is_actor",
         "recipient_already_registered",
@@ -121,6 +123,7 @@ impl Rejection {
         "certificate_already_exists",
         "unknown_certificate",
         "payer_number_not_in_program",
+        "payer_number_required",
         "recipient_number_invalid",
         "invalid_period",
         "age_limit_reached",
@@ -164,6 +167,7 @@ impl Rejection {
             Rejection::CertificateAlreadyExists => "certificate_already_exists",
             Rejection::UnknownCertificate => "unknown_certificate",
             Rejection::PayerNumberNotInProgram => "payer_number_not_in_program",
+            Rejection::PayerNumberRequired => "payer_number_required",
             Rejection::RecipientNumberInvalid(_) => "recipient_number_invalid",
             Rejection::InvalidPeriod => "invalid_period",
             Rejection::AgeLimitReached { .. } => "age_limit_reached",
@@ -218,6 +222,7 @@ impl Rejection {
             Rejection::CertificateAlreadyExists => "この受給者証IDは既に使われています".to_owned(),
             Rejection::UnknownCertificate => "指定された受給者証がありません".to_owned(),
             Rejection::PayerNumberNotInProgram => "この制度の公費負担者番号ではありません".to_owned(),
+            Rejection::PayerNumberRequired => "この制度では公費負担者番号が必要です".to_owned(),
             Rejection::RecipientNumberInvalid(e) => format!("公費受給者番号: {}", e.message()),
             Rejection::InvalidPeriod => "有効期間の終期が始期より前です".to_owned(),
             Rejection::AgeLimitReached { last_day } => {

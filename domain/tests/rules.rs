@@ -316,7 +316,7 @@ fn a_grant_opens_a_certificate_with_its_first_span() {
     }
     let cert = s.recipient().certificate(&"c1".parse_ref()).unwrap();
     let terms = &cert.spans[0].terms;
-    assert_eq!(terms.payer_number.to_string(), "15139991");
+    assert_eq!(terms.payer_number.unwrap().to_string(), "15139991");
     assert_eq!(terms.recipient_number.as_str(), "1234566");
     let cap = terms.copay_cap.unwrap();
     assert_eq!((cap.yen, cap.unit, cap.setting), (Yen::new(5000), CapUnit::Month, CapSetting::Combined));
@@ -337,7 +337,30 @@ fn grant_rules() {
         with(grant_kodomo("k1"), json!({"payer_number": "81139990"})),
         "payer_number_not_in_program",
     );
+    rejects(&[register()], with(grant_kodomo("k1"), json!({"payer_number": null})), "payer_number_required");
     rejects(&[register_adult()], with(grant_kosei("c1"), json!({"valid_to": "2025-03-31"})), "invalid_period");
+}
+
+#[test]
+fn a_program_without_payer_numbers_takes_grants_without_one() {
+    // A local program that prints no payer number: configured with payer_number_required = false.
+    let text = daicho_domain::config::DEMO_TOML
+        .replace("payer_numbers = [\"81139990\"]", "payer_numbers = [\"81139990\"]\npayer_number_required = false");
+    let mut s = Scenario::new();
+    s.config = daicho_domain::config::Config::from_toml(&text).unwrap();
+    let mut s = s.given(&[register()]);
+    let grant = with(grant_kodomo("h1"), json!({"program": "hitorioya", "payer_number": null}));
+    let events = s.run(grant).unwrap();
+    assert!(matches!(&events[0].body, EventBody::CertificateGranted { terms, .. } if terms.payer_number.is_none()));
+    // A change can set it, and clear it again.
+    let set = json!({"type": "change_certificate", "certificate": "h1", "payer_number": "81139990", "effective": "2026-05-01"});
+    s.run(set).unwrap();
+    let clear =
+        json!({"type": "change_certificate", "certificate": "h1", "payer_number": null, "effective": "2026-06-01"});
+    s.run(clear).unwrap();
+    let cert = s.recipient().certificate(&"h1".parse_ref()).unwrap();
+    let payers: Vec<_> = cert.spans.iter().map(|sp| sp.terms.payer_number.map(|p| p.to_string())).collect();
+    assert_eq!(payers, [None, Some("81139990".to_owned()), None]);
 }
 
 #[test]

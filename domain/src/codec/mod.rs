@@ -11,6 +11,7 @@
 //! (`domain/golden/`) holds the bytes of every released version, decoded by a test forever.
 
 pub mod v1;
+pub mod v2;
 
 use std::fmt;
 
@@ -154,31 +155,31 @@ pub fn encode(body: &EventBody) -> Result<Encoded, CodecError> {
         EventBody::DvSupportEnded => ("dv_support_ended", to_bytes(&v1::Empty {})?),
         EventBody::CertificateGranted { certificate, program, span, period, terms } => (
             "certificate_granted",
-            to_bytes(&v1::CertificateGranted {
+            to_bytes(&v2::CertificateGranted {
                 certificate: certificate.to_string(),
                 program: program.to_string(),
                 span: span.0,
                 valid_from: date_to_days(period.from()),
                 valid_to: period.to().map(date_to_days),
-                terms: terms_v1(terms),
+                terms: terms_v2(terms),
             })?,
         ),
         EventBody::CertificateRenewed { certificate, span, period, changes } => (
             "certificate_renewed",
-            to_bytes(&v1::CertificateRenewed {
+            to_bytes(&v2::CertificateRenewed {
                 certificate: certificate.to_string(),
                 span: span.0,
                 valid_from: date_to_days(period.from()),
                 valid_to: period.to().map(date_to_days),
-                changes: changes_v1(changes),
+                changes: changes_v2(changes),
             })?,
         ),
         EventBody::CertificateChanged { certificate, span, changes } => (
             "certificate_changed",
-            to_bytes(&v1::CertificateChanged {
+            to_bytes(&v2::CertificateChanged {
                 certificate: certificate.to_string(),
                 span: span.0,
-                changes: changes_v1(changes),
+                changes: changes_v2(changes),
             })?,
         ),
         EventBody::CertificateEnded { certificate, reason } => (
@@ -194,7 +195,13 @@ pub fn encode(body: &EventBody) -> Result<Encoded, CodecError> {
             to_bytes(&v1::CommandRescinded { target: target.to_string(), reason: reason.to_string() })?,
         ),
     };
-    Ok(Encoded { event_type, schema_version: 1, payload })
+    let schema_version = current_version(event_type);
+    Ok(Encoded { event_type, schema_version, payload })
+}
+
+/// The version `encode` writes for an event type.
+pub fn current_version(event_type: &str) -> u16 {
+    CURRENT_VERSIONS.iter().find(|(t, _)| *t == event_type).map_or(1, |(_, v)| *v)
 }
 
 /// Encodes the municipality configuration (TOML text) as a `configuration_set` event.
@@ -282,32 +289,20 @@ pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<E
         ("dv_support_started", 1) => from_bytes::<v1::Empty>(event_type, payload).map(|_| EventBody::DvSupportStarted),
         ("dv_support_ended", 1) => from_bytes::<v1::Empty>(event_type, payload).map(|_| EventBody::DvSupportEnded),
         ("certificate_granted", 1) => {
-            let v: v1::CertificateGranted = from_bytes(event_type, payload)?;
-            Ok(EventBody::CertificateGranted {
-                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
-                program: d.field("program", ProgramKey::parse(&v.program))?,
-                span: SpanNo(v.span),
-                period: d.period(v.valid_from, v.valid_to)?,
-                terms: d.terms(&v.terms)?,
-            })
+            let v = upcast_granted(from_bytes::<v1::CertificateGranted>(event_type, payload)?);
+            d.granted(v)
         }
+        ("certificate_granted", 2) => d.granted(from_bytes(event_type, payload)?),
         ("certificate_renewed", 1) => {
-            let v: v1::CertificateRenewed = from_bytes(event_type, payload)?;
-            Ok(EventBody::CertificateRenewed {
-                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
-                span: SpanNo(v.span),
-                period: d.period(v.valid_from, v.valid_to)?,
-                changes: d.changes(&v.changes)?,
-            })
+            let v = upcast_renewed(from_bytes::<v1::CertificateRenewed>(event_type, payload)?);
+            d.renewed(v)
         }
+        ("certificate_renewed", 2) => d.renewed(from_bytes(event_type, payload)?),
         ("certificate_changed", 1) => {
-            let v: v1::CertificateChanged = from_bytes(event_type, payload)?;
-            Ok(EventBody::CertificateChanged {
-                certificate: d.field("certificate", CertificateRef::parse(&v.certificate))?,
-                span: SpanNo(v.span),
-                changes: d.changes(&v.changes)?,
-            })
+            let v = upcast_changed(from_bytes::<v1::CertificateChanged>(event_type, payload)?);
+            d.changed(v)
         }
+        ("certificate_changed", 2) => d.changed(from_bytes(event_type, payload)?),
         ("certificate_ended", 1) => {
             let v: v1::CertificateEnded = from_bytes(event_type, payload)?;
             Ok(EventBody::CertificateEnded {
@@ -344,9 +339,9 @@ pub const CURRENT_VERSIONS: [(&str, u16); 16] = [
     ("died", 1),
     ("dv_support_started", 1),
     ("dv_support_ended", 1),
-    ("certificate_granted", 1),
-    ("certificate_renewed", 1),
-    ("certificate_changed", 1),
+    ("certificate_granted", 2),
+    ("certificate_renewed", 2),
+    ("certificate_changed", 2),
     ("certificate_ended", 1),
     ("certificate_reissued", 1),
     ("command_rescinded", 1),
@@ -397,9 +392,36 @@ impl Decoder<'_> {
         list.iter().map(|s| self.field("designated_institutions", InstitutionName::parse(s))).collect()
     }
 
-    fn terms(&self, t: &v1::Terms) -> Result<Terms, CodecError> {
+    fn granted(&self, v: v2::CertificateGranted) -> Result<EventBody, CodecError> {
+        Ok(EventBody::CertificateGranted {
+            certificate: self.field("certificate", CertificateRef::parse(&v.certificate))?,
+            program: self.field("program", ProgramKey::parse(&v.program))?,
+            span: SpanNo(v.span),
+            period: self.period(v.valid_from, v.valid_to)?,
+            terms: self.terms(&v.terms)?,
+        })
+    }
+
+    fn renewed(&self, v: v2::CertificateRenewed) -> Result<EventBody, CodecError> {
+        Ok(EventBody::CertificateRenewed {
+            certificate: self.field("certificate", CertificateRef::parse(&v.certificate))?,
+            span: SpanNo(v.span),
+            period: self.period(v.valid_from, v.valid_to)?,
+            changes: self.changes(&v.changes)?,
+        })
+    }
+
+    fn changed(&self, v: v2::CertificateChanged) -> Result<EventBody, CodecError> {
+        Ok(EventBody::CertificateChanged {
+            certificate: self.field("certificate", CertificateRef::parse(&v.certificate))?,
+            span: SpanNo(v.span),
+            changes: self.changes(&v.changes)?,
+        })
+    }
+
+    fn terms(&self, t: &v2::Terms) -> Result<Terms, CodecError> {
         Ok(Terms {
-            payer_number: self.field("payer_number", PayerNumber::parse(&t.payer_number))?,
+            payer_number: self.opt("payer_number", t.payer_number.as_deref(), PayerNumber::parse)?,
             recipient_number: self
                 .field("recipient_number", RecipientNumber::parse(&t.recipient_number, RecipientNumberRule::Free))?,
             copay_cap: t.copay_cap.as_ref().map(|c| self.cap(c)).transpose()?,
@@ -410,9 +432,13 @@ impl Decoder<'_> {
         })
     }
 
-    fn changes(&self, c: &v1::TermsChange) -> Result<TermsChange, CodecError> {
+    fn changes(&self, c: &v2::TermsChange) -> Result<TermsChange, CodecError> {
         Ok(TermsChange {
-            payer_number: self.opt("payer_number", c.payer_number.as_deref(), PayerNumber::parse)?,
+            payer_number: c
+                .payer_number
+                .as_ref()
+                .map(|p| self.opt("payer_number", p.as_deref(), PayerNumber::parse))
+                .transpose()?,
             recipient_number: self.opt("recipient_number", c.recipient_number.as_deref(), |s| {
                 RecipientNumber::parse(s, RecipientNumberRule::Free)
             })?,
@@ -443,9 +469,61 @@ fn cap_v1(cap: &CopayCap) -> v1::CopayCap {
     v1::CopayCap { yen: cap.yen.get(), unit, setting }
 }
 
-fn terms_v1(t: &Terms) -> v1::Terms {
-    v1::Terms {
-        payer_number: t.payer_number.as_string(),
+// ---- Upcasters: v1 payloads read as v2 -------------------------------------------------------
+
+fn upcast_terms(t: v1::Terms) -> v2::Terms {
+    v2::Terms {
+        payer_number: Some(t.payer_number),
+        recipient_number: t.recipient_number,
+        copay_cap: t.copay_cap,
+        income_segment: t.income_segment,
+        designated_institutions: t.designated_institutions,
+        disease: t.disease,
+        always_reimbursement: t.always_reimbursement,
+    }
+}
+
+fn upcast_changes(c: v1::TermsChange) -> v2::TermsChange {
+    v2::TermsChange {
+        // In v1 a payer number could be set but never cleared.
+        payer_number: c.payer_number.map(Some),
+        recipient_number: c.recipient_number,
+        copay_cap: c.copay_cap,
+        income_segment: c.income_segment,
+        designated_institutions: c.designated_institutions,
+        disease: c.disease,
+        always_reimbursement: c.always_reimbursement,
+    }
+}
+
+fn upcast_granted(v: v1::CertificateGranted) -> v2::CertificateGranted {
+    v2::CertificateGranted {
+        certificate: v.certificate,
+        program: v.program,
+        span: v.span,
+        valid_from: v.valid_from,
+        valid_to: v.valid_to,
+        terms: upcast_terms(v.terms),
+    }
+}
+
+fn upcast_renewed(v: v1::CertificateRenewed) -> v2::CertificateRenewed {
+    v2::CertificateRenewed {
+        certificate: v.certificate,
+        span: v.span,
+        valid_from: v.valid_from,
+        valid_to: v.valid_to,
+        changes: upcast_changes(v.changes),
+    }
+}
+
+fn upcast_changed(v: v1::CertificateChanged) -> v2::CertificateChanged {
+    v2::CertificateChanged { certificate: v.certificate, span: v.span, changes: upcast_changes(v.changes) }
+}
+
+fn terms_v2(t: &Terms) -> v2::Terms {
+    v2::Terms {
+        payer_number: t.payer_number.map(|p| p.as_string()),
         recipient_number: t.recipient_number.to_string(),
         copay_cap: t.copay_cap.as_ref().map(cap_v1),
         income_segment: t.income_segment.as_ref().map(ToString::to_string),
@@ -455,9 +533,9 @@ fn terms_v1(t: &Terms) -> v1::Terms {
     }
 }
 
-fn changes_v1(c: &TermsChange) -> v1::TermsChange {
-    v1::TermsChange {
-        payer_number: c.payer_number.map(|p| p.as_string()),
+fn changes_v2(c: &TermsChange) -> v2::TermsChange {
+    v2::TermsChange {
+        payer_number: c.payer_number.map(|p| p.map(|p| p.as_string())),
         recipient_number: c.recipient_number.as_ref().map(ToString::to_string),
         copay_cap: c.copay_cap.map(|cap| cap.as_ref().map(cap_v1)),
         income_segment: c.income_segment.as_ref().map(|s| s.as_ref().map(ToString::to_string)),

@@ -176,7 +176,11 @@ impl Canon {
     }
 
     fn terms(&mut self, t: &Terms) {
-        self.field("payer_number", &t.payer_number.as_string());
+        // A present number keeps the canonical bytes it always had; "-" is never a payer number.
+        match &t.payer_number {
+            Some(p) => self.field("payer_number", &p.as_string()),
+            None => self.field("payer_number", "-"),
+        }
         self.field("recipient_number", t.recipient_number.as_str());
         self.opt("copay_cap", t.copay_cap.as_ref().map(Self::cap));
         self.opt("income_segment", t.income_segment.as_ref().map(|s| s.as_str().to_owned()));
@@ -203,7 +207,7 @@ impl Canon {
     }
 
     fn changes(&mut self, c: &TermsChange) {
-        self.change("payer_number", c.payer_number.map(|p| Some(p.as_string())));
+        self.change("payer_number", c.payer_number.map(|p| p.map(|p| p.as_string())));
         self.change("recipient_number", c.recipient_number.as_ref().map(|r| Some(r.as_str().to_owned())));
         self.change("copay_cap", c.copay_cap.map(|cap| cap.as_ref().map(Self::cap)));
         self.change("income_segment", c.income_segment.as_ref().map(|s| s.as_ref().map(|s| s.as_str().to_owned())));

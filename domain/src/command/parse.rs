@@ -168,7 +168,7 @@ fn body(f: &mut Fields, type_name: &str) -> Option<CommandBody> {
             let program = f.required("program", ProgramKey::parse);
             let valid_from = f.required("valid_from", parse_date);
             let valid_to = f.optional("valid_to", parse_date);
-            let payer_number = f.required("payer_number", PayerNumber::parse);
+            let payer_number = f.optional("payer_number", PayerNumber::parse);
             let recipient_number = f.required("recipient_number", free_recipient_number);
             let copay_cap = f.optional_object("copay_cap", copay_cap);
             let income_segment = f.optional("income_segment", IncomeSegment::parse);
@@ -288,7 +288,7 @@ fn copay_cap(f: &mut Fields) -> Option<CopayCap> {
 }
 
 fn terms_change(f: &mut Fields) -> Option<TermsChange> {
-    let payer_number = f.optional("payer_number", PayerNumber::parse);
+    let payer_number = f.nullable("payer_number", PayerNumber::parse);
     let recipient_number = f.optional("recipient_number", free_recipient_number);
     let copay_cap = f.nullable_object("copay_cap", copay_cap);
     let income_segment = f.nullable("income_segment", IncomeSegment::parse);
