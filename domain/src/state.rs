@@ -285,6 +285,14 @@ pub fn replay(history: &[Entry]) -> (Option<Recipient>, Vec<Skip>) {
     (recipient, skips)
 }
 
+/// Applies a non-rescind event to a recipient alone, without the stream's history: what
+/// [`evolve`] does for every event but a rescind. For projections that keep only the derived
+/// recipient; a rescind needs the history, so they re-fold the stream instead. A misfit (which
+/// `decide` never produces) leaves the recipient unchanged.
+pub fn apply_event(recipient: &mut Option<Recipient>, event: &Event) {
+    let _ = apply(recipient, event);
+}
+
 /// Applies one non-rescind event; `Err` names why it did not fit (and nothing changed).
 ///
 /// "Fit" is structural: the recipient exists, the certificate exists, a move-in follows a

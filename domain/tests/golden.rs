@@ -67,6 +67,22 @@ fn samples() -> Vec<(String, Decoded)> {
         codec::CONFIGURATION_SET.to_owned(),
         Decoded::Configuration(daicho_domain::config::DEMO_TOML.to_owned()),
     ));
+    out.push((
+        codec::PMH_BATCH_EXPORTED.to_owned(),
+        Decoded::PmhBatch(codec::PmhBatch {
+            program: daicho_domain::config::ProgramKey::parse("kodomo").unwrap(),
+            mode: daicho_domain::config::PmhMode::DiffHistory,
+            from_position: 120,
+            to_position: 4_096,
+            records: 37,
+            deleted: 2,
+            held_back: 1,
+            files: vec![
+                ("kodomo_diff_history_120-4096.json".into(), "ab".repeat(32)),
+                ("kodomo_diff_history_120-4096.csv".into(), "cd".repeat(32)),
+            ],
+        }),
+    ));
     out
 }
 
@@ -74,6 +90,7 @@ fn encode(decoded: &Decoded) -> codec::Encoded {
     match decoded {
         Decoded::Recipient(body) => codec::encode(body).unwrap(),
         Decoded::Configuration(toml) => codec::encode_configuration(toml).unwrap(),
+        Decoded::PmhBatch(batch) => codec::encode_pmh_batch(batch).unwrap(),
     }
 }
 
@@ -198,4 +215,31 @@ fn an_upcaster_reads_version_1_as_version_2() {
     // carries the schema version.
     assert!(bincode::serde::decode_from_slice::<example::PetRegisteredV2, _>(&v1, config).is_err());
     let _ = EventBody::Died;
+}
+
+#[test]
+fn recipient_snapshots_round_trip_through_every_step_of_a_full_history() {
+    use daicho_domain::codec::snapshot::{decode_recipient, encode_recipient};
+    let config = Config::demo().unwrap();
+    let _ = &config;
+    let mut recipient = None;
+    let mut steps = 0;
+    for (_, sample) in samples() {
+        let Decoded::Recipient(body) = sample else { continue };
+        let event = daicho_domain::event::Event {
+            command: daicho_domain::ids::CommandId::parse("x").unwrap(),
+            effective: "2026-11-01".parse().unwrap(),
+            body,
+        };
+        if matches!(event.body, EventBody::CommandRescinded { .. }) {
+            continue;
+        }
+        daicho_domain::state::apply_event(&mut recipient, &event);
+        let r = recipient.as_ref().unwrap();
+        let bytes = encode_recipient(r).unwrap();
+        assert_eq!(&decode_recipient(&bytes).unwrap(), r, "after {}", event.type_name());
+        steps += 1;
+    }
+    assert!(steps >= 14);
+    assert!(decode_recipient(&[9, 9, 9]).is_err());
 }

@@ -10,6 +10,7 @@
 //! versions through upcasters into today's domain events, and the golden corpus
 //! (`domain/golden/`) holds the bytes of every released version, decoded by a test forever.
 
+pub mod snapshot;
 pub mod v1;
 pub mod v2;
 
@@ -36,6 +37,79 @@ pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
 
 /// The event type of the configuration event (system stream `config`).
 pub const CONFIGURATION_SET: &str = "configuration_set";
+
+/// The event type of a PMH export batch (system stream `pmh`).
+pub const PMH_BATCH_EXPORTED: &str = "pmh_batch_exported";
+
+/// A PMH export batch as recorded in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmhBatch {
+    /// Program exported.
+    pub program: ProgramKey,
+    /// Full or diff-history.
+    pub mode: crate::config::PmhMode,
+    /// The previous batch's `to_position` for this program (0 for the first).
+    pub from_position: u64,
+    /// The log position the batch was computed at (the batch event itself follows it).
+    pub to_position: u64,
+    /// Records sent (deleted ones included).
+    pub records: u32,
+    /// Of which `isDeleted`.
+    pub deleted: u32,
+    /// Records held back by validation.
+    pub held_back: u32,
+    /// (file name, SHA-256 hex), in write order.
+    pub files: Vec<(String, String)>,
+}
+
+/// Encodes a PMH batch event.
+pub fn encode_pmh_batch(b: &PmhBatch) -> Result<Encoded, CodecError> {
+    let mode = match b.mode {
+        crate::config::PmhMode::Full => 1,
+        crate::config::PmhMode::DiffHistory => 2,
+    };
+    let v = v1::PmhBatchExported {
+        program: b.program.to_string(),
+        mode,
+        from_position: b.from_position,
+        to_position: b.to_position,
+        records: b.records,
+        deleted: b.deleted,
+        held_back: b.held_back,
+        files: b.files.clone(),
+    };
+    Ok(Encoded { event_type: PMH_BATCH_EXPORTED, schema_version: 1, payload: to_bytes(&v)? })
+}
+
+/// Decodes a PMH batch event.
+pub fn decode_pmh_batch(schema_version: u16, payload: &[u8]) -> Result<PmhBatch, CodecError> {
+    if schema_version != 1 {
+        return Err(CodecError::UnknownType { event_type: PMH_BATCH_EXPORTED.to_owned(), schema_version });
+    }
+    let v: v1::PmhBatchExported = from_bytes(PMH_BATCH_EXPORTED, payload)?;
+    let d = Decoder { event_type: PMH_BATCH_EXPORTED };
+    let mode = match v.mode {
+        1 => crate::config::PmhMode::Full,
+        2 => crate::config::PmhMode::DiffHistory,
+        _ => {
+            return Err(CodecError::Invalid {
+                event_type: PMH_BATCH_EXPORTED.to_owned(),
+                field: "mode",
+                error: unknown("1, 2"),
+            });
+        }
+    };
+    Ok(PmhBatch {
+        program: d.field("program", ProgramKey::parse(&v.program))?,
+        mode,
+        from_position: v.from_position,
+        to_position: v.to_position,
+        records: v.records,
+        deleted: v.deleted,
+        held_back: v.held_back,
+        files: v.files,
+    })
+}
 
 fn bincode_config() -> Configuration<LittleEndian, Varint, Limit<PAYLOAD_BYTES_MAX>> {
     bincode::config::standard().with_limit::<PAYLOAD_BYTES_MAX>()
@@ -228,12 +302,16 @@ pub enum Decoded {
     Recipient(EventBody),
     /// A municipality configuration.
     Configuration(String),
+    /// A PMH export batch.
+    PmhBatch(PmhBatch),
 }
 
 /// Decodes any stored payload (every type the ledger writes), for verification and audit.
 pub fn decode_any(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<Decoded, CodecError> {
     if event_type == CONFIGURATION_SET {
         decode_configuration(schema_version, payload).map(Decoded::Configuration)
+    } else if event_type == PMH_BATCH_EXPORTED {
+        decode_pmh_batch(schema_version, payload).map(Decoded::PmhBatch)
     } else {
         decode(event_type, schema_version, payload).map(Decoded::Recipient)
     }
@@ -329,7 +407,7 @@ pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<E
 }
 
 /// Every event type with its current schema version, in a fixed order.
-pub const CURRENT_VERSIONS: [(&str, u16); 16] = [
+pub const CURRENT_VERSIONS: [(&str, u16); 17] = [
     ("recipient_registered", 1),
     ("my_number_linked", 1),
     ("my_number_corrected", 1),
@@ -346,6 +424,7 @@ pub const CURRENT_VERSIONS: [(&str, u16); 16] = [
     ("certificate_reissued", 1),
     ("command_rescinded", 1),
     (CONFIGURATION_SET, 1),
+    (PMH_BATCH_EXPORTED, 1),
 ];
 
 /// Turns decoded primitives into domain values, naming the field on failure.

@@ -140,3 +140,17 @@ pub struct CommandRescinded {
 pub struct ConfigurationSet {
     pub toml: String,
 }
+
+/// `pmh_batch_exported` v1 (system stream `pmh`): a batch of PMH records was produced.
+/// `mode`: 1 full, 2 diff-history. `files`: (file name, SHA-256 hex) in write order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmhBatchExported {
+    pub program: String,
+    pub mode: u8,
+    pub from_position: u64,
+    pub to_position: u64,
+    pub records: u32,
+    pub deleted: u32,
+    pub held_back: u32,
+    pub files: Vec<(String, String)>,
+}

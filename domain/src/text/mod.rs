@@ -9,10 +9,12 @@ mod jis;
 mod jisx0213_table;
 mod kana;
 mod legacy;
+mod search;
 
 pub use jis::{Unrepresentable, pmh_unrepresentable};
 pub use kana::{Kana, KanaConversion, half_width_kana_to_full_width};
 pub use legacy::{Undecodable, decode_cp932};
+pub use search::{kana_key, name_key};
 
 use std::fmt;
 
