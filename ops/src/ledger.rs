@@ -89,6 +89,7 @@ impl Ledger {
             request_digest: text_digest(toml),
             actor: "daicho-init".into(),
             approver: None,
+            expected_head: None,
             events: vec![NewEvent {
                 event_id: "init#0".into(),
                 event_type: encoded.event_type.into(),
@@ -220,6 +221,7 @@ impl Backend for Ledger {
             request_digest: cmd.fingerprint().0,
             actor: cmd.actor.to_string(),
             approver: cmd.body.approver().map(ToString::to_string),
+            expected_head: None,
             events: new_events,
         };
         match self.store.append_blocking(request) {

@@ -56,6 +56,10 @@ pub enum AppendError {
     WrongExpectedVersion { stream: StreamId, expected: String, actual: u64 },
     /// A keyed stream with this key exists already.
     StreamKeyTaken { stream: StreamId },
+    /// No stream is registered under this key.
+    StreamKeyUnknown,
+    /// The log moved past the expected head: recompute and retry.
+    HeadMoved { expected: Position, actual: Position },
     /// The request id was used before by a request with different content.
     RequestIdReused,
     /// An event id was used before by another request.
@@ -75,6 +79,8 @@ impl fmt::Display for AppendError {
                 write!(f, "stream {stream} is at version {actual}, expected {expected}")
             }
             AppendError::StreamKeyTaken { stream } => write!(f, "the stream key is taken by {stream}"),
+            AppendError::StreamKeyUnknown => write!(f, "no stream has this key"),
+            AppendError::HeadMoved { expected, actual } => write!(f, "the log is at {actual}, not {expected}"),
             AppendError::RequestIdReused => write!(f, "the request id was used for different content"),
             AppendError::EventIdReused { event_id } => write!(f, "event id {event_id} was used by another request"),
             AppendError::Invalid(why) => write!(f, "invalid append: {why}"),

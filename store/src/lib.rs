@@ -281,9 +281,17 @@ impl Store {
     /// [`Store::append`] for callers outside an async runtime (the CLI). Must not be called from
     /// within one.
     pub fn append_blocking(&self, request: AppendRequest) -> Result<AppendOutcome, AppendError> {
+        self.submit_blocking(request)?.wait()
+    }
+
+    /// Queues an append and returns at once; [`Pending::wait`] gives its outcome once durable.
+    /// Requests queued by one caller are committed in the order queued, so a bulk loader can
+    /// queue a whole stream's history (with [`Target::Key`] and exact expected versions) without
+    /// waiting between appends. Not from within an async runtime.
+    pub fn submit_blocking(&self, request: AppendRequest) -> Result<Pending, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.sender()?.blocking_send(Job { request, reply }).map_err(|_| AppendError::Stopped)?;
-        answer.blocking_recv().map_err(|_| AppendError::Stopped)?
+        Ok(Pending(answer))
     }
 
     /// What the writer has done since the store was opened.
@@ -380,6 +388,16 @@ impl Store {
     /// Closes the store: waits for the writer to finish what it was given.
     pub fn close(self) {
         drop(self);
+    }
+}
+
+/// An append queued with [`Store::submit_blocking`].
+pub struct Pending(oneshot::Receiver<Result<AppendOutcome, AppendError>>);
+
+impl Pending {
+    /// Waits for the outcome (blocking). Not from within an async runtime.
+    pub fn wait(self) -> Result<AppendOutcome, AppendError> {
+        self.0.blocking_recv().map_err(|_| AppendError::Stopped)?
     }
 }
 

@@ -59,6 +59,9 @@ pub enum Target {
     /// A new stream `<category>-<n>` with the next number of the category, registered under a
     /// unique `key` (for example the caller's id of a recipient). Refused if the key is taken.
     NewKeyed { category: String, key: String },
+    /// The stream registered under `key`, at an expected version. With it, a caller can send a
+    /// stream's later requests before learning the number its first one was given.
+    Key { category: String, key: String, expected: ExpectedVersion },
 }
 
 /// One event to append.
@@ -90,6 +93,9 @@ pub struct AppendRequest {
     pub actor: String,
     /// Who approved, if anyone.
     pub approver: Option<String>,
+    /// Append only if the log's head is still exactly here (for records computed from the whole
+    /// log at that position, such as an export batch). `None`: wherever it is.
+    pub expected_head: Option<Position>,
     /// The events, in order.
     pub events: Vec<NewEvent>,
 }

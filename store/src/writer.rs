@@ -237,8 +237,27 @@ impl<'t> Stage<'t> {
                 Err(AppendError::RequestIdReused)
             };
         }
+        if let Some(expected) = req.expected_head
+            && expected != self.head.position
+        {
+            return Err(AppendError::HeadMoved { expected, actual: self.head.position });
+        }
+        // A keyed target is an ordinary stream target once the key is resolved.
+        let resolved;
+        let target = match &req.target {
+            Target::Key { category, key, expected } => {
+                let index_key = keys::stream_key(category, key);
+                let stream = match self.keys.get(&index_key) {
+                    Some(s) => Some(s.clone()),
+                    None => self.get(&index_key).and_then(|v| StreamId::parse(std::str::from_utf8(&v).ok()?)),
+                };
+                resolved = Target::Stream { stream: stream.ok_or(AppendError::StreamKeyUnknown)?, expected: *expected };
+                &resolved
+            }
+            other => other,
+        };
         // The stream.
-        let (stream, current, key) = match &req.target {
+        let (stream, current, key) = match target {
             Target::Stream { stream, expected } => {
                 let current = self.version_of(stream);
                 if !expected.allows(current) {
@@ -280,6 +299,7 @@ impl<'t> Stage<'t> {
                 self.counters.insert(category.clone(), n);
                 (stream, 0, Some((index_key, key.clone(), category.clone(), n)))
             }
+            Target::Key { .. } => return Err(AppendError::Invalid("unresolved key target".into())),
         };
         // Event ids: never reused, not even within the request.
         let mut seen = HashSet::new();
@@ -354,7 +374,7 @@ fn validate(req: &AppendRequest) -> Result<(), AppendError> {
     if !valid_text_id(&req.actor) || req.approver.as_deref().is_some_and(|a| !valid_text_id(a)) {
         return invalid("bad actor or approver");
     }
-    if let Target::NewKeyed { category, key } = &req.target {
+    if let Target::NewKeyed { category, key } | Target::Key { category, key, .. } = &req.target {
         let category_ok = !category.is_empty()
             && category.len() <= limits::CATEGORY_BYTES_MAX
             && category.bytes().all(|b| b.is_ascii_lowercase());

@@ -32,6 +32,7 @@ fn request(target: Target, id: &str, events: usize) -> AppendRequest {
         request_digest: digest(id),
         actor: "kubo".into(),
         approver: None,
+        expected_head: None,
         events: (0..events).map(|i| event(&format!("{id}#{i}"))).collect(),
     }
 }
@@ -374,4 +375,65 @@ fn an_unfinished_sled_snapshot_does_not_stop_the_store_from_opening() {
     drop(store);
     std::fs::write(&unfinished, b"half a snapshot").unwrap();
     assert!(verify(dir.path()).problem.is_none());
+}
+
+#[test]
+fn a_keyed_stream_takes_later_appends_by_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let by_key = |expected| Target::Key { category: "recipient".into(), key: "R0001".into(), expected };
+    assert_eq!(
+        store.append_blocking(request(by_key(ExpectedVersion::Any), "r0", 1)).unwrap_err(),
+        AppendError::StreamKeyUnknown
+    );
+    let first = Target::NewKeyed { category: "recipient".into(), key: "R0001".into() };
+    store.append_blocking(request(first, "r1", 1)).unwrap();
+    let next = store.append_blocking(request(by_key(ExpectedVersion::Exactly(1)), "r2", 2)).unwrap();
+    assert_eq!((next.stream.as_str(), next.stream_version), ("recipient-1", 3));
+    let stale = store.append_blocking(request(by_key(ExpectedVersion::Exactly(1)), "r3", 1)).unwrap_err();
+    assert!(matches!(stale, AppendError::WrongExpectedVersion { actual: 3, .. }));
+}
+
+#[test]
+fn an_append_can_require_the_head_it_was_computed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    store.append_blocking(request(to("s", ExpectedVersion::Any), "r1", 2)).unwrap();
+    let mut anchored = request(to("batch", ExpectedVersion::Any), "b1", 1);
+    anchored.expected_head = Some(Position(1));
+    assert_eq!(
+        store.append_blocking(anchored.clone()).unwrap_err(),
+        AppendError::HeadMoved { expected: Position(1), actual: Position(2) }
+    );
+    anchored.expected_head = Some(Position(2));
+    assert_eq!(store.append_blocking(anchored).unwrap().first, Position(3));
+}
+
+#[test]
+fn queued_appends_of_one_caller_commit_in_order_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    // A whole history queued before any acknowledgement: creation, then appends by key.
+    let mut pending = Vec::new();
+    for r in 0..50 {
+        let key = format!("R{r:04}");
+        pending.push(
+            store
+                .submit_blocking(request(
+                    Target::NewKeyed { category: "recipient".into(), key: key.clone() },
+                    &format!("{key}-0"),
+                    1,
+                ))
+                .unwrap(),
+        );
+        for v in 1..4u64 {
+            let target =
+                Target::Key { category: "recipient".into(), key: key.clone(), expected: ExpectedVersion::Exactly(v) };
+            pending.push(store.submit_blocking(request(target, &format!("{key}-{v}"), 1)).unwrap());
+        }
+    }
+    let outcomes: Vec<_> = pending.into_iter().map(|p| p.wait().unwrap()).collect();
+    assert_eq!(outcomes.iter().map(|o| o.first.0).collect::<Vec<_>>(), (1..=200).collect::<Vec<_>>());
+    assert_eq!(store.stream_version(&stream("recipient-50")).unwrap(), 4);
+    assert!(store.stats().commits < 200, "queued appends share commits: {:?}", store.stats());
 }

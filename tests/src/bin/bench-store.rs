@@ -109,6 +109,7 @@ fn daicho_appends(dir: &Path, writers: usize, per_writer: usize) -> (Run, daicho
             request_digest: [1; 32],
             actor: "bench".into(),
             approver: None,
+            expected_head: None,
             events: vec![NewEvent {
                 event_id: format!("{id}#0"),
                 event_type: "certificate_granted".into(),

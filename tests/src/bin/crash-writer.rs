@@ -56,6 +56,7 @@ fn main() {
                         request_digest: [u8::try_from(w % 256).unwrap_or(0); 32],
                         actor: "crash".into(),
                         approver: None,
+                        expected_head: None,
                         events,
                     };
                     match store.append_blocking(request) {
