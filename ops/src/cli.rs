@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use chrono::{FixedOffset, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
-use daicho_domain::config::{Config, DEMO_TOML};
+use daicho_domain::config::{Config, DEMO_TOML, PmhMode};
 
 /// 台帳 daicho: ledger of medical-subsidy recipients.
 #[derive(Parser, Debug)]
@@ -62,11 +62,84 @@ enum Command {
     ///
     /// Names the first bad position. Exit status 0: intact; 1: damaged; 2: unreadable.
     Verify,
-    /// Validate a municipality configuration file, or print the bundled demo one.
+    /// Municipality configuration: print the demo, check a file, record a new one, show the
+    /// one in force.
     Config {
-        /// The file to validate. Without it, the demo configuration is printed.
-        file: Option<PathBuf>,
+        #[command(subcommand)]
+        action: ConfigAction,
     },
+    /// Rebuild a projection from the whole log (default: all of them).
+    Rebuild {
+        /// Projection name (register).
+        name: Option<String>,
+    },
+    /// Show a recipient on a date as the ledger knew it at a position, as JSON.
+    Show {
+        /// The caller's recipient id.
+        recipient: String,
+        /// The effective date to look at (YYYY-MM-DD). Default: today.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// The log position to look from. Default: the head.
+        #[arg(long)]
+        as_at: Option<u64>,
+    },
+    /// PMH (Public Medical Hub) files.
+    Pmh {
+        #[command(subcommand)]
+        action: PmhAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Print the bundled さくら市 demo configuration.
+    Demo,
+    /// Validate a configuration file, naming every problem by place.
+    Check { file: PathBuf },
+    /// Record a new configuration in the ledger (in force from the next command).
+    Set {
+        file: PathBuf,
+        /// Who records it.
+        #[arg(long, default_value = "daicho-cli")]
+        actor: String,
+    },
+    /// Print the configuration in force in the ledger.
+    Current,
+}
+
+#[derive(Subcommand, Debug)]
+enum PmhAction {
+    /// Export PMH records: every program in its configured mode, or as chosen.
+    ///
+    /// Writes <program>_<mode>_<from>-<to>.json and .csv per program with records,
+    /// manifest.json, and rejects.csv when records were held back, into an empty OUT directory,
+    /// and records each batch in the log. With --batch N, regenerates batch N instead.
+    Export {
+        /// Output directory (must be empty or absent).
+        #[arg(long)]
+        out: PathBuf,
+        /// diff or full. Default: each program's configured mode.
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<PmhMode>,
+        /// Only this program.
+        #[arg(long)]
+        program: Option<String>,
+        /// Regenerate a past batch, byte for byte.
+        #[arg(long, conflicts_with_all = ["mode", "program"])]
+        batch: Option<u64>,
+        /// Who records it.
+        #[arg(long, default_value = "daicho-cli")]
+        actor: String,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<PmhMode, String> {
+    match s {
+        "diff" | "diff_history" => Ok(PmhMode::DiffHistory),
+        "full" => Ok(PmhMode::Full),
+        _ => Err("diff または full".into()),
+    }
 }
 
 /// Japan Standard Time: UTC+9 all year (no daylight saving).
@@ -112,11 +185,76 @@ where
         Command::Init { config } => init(&cli.data, config.as_ref(), out, err),
         Command::Apply { file } => crate::apply::run(&cli.data, &file, today_in_japan(), out, err),
         Command::Verify => crate::verify::run(&cli.data, out, err),
-        Command::Config { file: None } => {
+        Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
+        Command::Show { recipient, as_of, as_at } => {
+            crate::show::run(&cli.data, &recipient, as_of.unwrap_or_else(today_in_japan), as_at, out, err)
+        }
+        Command::Pmh { action: PmhAction::Export { out: dir, batch: Some(n), .. } } => {
+            crate::pmh::regenerate(&cli.data, n, &dir, out, err)
+        }
+        Command::Pmh { action: PmhAction::Export { out: dir, mode, program, batch: None, actor } } => {
+            let request = crate::pmh::ExportRequest {
+                data: &cli.data,
+                out_dir: &dir,
+                mode,
+                program: program.as_deref(),
+                today: today_in_japan(),
+                actor: &actor,
+            };
+            crate::pmh::export(&request, out, err)
+        }
+        Command::Config { action: ConfigAction::Demo } => {
             let _ = out.write_all(DEMO_TOML.as_bytes());
             EXIT_OK
         }
-        Command::Config { file: Some(path) } => match load_config(Some(&path), err) {
+        Command::Config { action: ConfigAction::Current } => match crate::ledger::Ledger::open(&cli.data) {
+            Ok(ledger) => match ledger.store().read_stream(&crate::ledger::config_stream()) {
+                Ok(events) => {
+                    let text = events
+                        .last()
+                        .and_then(|e| daicho_domain::codec::decode_configuration(e.schema_version, &e.payload).ok());
+                    let _ = out.write_all(text.unwrap_or_default().as_bytes());
+                    EXIT_OK
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "{e}");
+                    EXIT_UNREADABLE
+                }
+            },
+            Err(e) => {
+                let _ = writeln!(err, "{}: 台帳を開けません: {e}", cli.data.display());
+                EXIT_UNREADABLE
+            }
+        },
+        Command::Config { action: ConfigAction::Set { file, actor } } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = writeln!(err, "{}: 設定ファイルを読めません: {e}", file.display());
+                    return EXIT_UNREADABLE;
+                }
+            };
+            if load_config(Some(&file), err).is_err() {
+                return EXIT_REJECTED;
+            }
+            match crate::ledger::Ledger::open(&cli.data) {
+                Ok(mut ledger) => match ledger.set_config(&text, &actor, today_in_japan()) {
+                    Ok(position) => {
+                        let _ = writeln!(out, "設定を記録しました（位置 {position}）");
+                        EXIT_OK
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "{e}");
+                        EXIT_UNREADABLE
+                    }
+                },
+                Err(e) => {
+                    let _ = writeln!(err, "{}: 台帳を開けません: {e}", cli.data.display());
+                    EXIT_UNREADABLE
+                }
+            }
+        }
+        Command::Config { action: ConfigAction::Check { file: path } } => match load_config(Some(&path), err) {
             Ok(config) => {
                 let _ = writeln!(
                     out,

@@ -6,19 +6,19 @@
 //! streams of category `recipient`, keyed by the caller's recipient id: `recipient-<n>`, where
 //! `n` is the ledger's internal recipient number.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use daicho_domain::codec::{self, CONFIGURATION_SET};
 use daicho_domain::command::{Command, Fingerprint};
 use daicho_domain::config::Config;
-use daicho_domain::event::{Event, EventBody};
+use daicho_domain::event::Event;
 use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::{MyNumberHolder, State, evolve};
+use daicho_projections::{ProjectionError, Projections, recipient_number};
 use daicho_store::{
-    AppendError, AppendRequest, Envelope, ExpectedVersion, NewEvent, Position, Store, StoreError, StreamId, Target,
+    AppendError, AppendRequest, Envelope, ExpectedVersion, NewEvent, Store, StoreError, StreamId, Target,
 };
 
 use crate::submit::{Appended, Backend, BackendError, Loaded};
@@ -55,17 +55,26 @@ impl From<StoreError> for LedgerError {
     }
 }
 
+/// The system stream of the configuration.
+pub fn config_stream() -> StreamId {
+    StreamId::parse(CONFIG_STREAM).unwrap_or_else(|| unreachable!("static stream id"))
+}
+
 /// The store directory inside a data directory.
 pub fn store_dir(data: &Path) -> PathBuf {
     data.join("store")
+}
+
+/// The projections directory inside a data directory.
+pub fn projections_dir(data: &Path) -> PathBuf {
+    data.join("projections")
 }
 
 /// An open ledger.
 pub struct Ledger {
     store: Store,
     config: Config,
-    /// Who holds which My Number; built on first use (see [`Ledger::holder`]).
-    holders: Option<HashMap<MyNumber, StreamId>>,
+    projections: Projections,
 }
 
 /// SHA-256 of the configuration text: the digest of the `init` request.
@@ -99,7 +108,8 @@ impl Ledger {
             }],
         };
         store.append_blocking(request).map_err(|e| LedgerError::Other(e.to_string()))?;
-        Ok(Ledger { store, config, holders: None })
+        let projections = Projections::open(&projections_dir(data)).map_err(|e| LedgerError::Other(e.to_string()))?;
+        Ok(Ledger { store, config, projections })
     }
 
     /// Opens the ledger in `data`.
@@ -117,7 +127,55 @@ impl Ledger {
         let toml = codec::decode_configuration(last.schema_version, &last.payload)
             .map_err(|e| LedgerError::Config(e.to_string()))?;
         let config = Config::from_toml(&toml).map_err(|e| LedgerError::Config(e.to_string()))?;
-        Ok(Ledger { store, config, holders: None })
+        let projections = Projections::open(&projections_dir(data)).map_err(|e| LedgerError::Other(e.to_string()))?;
+        Ok(Ledger { store, config, projections })
+    }
+
+    /// The projections, caught up to the log's head (rebuilt first if they do not match it).
+    pub fn projections(&mut self) -> Result<&mut Projections, LedgerError> {
+        let mut quiet = |_: u64, _: u64| {};
+        match self.projections.catch_up(&self.store, None, &mut quiet) {
+            Ok(_) => {}
+            Err(ProjectionError::Stale(_)) => {
+                self.projections
+                    .rebuild(&self.store, None, &mut quiet)
+                    .map_err(|e| LedgerError::Other(e.to_string()))?;
+            }
+            Err(e) => return Err(LedgerError::Other(e.to_string())),
+        }
+        Ok(&mut self.projections)
+    }
+
+    /// The projections as they are, without catching up.
+    pub fn projections_unsynced(&mut self) -> &mut Projections {
+        &mut self.projections
+    }
+
+    /// Records a new configuration (validated first); it is in force from the next command.
+    pub fn set_config(&mut self, toml: &str, actor: &str, today: NaiveDate) -> Result<u64, LedgerError> {
+        let config = Config::from_toml(toml).map_err(|e| LedgerError::Config(e.to_string()))?;
+        let stream = StreamId::parse(CONFIG_STREAM).ok_or_else(|| LedgerError::Other("config stream id".into()))?;
+        let version = self.store.stream_version(&stream)?;
+        let encoded = codec::encode_configuration(toml).map_err(|e| LedgerError::Config(e.to_string()))?;
+        let id = format!("config-v{}", version + 1);
+        let request = AppendRequest {
+            target: Target::Stream { stream, expected: ExpectedVersion::Exactly(version) },
+            request_id: id.clone(),
+            request_digest: text_digest(toml),
+            actor: actor.to_owned(),
+            approver: None,
+            expected_head: None,
+            events: vec![NewEvent {
+                event_id: format!("{id}#0"),
+                event_type: encoded.event_type.into(),
+                schema_version: encoded.schema_version,
+                effective: today,
+                payload: encoded.payload,
+            }],
+        };
+        let outcome = self.store.append_blocking(request).map_err(|e| LedgerError::Other(e.to_string()))?;
+        self.config = config;
+        Ok(outcome.last.0)
     }
 
     /// The configuration in force.
@@ -142,28 +200,6 @@ impl Ledger {
     fn fold(envelopes: &[Envelope]) -> Result<State, BackendError> {
         envelopes.iter().try_fold(State::default(), |state, e| Ok(evolve(state, &Ledger::event_of(e)?)))
     }
-
-    /// Builds the My Number index by scanning the log for links and corrections, keeping only
-    /// numbers a stream still holds after folding (rescinds and corrections considered).
-    ///
-    /// Interim: the register projection will keep this index (as a keyed hash) incrementally.
-    fn build_holders(&self) -> Result<HashMap<MyNumber, StreamId>, BackendError> {
-        let mut streams = std::collections::BTreeSet::new();
-        for item in self.store.read_from(Position(1)) {
-            let e = item.map_err(|e| BackendError(e.to_string()))?;
-            if matches!(e.event_type.as_str(), "my_number_linked" | "my_number_corrected") {
-                streams.insert(e.stream);
-            }
-        }
-        let mut holders = HashMap::new();
-        for stream in streams {
-            let state = Ledger::fold(&self.store.read_stream(&stream).map_err(|e| BackendError(e.to_string()))?)?;
-            if let Some(n) = state.recipient().and_then(|r| r.my_number.clone()) {
-                holders.insert(n, stream);
-            }
-        }
-        Ok(holders)
-    }
 }
 
 fn store_err(e: StoreError) -> BackendError {
@@ -185,13 +221,13 @@ impl Backend for Ledger {
     }
 
     fn holder(&mut self, my_number: &MyNumber, recipient: &RecipientRef) -> Result<MyNumberHolder, BackendError> {
-        if self.holders.is_none() {
-            self.holders = Some(self.build_holders()?);
-        }
+        let holder = self.projections().map_err(|e| BackendError(e.to_string()))?.my_number_holder(my_number);
+        let holder = holder.map_err(|e| BackendError(e.to_string()))?;
         let mine = self.store.stream_for_key(RECIPIENT_CATEGORY, recipient.as_str()).map_err(store_err)?;
-        Ok(match self.holders.as_ref().and_then(|h| h.get(my_number)) {
+        let mine = mine.as_ref().and_then(|s| recipient_number(s.as_str()));
+        Ok(match holder {
             None => MyNumberHolder::Nobody,
-            Some(s) if Some(s) == mine.as_ref() => MyNumberHolder::ThisRecipient,
+            Some(n) if Some(n) == mine => MyNumberHolder::ThisRecipient,
             Some(_) => MyNumberHolder::Another,
         })
     }
@@ -226,26 +262,7 @@ impl Backend for Ledger {
         };
         match self.store.append_blocking(request) {
             Ok(o) if o.already_applied => Ok(Appended::AlreadyApplied { last: o.last.0 }),
-            Ok(o) => {
-                if let Some(holders) = self.holders.as_mut() {
-                    let linked = events.iter().any(|e| {
-                        matches!(
-                            e.body,
-                            EventBody::MyNumberLinked { .. }
-                                | EventBody::MyNumberCorrected { .. }
-                                | EventBody::CommandRescinded { .. }
-                        )
-                    });
-                    if linked {
-                        let state = Ledger::fold(&self.store.read_stream(&o.stream).map_err(store_err)?)?;
-                        holders.retain(|_, s| *s != o.stream);
-                        if let Some(n) = state.recipient().and_then(|r| r.my_number.clone()) {
-                            holders.insert(n, o.stream);
-                        }
-                    }
-                }
-                Ok(Appended::Written { last: o.last.0 })
-            }
+            Ok(o) => Ok(Appended::Written { last: o.last.0 }),
             Err(AppendError::WrongExpectedVersion { .. } | AppendError::StreamKeyTaken { .. }) => {
                 Ok(Appended::Conflict)
             }

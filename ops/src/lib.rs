@@ -9,5 +9,8 @@ pub mod check;
 pub mod cli;
 pub mod ledger;
 pub mod outcome;
+pub mod pmh;
+pub mod rebuild;
+pub mod show;
 pub mod submit;
 pub mod verify;

@@ -125,15 +125,18 @@ fn configuration_files_are_validated_with_places() {
     std::fs::write(&path, demo).unwrap();
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let status = daicho::cli::main(["daicho", "config", path.to_str().unwrap()], &mut out, &mut err);
+    let status = daicho::cli::main(["daicho", "config", "check", path.to_str().unwrap()], &mut out, &mut err);
     assert_eq!(status, 1);
     let err = String::from_utf8(err).unwrap();
     assert!(err.contains("program[0].payer_numbers[0]"), "{err}");
     // The shipped demo configuration is valid, and `daicho config` prints exactly it.
     let mut out = Vec::new();
     let sakura = repo().join("domain/data/sakura.toml");
-    assert_eq!(daicho::cli::main(["daicho", "config", sakura.to_str().unwrap()], &mut out, &mut Vec::new()), 0);
+    assert_eq!(
+        daicho::cli::main(["daicho", "config", "check", sakura.to_str().unwrap()], &mut out, &mut Vec::new()),
+        0
+    );
     let mut out = Vec::new();
-    assert_eq!(daicho::cli::main(["daicho", "config"], &mut out, &mut Vec::new()), 0);
+    assert_eq!(daicho::cli::main(["daicho", "config", "demo"], &mut out, &mut Vec::new()), 0);
     assert_eq!(String::from_utf8(out).unwrap(), std::fs::read_to_string(sakura).unwrap());
 }

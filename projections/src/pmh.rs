@@ -1,0 +1,463 @@
+//! PMH history records (履歴): one per span of every certificate, as PMH.md describes them; their
+//! validation before export; and their rendering as the PMH JSON array and CSV.
+//!
+//! A [`PmhRecord`] is the content that decides whether PMH must be told again: everything sent
+//! except what comes from the configuration at export time (the certificate type id and name,
+//! and the era used in face items). A configuration change therefore does not re-send records by
+//! itself; a full export does.
+
+use chrono::NaiveDate;
+use daicho_domain::calendar::EraTable;
+
+use daicho_domain::config::{Config, Program, ProgramKey};
+use daicho_domain::ids::{HistoryKey, RecipientId, SpanNo};
+use daicho_domain::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
+use daicho_domain::period::PMH_OPEN_END;
+use daicho_domain::state::Recipient;
+use daicho_domain::text::pmh_unrepresentable;
+use serde::{Deserialize, Serialize};
+
+/// The content of one history record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmhRecord {
+    pub recipient: u64,
+    pub span: u32,
+    pub program: String,
+    pub certificate: String,
+    pub my_number: Option<String>,
+    pub name: String,
+    pub kana: String,
+    pub address: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub not_disclosed: bool,
+    pub payer_number: Option<String>,
+    pub recipient_number: String,
+    pub income_segment: Option<String>,
+    pub designated: Vec<String>,
+    pub always_reimbursement: bool,
+    /// Amount, unit (`month`/`day`/`visit`), setting (`outpatient`/`inpatient`/`combined`).
+    pub copay: Option<(i64, String, String)>,
+    pub valid_from: String,
+    pub valid_to: String,
+    pub disease: Option<String>,
+}
+
+impl PmhRecord {
+    /// The history key: `R<recipient>S<span>`.
+    pub fn history_key(&self) -> HistoryKey {
+        HistoryKey::derive(RecipientId(self.recipient), SpanNo(self.span))
+    }
+}
+
+/// Every history record of a recipient, in certificate and span order.
+pub fn records_of(n: u64, r: &Recipient) -> Vec<PmhRecord> {
+    let mut out = Vec::new();
+    for cert in &r.certificates {
+        for span in &cert.spans {
+            let t = &span.terms;
+            out.push(PmhRecord {
+                recipient: n,
+                span: span.no.0,
+                program: cert.program.to_string(),
+                certificate: cert.id.to_string(),
+                my_number: r.my_number.as_ref().map(MyNumber::reveal),
+                name: r.name.to_string(),
+                kana: r.kana.to_string(),
+                address: r.address.to_string(),
+                birth_date: r.birth_date.to_string(),
+                sex: r.sex.code().to_owned(),
+                not_disclosed: r.dv_support_since.is_some(),
+                payer_number: t.payer_number.map(|p| p.as_string()),
+                recipient_number: t.recipient_number.to_string(),
+                income_segment: t.income_segment.as_ref().map(ToString::to_string),
+                designated: t.designated_institutions.iter().map(ToString::to_string).collect(),
+                always_reimbursement: t.always_reimbursement,
+                copay: t.copay_cap.map(|c| (c.yen.get(), c.unit.as_str().to_owned(), c.setting.as_str().to_owned())),
+                valid_from: span.period.from().to_string(),
+                valid_to: span.period.end().to_string(),
+                disease: t.disease.as_ref().map(ToString::to_string),
+            });
+        }
+    }
+    out
+}
+
+/// Why a record is held back (not exported until fixed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldReason {
+    /// No My Number linked: PMH requires one.
+    MyNumberMissing,
+    /// The stored My Number fails its check (never expected: a second guard).
+    MyNumberInvalid,
+    /// The program requires a payer number and the record has none.
+    PayerNumberMissing,
+    /// The payer number fails its check or is not one of the program's.
+    PayerNumberInvalid,
+    /// The recipient number does not fit the program's rule.
+    RecipientNumberInvalid,
+    /// Sex code other than 1 or 2: PMH's handling is an open question.
+    SexCodeUnsupported,
+    /// A required text is empty or too long for PMH.
+    TextLength,
+    /// validFrom after validTo.
+    DateOrder,
+    /// The program is no longer in the configuration.
+    ProgramNotConfigured,
+}
+
+impl HoldReason {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            HoldReason::MyNumberMissing => "my_number_missing",
+            HoldReason::MyNumberInvalid => "my_number_invalid",
+            HoldReason::PayerNumberMissing => "payer_number_missing",
+            HoldReason::PayerNumberInvalid => "payer_number_invalid",
+            HoldReason::RecipientNumberInvalid => "recipient_number_invalid",
+            HoldReason::SexCodeUnsupported => "sex_code_unsupported",
+            HoldReason::TextLength => "text_length",
+            HoldReason::DateOrder => "date_order",
+            HoldReason::ProgramNotConfigured => "program_not_configured",
+        }
+    }
+
+    /// Japanese message.
+    pub fn message(self) -> &'static str {
+        match self {
+            HoldReason::MyNumberMissing => "個人番号が登録されていません",
+            HoldReason::MyNumberInvalid => "個人番号が正しくありません",
+            HoldReason::PayerNumberMissing => "この制度では公費負担者番号が必要ですが、未登録です",
+            HoldReason::PayerNumberInvalid => "公費負担者番号が正しくないか、この制度のものではありません",
+            HoldReason::RecipientNumberInvalid => "公費受給者番号がこの制度の形式に合いません",
+            HoldReason::SexCodeUnsupported => "性別コード9のPMHでの扱いが未確定のため保留します",
+            HoldReason::TextLength => "必須項目が空か、PMHの上限を超えています",
+            HoldReason::DateOrder => "有効期間の終期が始期より前です",
+            HoldReason::ProgramNotConfigured => "制度が設定にありません",
+        }
+    }
+}
+
+/// Checks a record against PMH's rules (lengths, digits, check digits, required fields, date
+/// order) under `program`; every reason found.
+pub fn validate(record: &PmhRecord, program: Option<&Program>) -> Vec<HoldReason> {
+    let mut reasons = Vec::new();
+    let Some(program) = program else {
+        return vec![HoldReason::ProgramNotConfigured];
+    };
+    match &record.my_number {
+        None => reasons.push(HoldReason::MyNumberMissing),
+        Some(n) if MyNumber::parse(n).is_err() => reasons.push(HoldReason::MyNumberInvalid),
+        Some(_) => {}
+    }
+    match &record.payer_number {
+        None if program.payer_number_required => reasons.push(HoldReason::PayerNumberMissing),
+        None => {}
+        Some(p) => match PayerNumber::parse(p) {
+            Ok(p) if program.payer_numbers.contains(&p) => {}
+            _ => reasons.push(HoldReason::PayerNumberInvalid),
+        },
+    }
+    let rule_ok = RecipientNumber::parse(&record.recipient_number, program.recipient_number_rule).is_ok()
+        && (program.recipient_number_rule == RecipientNumberRule::Free || record.recipient_number.len() == 7);
+    if !rule_ok {
+        reasons.push(HoldReason::RecipientNumberInvalid);
+    }
+    if record.sex != "1" && record.sex != "2" {
+        reasons.push(HoldReason::SexCodeUnsupported);
+    }
+    let within = |s: &str, max: usize| !s.is_empty() && s.chars().count() <= max;
+    if !within(&record.name, 100) || !within(&record.kana, 100) || !within(&record.address, 200) {
+        reasons.push(HoldReason::TextLength);
+    }
+    if !within(&program.certificate_name, 100) || !within(&record.recipient_number, 30) {
+        reasons.push(HoldReason::TextLength);
+    }
+    if record.valid_from > record.valid_to {
+        reasons.push(HoldReason::DateOrder);
+    }
+    reasons.dedup();
+    reasons
+}
+
+/// Characters clinics will see as "●", per field, as `U+XXXX` (never the text itself).
+pub fn unrepresentable(record: &PmhRecord) -> Vec<(&'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    for (field, text) in [("name", &record.name), ("kana", &record.kana), ("address", &record.address)] {
+        let chars: Vec<String> =
+            pmh_unrepresentable(text).iter().map(|u| format!("U+{:04X}", u32::from(u.ch))).collect();
+        if !chars.is_empty() {
+            out.push((field, chars));
+        }
+    }
+    out
+}
+
+/// `basicFiveInfo`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BasicFiveInfo<'a> {
+    name: &'a str,
+    name_kana: &'a str,
+    address: &'a str,
+    date_of_birth: &'a str,
+    sex: &'a str,
+}
+
+/// `maxCopaymentAmount`.
+#[derive(Serialize)]
+struct MaxCopayment<'a> {
+    amount: i64,
+    unit: &'a str,
+    setting: &'a str,
+}
+
+/// One `certificationDetail` item.
+#[derive(Serialize)]
+pub struct Detail {
+    name: &'static str,
+    value: String,
+}
+
+/// One record as PMH receives it, fields in the order of PMH.md.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire<'a> {
+    org_specific_certificate_type_id: &'a str,
+    my_number: Option<&'a str>,
+    basic_five_info: BasicFiveInfo<'a>,
+    is_not_disclosed: bool,
+    medical_subsidy_insurer_number: Option<&'a str>,
+    certification_name: &'a str,
+    medical_subsidy_recipient_number: &'a str,
+    certification_sub_key: &'a str,
+    segment: Option<&'a str>,
+    income_segment: Option<&'a str>,
+    additional_conditions: Option<&'a str>,
+    designated_medical_institutions: Option<String>,
+    is_always_reimbursement: &'a str,
+    max_copayment_amount: Option<MaxCopayment<'a>>,
+    valid_from: &'a str,
+    valid_to: &'a str,
+    history_key: String,
+    is_deleted: bool,
+    certification_detail: Vec<Detail>,
+}
+
+fn wareki(eras: &EraTable, iso: &str) -> String {
+    iso.parse::<NaiveDate>().ok().and_then(|d| eras.format(d).ok()).unwrap_or_else(|| iso.to_owned())
+}
+
+fn cap_text(amount: i64, unit: &str, setting: &str) -> String {
+    let unit = match unit {
+        "day" => "日額",
+        "visit" => "1回",
+        _ => "月額",
+    };
+    let setting = match setting {
+        "outpatient" => "外来",
+        "inpatient" => "入院",
+        _ => "入院・外来",
+    };
+    format!("{unit} {}（{setting}）", daicho_domain::money::Yen::new(amount))
+}
+
+/// Labels of the face items, in print order.
+pub const DETAIL_LABELS: [&str; 11] = [
+    "公費負担者番号",
+    "公費受給者番号",
+    "氏名",
+    "生年月日",
+    "性別",
+    "住所",
+    "有効期間",
+    "自己負担上限額",
+    "所得区分",
+    "指定医療機関",
+    "疾病名",
+];
+
+/// The face items (券面項目), in print order, each always present (empty when absent) so the
+/// CSV has the same columns on every line.
+pub fn details(record: &PmhRecord, eras: &EraTable) -> Vec<Detail> {
+    let valid_to =
+        if record.valid_to == PMH_OPEN_END.to_string() { String::new() } else { wareki(eras, &record.valid_to) };
+    let sex = match record.sex.as_str() {
+        "1" => "男",
+        "2" => "女",
+        _ => "",
+    };
+    vec![
+        Detail { name: "公費負担者番号", value: record.payer_number.clone().unwrap_or_default() },
+        Detail { name: "公費受給者番号", value: record.recipient_number.clone() },
+        Detail { name: "氏名", value: record.name.clone() },
+        Detail { name: "生年月日", value: wareki(eras, &record.birth_date) },
+        Detail { name: "性別", value: sex.to_owned() },
+        Detail { name: "住所", value: record.address.clone() },
+        Detail {
+            name: "有効期間",
+            value: if valid_to.is_empty() {
+                format!("{}から", wareki(eras, &record.valid_from))
+            } else {
+                format!("{}から{}まで", wareki(eras, &record.valid_from), valid_to)
+            },
+        },
+        Detail {
+            name: "自己負担上限額",
+            value: record.copay.as_ref().map(|(a, u, s)| cap_text(*a, u, s)).unwrap_or_default(),
+        },
+        Detail { name: "所得区分", value: record.income_segment.clone().unwrap_or_default() },
+        Detail { name: "指定医療機関", value: record.designated.join("、") },
+        Detail { name: "疾病名", value: record.disease.clone().unwrap_or_default() },
+    ]
+}
+
+/// The Japanese CSV header, in PMH order, then the face items.
+pub fn csv_header() -> Vec<&'static str> {
+    let mut h = vec![
+        "証種別ID",
+        "個人番号",
+        "氏名",
+        "氏名カナ",
+        "住所",
+        "生年月日",
+        "性別",
+        "非開示フラグ",
+        "公費負担者番号",
+        "受給者証名称",
+        "公費受給者番号",
+        "受給者証サブキー",
+        "区分",
+        "所得区分",
+        "追加条件",
+        "指定医療機関",
+        "常時償還払フラグ",
+        "自己負担上限額",
+        "自己負担上限額単位",
+        "自己負担上限額設定",
+        "有効開始日",
+        "有効終了日",
+        "履歴キー",
+        "削除フラグ",
+    ];
+    h.extend(DETAIL_LABELS);
+    h
+}
+
+/// A record to send: its content and whether it withdraws the key.
+pub struct Outgoing<'a> {
+    pub record: &'a PmhRecord,
+    pub deleted: bool,
+}
+
+fn wire<'a>(o: &'a Outgoing<'a>, program: &'a Program, eras: &EraTable) -> Wire<'a> {
+    let r = o.record;
+    Wire {
+        org_specific_certificate_type_id: &program.pmh_certificate_type_id,
+        my_number: r.my_number.as_deref(),
+        basic_five_info: BasicFiveInfo {
+            name: &r.name,
+            name_kana: &r.kana,
+            address: &r.address,
+            date_of_birth: &r.birth_date,
+            sex: &r.sex,
+        },
+        is_not_disclosed: r.not_disclosed,
+        medical_subsidy_insurer_number: r.payer_number.as_deref(),
+        certification_name: &program.certificate_name,
+        medical_subsidy_recipient_number: &r.recipient_number,
+        certification_sub_key: &r.certificate,
+        segment: None,
+        income_segment: r.income_segment.as_deref(),
+        additional_conditions: None,
+        designated_medical_institutions: (!r.designated.is_empty()).then(|| r.designated.join(";")),
+        is_always_reimbursement: if r.always_reimbursement { "1" } else { "0" },
+        max_copayment_amount: r.copay.as_ref().map(|(amount, unit, setting)| MaxCopayment {
+            amount: *amount,
+            unit,
+            setting,
+        }),
+        valid_from: &r.valid_from,
+        valid_to: &r.valid_to,
+        history_key: r.history_key().to_string(),
+        is_deleted: o.deleted,
+        certification_detail: details(r, eras),
+    }
+}
+
+/// The records as the PMH JSON array (pretty-printed, one record per block, UTF-8, final LF).
+pub fn to_json(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Result<Vec<u8>, serde_json::Error> {
+    let wires: Vec<Wire<'_>> = records.iter().map(|o| wire(o, program, eras)).collect();
+    let mut bytes = serde_json::to_vec_pretty(&wires)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// One CSV field, quoted when it holds a comma, quote or line break.
+pub fn csv_field(out: &mut String, value: &str) {
+    if value.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+/// Lines joined with CRLF, after a UTF-8 BOM (what Excel's "CSV UTF-8" writes).
+pub fn csv_document(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut text = String::from("\u{FEFF}");
+    for row in rows {
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            csv_field(&mut text, v);
+        }
+        text.push_str("\r\n");
+    }
+    text.into_bytes()
+}
+
+/// The records as CSV: header, then one line per record.
+pub fn to_csv(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Vec<u8> {
+    let mut rows = vec![csv_header().into_iter().map(str::to_owned).collect::<Vec<_>>()];
+    let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
+    for o in records {
+        let r = o.record;
+        let mut row = vec![
+            program.pmh_certificate_type_id.clone(),
+            r.my_number.clone().unwrap_or_default(),
+            r.name.clone(),
+            r.kana.clone(),
+            r.address.clone(),
+            r.birth_date.clone(),
+            r.sex.clone(),
+            flag(r.not_disclosed),
+            r.payer_number.clone().unwrap_or_default(),
+            program.certificate_name.clone(),
+            r.recipient_number.clone(),
+            r.certificate.clone(),
+            String::new(),
+            r.income_segment.clone().unwrap_or_default(),
+            String::new(),
+            r.designated.join(";"),
+            flag(r.always_reimbursement),
+            r.copay.as_ref().map(|c| c.0.to_string()).unwrap_or_default(),
+            r.copay.as_ref().map(|c| c.1.clone()).unwrap_or_default(),
+            r.copay.as_ref().map(|c| c.2.clone()).unwrap_or_default(),
+            r.valid_from.clone(),
+            r.valid_to.clone(),
+            r.history_key().to_string(),
+            flag(o.deleted),
+        ];
+        row.extend(details(r, eras).into_iter().map(|d| d.value));
+        rows.push(row);
+    }
+    csv_document(&rows)
+}
+
+/// The program of a record under `config`.
+pub fn program_of<'c>(config: &'c Config, record: &PmhRecord) -> Option<&'c Program> {
+    ProgramKey::parse(&record.program).ok().and_then(|k| config.program(&k))
+}

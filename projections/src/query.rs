@@ -1,0 +1,119 @@
+//! Queries on the register: search, a recipient, who holds a My Number, PMH status.
+//!
+//! Searches return internal recipient numbers in index order (name or kana order, then number),
+//! a page at a time; a page never holds more than [`SEARCH_RESULTS_MAX`].
+
+use daicho_domain::numbers::MyNumber;
+use daicho_domain::state::Recipient;
+use daicho_domain::text::{kana_key, name_key};
+
+use crate::keyed::hmac_sha256;
+use crate::register::{Entry, entry_from};
+use crate::{ProjectionError, Projections, keys};
+
+/// Largest page of search results.
+pub const SEARCH_RESULTS_MAX: usize = 200;
+
+/// What to search by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchBy {
+    /// 氏名: prefix of the name key.
+    Name(String),
+    /// 氏名カナ: prefix of the kana key (small and large kana, hiragana and spaces alike).
+    Kana(String),
+    /// 公費負担者番号: exact.
+    PayerNumber(String),
+    /// 公費受給者番号: exact.
+    RecipientNumber(String),
+    /// 個人番号: exact, through the keyed hash.
+    MyNumber(MyNumber),
+}
+
+/// A page of results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Internal recipient numbers.
+    pub recipients: Vec<u64>,
+    /// Whether more follow.
+    pub more: bool,
+}
+
+impl Projections {
+    /// Searches; `offset` results are skipped, at most `limit` (capped) returned.
+    pub fn search(&self, by: &SearchBy, offset: usize, limit: usize) -> Result<Page, ProjectionError> {
+        let limit = limit.clamp(1, SEARCH_RESULTS_MAX);
+        let prefix = match by {
+            SearchBy::Name(q) => keys::text_prefix(keys::NAME, &name_key(q)),
+            SearchBy::Kana(q) => keys::text_prefix(keys::KANA, &kana_key(q)),
+            SearchBy::PayerNumber(q) => exact(keys::PAYER, q.trim()),
+            SearchBy::RecipientNumber(q) => exact(keys::RECIPIENT_NUMBER, q.trim()),
+            SearchBy::MyNumber(n) => {
+                let mut k = vec![keys::MY_NUMBER];
+                k.extend_from_slice(&hmac_sha256(self.secret(), n.reveal().as_bytes()));
+                k
+            }
+        };
+        // An empty name or kana query would list everyone: refuse it.
+        if prefix.len() <= 1 {
+            return Ok(Page { recipients: Vec::new(), more: false });
+        }
+        let mut recipients = Vec::with_capacity(limit);
+        let mut more = false;
+        for item in self.tree().scan_prefix(&prefix).skip(offset) {
+            let (key, _) = item?;
+            if recipients.len() == limit {
+                more = true;
+                break;
+            }
+            if let Some(n) = keys::tail_recipient(&key) {
+                recipients.push(n);
+            }
+        }
+        Ok(Page { recipients, more })
+    }
+
+    /// The recipient numbered `n`, as the projection knows it now.
+    pub fn recipient(&self, n: u64) -> Result<Option<Recipient>, ProjectionError> {
+        match self.tree().get(keys::recipient(n))? {
+            None => Ok(None),
+            Some(bytes) => daicho_domain::codec::snapshot::decode_recipient(&bytes)
+                .map(Some)
+                .map_err(|e| ProjectionError::Corrupt(e.to_string())),
+        }
+    }
+
+    /// Who holds a My Number, if anyone.
+    pub fn my_number_holder(&self, n: &MyNumber) -> Result<Option<u64>, ProjectionError> {
+        Ok(self.search(&SearchBy::MyNumber(n.clone()), 0, 1)?.recipients.first().copied())
+    }
+
+    /// The PMH entries of a recipient, by span number.
+    pub fn pmh_entries(&self, n: u64) -> Result<Vec<(u32, Entry)>, ProjectionError> {
+        let mut out = Vec::new();
+        for item in self.tree().scan_prefix(keys::entries_of(n)) {
+            let (key, value) = item?;
+            if let Some((_, span)) = keys::tail_ids(&key) {
+                out.push((span, entry_from(&value)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last batch of a program: its to-position and batch number.
+    pub fn last_batch(&self, program: &str) -> Result<Option<(u64, u64)>, ProjectionError> {
+        Ok(self.tree().get(keys::last_batch(program))?.and_then(|v| Some((keys::u64_at(&v, 0)?, keys::u64_at(&v, 8)?))))
+    }
+
+    /// Number of recipients in the register.
+    pub fn recipient_count(&self) -> usize {
+        self.tree().scan_prefix([keys::RECIPIENT]).count()
+    }
+}
+
+fn exact(prefix: u8, value: &str) -> Vec<u8> {
+    let mut k = keys::text_prefix(prefix, value);
+    if !value.is_empty() {
+        k.push(0);
+    }
+    k
+}

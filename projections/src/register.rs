@@ -1,0 +1,291 @@
+//! The `register` projection's fold: what one envelope changes.
+//!
+//! - `config` stream, `configuration_set`: the configuration in force (validation of PMH records
+//!   needs it).
+//! - `recipient-<n>` streams: the recipient's snapshot (advanced with `apply_event`; a rescind
+//!   re-folds the stream from the log), its search index entries, and its PMH entries.
+//! - `pmh` stream, `pmh_batch_exported`: what PMH now has: exported := current for every record
+//!   the batch sent (held-back records keep what PMH had, so they stay pending).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use daicho_domain::codec::{self, CONFIGURATION_SET, PMH_BATCH_EXPORTED, PmhBatch};
+use daicho_domain::config::{Config, PmhMode};
+use daicho_domain::event::{Event, EventBody};
+use daicho_domain::ids::CommandId;
+use daicho_domain::state::{Recipient, State, apply_event};
+use daicho_domain::text::{kana_key, name_key};
+use daicho_domain::{evolve, numbers::MyNumber};
+use daicho_store::{Envelope, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::ProjectionError;
+use crate::keyed::hmac_sha256;
+use crate::keys;
+use crate::pmh::{PmhRecord, records_of, validate};
+
+/// Pending writes over the tree: the last write of a key wins; `None` removes.
+pub(crate) struct Overlay {
+    pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Overlay {
+    pub fn get(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(tree.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+}
+
+/// A PMH entry: the record as it is now, and as PMH has it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub program: String,
+    pub current: Option<PmhRecord>,
+    pub exported: Option<PmhRecord>,
+}
+
+pub(crate) fn entry_bytes(e: &Entry) -> Result<Vec<u8>, ProjectionError> {
+    bincode::serde::encode_to_vec(e, bincode::config::standard()).map_err(|e| ProjectionError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn entry_from(bytes: &[u8]) -> Result<Entry, ProjectionError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(e, _)| e)
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))
+}
+
+/// What the fold carries from one envelope to the next.
+pub(crate) struct Fold<'a> {
+    pub tree: &'a sled::Tree,
+    pub store: &'a Store,
+    pub secret: &'a [u8; 32],
+    pub overlay: Overlay,
+    /// Decoded recipients; `dirty` ones are written at the next commit.
+    pub cache: &'a mut HashMap<u64, Option<Recipient>>,
+    pub dirty: BTreeSet<u64>,
+    pub config: &'a mut Option<Config>,
+}
+
+/// The recipient number of a stream `recipient-<n>`.
+pub fn recipient_number(stream: &str) -> Option<u64> {
+    stream.strip_prefix("recipient-")?.parse().ok()
+}
+
+fn decode_event(e: &Envelope) -> Result<Event, ProjectionError> {
+    let at = |why: String| ProjectionError::Event { position: e.position.0, reason: why };
+    let body = codec::decode(&e.event_type, e.schema_version, &e.payload).map_err(|x| at(x.to_string()))?;
+    let command = CommandId::parse(&e.correlation_id).map_err(|x| at(x.code().to_owned()))?;
+    Ok(Event { command, effective: e.effective, body })
+}
+
+impl Fold<'_> {
+    /// Applies one envelope (a PMH batch must be applied on an empty overlay: see the engine).
+    pub fn apply(&mut self, e: &Envelope) -> Result<(), ProjectionError> {
+        match (e.stream.as_str(), e.event_type.as_str()) {
+            ("config", CONFIGURATION_SET) => {
+                let text = codec::decode_configuration(e.schema_version, &e.payload)
+                    .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
+                let config = Config::from_toml(&text)
+                    .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
+                self.overlay.put(keys::CONFIG.to_vec(), text.into_bytes());
+                *self.config = Some(config);
+                Ok(())
+            }
+            ("pmh", PMH_BATCH_EXPORTED) => {
+                let batch = codec::decode_pmh_batch(e.schema_version, &e.payload)
+                    .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
+                self.apply_batch(&batch, e.stream_version)
+            }
+            (stream, _) => match recipient_number(stream) {
+                Some(n) => self.apply_recipient(n, e),
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn load(&mut self, n: u64) -> Result<Option<Recipient>, ProjectionError> {
+        if let Some(r) = self.cache.get(&n) {
+            return Ok(r.clone());
+        }
+        let r = match self.overlay.get(self.tree, &keys::recipient(n))? {
+            None => None,
+            Some(bytes) => {
+                Some(codec::snapshot::decode_recipient(&bytes).map_err(|x| ProjectionError::Corrupt(x.to_string()))?)
+            }
+        };
+        self.cache.insert(n, r.clone());
+        Ok(r)
+    }
+
+    fn apply_recipient(&mut self, n: u64, e: &Envelope) -> Result<(), ProjectionError> {
+        let old = self.load(n)?;
+        let event = decode_event(e)?;
+        let new = if matches!(event.body, EventBody::CommandRescinded { .. }) {
+            // The history is in the log: re-fold the stream up to this event.
+            let mut state = State::default();
+            for x in self.store.read_stream(&e.stream)? {
+                if x.position > e.position {
+                    break;
+                }
+                state = evolve(state, &decode_event(&x)?);
+            }
+            state.recipient().cloned()
+        } else {
+            let mut r = old.clone();
+            apply_event(&mut r, &event);
+            r
+        };
+        self.update_indexes(n, old.as_ref(), new.as_ref());
+        self.update_pmh(n, old.as_ref(), new.as_ref())?;
+        self.cache.insert(n, new);
+        self.dirty.insert(n);
+        Ok(())
+    }
+
+    fn index_keys(&self, n: u64, r: Option<&Recipient>) -> BTreeSet<Vec<u8>> {
+        let mut set = BTreeSet::new();
+        let Some(r) = r else { return set };
+        set.insert(keys::text_index(keys::NAME, &name_key(r.name.as_str()), n));
+        set.insert(keys::text_index(keys::KANA, &kana_key(r.kana.as_str()), n));
+        if let Some(my_number) = &r.my_number {
+            set.insert(keys::my_number(&self.my_number_mac(my_number), n));
+        }
+        for cert in &r.certificates {
+            for span in &cert.spans {
+                if let Some(p) = span.terms.payer_number {
+                    set.insert(keys::text_index(keys::PAYER, &p.as_string(), n));
+                }
+                set.insert(keys::text_index(keys::RECIPIENT_NUMBER, span.terms.recipient_number.as_str(), n));
+            }
+        }
+        set
+    }
+
+    pub fn my_number_mac(&self, n: &MyNumber) -> [u8; 32] {
+        hmac_sha256(self.secret, n.reveal().as_bytes())
+    }
+
+    fn update_indexes(&mut self, n: u64, old: Option<&Recipient>, new: Option<&Recipient>) {
+        let before = self.index_keys(n, old);
+        let after = self.index_keys(n, new);
+        for k in before.difference(&after) {
+            self.overlay.remove(k.clone());
+        }
+        for k in after.difference(&before) {
+            self.overlay.put(k.clone(), Vec::new());
+        }
+    }
+
+    fn get_entry(&self, n: u64, span: u32) -> Result<Option<Entry>, ProjectionError> {
+        self.overlay.get(self.tree, &keys::entry(n, span))?.map(|b| entry_from(&b)).transpose()
+    }
+
+    /// Writes an entry and its markers, or removes all of them when nothing is left to say.
+    fn put_entry(&mut self, n: u64, span: u32, entry: &Entry) -> Result<(), ProjectionError> {
+        let dirty = keys::program_marker(keys::DIRTY, &entry.program, n, span);
+        let active = keys::program_marker(keys::ACTIVE, &entry.program, n, span);
+        if entry.current.is_none() && entry.exported.is_none() {
+            self.overlay.remove(keys::entry(n, span));
+            self.overlay.remove(dirty);
+            self.overlay.remove(active);
+            return Ok(());
+        }
+        self.overlay.put(keys::entry(n, span), entry_bytes(entry)?);
+        if entry.current != entry.exported {
+            self.overlay.put(dirty, Vec::new());
+        } else {
+            self.overlay.remove(dirty);
+        }
+        if entry.current.is_some() {
+            self.overlay.put(active, Vec::new());
+        } else {
+            self.overlay.remove(active);
+        }
+        Ok(())
+    }
+
+    fn update_pmh(&mut self, n: u64, old: Option<&Recipient>, new: Option<&Recipient>) -> Result<(), ProjectionError> {
+        let before: BTreeMap<u32, PmhRecord> =
+            old.map(|r| records_of(n, r)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
+        let mut after: BTreeMap<u32, PmhRecord> =
+            new.map(|r| records_of(n, r)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
+        let spans: BTreeSet<u32> = before.keys().chain(after.keys()).copied().collect();
+        for span in spans {
+            let current = after.remove(&span);
+            let mut entry = match self.get_entry(n, span)? {
+                Some(e) => e,
+                None => match &current {
+                    Some(r) => Entry { program: r.program.clone(), current: None, exported: None },
+                    None => continue,
+                },
+            };
+            if entry.current == current {
+                continue;
+            }
+            entry.current = current;
+            self.put_entry(n, span, &entry)?;
+        }
+        Ok(())
+    }
+
+    /// A batch was exported: PMH now has the current content of every record it sent.
+    fn apply_batch(&mut self, batch: &PmhBatch, batch_number: u64) -> Result<(), ProjectionError> {
+        let program_key = batch.program.as_str().to_owned();
+        let config = self.config.clone();
+        let program = config.as_ref().and_then(|c| c.program(&batch.program));
+        let mut keys_to_visit: BTreeSet<(u64, u32)> = BTreeSet::new();
+        let mut prefixes = vec![keys::program_prefix(keys::DIRTY, &program_key)];
+        if batch.mode == PmhMode::Full {
+            prefixes.push(keys::program_prefix(keys::ACTIVE, &program_key));
+        }
+        for prefix in prefixes {
+            // The engine commits before a batch, so the tree holds every earlier write.
+            for item in self.tree.scan_prefix(&prefix) {
+                let (key, _) = item?;
+                if let Some(ids) = keys::tail_ids(&key) {
+                    keys_to_visit.insert(ids);
+                }
+            }
+        }
+        for (n, span) in keys_to_visit {
+            let Some(mut entry) = self.get_entry(n, span)? else { continue };
+            match &entry.current {
+                // Sent as isDeleted (diff), or gone from a full replacement: PMH has nothing.
+                None => entry.exported = None,
+                Some(current) if validate(current, program).is_empty() => entry.exported = Some(current.clone()),
+                Some(_) => continue, // held back: PMH keeps what it had
+            }
+            self.put_entry(n, span, &entry)?;
+        }
+        let mut value = batch.to_position.to_be_bytes().to_vec();
+        value.extend_from_slice(&batch_number.to_be_bytes());
+        self.overlay.put(keys::last_batch(&program_key), value);
+        Ok(())
+    }
+
+    /// Writes the snapshots of the recipients changed since the last commit.
+    pub fn flush_snapshots(&mut self) -> Result<(), ProjectionError> {
+        for n in std::mem::take(&mut self.dirty) {
+            match self.cache.get(&n) {
+                Some(Some(r)) => {
+                    let bytes =
+                        codec::snapshot::encode_recipient(r).map_err(|x| ProjectionError::Corrupt(x.to_string()))?;
+                    self.overlay.put(keys::recipient(n), bytes);
+                }
+                Some(None) => self.overlay.remove(keys::recipient(n)),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
