@@ -1,0 +1,420 @@
+//! PMH export scenarios, driven through `daicho apply` and `daicho pmh export`, asserting the
+//! exported JSON: what clinics will be told, and when.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+/// A ledger in a temporary directory, with a counter for export directories.
+struct Ledger {
+    tmp: tempfile::TempDir,
+    data: String,
+    exports: usize,
+    next_id: usize,
+}
+
+fn daicho(args: &[&str]) -> (u8, String, String) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let status = daicho::cli::main(std::iter::once("daicho").chain(args.iter().copied()), &mut out, &mut err);
+    (status, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+/// One export: the records of every program, the manifest.
+struct Export {
+    records: Vec<Value>,
+    manifest: Value,
+    dir: PathBuf,
+}
+
+impl Export {
+    /// The records with this history key.
+    fn key(&self, key: &str) -> Vec<&Value> {
+        self.records.iter().filter(|r| r["historyKey"] == key).collect()
+    }
+
+    fn one(&self, key: &str) -> &Value {
+        let found = self.key(key);
+        assert_eq!(found.len(), 1, "exactly one record {key} in {:#?}", self.records);
+        found[0]
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.records.iter().map(|r| r["historyKey"].as_str().unwrap().to_owned()).collect();
+        k.sort();
+        k
+    }
+}
+
+impl Ledger {
+    fn new() -> Ledger {
+        Ledger::with_config(None)
+    }
+
+    fn with_config(config: Option<&str>) -> Ledger {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("ledger").to_str().unwrap().to_owned();
+        let l = Ledger { tmp, data, exports: 0, next_id: 0 };
+        let mut args = vec!["--data", l.data(), "init"];
+        let path = l.tmp.path().join("city.toml");
+        if let Some(text) = config {
+            std::fs::write(&path, text).unwrap();
+            args.extend(["--config", path.to_str().unwrap()]);
+        }
+        let (status, _, err) = daicho(&args);
+        assert_eq!(status, 0, "{err}");
+        l
+    }
+
+    fn data(&self) -> &str {
+        &self.data
+    }
+
+    /// Applies commands (contract JSON without `id` and `actor`); every one must be accepted.
+    #[track_caller]
+    fn apply(&mut self, commands: &[Value]) {
+        let mut text = String::new();
+        for c in commands {
+            let mut c = c.clone();
+            self.next_id += 1;
+            let o = c.as_object_mut().unwrap();
+            o.entry("id").or_insert(json!(format!("c{}", self.next_id)));
+            o.entry("actor").or_insert(json!("kubo"));
+            text.push_str(&serde_json::to_string(&c).unwrap());
+            text.push('\n');
+        }
+        let file = self.tmp.path().join(format!("cmd{}.jsonl", self.next_id));
+        std::fs::write(&file, text).unwrap();
+        let (status, out, err) = daicho(&["--data", &self.data, "apply", file.to_str().unwrap()]);
+        assert_eq!(status, 0, "{out}{err}");
+    }
+
+    /// A diff export (or `mode`) of every program into a fresh directory.
+    #[track_caller]
+    fn export_mode(&mut self, mode: &str) -> Export {
+        self.exports += 1;
+        let dir = self.tmp.path().join(format!("export{}", self.exports));
+        let (status, out, err) =
+            daicho(&["--data", &self.data, "pmh", "export", "--out", dir.to_str().unwrap(), "--mode", mode]);
+        assert_eq!(status, 0, "{out}{err}");
+        let mut records = Vec::new();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for path in names {
+            if path.extension().is_some_and(|e| e == "json") && path.file_name().unwrap() != "manifest.json" {
+                let batch: Vec<Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                records.extend(batch);
+            }
+        }
+        let manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        Export { records, manifest, dir }
+    }
+
+    #[track_caller]
+    fn export(&mut self) -> Export {
+        self.export_mode("diff")
+    }
+}
+
+fn register(r: &str, name: &str, birth: &str) -> Value {
+    json!({"type": "register_recipient", "recipient": r, "effective": "2026-04-01", "name": name,
+           "kana": "サクラ タロウ", "birth_date": birth, "sex": "1", "address": "さくら市本町1-2-3"})
+}
+
+fn link(r: &str, name: &str, birth: &str, number: &str) -> Value {
+    json!({"type": "link_my_number", "recipient": r, "effective": "2026-04-02", "approver": "mori", "my_number": number,
+           "resident_record": {"name": name, "birth_date": birth, "sex": "1", "address": "さくら市本町1-2-3"}})
+}
+
+/// A registered child with a linked My Number.
+fn child(r: &str) -> Vec<Value> {
+    vec![register(r, "桜 太郎", "2018-05-05"), link(r, "桜 太郎", "2018-05-05", "123456789018")]
+}
+
+/// An adult (for 更生医療) with a linked My Number.
+fn adult(r: &str) -> Vec<Value> {
+    vec![register(r, "桜 一郎", "1970-01-20"), link(r, "桜 一郎", "1970-01-20", "111111111118")]
+}
+
+fn kosei(extra: Value) -> Value {
+    let mut g = json!({"type": "grant_certificate", "recipient": "A1", "effective": "2026-04-01", "certificate": "J1",
+                       "program": "kosei", "payer_number": "15139991", "recipient_number": "1234566",
+                       "valid_from": "2026-04-01", "valid_to": "2026-09-30", "income_segment": "A"});
+    for (k, v) in extra.as_object().unwrap() {
+        g[k] = v.clone();
+    }
+    g
+}
+
+#[test]
+fn a_new_grant_is_one_record() {
+    let mut l = Ledger::new();
+    l.apply(&child("C1"));
+    l.apply(&[json!({"type": "grant_certificate", "recipient": "C1", "effective": "2026-04-01", "certificate": "K1",
+                     "program": "kodomo", "payer_number": "88139993", "recipient_number": "000123", "valid_from": "2026-04-01"})]);
+    let e = l.export();
+    let r = e.one("R1S1");
+    assert_eq!(r["orgSpecificCertificateTypeId"], "139998L001");
+    assert_eq!(r["myNumber"], "123456789018");
+    assert_eq!(
+        r["basicFiveInfo"],
+        json!({"name": "桜 太郎", "nameKana": "サクラ タロウ", "address": "さくら市本町1-2-3", "dateOfBirth": "2018-05-05", "sex": "1"})
+    );
+    assert_eq!(r["medicalSubsidyInsurerNumber"], "88139993");
+    assert_eq!(r["medicalSubsidyRecipientNumber"], "000123");
+    assert_eq!(r["certificationName"], "さくら市こども医療証");
+    assert_eq!(r["isAlwaysReimbursement"], "0");
+    assert_eq!(r["validFrom"], "2026-04-01");
+    // こども医療費 ends on the first 31 March after 18: born 2018-05-05, so 2037-03-31.
+    assert_eq!(r["validTo"], "2037-03-31");
+    assert_eq!((r["isDeleted"].as_bool(), r["isNotDisclosed"].as_bool()), (Some(false), Some(false)));
+    let detail: Vec<&str> =
+        r["certificationDetail"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(&detail[..3], ["公費負担者番号", "公費受給者番号", "氏名"]);
+    assert_eq!(r["certificationDetail"][3]["value"], "平成30年5月5日");
+    // Exporting again with no change exports nothing.
+    let again = l.export();
+    assert!(again.records.is_empty());
+    assert!(
+        std::fs::read_dir(&again.dir).unwrap().all(|f| !f.unwrap().file_name().to_str().unwrap().ends_with(".csv"))
+    );
+}
+
+#[test]
+fn an_open_ended_record_ends_on_9999_12_31() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"valid_to": null}))]);
+    let e = l.export();
+    assert_eq!(e.one("R1S1")["validTo"], "9999-12-31");
+    let period = &e.one("R1S1")["certificationDetail"][6];
+    assert_eq!((period["name"].as_str(), period["value"].as_str()), (Some("有効期間"), Some("令和8年4月1日から")));
+}
+
+#[test]
+fn a_renewal_adds_a_record_and_a_mid_span_change_splits_one() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"copay_cap": {"yen": 5000, "unit": "month", "setting": "combined"}}))]);
+    assert_eq!(l.export().keys(), ["R1S1"]);
+    // Renewal: only the new span is sent.
+    l.apply(&[json!({"type": "renew_certificate", "recipient": "A1", "effective": "2026-09-01", "certificate": "J1",
+                     "valid_from": "2026-10-01", "valid_to": "2027-09-30"})]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S2"]);
+    assert_eq!(
+        (e.one("R1S2")["validFrom"].as_str(), e.one("R1S2")["validTo"].as_str()),
+        (Some("2026-10-01"), Some("2027-09-30"))
+    );
+    // A change in the middle of the first span: that record is re-sent ending the day before,
+    // and a new record starts on the change.
+    l.apply(&[json!({"type": "change_certificate", "recipient": "A1", "effective": "2026-07-01", "certificate": "J1",
+                     "copay_cap": {"yen": 10000, "unit": "month", "setting": "combined"}})]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1", "R1S3"]);
+    assert_eq!(e.one("R1S1")["validTo"], "2026-06-30");
+    assert_eq!(e.one("R1S1")["maxCopaymentAmount"], json!({"amount": 5000, "unit": "month", "setting": "combined"}));
+    assert_eq!(
+        (e.one("R1S3")["validFrom"].as_str(), e.one("R1S3")["validTo"].as_str()),
+        (Some("2026-07-01"), Some("2026-09-30"))
+    );
+    assert_eq!(e.one("R1S3")["maxCopaymentAmount"]["amount"], 10000);
+}
+
+#[test]
+fn move_out_ends_the_record_on_the_move_out_date() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    l.export();
+    l.apply(&[json!({"type": "move_out", "recipient": "A1", "effective": "2026-08-15", "to": "横浜市"})]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1"]);
+    assert_eq!(e.one("R1S1")["validTo"], "2026-08-15");
+    assert_eq!(e.one("R1S1")["isDeleted"], false);
+}
+
+#[test]
+fn a_death_reported_late_corrects_records_already_exported() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    l.apply(&[json!({"type": "change_certificate", "recipient": "A1", "effective": "2026-07-01", "certificate": "J1", "income_segment": "B"})]);
+    let first = l.export();
+    assert_eq!(first.keys(), ["R1S1", "R1S2"]);
+    // Died on 15 June, learned in November: the first record ends on the date of death, and the
+    // record that started on 1 July never held: it is withdrawn.
+    l.apply(&[json!({"type": "record_death", "recipient": "A1", "effective": "2026-06-15"})]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1", "R1S2"]);
+    assert_eq!(
+        (e.one("R1S1")["validTo"].as_str(), e.one("R1S1")["isDeleted"].as_bool()),
+        (Some("2026-06-15"), Some(false))
+    );
+    assert_eq!(e.one("R1S2")["isDeleted"], true);
+    assert_eq!(e.one("R1S2")["validFrom"], "2026-07-01", "a withdrawal names the record PMH has");
+    assert_eq!(e.manifest["batches"][3]["deleted"], 1, "{:#}", e.manifest);
+}
+
+#[test]
+fn dv_support_hides_every_record_while_it_lasts() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    l.apply(&[json!({"type": "renew_certificate", "recipient": "A1", "effective": "2026-09-01", "certificate": "J1",
+                     "valid_from": "2026-10-01", "valid_to": "2027-09-30"})]);
+    let e = l.export();
+    assert!(e.records.iter().all(|r| r["isNotDisclosed"] == false));
+    l.apply(&[json!({"type": "start_dv_support", "recipient": "A1", "effective": "2026-10-05"})]);
+    let during = l.export();
+    assert_eq!(during.keys(), ["R1S1", "R1S2"], "every record of the person");
+    assert!(during.records.iter().all(|r| r["isNotDisclosed"] == true));
+    // A change while the measure lasts is sent hidden too.
+    l.apply(&[json!({"type": "change_certificate", "recipient": "A1", "effective": "2026-10-06", "certificate": "J1", "income_segment": "C"})]);
+    let change = l.export();
+    assert!(!change.records.is_empty() && change.records.iter().all(|r| r["isNotDisclosed"] == true));
+    l.apply(&[json!({"type": "end_dv_support", "recipient": "A1", "effective": "2026-11-01"})]);
+    let after = l.export();
+    assert_eq!(after.keys(), ["R1S1", "R1S2", "R1S3"]);
+    assert!(after.records.iter().all(|r| r["isNotDisclosed"] == false));
+}
+
+#[test]
+fn a_rescinded_grant_is_withdrawn() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"id": "wrong-grant"}))]);
+    assert_eq!(l.export().keys(), ["R1S1"]);
+    l.apply(&[json!({"type": "rescind", "recipient": "A1", "effective": "2026-10-01", "target": "wrong-grant", "reason": "別人への認定"})]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1"]);
+    assert_eq!(e.one("R1S1")["isDeleted"], true);
+    // And once withdrawn, nothing more is said about it.
+    assert!(l.export().records.is_empty());
+}
+
+#[test]
+fn a_grant_rescinded_before_any_export_is_never_sent() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"id": "wrong-grant"}))]);
+    l.apply(&[json!({"type": "rescind", "recipient": "A1", "effective": "2026-10-01", "target": "wrong-grant", "reason": "入力誤り"})]);
+    assert!(l.export().records.is_empty());
+}
+
+#[test]
+fn a_my_number_correction_and_personal_details_resend_every_record() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    l.apply(&[json!({"type": "renew_certificate", "recipient": "A1", "effective": "2026-09-01", "certificate": "J1",
+                     "valid_from": "2026-10-01", "valid_to": "2027-09-30"})]);
+    l.export();
+    l.apply(&[link("A1", "桜 一郎", "1970-01-20", "983205673214")]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1", "R1S2"]);
+    assert!(e.records.iter().all(|r| r["myNumber"] == "983205673214"));
+    l.apply(&[json!({"type": "change_personal_details", "recipient": "A1", "effective": "2026-10-10", "address": "さくら市緑町7-8"})]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1", "R1S2"]);
+    assert!(e.records.iter().all(|r| r["basicFiveInfo"]["address"] == "さくら市緑町7-8"));
+}
+
+#[test]
+fn a_name_with_a_character_outside_jis_x_0213_is_exported_with_a_warning() {
+    let mut l = Ledger::new();
+    l.apply(&[register("A1", "髙橋 一郎", "1970-01-20"), link("A1", "髙橋 一郎", "1970-01-20", "111111111118")]);
+    l.apply(&[kosei(json!({}))]);
+    let e = l.export();
+    assert_eq!(e.one("R1S1")["basicFiveInfo"]["name"], "髙橋 一郎");
+    let kosei_batch = e.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == "kosei").unwrap();
+    assert_eq!(kosei_batch["warnings"], json!([{"historyKey": "R1S1", "field": "name", "characters": ["U+9AD9"]}]));
+}
+
+#[test]
+fn a_record_missing_a_required_payer_number_is_held_back_until_fixed() {
+    // こども医療費 first configured without payer numbers, then required.
+    let optional = daicho_domain::config::DEMO_TOML
+        .replace("payer_numbers = [\"88139993\"]", "payer_numbers = [\"88139993\"]\npayer_number_required = false");
+    let mut l = Ledger::with_config(Some(&optional));
+    l.apply(&child("C1"));
+    l.apply(&[json!({"type": "grant_certificate", "recipient": "C1", "effective": "2026-04-01", "certificate": "K1",
+                     "program": "kodomo", "recipient_number": "000123", "valid_from": "2026-04-01"})]);
+    let required = l.tmp.path().join("required.toml");
+    std::fs::write(&required, daicho_domain::config::DEMO_TOML).unwrap();
+    let (status, _, err) = daicho(&["--data", l.data(), "config", "set", required.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    // Another child of the same program, with a payer number: the batch really sends something.
+    l.apply(&[
+        register("C2", "桜 次郎", "2019-06-06"),
+        link("C2", "桜 次郎", "2019-06-06", "111111111118"),
+        json!({"type": "grant_certificate", "recipient": "C2", "effective": "2026-04-01", "certificate": "K2",
+               "program": "kodomo", "payer_number": "88139993", "recipient_number": "000124", "valid_from": "2026-04-01"}),
+    ]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R2S1"]);
+    let kodomo = e.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == "kodomo").unwrap();
+    assert_eq!(kodomo["heldBack"][0]["historyKey"], "R1S1");
+    assert_eq!(kodomo["heldBack"][0]["reasons"][0]["code"], "payer_number_missing");
+    let rejects = std::fs::read_to_string(e.dir.join("rejects.csv")).unwrap();
+    assert!(rejects.contains("R1S1,payer_number_missing"), "{rejects}");
+    assert!(!rejects.contains("桜"), "no names in rejects.csv");
+    // Not fixed yet: the next export still holds it back (it was not marked as sent).
+    let e = l.export();
+    assert!(e.records.is_empty());
+    let kodomo = e.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == "kodomo").unwrap();
+    assert_eq!(kodomo["heldBack"][0]["historyKey"], "R1S1");
+    // Fixed: the next diff sends it.
+    l.apply(&[json!({"type": "change_certificate", "recipient": "C1", "effective": "2026-04-01", "certificate": "K1", "payer_number": "88139993"})]);
+    let e = l.export();
+    assert_eq!(e.one("R1S1")["medicalSubsidyInsurerNumber"], "88139993");
+}
+
+#[test]
+fn full_mode_sends_every_current_record_and_csv_matches_json() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"designated_institutions": ["さくら病院", "桜, \"東\" クリニック"]}))]);
+    l.export();
+    let e = l.export_mode("full");
+    assert_eq!(e.keys(), ["R1S1"]);
+    let csv_path = std::fs::read_dir(&e.dir)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "csv") && !p.ends_with("rejects.csv"))
+        .unwrap();
+    let csv = std::fs::read(&csv_path).unwrap();
+    assert!(csv.starts_with(b"\xEF\xBB\xBF"), "UTF-8 with BOM");
+    let text = String::from_utf8(csv).unwrap();
+    assert!(text.contains("\r\n") && !text.replace("\r\n", "").contains('\n'), "CRLF line ends");
+    let header = text.trim_start_matches('\u{FEFF}').lines().next().unwrap();
+    assert!(header.starts_with("証種別ID,個人番号,氏名,氏名カナ,住所,生年月日,性別"), "{header}");
+    assert!(text.contains("\"さくら病院;桜, \"\"東\"\" クリニック\""), "quoted field: {text}");
+}
+
+#[test]
+fn a_past_batch_regenerates_byte_for_byte() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    let first = l.export();
+    let batch =
+        first.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == "kosei").unwrap()["batch"]
+            .as_u64()
+            .unwrap();
+    // More happens afterwards; the past batch must not change.
+    l.apply(&[json!({"type": "change_certificate", "recipient": "A1", "effective": "2026-07-01", "certificate": "J1", "income_segment": "B"})]);
+    l.export();
+    let dir = l.tmp.path().join("regenerated");
+    let (status, out, err) =
+        daicho(&["--data", l.data(), "pmh", "export", "--batch", &batch.to_string(), "--out", dir.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    for f in std::fs::read_dir(&first.dir).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name();
+        if name.to_str().unwrap().starts_with("kosei_") {
+            assert_eq!(std::fs::read(f.path()).unwrap(), std::fs::read(dir.join(&name)).unwrap(), "{name:?}");
+        }
+    }
+}
