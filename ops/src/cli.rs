@@ -84,6 +84,21 @@ enum Command {
         #[arg(long)]
         as_at: Option<u64>,
     },
+    /// Load a synthetic さくら市 (realistic recipients and years of events) into the ledger.
+    ///
+    /// Creates the ledger with the demo configuration if there is none. The same seed gives the
+    /// same municipality.
+    Demo {
+        /// How many recipients.
+        #[arg(long, default_value_t = 2000)]
+        recipients: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the generated commands as JSON Lines instead of recording them.
+        #[arg(long)]
+        jsonl: bool,
+    },
     /// PMH (Public Medical Hub) files.
     Pmh {
         #[command(subcommand)]
@@ -185,6 +200,19 @@ where
         Command::Init { config } => init(&cli.data, config.as_ref(), out, err),
         Command::Apply { file } => crate::apply::run(&cli.data, &file, today_in_japan(), out, err),
         Command::Verify => crate::verify::run(&cli.data, out, err),
+        Command::Demo { recipients, seed, jsonl: true } => {
+            for i in 1..=recipients {
+                for line in crate::synth::history(seed, i, today_in_japan()) {
+                    if writeln!(out, "{line}").is_err() {
+                        return EXIT_UNREADABLE;
+                    }
+                }
+            }
+            EXIT_OK
+        }
+        Command::Demo { recipients, seed, jsonl: false } => {
+            crate::demo::run(&cli.data, recipients, seed, today_in_japan(), out, err)
+        }
         Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
         Command::Show { recipient, as_of, as_at } => {
             crate::show::run(&cli.data, &recipient, as_of.unwrap_or_else(today_in_japan), as_at, out, err)

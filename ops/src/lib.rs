@@ -7,10 +7,12 @@
 pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod demo;
 pub mod ledger;
 pub mod outcome;
 pub mod pmh;
 pub mod rebuild;
 pub mod show;
 pub mod submit;
+pub mod synth;
 pub mod verify;

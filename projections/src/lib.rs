@@ -95,7 +95,7 @@ pub struct Projections {
 impl Projections {
     /// Opens (or creates) the projections database in `dir`.
     pub fn open(dir: &Path) -> Result<Projections, ProjectionError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let db = daicho_store::open_sled(&sled::Config::new().path(dir).mode(sled::Mode::HighThroughput))?;
         Self::with_db(db)
     }
 

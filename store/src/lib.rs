@@ -171,9 +171,32 @@ pub(crate) fn remove_incomplete_snapshots(sled_dir: &Path) -> Result<usize, Stor
     Ok(removed)
 }
 
+/// How long opening waits for sled's file lock.
+pub const LOCK_WAIT_MS: u64 = 2_000;
+
+/// Opens a sled database, waiting up to [`LOCK_WAIT_MS`] for its file lock: sled releases the
+/// lock only when its last background reference goes, a moment after the handle is dropped, so
+/// an immediate reopen in the same process can find it still held. Another process holding the
+/// ledger still gets the error, after the wait.
+pub fn open_sled(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            // sled 0.34 reports a held lock as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_millis(LOCK_WAIT_MS) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
     remove_incomplete_snapshots(&sled_dir(dir))?;
-    let db = sled::Config::new().path(sled_dir(dir)).mode(sled::Mode::HighThroughput).open()?;
+    let db = open_sled(&sled::Config::new().path(sled_dir(dir)).mode(sled::Mode::HighThroughput))?;
     let tree = db.open_tree("ledger")?;
     Ok((db, tree))
 }

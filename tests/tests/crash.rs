@@ -11,20 +11,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use daicho::synth::Rng;
 use daicho_store::verify::{VerifyOptions, verify_dir};
 use daicho_store::{Position, Store};
-
-/// A small deterministic generator (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 /// Copies a store that failed to reopen out of the temporary directory, for a post-mortem.
 fn keep_for_analysis(dir: &std::path::Path, cycle: u64) -> std::path::PathBuf {
@@ -44,13 +33,13 @@ fn no_acknowledged_event_is_lost_across_kill_9() {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
     });
     println!("crash test: {cycles} cycles, seed {seed} (DAICHO_CRASH_SEED={seed} replays)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let mut acked: Vec<(u64, u64, String)> = Vec::new();
     let mut total_kill_ms = 0;
     for cycle in 0..cycles {
-        let writers = 1 + rng.next() % 8;
+        let writers = 1 + rng.next_u64() % 8;
         let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
             .arg(&dir)
             .arg(writers.to_string())
@@ -71,7 +60,7 @@ fn no_acknowledged_event_is_lost_across_kill_9() {
             lines
         });
         // Sometimes during open and recovery, mostly while appending.
-        let kill_ms = if rng.next().is_multiple_of(10) { rng.next() % 5 } else { 10 + rng.next() % 150 };
+        let kill_ms = if rng.next_u64().is_multiple_of(10) { rng.next_u64() % 5 } else { 10 + rng.next_u64() % 150 };
         total_kill_ms += kill_ms;
         std::thread::sleep(Duration::from_millis(kill_ms));
         child.kill().unwrap(); // SIGKILL
