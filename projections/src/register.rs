@@ -130,14 +130,24 @@ impl Fold<'_> {
     fn apply_recipient(&mut self, n: u64, e: &Envelope) -> Result<(), ProjectionError> {
         let old = self.load(n)?;
         let event = decode_event(e)?;
-        let new = if matches!(event.body, EventBody::CommandRescinded { .. }) {
+        // Records of spans that ended before a change to the basic items took effect keep the
+        // items they had: they were true then (and PMH need not hear of them again).
+        let mut keep_basic_before = match event.body {
+            EventBody::PersonalDetailsChanged { .. } | EventBody::MovedIn { .. } => Some(event.effective),
+            _ => None,
+        };
+        let new = if let EventBody::CommandRescinded { target, .. } = &event.body {
             // The history is in the log: re-fold the stream up to this event.
             let mut state = State::default();
             for x in self.store.read_stream(&e.stream)? {
                 if x.position > e.position {
                     break;
                 }
-                state = evolve(state, &decode_event(&x)?);
+                let decoded = decode_event(&x)?;
+                if decoded.command == *target {
+                    keep_basic_before = Some(decoded.effective);
+                }
+                state = evolve(state, &decoded);
             }
             state.recipient().cloned()
         } else {
@@ -146,7 +156,7 @@ impl Fold<'_> {
             r
         };
         self.update_indexes(n, old.as_ref(), new.as_ref());
-        self.update_pmh(n, old.as_ref(), new.as_ref())?;
+        self.update_pmh(n, old.as_ref(), new.as_ref(), keep_basic_before)?;
         self.cache.insert(n, new);
         self.dirty.insert(n);
         Ok(())
@@ -214,14 +224,20 @@ impl Fold<'_> {
         Ok(())
     }
 
-    fn update_pmh(&mut self, n: u64, old: Option<&Recipient>, new: Option<&Recipient>) -> Result<(), ProjectionError> {
+    fn update_pmh(
+        &mut self,
+        n: u64,
+        old: Option<&Recipient>,
+        new: Option<&Recipient>,
+        keep_basic_before: Option<chrono::NaiveDate>,
+    ) -> Result<(), ProjectionError> {
         let before: BTreeMap<u32, PmhRecord> =
             old.map(|r| records_of(n, r)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
         let mut after: BTreeMap<u32, PmhRecord> =
             new.map(|r| records_of(n, r)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
         let spans: BTreeSet<u32> = before.keys().chain(after.keys()).copied().collect();
         for span in spans {
-            let current = after.remove(&span);
+            let mut current = after.remove(&span);
             let mut entry = match self.get_entry(n, span)? {
                 Some(e) => e,
                 None => match &current {
@@ -229,6 +245,14 @@ impl Fold<'_> {
                     None => continue,
                 },
             };
+            if let (Some(cutoff), Some(record), Some(previous)) =
+                (keep_basic_before, current.as_mut(), entry.current.as_ref())
+                && record.valid_to < cutoff.to_string()
+            {
+                record.name.clone_from(&previous.name);
+                record.kana.clone_from(&previous.kana);
+                record.address.clone_from(&previous.address);
+            }
             if entry.current == current {
                 continue;
             }

@@ -304,7 +304,7 @@ fn a_grant_rescinded_before_any_export_is_never_sent() {
 }
 
 #[test]
-fn a_my_number_correction_and_personal_details_resend_every_record() {
+fn a_my_number_correction_resends_every_record_and_an_address_change_the_current_ones() {
     let mut l = Ledger::new();
     l.apply(&adult("A1"));
     l.apply(&[kosei(json!({}))]);
@@ -315,10 +315,22 @@ fn a_my_number_correction_and_personal_details_resend_every_record() {
     let e = l.export();
     assert_eq!(e.keys(), ["R1S1", "R1S2"]);
     assert!(e.records.iter().all(|r| r["myNumber"] == "983205673214"));
+    // A move within the city on 10 October: the current record is re-sent with the new
+    // address; the record that ended on 30 September stays as it was, true at the time.
     l.apply(&[json!({"type": "change_personal_details", "recipient": "A1", "effective": "2026-10-10", "address": "さくら市緑町7-8"})]);
     let e = l.export();
-    assert_eq!(e.keys(), ["R1S1", "R1S2"]);
-    assert!(e.records.iter().all(|r| r["basicFiveInfo"]["address"] == "さくら市緑町7-8"));
+    assert_eq!(e.keys(), ["R1S2"]);
+    assert_eq!(e.one("R1S2")["basicFiveInfo"]["address"], "さくら市緑町7-8");
+    // Rescinding the move puts the old address back on the current record only.
+    l.apply(&[json!({"id": "fix", "type": "change_personal_details", "recipient": "A1", "effective": "2026-10-11", "name": "桜 市郎"})]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S2"]);
+    l.apply(&[
+        json!({"type": "rescind", "recipient": "A1", "effective": "2026-10-12", "target": "fix", "reason": "誤記"}),
+    ]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S2"]);
+    assert_eq!(e.one("R1S2")["basicFiveInfo"]["name"], "桜 一郎");
 }
 
 #[test]
