@@ -85,7 +85,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// The projections of one ledger.
 pub struct Projections {
-    _db: sled::Db,
+    db: sled::Db,
     tree: sled::Tree,
     secret: [u8; 32],
     cache: HashMap<u64, Option<Recipient>>,
@@ -123,7 +123,7 @@ impl Projections {
             }
         };
         let tree = db.open_tree("register")?;
-        let mut p = Projections { _db: db, tree, secret, cache: HashMap::new(), config: None };
+        let mut p = Projections { db, tree, secret, cache: HashMap::new(), config: None };
         if p.tree.get(keys::FORMAT)?.as_deref() != Some(FORMAT.as_bytes()) {
             p.reset()?;
         }
@@ -143,7 +143,9 @@ impl Projections {
 
     /// Empties the projection (its data, not the index key) so it starts again from position 1.
     fn reset(&mut self) -> Result<(), ProjectionError> {
-        self.tree.clear()?;
+        // Dropping the tree is one operation; clearing it removes key by key.
+        self.db.drop_tree("register")?;
+        self.tree = self.db.open_tree("register")?;
         self.tree.insert(keys::FORMAT, FORMAT.as_bytes())?;
         self.cache.clear();
         self.config = None;

@@ -13,7 +13,7 @@ use daicho_domain::config::{Config, Program, ProgramKey};
 use daicho_domain::ids::{HistoryKey, RecipientId, SpanNo};
 use daicho_domain::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
 use daicho_domain::period::PMH_OPEN_END;
-use daicho_domain::state::Recipient;
+use daicho_domain::state::{Certificate, Recipient};
 use daicho_domain::text::pmh_unrepresentable;
 use serde::{Deserialize, Serialize};
 
@@ -50,10 +50,11 @@ impl PmhRecord {
     }
 }
 
-/// Every history record of a recipient, in certificate and span order.
-pub fn records_of(n: u64, r: &Recipient) -> Vec<PmhRecord> {
+/// The history records of a recipient's certificates chosen by `which`, in certificate and span
+/// order.
+pub fn records_of(n: u64, r: &Recipient, which: impl Fn(&Certificate) -> bool) -> Vec<PmhRecord> {
     let mut out = Vec::new();
-    for cert in &r.certificates {
+    for cert in r.certificates.iter().filter(|c| which(c)) {
         for span in &cert.spans {
             let t = &span.terms;
             out.push(PmhRecord {

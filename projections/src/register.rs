@@ -64,6 +64,16 @@ pub(crate) fn entry_from(bytes: &[u8]) -> Result<Entry, ProjectionError> {
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
+/// Which records an event can change.
+enum Scope {
+    /// None (a reissue changes no record).
+    Nothing,
+    /// Those of one certificate.
+    Certificate(daicho_domain::ids::CertificateRef),
+    /// Every record of the person.
+    All,
+}
+
 /// What the fold carries from one envelope to the next.
 pub(crate) struct Fold<'a> {
     pub tree: &'a sled::Tree,
@@ -155,8 +165,21 @@ impl Fold<'_> {
             apply_event(&mut r, &event);
             r
         };
-        self.update_indexes(n, old.as_ref(), new.as_ref());
-        self.update_pmh(n, old.as_ref(), new.as_ref(), keep_basic_before)?;
+        // What the event can change: one certificate's records, or every record of the person;
+        // the search keys only when an indexed value can move.
+        let (scope, indexed) = match &event.body {
+            EventBody::CertificateReissued { .. } => (Scope::Nothing, false),
+            EventBody::CertificateGranted { certificate, .. }
+            | EventBody::CertificateRenewed { certificate, .. }
+            | EventBody::CertificateChanged { certificate, .. }
+            | EventBody::CertificateEnded { certificate, .. } => (Scope::Certificate(certificate.clone()), true),
+            EventBody::DvSupportStarted | EventBody::DvSupportEnded | EventBody::MovedIn { .. } => (Scope::All, false),
+            _ => (Scope::All, true),
+        };
+        if indexed {
+            self.update_indexes(n, old.as_ref(), new.as_ref());
+        }
+        self.update_pmh(n, old.as_ref(), new.as_ref(), &scope, keep_basic_before)?;
         self.cache.insert(n, new);
         self.dirty.insert(n);
         Ok(())
@@ -200,26 +223,32 @@ impl Fold<'_> {
         self.overlay.get(self.tree, &keys::entry(n, span))?.map(|b| entry_from(&b)).transpose()
     }
 
-    /// Writes an entry and its markers, or removes all of them when nothing is left to say.
-    fn put_entry(&mut self, n: u64, span: u32, entry: &Entry) -> Result<(), ProjectionError> {
-        let dirty = keys::program_marker(keys::DIRTY, &entry.program, n, span);
-        let active = keys::program_marker(keys::ACTIVE, &entry.program, n, span);
-        if entry.current.is_none() && entry.exported.is_none() {
-            self.overlay.remove(keys::entry(n, span));
-            self.overlay.remove(dirty);
-            self.overlay.remove(active);
-            return Ok(());
-        }
-        self.overlay.put(keys::entry(n, span), entry_bytes(entry)?);
-        if entry.current != entry.exported {
-            self.overlay.put(dirty, Vec::new());
+    /// Writes an entry (or removes it when nothing is left to say), and its markers where their
+    /// state changes from `before` (the entry as stored, if any).
+    fn put_entry(&mut self, n: u64, span: u32, before: Option<&Entry>, entry: &Entry) -> Result<(), ProjectionError> {
+        let gone = entry.current.is_none() && entry.exported.is_none();
+        if gone {
+            if before.is_some() {
+                self.overlay.remove(keys::entry(n, span));
+            }
         } else {
-            self.overlay.remove(dirty);
+            self.overlay.put(keys::entry(n, span), entry_bytes(entry)?);
         }
-        if entry.current.is_some() {
-            self.overlay.put(active, Vec::new());
-        } else {
-            self.overlay.remove(active);
+        let state = |e: Option<&Entry>| match e {
+            None => (false, false),
+            Some(e) => (e.current != e.exported, e.current.is_some()),
+        };
+        let (dirty_before, active_before) = state(before);
+        let (dirty_now, active_now) = if gone { (false, false) } else { state(Some(entry)) };
+        for (prefix, was, is) in [(keys::DIRTY, dirty_before, dirty_now), (keys::ACTIVE, active_before, active_now)] {
+            if was != is {
+                let marker = keys::program_marker(prefix, &entry.program, n, span);
+                if is {
+                    self.overlay.put(marker, Vec::new());
+                } else {
+                    self.overlay.remove(marker);
+                }
+            }
         }
         Ok(())
     }
@@ -229,17 +258,26 @@ impl Fold<'_> {
         n: u64,
         old: Option<&Recipient>,
         new: Option<&Recipient>,
+        scope: &Scope,
         keep_basic_before: Option<chrono::NaiveDate>,
     ) -> Result<(), ProjectionError> {
-        let before: BTreeMap<u32, PmhRecord> =
-            old.map(|r| records_of(n, r)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
+        let in_scope = |c: &daicho_domain::state::Certificate| match scope {
+            Scope::Nothing => false,
+            Scope::All => true,
+            Scope::Certificate(id) => c.id == *id,
+        };
         let mut after: BTreeMap<u32, PmhRecord> =
-            new.map(|r| records_of(n, r)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
-        let spans: BTreeSet<u32> = before.keys().chain(after.keys()).copied().collect();
+            new.map(|r| records_of(n, r, in_scope)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
+        // Spans that existed before: stored entries say what they were.
+        let mut spans: BTreeSet<u32> = after.keys().copied().collect();
+        if let Some(old) = old {
+            spans.extend(old.certificates.iter().filter(|c| in_scope(c)).flat_map(|c| c.spans.iter().map(|s| s.no.0)));
+        }
         for span in spans {
             let mut current = after.remove(&span);
-            let mut entry = match self.get_entry(n, span)? {
-                Some(e) => e,
+            let stored = self.get_entry(n, span)?;
+            let mut entry = match &stored {
+                Some(e) => e.clone(),
                 None => match &current {
                     Some(r) => Entry { program: r.program.clone(), current: None, exported: None },
                     None => continue,
@@ -257,7 +295,7 @@ impl Fold<'_> {
                 continue;
             }
             entry.current = current;
-            self.put_entry(n, span, &entry)?;
+            self.put_entry(n, span, stored.as_ref(), &entry)?;
         }
         Ok(())
     }
@@ -282,14 +320,15 @@ impl Fold<'_> {
             }
         }
         for (n, span) in keys_to_visit {
-            let Some(mut entry) = self.get_entry(n, span)? else { continue };
+            let Some(stored) = self.get_entry(n, span)? else { continue };
+            let mut entry = stored.clone();
             match &entry.current {
                 // Sent as isDeleted (diff), or gone from a full replacement: PMH has nothing.
                 None => entry.exported = None,
                 Some(current) if validate(current, program).is_empty() => entry.exported = Some(current.clone()),
                 Some(_) => continue, // held back: PMH keeps what it had
             }
-            self.put_entry(n, span, &entry)?;
+            self.put_entry(n, span, Some(&stored), &entry)?;
         }
         let mut value = batch.to_position.to_be_bytes().to_vec();
         value.extend_from_slice(&batch_number.to_be_bytes());
