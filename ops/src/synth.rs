@@ -357,8 +357,9 @@ pub fn history(seed: u64, i: u64, today: NaiveDate) -> Vec<Value> {
                 }
                 next_to = next_to.min(limit);
             }
+            // Decided a few weeks ahead, but never before the certificate itself was granted.
             let decided =
-                add_days(next_from, 0).checked_sub_days(Days::new(10 + rng.below(20))).unwrap_or(next_from).min(today);
+                next_from.checked_sub_days(Days::new(10 + rng.below(20))).unwrap_or(next_from).max(from).min(today);
             let mut renew = json!({"type": "renew_certificate", "certificate": cert, "valid_from": next_from.to_string(), "valid_to": next_to.to_string()});
             if (*program == "kosei" || *program == "ikusei") && rng.chance(30) {
                 segment_index = (segment_index + 1 + rng.below(3)) % 4;
