@@ -328,7 +328,9 @@ impl Fold<'_> {
                 Some(current) if validate(current, program).is_empty() => entry.exported = Some(current.clone()),
                 Some(_) => continue, // held back: PMH keeps what it had
             }
-            self.put_entry(n, span, Some(&stored), &entry)?;
+            if entry != stored {
+                self.put_entry(n, span, Some(&stored), &entry)?;
+            }
         }
         let mut value = batch.to_position.to_be_bytes().to_vec();
         value.extend_from_slice(&batch_number.to_be_bytes());
