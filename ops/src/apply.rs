@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use crate::check::run_lines;
 use crate::cli::EXIT_UNREADABLE;
-use crate::ledger::Ledger;
+use daicho_projections::ledger::Ledger;
 
 /// Runs `apply`.
 pub fn run(data: &Path, path: &Path, today: NaiveDate, out: &mut dyn Write, err: &mut dyn Write) -> u8 {

@@ -19,8 +19,8 @@ use daicho_domain::numbers::MyNumber;
 use daicho_domain::{MyNumberHolder, State, evolve};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use crate::outcome::{InputLine, Outcome, for_each_line, input_rejection};
-use crate::submit::{Appended, Backend, BackendError, Loaded};
+use crate::outcome::{InputLine, Outcome, for_each_line, input_rejection, warnings};
+use daicho_projections::submit::{Appended, Backend, BackendError, Loaded, Submitted};
 
 /// A ledger in memory.
 #[derive(Default)]
@@ -77,10 +77,22 @@ pub fn submit_line(
     today: NaiveDate,
     line: &str,
 ) -> Result<Outcome, BackendError> {
-    match parse_command_line(line) {
-        Ok(cmd) => crate::submit::submit(backend, config, today, &cmd),
-        Err(e) => Ok(input_rejection(line, &e)),
-    }
+    let cmd = match parse_command_line(line) {
+        Ok(cmd) => cmd,
+        Err(e) => return Ok(input_rejection(line, &e)),
+    };
+    Ok(match daicho_projections::submit::submit(backend, config, today, &cmd)? {
+        Submitted::Accepted { position, events } => Outcome::Accepted {
+            id: cmd.id.clone(),
+            position,
+            events: events.iter().map(Event::type_name).collect(),
+            warnings: warnings(&cmd),
+        },
+        Submitted::AlreadyApplied { position } => Outcome::AlreadyApplied { id: cmd.id.clone(), position },
+        Submitted::Rejected(r) => {
+            Outcome::Rejected { id: Some(cmd.id.to_string()), code: r.code(), message: r.message(), errors: Vec::new() }
+        }
+    })
 }
 
 /// Opens `path` (`-` for standard input) for reading lines.

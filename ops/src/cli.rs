@@ -235,25 +235,27 @@ where
             let _ = out.write_all(DEMO_TOML.as_bytes());
             EXIT_OK
         }
-        Command::Config { action: ConfigAction::Current } => match crate::ledger::Ledger::open(&cli.data) {
-            Ok(ledger) => match ledger.store().read_stream(&crate::ledger::config_stream()) {
-                Ok(events) => {
-                    let text = events
-                        .last()
-                        .and_then(|e| daicho_domain::codec::decode_configuration(e.schema_version, &e.payload).ok());
-                    let _ = out.write_all(text.unwrap_or_default().as_bytes());
-                    EXIT_OK
-                }
+        Command::Config { action: ConfigAction::Current } => {
+            match daicho_projections::ledger::Ledger::open(&cli.data) {
+                Ok(ledger) => match ledger.store().read_stream(&daicho_projections::ledger::config_stream()) {
+                    Ok(events) => {
+                        let text = events.last().and_then(|e| {
+                            daicho_domain::codec::decode_configuration(e.schema_version, &e.payload).ok()
+                        });
+                        let _ = out.write_all(text.unwrap_or_default().as_bytes());
+                        EXIT_OK
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "{e}");
+                        EXIT_UNREADABLE
+                    }
+                },
                 Err(e) => {
-                    let _ = writeln!(err, "{e}");
+                    let _ = writeln!(err, "{}: 台帳を開けません: {e}", cli.data.display());
                     EXIT_UNREADABLE
                 }
-            },
-            Err(e) => {
-                let _ = writeln!(err, "{}: 台帳を開けません: {e}", cli.data.display());
-                EXIT_UNREADABLE
             }
-        },
+        }
         Command::Config { action: ConfigAction::Set { file, actor } } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
@@ -265,7 +267,7 @@ where
             if load_config(Some(&file), err).is_err() {
                 return EXIT_REJECTED;
             }
-            match crate::ledger::Ledger::open(&cli.data) {
+            match daicho_projections::ledger::Ledger::open(&cli.data) {
                 Ok(mut ledger) => match ledger.set_config(&text, &actor, today_in_japan()) {
                     Ok(position) => {
                         let _ = writeln!(out, "設定を記録しました（位置 {position}）");
@@ -315,11 +317,11 @@ fn init(data: &std::path::Path, config: Option<&PathBuf>, out: &mut dyn Write, e
             }
         },
     };
-    if crate::ledger::store_dir(data).exists() {
+    if daicho_projections::ledger::store_dir(data).exists() {
         let _ = writeln!(err, "{}: 台帳が既にあります。上書きしません", data.display());
         return EXIT_REJECTED;
     }
-    match crate::ledger::Ledger::init(data, &text, today_in_japan()) {
+    match daicho_projections::ledger::Ledger::init(data, &text, today_in_japan()) {
         Ok(ledger) => {
             let head = ledger.store().head();
             let _ = writeln!(

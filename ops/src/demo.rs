@@ -19,8 +19,8 @@ use daicho_domain::{Context, Decision, State, decide, evolve};
 use daicho_store::{AppendRequest, ExpectedVersion, NewEvent, Pending, Store, Target};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use crate::ledger::{Ledger, RECIPIENT_CATEGORY};
 use crate::synth::history;
+use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
 
 /// Appends queued before the loader waits for the oldest.
 pub const QUEUE_APPENDS_MAX: usize = 4096;
@@ -121,7 +121,7 @@ pub fn load(
 
 /// `daicho demo`: creates the ledger if needed and loads the synthetic municipality.
 pub fn run(data: &Path, recipients: u64, seed: u64, today: NaiveDate, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let ledger = if crate::ledger::store_dir(data).exists() {
+    let ledger = if daicho_projections::ledger::store_dir(data).exists() {
         Ledger::open(data)
     } else {
         Ledger::init(data, daicho_domain::config::DEMO_TOML, today)

@@ -19,7 +19,7 @@ use daicho_store::{AppendError, AppendRequest, ExpectedVersion, NewEvent, Positi
 use sha2::{Digest, Sha256};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use crate::ledger::Ledger;
+use daicho_projections::ledger::Ledger;
 
 /// The system stream of PMH batches.
 pub const PMH_STREAM: &str = "pmh";

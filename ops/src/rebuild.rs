@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use crate::ledger::Ledger;
+use daicho_projections::ledger::Ledger;
 
 /// The projections `rebuild` knows.
 pub const NAMES: [&str; 1] = ["register"];

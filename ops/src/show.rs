@@ -10,7 +10,7 @@ use daicho_projections::recipient_number;
 use daicho_store::Position;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use crate::ledger::{Ledger, RECIPIENT_CATEGORY};
+use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
 
 /// Runs `show`.
 pub fn run(

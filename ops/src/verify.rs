@@ -10,13 +10,13 @@ use daicho_domain::ids::CommandId;
 use daicho_store::verify::{VerifyOptions, verify_dir};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use crate::ledger::store_dir;
+use daicho_projections::ledger::store_dir;
 
 /// Runs `verify`.
 pub fn run(data: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let mut payload = |e: &daicho_store::Envelope| -> Result<(), String> {
         codec::decode_any(&e.event_type, e.schema_version, &e.payload).map_err(|e| e.to_string())?;
-        if e.stream.as_str() != crate::ledger::CONFIG_STREAM {
+        if e.stream.as_str() != daicho_projections::ledger::CONFIG_STREAM {
             CommandId::parse(&e.correlation_id).map_err(|_| "correlation id is not a command id".to_owned())?;
         }
         Ok(())

@@ -8,14 +8,20 @@
 //! ([`export`]) are computed from it; as-of views ([`asof`]) read the log itself.
 //!
 //! The projections database (`DATA/projections/`) is derived data: deleting it loses nothing.
+//!
+//! This crate also holds the application layer both surfaces (the CLI and the web UI) use:
+//! [`ledger::Ledger`] (the store, the configuration recorded in it, the register) and
+//! [`submit::submit`], the one algorithm that decides and records a command.
 
 pub mod asof;
 pub mod export;
 mod keyed;
 mod keys;
+pub mod ledger;
 pub mod pmh;
 pub mod query;
 mod register;
+pub mod submit;
 
 use std::collections::HashMap;
 use std::path::Path;

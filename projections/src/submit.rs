@@ -15,7 +15,16 @@ use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::{Context, Decision, MyNumberHolder, Rejection, State, decide};
 
-use crate::outcome::{Outcome, warnings};
+/// What happened to a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Recorded; the position of its last event, and the events.
+    Accepted { position: u64, events: Vec<Event> },
+    /// Recorded before with the same content: nothing written; its original last position.
+    AlreadyApplied { position: u64 },
+    /// Refused by a rule; nothing written.
+    Rejected(Rejection),
+}
 
 /// Attempts before a command that keeps meeting concurrent writers is given up.
 pub const CONFLICT_RETRIES_MAX: usize = 8;
@@ -70,19 +79,13 @@ pub fn submit(
     config: &Config,
     today: NaiveDate,
     cmd: &Command,
-) -> Result<Outcome, BackendError> {
-    let rejected = |r: Rejection| Outcome::Rejected {
-        id: Some(cmd.id.to_string()),
-        code: r.code(),
-        message: r.message(),
-        errors: Vec::new(),
-    };
+) -> Result<Submitted, BackendError> {
     for _ in 0..CONFLICT_RETRIES_MAX {
         if let Some((fingerprint, last)) = backend.prior(&cmd.id)? {
             return Ok(if fingerprint == cmd.fingerprint() {
-                Outcome::AlreadyApplied { id: cmd.id.clone(), position: last }
+                Submitted::AlreadyApplied { position: last }
             } else {
-                rejected(Rejection::IdempotencyKeyReused)
+                Submitted::Rejected(Rejection::IdempotencyKeyReused)
             });
         }
         let loaded = backend.load(&cmd.recipient)?;
@@ -92,24 +95,15 @@ pub fn submit(
         };
         let ctx = Context { today, config, prior: None, my_number_holder: holder };
         let events = match decide(&loaded.state, cmd, &ctx) {
-            Err(r) => return Ok(rejected(r)),
+            Err(r) => return Ok(Submitted::Rejected(r)),
             // Not reachable with `prior: None`; refuse rather than guess.
-            Ok(Decision::AlreadyApplied) => return Ok(rejected(Rejection::IdempotencyKeyReused)),
+            Ok(Decision::AlreadyApplied) => return Ok(Submitted::Rejected(Rejection::IdempotencyKeyReused)),
             Ok(Decision::Record(events)) => events,
         };
         match backend.append(&loaded, cmd, &events)? {
-            Appended::Written { last } => {
-                return Ok(Outcome::Accepted {
-                    id: cmd.id.clone(),
-                    position: last,
-                    events: events.iter().map(Event::type_name).collect(),
-                    warnings: warnings(cmd),
-                });
-            }
-            Appended::AlreadyApplied { last } => {
-                return Ok(Outcome::AlreadyApplied { id: cmd.id.clone(), position: last });
-            }
-            Appended::IdReused => return Ok(rejected(Rejection::IdempotencyKeyReused)),
+            Appended::Written { last } => return Ok(Submitted::Accepted { position: last, events }),
+            Appended::AlreadyApplied { last } => return Ok(Submitted::AlreadyApplied { position: last }),
+            Appended::IdReused => return Ok(Submitted::Rejected(Rejection::IdempotencyKeyReused)),
             Appended::Conflict => continue,
         }
     }

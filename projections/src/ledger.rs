@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::{ProjectionError, Projections, recipient_number};
 use chrono::NaiveDate;
 use daicho_domain::codec::{self, CONFIGURATION_SET};
 use daicho_domain::command::{Command, Fingerprint};
@@ -16,7 +17,6 @@ use daicho_domain::event::Event;
 use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::{MyNumberHolder, State, evolve};
-use daicho_projections::{ProjectionError, Projections, recipient_number};
 use daicho_store::{
     AppendError, AppendRequest, Envelope, ExpectedVersion, NewEvent, Store, StoreError, StreamId, Target,
 };
