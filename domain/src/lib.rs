@@ -20,6 +20,7 @@ pub mod period;
 mod rejection;
 pub mod state;
 pub mod text;
+pub mod users;
 
 pub use decide::{Context, Decision, MyNumberHolder, decide};
 pub use rejection::Rejection;

@@ -83,6 +83,34 @@ fn samples() -> Vec<(String, Decoded)> {
             ],
         }),
     ));
+    use daicho_domain::ids::UserId;
+    use daicho_domain::users::{AccessAction, AccessRecord, Role, UserEvent};
+    let user = UserId::parse("mori").unwrap();
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".to_owned();
+    out.push((
+        codec::USER_ADDED.to_owned(),
+        Decoded::User(UserEvent::Added {
+            user: user.clone(),
+            name: "森 係長".into(),
+            role: Role::Supervisor,
+            password_hash: hash.clone(),
+        }),
+    ));
+    out.push((
+        codec::USER_PASSWORD_SET.to_owned(),
+        Decoded::User(UserEvent::PasswordSet { user: user.clone(), password_hash: hash }),
+    ));
+    out.push((codec::USER_DISABLED.to_owned(), Decoded::User(UserEvent::Disabled { user: user.clone() })));
+    out.push((
+        codec::ACCESS_RECORDED.to_owned(),
+        Decoded::Access(AccessRecord {
+            user,
+            recipient: Some(12),
+            page: "/recipients/12".into(),
+            action: AccessAction::MyNumberRevealed,
+            reason: Some("医療機関からの照会".into()),
+        }),
+    ));
     out
 }
 
@@ -91,6 +119,8 @@ fn encode(decoded: &Decoded) -> codec::Encoded {
         Decoded::Recipient(body) => codec::encode(body).unwrap(),
         Decoded::Configuration(toml) => codec::encode_configuration(toml).unwrap(),
         Decoded::PmhBatch(batch) => codec::encode_pmh_batch(batch).unwrap(),
+        Decoded::User(e) => codec::encode_user(e).unwrap(),
+        Decoded::Access(r) => codec::encode_access(r).unwrap(),
     }
 }
 

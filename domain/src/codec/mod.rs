@@ -31,6 +31,7 @@ use crate::ids::{CertificateRef, CommandId, RecipientRef, SpanNo, UserId};
 use crate::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
 use crate::period::Period;
 use crate::text::{Address, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName, Sex};
+use crate::users::{AccessAction, AccessRecord, Role, UserEvent};
 
 /// Largest payload accepted, in bytes.
 pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
@@ -40,6 +41,102 @@ pub const CONFIGURATION_SET: &str = "configuration_set";
 
 /// The event type of a PMH export batch (system stream `pmh`).
 pub const PMH_BATCH_EXPORTED: &str = "pmh_batch_exported";
+
+/// Event types of the `users` system stream.
+pub const USER_ADDED: &str = "user_added";
+/// See [`USER_ADDED`].
+pub const USER_PASSWORD_SET: &str = "user_password_set";
+/// See [`USER_ADDED`].
+pub const USER_DISABLED: &str = "user_disabled";
+/// The event type of the access log.
+pub const ACCESS_RECORDED: &str = "access_recorded";
+
+/// Encodes a user event.
+pub fn encode_user(e: &UserEvent) -> Result<Encoded, CodecError> {
+    let (event_type, payload) = match e {
+        UserEvent::Added { user, name, role, password_hash } => (
+            USER_ADDED,
+            to_bytes(&v1::UserAdded {
+                user: user.to_string(),
+                name: name.clone(),
+                role: role.number(),
+                password_hash: password_hash.clone(),
+            })?,
+        ),
+        UserEvent::PasswordSet { user, password_hash } => (
+            USER_PASSWORD_SET,
+            to_bytes(&v1::UserPasswordSet { user: user.to_string(), password_hash: password_hash.clone() })?,
+        ),
+        UserEvent::Disabled { user } => (USER_DISABLED, to_bytes(&v1::UserDisabled { user: user.to_string() })?),
+    };
+    Ok(Encoded { event_type, schema_version: 1, payload })
+}
+
+/// Decodes a user event.
+pub fn decode_user(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<UserEvent, CodecError> {
+    let d = Decoder { event_type };
+    match (event_type, schema_version) {
+        (USER_ADDED, 1) => {
+            let v: v1::UserAdded = from_bytes(event_type, payload)?;
+            let role = Role::from_number(v.role).ok_or(CodecError::Invalid {
+                event_type: event_type.to_owned(),
+                field: "role",
+                error: unknown("1-5"),
+            })?;
+            Ok(UserEvent::Added {
+                user: d.field("user", UserId::parse(&v.user))?,
+                name: v.name,
+                role,
+                password_hash: v.password_hash,
+            })
+        }
+        (USER_PASSWORD_SET, 1) => {
+            let v: v1::UserPasswordSet = from_bytes(event_type, payload)?;
+            Ok(UserEvent::PasswordSet {
+                user: d.field("user", UserId::parse(&v.user))?,
+                password_hash: v.password_hash,
+            })
+        }
+        (USER_DISABLED, 1) => {
+            let v: v1::UserDisabled = from_bytes(event_type, payload)?;
+            Ok(UserEvent::Disabled { user: d.field("user", UserId::parse(&v.user))? })
+        }
+        _ => Err(CodecError::UnknownType { event_type: event_type.to_owned(), schema_version }),
+    }
+}
+
+/// Encodes an access record.
+pub fn encode_access(r: &AccessRecord) -> Result<Encoded, CodecError> {
+    let v = v1::AccessRecorded {
+        user: r.user.to_string(),
+        recipient: r.recipient,
+        page: r.page.clone(),
+        action: r.action.number(),
+        reason: r.reason.clone(),
+    };
+    Ok(Encoded { event_type: ACCESS_RECORDED, schema_version: 1, payload: to_bytes(&v)? })
+}
+
+/// Decodes an access record.
+pub fn decode_access(schema_version: u16, payload: &[u8]) -> Result<AccessRecord, CodecError> {
+    if schema_version != 1 {
+        return Err(CodecError::UnknownType { event_type: ACCESS_RECORDED.to_owned(), schema_version });
+    }
+    let v: v1::AccessRecorded = from_bytes(ACCESS_RECORDED, payload)?;
+    let d = Decoder { event_type: ACCESS_RECORDED };
+    let action = AccessAction::from_number(v.action).ok_or(CodecError::Invalid {
+        event_type: ACCESS_RECORDED.to_owned(),
+        field: "action",
+        error: unknown("1-4"),
+    })?;
+    Ok(AccessRecord {
+        user: d.field("user", UserId::parse(&v.user))?,
+        recipient: v.recipient,
+        page: v.page,
+        action,
+        reason: v.reason,
+    })
+}
 
 /// A PMH export batch as recorded in the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,6 +401,10 @@ pub enum Decoded {
     Configuration(String),
     /// A PMH export batch.
     PmhBatch(PmhBatch),
+    /// A user account event.
+    User(UserEvent),
+    /// An access record.
+    Access(AccessRecord),
 }
 
 /// Decodes any stored payload (every type the ledger writes), for verification and audit.
@@ -312,6 +413,10 @@ pub fn decode_any(event_type: &str, schema_version: u16, payload: &[u8]) -> Resu
         decode_configuration(schema_version, payload).map(Decoded::Configuration)
     } else if event_type == PMH_BATCH_EXPORTED {
         decode_pmh_batch(schema_version, payload).map(Decoded::PmhBatch)
+    } else if matches!(event_type, USER_ADDED | USER_PASSWORD_SET | USER_DISABLED) {
+        decode_user(event_type, schema_version, payload).map(Decoded::User)
+    } else if event_type == ACCESS_RECORDED {
+        decode_access(schema_version, payload).map(Decoded::Access)
     } else {
         decode(event_type, schema_version, payload).map(Decoded::Recipient)
     }
@@ -407,7 +512,7 @@ pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<E
 }
 
 /// Every event type with its current schema version, in a fixed order.
-pub const CURRENT_VERSIONS: [(&str, u16); 17] = [
+pub const CURRENT_VERSIONS: [(&str, u16); 21] = [
     ("recipient_registered", 1),
     ("my_number_linked", 1),
     ("my_number_corrected", 1),
@@ -425,6 +530,10 @@ pub const CURRENT_VERSIONS: [(&str, u16); 17] = [
     ("command_rescinded", 1),
     (CONFIGURATION_SET, 1),
     (PMH_BATCH_EXPORTED, 1),
+    (USER_ADDED, 1),
+    (USER_PASSWORD_SET, 1),
+    (USER_DISABLED, 1),
+    (ACCESS_RECORDED, 1),
 ];
 
 /// Turns decoded primitives into domain values, naming the field on failure.

@@ -154,3 +154,37 @@ pub struct PmhBatchExported {
     pub held_back: u32,
     pub files: Vec<(String, String)>,
 }
+
+/// `user_added` v1 (system stream `users`). `role`: 1 viewer, 2 caseworker, 3 supervisor,
+/// 4 admin, 5 auditor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAdded {
+    pub user: String,
+    pub name: String,
+    pub role: u8,
+    pub password_hash: String,
+}
+
+/// `user_password_set` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPasswordSet {
+    pub user: String,
+    pub password_hash: String,
+}
+
+/// `user_disabled` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDisabled {
+    pub user: String,
+}
+
+/// `access_recorded` v1 (the access log). `action`: 1 viewed, 2 My Number revealed, 3 protected
+/// address shown, 4 downloaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecorded {
+    pub user: String,
+    pub recipient: Option<u64>,
+    pub page: String,
+    pub action: u8,
+    pub reason: Option<String>,
+}
