@@ -12,7 +12,7 @@ use crate::{ProjectionError, Projections, recipient_number};
 use chrono::NaiveDate;
 use daicho_domain::codec::{self, CONFIGURATION_SET};
 use daicho_domain::command::{Command, Fingerprint};
-use daicho_domain::config::Config;
+use daicho_domain::config::{Config, PmhMode, ProgramKey};
 use daicho_domain::event::Event;
 use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
@@ -21,7 +21,29 @@ use daicho_store::{
     AppendError, AppendRequest, Envelope, ExpectedVersion, NewEvent, Store, StoreError, StreamId, Target,
 };
 
+use crate::export::Batch;
 use crate::submit::{Appended, Backend, BackendError, Loaded};
+
+/// The system stream of PMH batches (its stream version is the batch number).
+pub const PMH_STREAM: &str = "pmh";
+
+/// Attempts to record a PMH batch while others keep writing.
+const HEAD_RETRIES_MAX: usize = 20;
+
+/// A recorded PMH batch, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedBatch {
+    /// Batch number.
+    pub number: u64,
+    /// What the event says.
+    pub batch: codec::PmhBatch,
+    /// When recorded, microseconds since the Unix epoch.
+    pub recorded_at_us: i64,
+    /// Who recorded it.
+    pub actor: String,
+    /// The event's position.
+    pub position: u64,
+}
 
 /// The category of recipient streams.
 pub const RECIPIENT_CATEGORY: &str = "recipient";
@@ -176,6 +198,105 @@ impl Ledger {
         let outcome = self.store.append_blocking(request).map_err(|e| LedgerError::Other(e.to_string()))?;
         self.config = config;
         Ok(outcome.last.0)
+    }
+
+    /// Computes a program's PMH batch at the head and records it, anchored at that head (if the
+    /// log moves meanwhile, computes again). Returns the batch number (`None` when there was
+    /// nothing to send: nothing is recorded then) and the batch, whose files the caller writes.
+    pub fn record_pmh_batch(
+        &mut self,
+        key: &ProgramKey,
+        mode: Option<PmhMode>,
+        today: NaiveDate,
+        actor: &str,
+    ) -> Result<(Option<u64>, Batch), LedgerError> {
+        let stream = StreamId::parse(PMH_STREAM).ok_or_else(|| LedgerError::Other("pmh stream id".into()))?;
+        for _ in 0..HEAD_RETRIES_MAX {
+            let head = self.store.head();
+            let projections = self.projections()?;
+            let config = projections.config().cloned().ok_or_else(|| LedgerError::Config("no configuration".into()))?;
+            let program = config.program(key).ok_or_else(|| LedgerError::Config(format!("{key}: no such program")))?;
+            let mode = mode.unwrap_or(program.pmh_mode);
+            let batch = projections
+                .compute_batch(&config, program, mode, head.position.0)
+                .map_err(|e| LedgerError::Other(e.to_string()))?;
+            if batch.records == 0 {
+                return Ok((None, batch));
+            }
+            let version = self.store.stream_version(&stream)?;
+            let event = codec::PmhBatch {
+                program: key.clone(),
+                mode,
+                from_position: batch.from_position,
+                to_position: batch.to_position,
+                records: batch.records,
+                deleted: batch.deleted,
+                held_back: u32::try_from(batch.held_back.len()).unwrap_or(u32::MAX),
+                files: batch.files.iter().map(|f| (f.name.clone(), f.sha256())).collect(),
+            };
+            let encoded = codec::encode_pmh_batch(&event).map_err(|e| LedgerError::Other(e.to_string()))?;
+            let id = format!("pmh-{key}-{}-{}", crate::export::mode_name(mode), head.position);
+            let request = AppendRequest {
+                target: Target::Stream { stream: stream.clone(), expected: ExpectedVersion::Exactly(version) },
+                request_id: id.clone(),
+                request_digest: text_digest(&format!("{event:?}")),
+                actor: actor.to_owned(),
+                approver: None,
+                expected_head: Some(head.position),
+                events: vec![NewEvent {
+                    event_id: format!("{id}#0"),
+                    event_type: encoded.event_type.to_owned(),
+                    schema_version: encoded.schema_version,
+                    effective: today,
+                    payload: encoded.payload,
+                }],
+            };
+            match self.store.append_blocking(request) {
+                Ok(o) => return Ok((Some(o.stream_version), batch)),
+                Err(AppendError::HeadMoved { .. } | AppendError::WrongExpectedVersion { .. }) => continue,
+                Err(e) => return Err(LedgerError::Other(e.to_string())),
+            }
+        }
+        Err(LedgerError::Other("the log kept moving; the batch was not recorded".into()))
+    }
+
+    /// Every recorded PMH batch, oldest first.
+    pub fn pmh_batches(&self) -> Result<Vec<RecordedBatch>, LedgerError> {
+        let stream = StreamId::parse(PMH_STREAM).ok_or_else(|| LedgerError::Other("pmh stream id".into()))?;
+        let mut out = Vec::new();
+        for e in self.store.read_stream(&stream)? {
+            let batch =
+                codec::decode_pmh_batch(e.schema_version, &e.payload).map_err(|x| LedgerError::Other(x.to_string()))?;
+            out.push(RecordedBatch {
+                number: e.stream_version,
+                batch,
+                recorded_at_us: e.recorded_at_us,
+                actor: e.actor,
+                position: e.position.0,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Regenerates batch `number` from the log alone (a temporary register built up to its
+    /// position). The files must hash as recorded: compare with [`RecordedBatch::batch`].
+    pub fn regenerate_pmh_batch(&self, number: u64) -> Result<(RecordedBatch, Batch), LedgerError> {
+        let recorded = self
+            .pmh_batches()?
+            .into_iter()
+            .find(|b| b.number == number)
+            .ok_or_else(|| LedgerError::Other(format!("no batch {number}")))?;
+        let mut temp = Projections::temporary().map_err(|e| LedgerError::Other(e.to_string()))?;
+        temp.catch_up(&self.store, Some(daicho_store::Position(recorded.batch.to_position)), &mut |_, _| {})
+            .map_err(|e| LedgerError::Other(e.to_string()))?;
+        let config = temp.config().cloned().ok_or_else(|| LedgerError::Config("no configuration".into()))?;
+        let program = config
+            .program(&recorded.batch.program)
+            .ok_or_else(|| LedgerError::Config(format!("{}: no such program", recorded.batch.program)))?;
+        let batch = temp
+            .compute_batch(&config, program, recorded.batch.mode, recorded.batch.to_position)
+            .map_err(|e| LedgerError::Other(e.to_string()))?;
+        Ok((recorded, batch))
     }
 
     /// The configuration in force.
