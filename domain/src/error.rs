@@ -42,6 +42,9 @@ pub enum ValueError {
     EndBeforeStart,
     /// A field the command type does not have.
     UnknownField,
+    /// `<` or `>` at this 1-based character position: markup has no place in a name, an address
+    /// or a note, and refusing it at input keeps HTML and script fragments out of the log.
+    Markup { position: usize },
 }
 
 impl ValueError {
@@ -65,6 +68,7 @@ impl ValueError {
             ValueError::TooMany { .. } => "too_many",
             ValueError::EndBeforeStart => "end_before_start",
             ValueError::UnknownField => "unknown_field",
+            ValueError::Markup { .. } => "markup",
         }
     }
 
@@ -97,6 +101,9 @@ impl ValueError {
             ValueError::TooMany { entries_max } => format!("{entries_max}件以内で入力してください"),
             ValueError::EndBeforeStart => "終期が始期より前の日付です".to_owned(),
             ValueError::UnknownField => "この指示の種類では使えない項目です".to_owned(),
+            ValueError::Markup { position } => {
+                format!("{position}文字目に使えない記号（< または >）があります")
+            }
         }
     }
 }

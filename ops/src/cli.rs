@@ -104,6 +104,63 @@ enum Command {
         #[command(subcommand)]
         action: PmhAction,
     },
+    /// Serve the caseworker web UI.
+    ///
+    /// With --demo and no ledger in the data directory, first loads a synthetic さくら市 and adds
+    /// one user per role (viewer, caseworker, supervisor, admin, auditor), printing their
+    /// passwords once.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Create a demo ledger and demo users when there are none.
+        #[arg(long)]
+        demo: bool,
+        /// Recipients of the demo ledger.
+        #[arg(long, default_value_t = 2000)]
+        recipients: u64,
+        /// Minutes without a request before a session ends.
+        #[arg(long, default_value_t = 30)]
+        idle_minutes: u64,
+        /// Hours after login before a session ends.
+        #[arg(long, default_value_t = 8)]
+        absolute_hours: u64,
+        /// Mark cookies Secure (set when a TLS proxy serves the UI).
+        #[arg(long)]
+        secure_cookies: bool,
+        /// Decide commands as of this date instead of today in Japan (demos and tests).
+        #[arg(long)]
+        today: Option<NaiveDate>,
+    },
+    /// Users of the web UI (run while the server is stopped).
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+        /// Who makes the change (recorded in the log).
+        #[arg(long, default_value = "daicho-cli", global = true)]
+        actor: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add a user; prints a generated password once.
+    Add {
+        /// Login id (letters, digits, . _ -).
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// viewer, caseworker, supervisor, admin or auditor.
+        #[arg(long)]
+        role: String,
+    },
+    /// Disable a user (they can no longer log in).
+    Disable { id: String },
+    /// Give a user a new generated password; prints it once.
+    ResetPassword { id: String },
+    /// List users: id, name, role, state.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +288,30 @@ where
             };
             crate::pmh::export(&request, out, err)
         }
+        Command::Serve { listen, demo, recipients, idle_minutes, absolute_hours, secure_cookies, today } => {
+            init_logging();
+            let request = crate::serve::ServeRequest {
+                data: &cli.data,
+                listen,
+                demo,
+                recipients,
+                idle_minutes,
+                absolute_hours,
+                secure_cookies,
+                today,
+            };
+            crate::serve::run(&request, today.unwrap_or_else(today_in_japan), out, err)
+        }
+        Command::User { action, actor } => {
+            use crate::serve::UserAction;
+            let action = match &action {
+                UserCommand::Add { id, name, role } => UserAction::Add { id, name, role },
+                UserCommand::Disable { id } => UserAction::Disable { id },
+                UserCommand::ResetPassword { id } => UserAction::ResetPassword { id },
+                UserCommand::List => UserAction::List,
+            };
+            crate::serve::user(&cli.data, &action, &actor, out, err)
+        }
         Command::Config { action: ConfigAction::Demo } => {
             let _ = out.write_all(DEMO_TOML.as_bytes());
             EXIT_OK
@@ -298,6 +379,15 @@ where
             Err(code) => code,
         },
     }
+}
+
+/// Server logs to standard error: who logged in, what was recorded where; never personal data.
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// `daicho init`.

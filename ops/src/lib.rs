@@ -11,6 +11,7 @@ pub mod demo;
 pub mod outcome;
 pub mod pmh;
 pub mod rebuild;
+pub mod serve;
 pub mod show;
 pub mod synth;
 pub mod verify;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    ExitCode::from(daicho::cli::main(std::env::args_os(), &mut stdout.lock(), &mut stderr.lock()))
+    // Unlocked handles: `serve` logs from worker threads, which would wait forever on a lock
+    // held here for the life of the process.
+    ExitCode::from(daicho::cli::main(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr()))
 }

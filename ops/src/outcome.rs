@@ -2,9 +2,8 @@
 
 use std::io::{BufRead, Read};
 
-use daicho_domain::command::{Command, CommandBody, InputError};
+use daicho_domain::command::{Command, InputError, TextWarning};
 use daicho_domain::ids::CommandId;
-use daicho_domain::text::pmh_unrepresentable;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -123,35 +122,12 @@ pub fn line_rejection(code: &'static str, message: String) -> Outcome {
     Outcome::Rejected { id: None, code, message, errors: Vec::new() }
 }
 
-/// Characters PMH would show as "●", per field: a warning, not a rejection (the name is stored
-/// as entered; the caseworker decides). Positions and code points only, never the text.
+/// Characters PMH would show as "●", per field (see [`Command::warnings`]).
 pub fn warnings(cmd: &Command) -> Vec<Notice> {
-    let fields: Vec<(&str, &str)> = match &cmd.body {
-        CommandBody::RegisterRecipient(info) => vec![("name", info.name.as_str()), ("address", info.address.as_str())],
-        CommandBody::ChangePersonalDetails { name, address, .. } => {
-            let mut f = Vec::new();
-            if let Some(n) = name {
-                f.push(("name", n.as_str()));
-            }
-            if let Some(a) = address {
-                f.push(("address", a.as_str()));
-            }
-            f
-        }
-        CommandBody::RecordMoveIn { address, .. } => vec![("address", address.as_str())],
-        _ => Vec::new(),
-    };
-    let mut out = Vec::new();
-    for (field, text) in fields {
-        for u in pmh_unrepresentable(text) {
-            out.push(Notice {
-                field: field.to_owned(),
-                code: "pmh_unrepresentable",
-                message: format!("{}文字目（U+{:04X}）はPMHで「●」と表示されます", u.position, u32::from(u.ch)),
-            });
-        }
-    }
-    out
+    cmd.warnings()
+        .into_iter()
+        .map(|w| Notice { field: w.field.to_owned(), code: TextWarning::CODE, message: w.message() })
+        .collect()
 }
 
 /// One line of input, read without holding an over-long line in memory.

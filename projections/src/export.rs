@@ -85,15 +85,27 @@ pub fn mode_name(mode: PmhMode) -> &'static str {
     }
 }
 
+/// What a batch would hold, without its files (the web UI's preview).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub program: ProgramKey,
+    pub mode: PmhMode,
+    /// Records that would be sent (deletions included).
+    pub records: u32,
+    /// Of which deletions.
+    pub deleted: u32,
+    pub held_back: Vec<Held>,
+    pub warnings: Vec<Warning>,
+}
+
+struct Collected {
+    outgoing: Vec<(PmhRecord, bool)>,
+    held_back: Vec<Held>,
+    warnings: Vec<Warning>,
+}
+
 impl Projections {
-    /// Computes a program's batch. The projection must be caught up exactly to `to_position`.
-    pub fn compute_batch(
-        &self,
-        config: &Config,
-        program: &Program,
-        mode: PmhMode,
-        to_position: u64,
-    ) -> Result<Batch, ProjectionError> {
+    fn collect(&self, program: &Program, mode: PmhMode) -> Result<Collected, ProjectionError> {
         let key = program.key.as_str();
         let prefix = match mode {
             PmhMode::DiffHistory => keys::program_prefix(keys::DIRTY, key),
@@ -132,6 +144,32 @@ impl Projections {
                 (None, _) => {}
             }
         }
+        Ok(Collected { outgoing, held_back, warnings })
+    }
+
+    /// What a program's batch would hold now, without rendering its files.
+    pub fn batch_summary(&self, program: &Program, mode: PmhMode) -> Result<Summary, ProjectionError> {
+        let c = self.collect(program, mode)?;
+        Ok(Summary {
+            program: program.key.clone(),
+            mode,
+            records: u32::try_from(c.outgoing.len()).unwrap_or(u32::MAX),
+            deleted: u32::try_from(c.outgoing.iter().filter(|(_, d)| *d).count()).unwrap_or(u32::MAX),
+            held_back: c.held_back,
+            warnings: c.warnings,
+        })
+    }
+
+    /// Computes a program's batch. The projection must be caught up exactly to `to_position`.
+    pub fn compute_batch(
+        &self,
+        config: &Config,
+        program: &Program,
+        mode: PmhMode,
+        to_position: u64,
+    ) -> Result<Batch, ProjectionError> {
+        let key = program.key.as_str();
+        let Collected { outgoing, held_back, warnings } = self.collect(program, mode)?;
         let from_position = self.last_batch(key)?.map_or(0, |(to, _)| to);
         let records = u32::try_from(outgoing.len()).unwrap_or(u32::MAX);
         let deleted = u32::try_from(outgoing.iter().filter(|(_, d)| *d).count()).unwrap_or(u32::MAX);

@@ -73,6 +73,68 @@ pub trait Backend {
     fn append(&mut self, loaded: &Loaded, cmd: &Command, events: &[Event]) -> Result<Appended, BackendError>;
 }
 
+/// What a command would do now, decided without recording anything (the confirmation step of
+/// the web UI). The same steps as [`submit`] up to `decide`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Preview {
+    /// Recorded before with the same content: its last position.
+    AlreadyApplied { position: u64 },
+    /// Refused by a rule.
+    Rejected(Rejection),
+    /// Would record these events on a stream whose state is `before`.
+    Would { before: Box<State>, stream: Option<String>, events: Vec<Event> },
+}
+
+enum Decided {
+    AlreadyApplied(u64),
+    Rejected(Rejection),
+    Record(Box<Loaded>, Vec<Event>),
+}
+
+fn decide_once(
+    backend: &mut dyn Backend,
+    config: &Config,
+    today: NaiveDate,
+    cmd: &Command,
+) -> Result<Decided, BackendError> {
+    if let Some((fingerprint, last)) = backend.prior(&cmd.id)? {
+        return Ok(if fingerprint == cmd.fingerprint() {
+            Decided::AlreadyApplied(last)
+        } else {
+            Decided::Rejected(Rejection::IdempotencyKeyReused)
+        });
+    }
+    let loaded = backend.load(&cmd.recipient)?;
+    let holder = match &cmd.body {
+        CommandBody::LinkMyNumber { my_number, .. } => backend.holder(my_number, &cmd.recipient)?,
+        _ => MyNumberHolder::Nobody,
+    };
+    let ctx = Context { today, config, prior: None, my_number_holder: holder };
+    Ok(match decide(&loaded.state, cmd, &ctx) {
+        Err(r) => Decided::Rejected(r),
+        // Not reachable with `prior: None`; refuse rather than guess.
+        Ok(Decision::AlreadyApplied) => Decided::Rejected(Rejection::IdempotencyKeyReused),
+        Ok(Decision::Record(events)) => Decided::Record(Box::new(loaded), events),
+    })
+}
+
+/// Decides one command without recording it.
+pub fn preview(
+    backend: &mut dyn Backend,
+    config: &Config,
+    today: NaiveDate,
+    cmd: &Command,
+) -> Result<Preview, BackendError> {
+    Ok(match decide_once(backend, config, today, cmd)? {
+        Decided::AlreadyApplied(position) => Preview::AlreadyApplied { position },
+        Decided::Rejected(r) => Preview::Rejected(r),
+        Decided::Record(loaded, events) => {
+            let Loaded { state, stream, .. } = *loaded;
+            Preview::Would { before: Box::new(state), stream, events }
+        }
+    })
+}
+
 /// Decides and records one command.
 pub fn submit(
     backend: &mut dyn Backend,
@@ -81,24 +143,10 @@ pub fn submit(
     cmd: &Command,
 ) -> Result<Submitted, BackendError> {
     for _ in 0..CONFLICT_RETRIES_MAX {
-        if let Some((fingerprint, last)) = backend.prior(&cmd.id)? {
-            return Ok(if fingerprint == cmd.fingerprint() {
-                Submitted::AlreadyApplied { position: last }
-            } else {
-                Submitted::Rejected(Rejection::IdempotencyKeyReused)
-            });
-        }
-        let loaded = backend.load(&cmd.recipient)?;
-        let holder = match &cmd.body {
-            CommandBody::LinkMyNumber { my_number, .. } => backend.holder(my_number, &cmd.recipient)?,
-            _ => MyNumberHolder::Nobody,
-        };
-        let ctx = Context { today, config, prior: None, my_number_holder: holder };
-        let events = match decide(&loaded.state, cmd, &ctx) {
-            Err(r) => return Ok(Submitted::Rejected(r)),
-            // Not reachable with `prior: None`; refuse rather than guess.
-            Ok(Decision::AlreadyApplied) => return Ok(Submitted::Rejected(Rejection::IdempotencyKeyReused)),
-            Ok(Decision::Record(events)) => events,
+        let (loaded, events) = match decide_once(backend, config, today, cmd)? {
+            Decided::AlreadyApplied(position) => return Ok(Submitted::AlreadyApplied { position }),
+            Decided::Rejected(r) => return Ok(Submitted::Rejected(r)),
+            Decided::Record(loaded, events) => (loaded, events),
         };
         match backend.append(&loaded, cmd, &events)? {
             Appended::Written { last } => return Ok(Submitted::Accepted { position: last, events }),

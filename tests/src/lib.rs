@@ -1,1 +1,4 @@
-//! Integration tests live in `tests/tests/`; this library is empty on purpose.
+//! Integration tests live in `tests/tests/`; this library holds what they share: [`web`], the
+//! harness of the web UI tests (a real server over a real ledger, and an HTTP client).
+
+pub mod web;

@@ -1,4 +1,90 @@
-//! daicho-web: the caseworker web UI and JSON API (axum + askama).
+//! daicho-web: the caseworker web UI (axum + askama), server-rendered Japanese pages that work
+//! without JavaScript.
 //!
-//! Not built yet: see issue "The caseworker web UI". The crate exists so the workspace has its
-//! agreed shape; it has no code and no dependencies until that issue.
+//! Layers, outermost first: panics become a 500 page; a request timeout; a body limit; CSRF
+//! protection by `Sec-Fetch-Site`/`Origin` (tower-http) on every non-GET request, in addition to
+//! the per-session token every form carries; security headers on every response. Handlers check
+//! the session and the role, do their work on a blocking thread, append access records for any
+//! personal data shown, then render.
+//!
+//! No state changes on GET: every route that records something is a POST.
+
+pub mod access;
+pub mod accounts;
+mod app;
+mod auth;
+mod describe;
+mod error;
+mod forms;
+mod pages;
+mod pending;
+mod render;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::csrf::CsrfLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use app::{App, Settings, jst, now};
+pub use auth::{Permission, allows};
+
+/// Largest request body (forms are small; this bounds what a client can make us buffer).
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// A request taking longer than this is answered with 408 (a PMH batch of a large municipality
+/// is the slowest thing a page does).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn not_found() -> error::AppError {
+    error::AppError::NotFound
+}
+
+/// Every route, with its layers.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(pages::search::home))
+        .route("/login", get(pages::login::page).post(pages::login::login))
+        .route("/logout", post(pages::login::logout))
+        .route("/search", get(pages::search::form).post(pages::search::search))
+        .route("/recipients/new", get(pages::commands::new_form).post(pages::commands::new_post))
+        .route("/recipients/{n}", get(pages::recipient::show))
+        .route("/recipients/{n}/reveal", post(pages::recipient::reveal))
+        .route("/recipients/{n}/do/{kind}", get(pages::commands::command_form).post(pages::commands::command_post))
+        .route("/approvals", get(pages::approvals::list))
+        .route("/approvals/{id}/approve", post(pages::approvals::approve))
+        .route("/approvals/{id}/reject", post(pages::approvals::reject))
+        .route("/pmh", get(pages::pmh::page))
+        .route("/pmh/generate", post(pages::pmh::generate))
+        .route("/pmh/batches/{n}/{file}", get(pages::pmh::download))
+        .route("/admin/users", get(pages::admin::users).post(pages::admin::add))
+        .route("/admin/users/{id}/disable", post(pages::admin::disable))
+        .route("/admin/users/{id}/password", post(pages::admin::reset))
+        .route("/admin/access", get(pages::admin::access))
+        .route("/static/app.css", get(render::app_css))
+        .route("/static/app.js", get(render::app_js))
+        .fallback(not_found)
+        .with_state(app)
+        .layer(axum::middleware::from_fn(render::security_headers))
+        .layer(CsrfLayer::new())
+        .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(CatchPanicLayer::new())
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -16,7 +16,7 @@ use crate::certificate::{CopayCap, LossReason, ReissueReason, Terms, TermsChange
 use crate::config::ProgramKey;
 use crate::ids::{CertificateRef, CommandId, RecipientRef, UserId};
 use crate::numbers::MyNumber;
-use crate::text::{Address, Kana, Note, PersonName, PlaceName, Sex};
+use crate::text::{Address, Kana, Note, PersonName, PlaceName, Sex, pmh_unrepresentable};
 
 /// A validated command with the contract's common fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -288,5 +288,60 @@ impl Command {
             }
         }
         Fingerprint(c.0.finalize().into())
+    }
+}
+
+/// A character of an entered name or address that PMH will show as "●" (outside JIS X 0213):
+/// a warning, not a rejection. The text is stored as entered; the caseworker decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextWarning {
+    /// Field name of the contract (`name`, `address`).
+    pub field: &'static str,
+    /// 1-based character position.
+    pub position: usize,
+    /// The character.
+    pub ch: char,
+}
+
+impl TextWarning {
+    /// Stable code.
+    pub const CODE: &'static str = "pmh_unrepresentable";
+
+    /// Japanese message naming the position and code point, never the text.
+    pub fn message(&self) -> String {
+        format!("{}文字目（U+{:04X}）はPMHで「●」と表示されます", self.position, u32::from(self.ch))
+    }
+}
+
+impl Command {
+    /// Characters of the names and addresses this command records that PMH would show as "●".
+    pub fn warnings(&self) -> Vec<TextWarning> {
+        let fields: Vec<(&'static str, &str)> = match &self.body {
+            CommandBody::RegisterRecipient(info) => {
+                vec![("name", info.name.as_str()), ("address", info.address.as_str())]
+            }
+            CommandBody::ChangePersonalDetails { name, address, .. } => {
+                let mut f = Vec::new();
+                if let Some(n) = name {
+                    f.push(("name", n.as_str()));
+                }
+                if let Some(a) = address {
+                    f.push(("address", a.as_str()));
+                }
+                f
+            }
+            CommandBody::RecordMoveIn { address, .. } => vec![("address", address.as_str())],
+            _ => Vec::new(),
+        };
+        fields
+            .into_iter()
+            .flat_map(|(field, text)| {
+                pmh_unrepresentable(text).into_iter().map(move |u| TextWarning {
+                    field,
+                    position: u.position,
+                    ch: u.ch,
+                })
+            })
+            .collect()
     }
 }

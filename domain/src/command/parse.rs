@@ -2,7 +2,8 @@
 //! turned into JSON) becomes a command of validated values, or every field error at once.
 //!
 //! Rules of the contract: strings are JSON strings (numbers would lose leading zeros), dates are
-//! `YYYY-MM-DD`, unknown fields are errors (a typo must not be silently ignored). For attributes
+//! `YYYY-MM-DD`, unknown fields are errors (a typo must not be silently ignored), and no string
+//! may hold `<` or `>` (input rule only: stored values are not re-checked for it). For attributes
 //! of `renew_certificate` and `change_certificate`, a missing field means "unchanged" and `null`
 //! means "clear".
 
@@ -339,6 +340,10 @@ impl Fields {
         parse: impl FnOnce(&str) -> Result<T, ValueError>,
     ) -> Option<T> {
         let text = self.string(name, value)?;
+        if let Some(i) = text.chars().position(|c| c == '<' || c == '>') {
+            self.error(name, ValueError::Markup { position: i + 1 });
+            return None;
+        }
         parse(&text).map_err(|e| self.error(name, e)).ok()
     }
 

@@ -1,0 +1,164 @@
+//! The application state shared by every request: the ledger, the access log, the accounts,
+//! sessions, login throttling and the pending My Number links.
+//!
+//! The ledger (store, configuration, register) sits behind one mutex: commands, catch-up of the
+//! register and its queries run one at a time on a blocking thread. Reads of the log itself
+//! (timelines, as-of views) use a clone of the store and take no lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use daicho_projections::ledger::Ledger;
+use daicho_store::Store;
+
+use crate::access::AccessLog;
+use crate::accounts::Accounts;
+use crate::auth::{Sessions, Throttle};
+use crate::error::{AppError, AppResult};
+use crate::pending::PendingLinks;
+
+/// Japan Standard Time (no daylight saving).
+pub fn jst() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!("+09:00 is a valid offset"))
+}
+
+/// Settings of the web server.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// A session ends after this long without a request.
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, whatever happens.
+    pub absolute_timeout: Duration,
+    /// Mark cookies `Secure` (and name them `__Host-…`): set when served over TLS.
+    pub secure_cookies: bool,
+    /// Decide commands as of this day instead of today in Japan (tests and demos of the past).
+    pub today: Option<NaiveDate>,
+    /// Failed logins of one account before it is locked for [`Settings::lockout`].
+    pub account_failures_max: u32,
+    /// Failed logins from one address before it is locked.
+    pub address_failures_max: u32,
+    /// How long a lock lasts, and the window in which failures are counted.
+    pub lockout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(8 * 3600),
+            secure_cookies: false,
+            today: None,
+            account_failures_max: 5,
+            address_failures_max: 20,
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Everything a request can reach.
+pub struct App {
+    ledger: Mutex<Ledger>,
+    /// The ledger's store, for reads without the lock.
+    pub store: Store,
+    /// The hash-chained access log.
+    pub access: AccessLog,
+    /// Users and their roles.
+    pub accounts: RwLock<Accounts>,
+    /// Logged-in sessions.
+    pub sessions: Sessions,
+    /// Failed-login counters.
+    pub throttle: Throttle,
+    /// My Number links waiting for a supervisor.
+    pub pending: PendingLinks,
+    /// Settings.
+    pub settings: Settings,
+    /// Where generated PMH files are kept (`DATA/exports`).
+    pub exports: PathBuf,
+    /// Municipality name for page headers.
+    pub municipality: String,
+    /// A hash checked when a login names an unknown user, so that both take as long.
+    pub dummy_hash: String,
+}
+
+impl App {
+    /// Opens everything in the data directory `data` (which must hold a ledger).
+    pub fn open(data: &Path, settings: Settings) -> Result<Arc<App>, String> {
+        let mut ledger = Ledger::open(data).map_err(|e| e.to_string())?;
+        // Bring the register up to date now rather than on the first request.
+        ledger.projections().map_err(|e| e.to_string())?;
+        let store = ledger.store().clone();
+        let accounts = Accounts::load(&store).map_err(|e| e.to_string())?;
+        let access = AccessLog::open(data).map_err(|e| e.to_string())?;
+        let pending = PendingLinks::open(data).map_err(|e| e.to_string())?;
+        let municipality = ledger.config().municipality.name.clone();
+        let dummy_hash =
+            crate::accounts::hash_password(&random_hex(16).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        Ok(Arc::new(App {
+            ledger: Mutex::new(ledger),
+            store,
+            access,
+            accounts: RwLock::new(accounts),
+            sessions: Sessions::default(),
+            throttle: Throttle::default(),
+            pending,
+            settings,
+            exports: data.join("exports"),
+            municipality,
+            dummy_hash,
+        }))
+    }
+
+    /// The ledger, locked. A panic while it was held cannot have left it half-written (the
+    /// store commits whole requests; the register commits whole chunks), so the lock is taken
+    /// back rather than failing every later request.
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Today in Japan (or the configured day).
+    pub fn today(&self) -> NaiveDate {
+        self.settings.today.unwrap_or_else(|| now().date_naive())
+    }
+
+    /// The accounts, read.
+    pub fn accounts(&self) -> std::sync::RwLockReadGuard<'_, Accounts> {
+        self.accounts.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The accounts, to change.
+    pub fn accounts_mut(&self) -> std::sync::RwLockWriteGuard<'_, Accounts> {
+        self.accounts.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Now in Japan.
+pub fn now() -> DateTime<FixedOffset> {
+    Utc::now().with_timezone(&jst())
+}
+
+/// A recorded time (microseconds since the Unix epoch) in Japan, `2026-11-22 14:03:05`.
+pub fn format_recorded(us: i64) -> String {
+    DateTime::from_timestamp_micros(us)
+        .map(|t| t.with_timezone(&jst()).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Runs `f` on a blocking thread with the app (sled, argon2 and fsync must not block the async
+/// workers).
+pub async fn blocking<T, F>(app: &Arc<App>, f: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&App) -> AppResult<T> + Send + 'static,
+{
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app)).await.map_err(|e| AppError::internal(format!("task: {e}")))?
+}
+
+/// `n` random bytes as lower-case hex.
+pub fn random_hex(n: usize) -> AppResult<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| AppError::internal(format!("random: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,300 @@
+//! Sessions, login throttling, the logged-in user, and what each role may do.
+//!
+//! - A session is a random 256-bit token in an HttpOnly, SameSite=Strict cookie (Secure and
+//!   `__Host-` prefixed when served over TLS). The server keeps only its SHA-256, with the user,
+//!   a per-session CSRF token, and the login and last-request times; a login always starts a
+//!   new session (the old token is dropped), and idle and absolute timeouts end it.
+//! - Failed logins are counted per account and per client address; past the limit, logins are
+//!   refused for the lockout period whatever the password.
+//! - Sessions live in memory: restarting the server logs everyone out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use daicho_domain::ids::UserId;
+use daicho_domain::users::Role;
+use sha2::{Digest, Sha256};
+
+use crate::app::{App, random_hex};
+use crate::error::{AppError, AppResult};
+
+/// What a role may do. Each handler asks for one permission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Search and view recipients (My Number masked).
+    View,
+    /// Record life events.
+    Record,
+    /// Approve a My Number link entered by someone else.
+    Approve,
+    /// Show a My Number in full (with a reason; logged).
+    Reveal,
+    /// See the address of a DV-protected recipient (logged).
+    ProtectedAddress,
+    /// See the PMH export preview and past batches.
+    PmhView,
+    /// Generate PMH batches and download their files.
+    PmhExport,
+    /// Manage users.
+    Users,
+    /// Search the access log.
+    AccessLog,
+}
+
+/// Whether `role` has `permission`.
+pub fn allows(role: Role, permission: Permission) -> bool {
+    use Permission as P;
+    use Role as R;
+    match permission {
+        P::View => true,
+        P::Record => matches!(role, R::Caseworker | R::Supervisor | R::Admin),
+        P::Approve | P::Reveal | P::ProtectedAddress | P::PmhExport => matches!(role, R::Supervisor | R::Admin),
+        P::PmhView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
+        P::Users => matches!(role, R::Admin),
+        P::AccessLog => matches!(role, R::Admin | R::Auditor),
+    }
+}
+
+/// One session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Who.
+    pub user: String,
+    /// The token forms must carry.
+    pub csrf: String,
+    created: Instant,
+    last_seen: Instant,
+}
+
+/// Every live session, by token hash.
+#[derive(Default)]
+pub struct Sessions {
+    inner: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Sessions {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a session for `user`; returns its token (for the cookie).
+    pub fn create(&self, user: &str) -> AppResult<String> {
+        let token = random_hex(32)?;
+        let now = Instant::now();
+        let session = Session { user: user.to_owned(), csrf: random_hex(32)?, created: now, last_seen: now };
+        self.map().insert(token_hash(&token), session);
+        Ok(token)
+    }
+
+    /// The live session of `token`, touched; expired sessions are removed.
+    pub fn get(&self, token: &str, idle: Duration, absolute: Duration) -> Option<Session> {
+        let key = token_hash(token);
+        let mut map = self.map();
+        let now = Instant::now();
+        let s = map.get_mut(&key)?;
+        if now.duration_since(s.last_seen) > idle || now.duration_since(s.created) > absolute {
+            map.remove(&key);
+            return None;
+        }
+        s.last_seen = now;
+        Some(s.clone())
+    }
+
+    /// Ends the session of `token`.
+    pub fn remove(&self, token: &str) {
+        self.map().remove(&token_hash(token));
+    }
+
+    /// Ends every session of `user` (disabled, or given a new password).
+    pub fn remove_user(&self, user: &str) {
+        self.map().retain(|_, s| s.user != user);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    count: u32,
+    first: Instant,
+}
+
+/// Failed-login counters, per account (`u:<id>`) and per address (`a:<ip>`).
+#[derive(Default)]
+pub struct Throttle {
+    inner: Mutex<HashMap<String, Failures>>,
+}
+
+impl Throttle {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a login for these keys is refused now (each key with its limit).
+    pub fn locked(&self, keys: &[(&str, u32)], window: Duration) -> bool {
+        let mut map = self.map();
+        let now = Instant::now();
+        map.retain(|_, f| now.duration_since(f.first) <= window);
+        keys.iter().any(|(k, max)| map.get(*k).is_some_and(|f| f.count >= *max))
+    }
+
+    /// Counts a failure for each key.
+    pub fn fail(&self, keys: &[&str]) {
+        let mut map = self.map();
+        let now = Instant::now();
+        for k in keys {
+            map.entry((*k).to_owned()).and_modify(|f| f.count += 1).or_insert(Failures { count: 1, first: now });
+        }
+    }
+
+    /// Forgets the failures of a key (the account, after a successful login).
+    pub fn clear(&self, key: &str) {
+        self.map().remove(key);
+    }
+}
+
+/// The name of the session cookie.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-daicho_session" } else { "daicho_session" }
+}
+
+/// The session token in the request's cookies.
+pub fn session_token(headers: &HeaderMap, secure: bool) -> Option<String> {
+    let name = cookie_name(secure);
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `Set-Cookie` for a new session.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    let name = cookie_name(secure);
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    let name = cookie_name(secure);
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+/// The logged-in user of a request.
+#[derive(Clone, Debug)]
+pub struct CurrentUser {
+    /// Login id.
+    pub id: UserId,
+    /// Display name.
+    pub name: String,
+    /// Role (as the accounts have it now, not as at login).
+    pub role: Role,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+impl CurrentUser {
+    /// Refuses unless the role has `p`.
+    pub fn require(&self, p: Permission) -> AppResult<()> {
+        if allows(self.role, p) { Ok(()) } else { Err(AppError::Forbidden) }
+    }
+
+    /// Whether the role has `p`.
+    pub fn can(&self, p: Permission) -> bool {
+        allows(self.role, p)
+    }
+
+    /// Refuses unless `token` is this session's CSRF token (compared in constant time).
+    pub fn check_csrf(&self, token: Option<&str>) -> AppResult<()> {
+        let given = token.unwrap_or("").as_bytes();
+        let want = self.csrf.as_bytes();
+        let same = given.len() == want.len() && given.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if same { Ok(()) } else { Err(AppError::CsrfMismatch) }
+    }
+}
+
+impl FromRequestParts<Arc<App>> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let token = session_token(&parts.headers, app.settings.secure_cookies).ok_or(AppError::Unauthenticated)?;
+        let session = app
+            .sessions
+            .get(&token, app.settings.idle_timeout, app.settings.absolute_timeout)
+            .ok_or(AppError::Unauthenticated)?;
+        let accounts = app.accounts();
+        let account = accounts.get(&session.user).filter(|a| !a.disabled).ok_or(AppError::Unauthenticated)?;
+        Ok(CurrentUser { id: account.id.clone(), name: account.name.clone(), role: account.role, csrf: session.csrf })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_when_idle_or_old() {
+        let s = Sessions::default();
+        let t = s.create("sato").unwrap();
+        assert!(s.get(&t, Duration::from_secs(60), Duration::from_secs(60)).is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(s.get(&t, Duration::from_millis(10), Duration::from_secs(60)).is_none());
+        let t = s.create("sato").unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(s.get(&t, Duration::from_secs(60), Duration::from_millis(10)).is_none());
+        let t = s.create("sato").unwrap();
+        s.remove_user("sato");
+        assert!(s.get(&t, Duration::from_secs(60), Duration::from_secs(60)).is_none());
+    }
+
+    #[test]
+    fn throttle_locks_at_the_limit_and_forgets_after_the_window() {
+        let t = Throttle::default();
+        let w = Duration::from_millis(50);
+        for _ in 0..3 {
+            assert!(!t.locked(&[("u:x", 3)], w));
+            t.fail(&["u:x"]);
+        }
+        assert!(t.locked(&[("u:x", 3)], w));
+        assert!(!t.locked(&[("u:y", 3)], w));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!t.locked(&[("u:x", 3)], w));
+    }
+
+    #[test]
+    fn cookie_parsing_takes_only_well_formed_tokens() {
+        let mut h = HeaderMap::new();
+        let token = "a".repeat(64);
+        h.insert("cookie", format!("other=1; daicho_session={token}").parse().unwrap());
+        assert_eq!(session_token(&h, false), Some(token.clone()));
+        assert_eq!(session_token(&h, true), None);
+        h.insert("cookie", "daicho_session=<script>".parse().unwrap());
+        assert_eq!(session_token(&h, false), None);
+    }
+
+    #[test]
+    fn roles_and_permissions() {
+        assert!(allows(Role::Viewer, Permission::View));
+        assert!(!allows(Role::Viewer, Permission::Record));
+        assert!(allows(Role::Caseworker, Permission::Record));
+        assert!(!allows(Role::Caseworker, Permission::Approve));
+        assert!(!allows(Role::Caseworker, Permission::ProtectedAddress));
+        assert!(allows(Role::Supervisor, Permission::Reveal));
+        assert!(!allows(Role::Supervisor, Permission::Users));
+        assert!(allows(Role::Admin, Permission::Users));
+        assert!(allows(Role::Auditor, Permission::AccessLog));
+        assert!(!allows(Role::Auditor, Permission::Record));
+    }
+}

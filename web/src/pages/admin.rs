@@ -1,0 +1,332 @@
+//! 利用者管理 (users) and アクセス記録 (the access log), for administrators (and auditors, who
+//! may read the access log).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use chrono::NaiveDate;
+use daicho_domain::users::Role;
+use serde::Deserialize;
+
+use super::{FormPairs, values};
+use crate::access::AccessFilter;
+use crate::accounts::{self, AccountError};
+use crate::app::{App, blocking, format_recorded, jst};
+use crate::auth::{CurrentUser, Permission};
+use crate::error::{AppError, AppResult};
+use crate::render::{Nav, html};
+
+/// One account as listed.
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub role: &'static str,
+    pub disabled: bool,
+    pub is_me: bool,
+}
+
+/// The users page.
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    pub nav: Nav,
+    pub users: Vec<UserRow>,
+    pub roles: Vec<(&'static str, &'static str, bool)>,
+    pub new_id: String,
+    pub new_name: String,
+    pub errors: Vec<(String, String)>,
+    pub notice: Option<String>,
+    /// A generated password, shown once: (user id, password).
+    pub password: Option<(String, String)>,
+}
+
+impl UsersPage {
+    /// The error of a field.
+    pub fn error(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
+    }
+}
+
+fn users_page(app: &App, user: &CurrentUser) -> UsersPage {
+    let accounts = app.accounts();
+    UsersPage {
+        nav: Nav::new(user, &app.municipality, "users"),
+        users: accounts
+            .all()
+            .map(|a| UserRow {
+                id: a.id.to_string(),
+                name: a.name.clone(),
+                role: a.role.label(),
+                disabled: a.disabled,
+                is_me: a.id == user.id,
+            })
+            .collect(),
+        roles: Role::ALL.iter().map(|r| (r.code(), r.label(), *r == Role::Caseworker)).collect(),
+        new_id: String::new(),
+        new_name: String::new(),
+        errors: Vec::new(),
+        notice: None,
+        password: None,
+    }
+}
+
+/// `GET /admin/users`.
+pub async fn users(State(app): State<Arc<App>>, user: CurrentUser) -> AppResult<Response> {
+    user.require(Permission::Users)?;
+    Ok(html(&users_page(&app, &user)))
+}
+
+fn account_error(e: AccountError) -> AppResult<(Option<&'static str>, String)> {
+    match e {
+        AccountError::Exists => Ok((Some("id"), e.to_string())),
+        AccountError::Invalid(m) if m.starts_with("利用者ID") => Ok((Some("id"), m)),
+        AccountError::Invalid(m) if m.starts_with("氏名") => Ok((Some("name"), m)),
+        AccountError::Invalid(m) => Ok((None, m)),
+        AccountError::Unknown | AccountError::Conflict => Ok((None, e.to_string())),
+        AccountError::Failed(m) => Err(AppError::internal(m)),
+    }
+}
+
+/// `POST /admin/users`: adds a user with a generated password, shown once.
+pub async fn add(State(app): State<Arc<App>>, user: CurrentUser, form: FormPairs) -> AppResult<Response> {
+    let v = values(form);
+    user.check_csrf(v.get("csrf"))?;
+    user.require(Permission::Users)?;
+    let id = v.trimmed("id").to_owned();
+    let name = v.trimmed("name").to_owned();
+    let role = Role::parse(v.get("role").unwrap_or(""));
+    let u = user.clone();
+    let page = blocking(&app, move |app| {
+        let mut page = users_page(app, &u);
+        let role = match role {
+            Ok(r) => r,
+            Err(_) => {
+                page.errors.push(("role".into(), "役割を選んでください".into()));
+                page.new_id = id;
+                page.new_name = name;
+                return Ok(page);
+            }
+        };
+        let result = {
+            let mut accounts = app.accounts_mut();
+            accounts::add_user(&mut accounts, &app.store, u.id.as_str(), &id, &name, role)
+        };
+        match result {
+            Ok(password) => {
+                tracing::info!(admin = %u.id, user = %id, role = role.code(), "user added");
+                let mut page = users_page(app, &u);
+                page.notice = Some(format!("利用者 {id} を追加しました。"));
+                page.password = Some((id, password));
+                Ok(page)
+            }
+            Err(e) => {
+                let (field, message) = account_error(e)?;
+                page.errors.push((field.unwrap_or("form").to_owned(), message));
+                page.new_id = id;
+                page.new_name = name;
+                for r in &mut page.roles {
+                    r.2 = r.0 == role.code();
+                }
+                Ok(page)
+            }
+        }
+    })
+    .await?;
+    Ok(html(&page))
+}
+
+/// `POST /admin/users/{id}/disable`.
+pub async fn disable(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let v = values(form);
+    user.check_csrf(v.get("csrf"))?;
+    user.require(Permission::Users)?;
+    let u = user.clone();
+    let page = blocking(&app, move |app| {
+        if id == u.id.as_str() {
+            let mut page = users_page(app, &u);
+            page.errors.push(("form".into(), "ご自身は無効にできません".into()));
+            return Ok(page);
+        }
+        let result = {
+            let mut accounts = app.accounts_mut();
+            accounts::disable_user(&mut accounts, &app.store, u.id.as_str(), &id)
+        };
+        let mut page = match result {
+            Ok(()) => {
+                app.sessions.remove_user(&id);
+                tracing::info!(admin = %u.id, user = %id, "user disabled");
+                let mut page = users_page(app, &u);
+                page.notice = Some(format!("利用者 {id} を無効にしました。"));
+                page
+            }
+            Err(e) => {
+                let (_, message) = account_error(e)?;
+                let mut page = users_page(app, &u);
+                page.errors.push(("form".into(), message));
+                page
+            }
+        };
+        page.nav.current = "users";
+        Ok(page)
+    })
+    .await?;
+    Ok(html(&page))
+}
+
+/// `POST /admin/users/{id}/password`: a new generated password, shown once; the user's
+/// sessions end.
+pub async fn reset(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let v = values(form);
+    user.check_csrf(v.get("csrf"))?;
+    user.require(Permission::Users)?;
+    let u = user.clone();
+    let page = blocking(&app, move |app| {
+        let result = {
+            let mut accounts = app.accounts_mut();
+            accounts::reset_password(&mut accounts, &app.store, u.id.as_str(), &id)
+        };
+        match result {
+            Ok(password) => {
+                app.sessions.remove_user(&id);
+                tracing::info!(admin = %u.id, user = %id, "password reset");
+                let mut page = users_page(app, &u);
+                page.notice = Some(format!("利用者 {id} のパスワードを再発行しました。"));
+                page.password = Some((id, password));
+                Ok(page)
+            }
+            Err(e) => {
+                let (_, message) = account_error(e)?;
+                let mut page = users_page(app, &u);
+                page.errors.push(("form".into(), message));
+                Ok(page)
+            }
+        }
+    })
+    .await?;
+    Ok(html(&page))
+}
+
+/// Access log filter (staff ids, internal numbers and dates: no personal data in the URL).
+#[derive(Debug, Default, Deserialize)]
+pub struct AccessQuery {
+    pub user: Option<String>,
+    pub recipient: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// One access record as listed.
+pub struct AccessRow {
+    pub position: u64,
+    pub at: String,
+    pub user: String,
+    pub recipient: Option<u64>,
+    pub page: String,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// The access log page.
+#[derive(Template)]
+#[template(path = "access.html")]
+pub struct AccessPage {
+    pub nav: Nav,
+    pub user: String,
+    pub recipient: String,
+    pub from: String,
+    pub to: String,
+    pub errors: Vec<(String, String)>,
+    pub rows: Vec<AccessRow>,
+    pub limit: usize,
+}
+
+impl AccessPage {
+    /// The error of a field.
+    pub fn error(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
+    }
+}
+
+/// Records shown at most.
+pub const ACCESS_ROWS_MAX: usize = 500;
+
+fn day_start_us(d: NaiveDate) -> Option<i64> {
+    d.and_hms_opt(0, 0, 0)?.and_local_timezone(jst()).single().map(|t| t.timestamp_micros())
+}
+
+/// `GET /admin/access`.
+pub async fn access(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    Query(q): Query<AccessQuery>,
+) -> AppResult<Response> {
+    user.require(Permission::AccessLog)?;
+    let mut errors = Vec::new();
+    let mut filter = AccessFilter::default();
+    let text = |s: &Option<String>| s.as_deref().unwrap_or("").trim().to_owned();
+    let (u, r, from, to) = (text(&q.user), text(&q.recipient), text(&q.from), text(&q.to));
+    if !u.is_empty() {
+        filter.user = Some(u.clone());
+    }
+    if !r.is_empty() {
+        match r.parse::<u64>() {
+            Ok(n) => filter.recipient = Some(n),
+            Err(_) => errors.push(("recipient".to_owned(), "内部番号（数字）で入力してください".to_owned())),
+        }
+    }
+    for (name, raw, slot, offset) in [("from", &from, &mut filter.from_us, 0), ("to", &to, &mut filter.until_us, 1)] {
+        if raw.is_empty() {
+            continue;
+        }
+        match daicho_domain::calendar::parse_date(raw) {
+            Ok(d) => *slot = d.checked_add_days(chrono::Days::new(offset)).and_then(day_start_us),
+            Err(e) => errors.push((name.to_owned(), e.message())),
+        }
+    }
+    let u2 = user.clone();
+    let page = blocking(&app, move |app| {
+        let rows = if errors.is_empty() {
+            let accounts = app.accounts();
+            app.access
+                .search(&filter, ACCESS_ROWS_MAX)
+                .map_err(AppError::internal)?
+                .into_iter()
+                .map(|e| AccessRow {
+                    position: e.position,
+                    at: format_recorded(e.recorded_at_us),
+                    user: accounts.display_name(e.record.user.as_str()),
+                    recipient: e.record.recipient,
+                    page: e.record.page,
+                    action: e.record.action.label(),
+                    reason: e.record.reason.unwrap_or_default(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(AccessPage {
+            nav: Nav::new(&u2, &app.municipality, "access"),
+            user: u,
+            recipient: r,
+            from,
+            to,
+            errors,
+            rows,
+            limit: ACCESS_ROWS_MAX,
+        })
+    })
+    .await?;
+    Ok(html(&page))
+}

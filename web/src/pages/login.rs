@@ -1,0 +1,130 @@
+//! ログイン・ログアウト.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::{FormPairs, see_other, values};
+use crate::accounts::verify_password;
+use crate::app::{App, blocking};
+use crate::auth::{CurrentUser, clear_cookie, session_cookie, session_token};
+use crate::error::AppResult;
+use crate::render::html;
+
+/// The login page.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub municipality: String,
+    pub user: String,
+    pub message: Option<String>,
+}
+
+/// The client's address, when the server knows it (not behind a proxy that hides it).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+/// `GET /login`.
+pub async fn page(State(app): State<Arc<App>>) -> Response {
+    html(&LoginPage { municipality: app.municipality.clone(), user: String::new(), message: None })
+}
+
+fn with_status(mut r: Response, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    r
+}
+
+/// `POST /login`: checks the throttle, then the password (a verification runs even for an
+/// unknown user, so timing does not tell which ids exist); on success a new session replaces
+/// any the browser had.
+pub async fn login(
+    State(app): State<Arc<App>>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let v = values(form);
+    let user = v.trimmed("user").chars().take(64).collect::<String>();
+    let password = v.get("password").unwrap_or("").to_owned();
+    let page = |message: &str| LoginPage {
+        municipality: app.municipality.clone(),
+        user: user.clone(),
+        message: Some(message.to_owned()),
+    };
+    let user_key = format!("u:{user}");
+    let addr_key = format!("a:{}", addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string()));
+    let s = &app.settings;
+    if app.throttle.locked(&[(&user_key, s.account_failures_max), (&addr_key, s.address_failures_max)], s.lockout) {
+        tracing::warn!(user = %user, "login refused: too many failures");
+        let minutes = s.lockout.as_secs().div_ceil(60);
+        return Ok(with_status(
+            html(&page(&format!(
+                "ログインの失敗が続いたため、{minutes}分間ログインできません。しばらくしてからやり直してください。"
+            ))),
+            StatusCode::TOO_MANY_REQUESTS,
+        ));
+    }
+    let id = user.clone();
+    let ok = blocking(&app, move |app| {
+        let account = app.accounts().get(&id).filter(|a| !a.disabled).cloned();
+        Ok(match account {
+            Some(a) if password.chars().count() <= crate::accounts::PASSWORD_CHARS_MAX => {
+                verify_password(&a.password_hash, &password)
+            }
+            _ => {
+                let _ = verify_password(&app.dummy_hash, &password);
+                false
+            }
+        })
+    })
+    .await?;
+    if !ok {
+        app.throttle.fail(&[&user_key, &addr_key]);
+        tracing::info!(user = %user, "login failed");
+        return Ok(with_status(html(&page("利用者IDまたはパスワードが正しくありません。")), StatusCode::UNAUTHORIZED));
+    }
+    app.throttle.clear(&user_key);
+    if let Some(old) = session_token(&headers, app.settings.secure_cookies) {
+        app.sessions.remove(&old);
+    }
+    let token = app.sessions.create(&user)?;
+    tracing::info!(user = %user, "login");
+    let mut r = see_other("/search");
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&token, app.settings.secure_cookies)) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let v = values(form);
+    user.check_csrf(v.get("csrf"))?;
+    if let Some(token) = session_token(&headers, app.settings.secure_cookies) {
+        app.sessions.remove(&token);
+    }
+    tracing::info!(user = %user.id, "logout");
+    let mut r = see_other("/login");
+    if let Ok(v) = HeaderValue::from_str(&clear_cookie(app.settings.secure_cookies)) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}

@@ -1,0 +1,475 @@
+//! 受給者画面 (the recipient page): basic information, certificates with their spans and PMH
+//! status, the timeline of events, and the view of any past day as known at any past position.
+//!
+//! The view is computed from the log, like `daicho show`: person-level facts are those of events
+//! recorded by the position that took effect by the date; certificates are those known at the
+//! position. PMH status is the register's (now).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use chrono::NaiveDate;
+use daicho_domain::calendar::legal_age;
+use daicho_domain::config::Config;
+use daicho_domain::event::{Event, EventBody};
+use daicho_domain::state::{Recipient, Residency, State as StreamState};
+use daicho_domain::users::AccessAction;
+use daicho_domain::{calendar::parse_date, evolve};
+use daicho_projections::Entry;
+use daicho_projections::ledger::Ledger;
+use daicho_projections::pmh::validate;
+use daicho_store::{Envelope, StreamId};
+use serde::Deserialize;
+
+use super::{FormPairs, date_ja, end_ja, values};
+use crate::access::record;
+use crate::app::{App, blocking, format_recorded};
+use crate::auth::{CurrentUser, Permission};
+use crate::describe::{self, HIDDEN_ADDRESS};
+use crate::error::{AppError, AppResult};
+use crate::forms::FORMS;
+use crate::render::{Nav, html};
+
+/// Query of the recipient page (no personal data: a date, a position, a notice).
+#[derive(Debug, Default, Deserialize)]
+pub struct ViewQuery {
+    /// 時点: the effective date to look at.
+    pub as_of: Option<String>,
+    /// 記録位置: the log position to look from.
+    pub as_at: Option<String>,
+    /// Set after recording: the position of the last event.
+    pub recorded: Option<u64>,
+    /// Set after a My Number link was sent for approval.
+    pub requested: Option<u8>,
+}
+
+/// One span row.
+pub struct SpanRow {
+    pub valid_from: String,
+    pub valid_to: String,
+    pub payer_number: String,
+    pub recipient_number: String,
+    pub income_segment: String,
+    pub copay: String,
+    pub designated: String,
+    pub disease: String,
+    pub always_reimbursement: bool,
+    pub on_date: bool,
+    pub history_key: String,
+    pub pmh_status: String,
+    pub pmh_class: &'static str,
+}
+
+/// One certificate.
+pub struct CertView {
+    pub id: String,
+    pub program: String,
+    pub status: String,
+    pub current: bool,
+    pub reissues: usize,
+    pub spans: Vec<SpanRow>,
+}
+
+/// One timeline row.
+pub struct TimelineRow {
+    pub position: u64,
+    pub recorded_at: String,
+    pub effective: String,
+    pub label: &'static str,
+    pub summary: String,
+    pub actor: String,
+    pub approver: String,
+    pub command: String,
+    pub rescinded: bool,
+    pub after_view: bool,
+}
+
+/// A command the user can start from this page.
+pub struct Action {
+    pub kind: &'static str,
+    pub title: &'static str,
+}
+
+/// The page.
+#[derive(Template)]
+#[template(path = "recipient.html")]
+pub struct RecipientPage {
+    pub nav: Nav,
+    pub n: u64,
+    pub reference: String,
+    pub registered_on_date: bool,
+    pub name: String,
+    pub kana: String,
+    pub birth_date: String,
+    pub age: String,
+    pub sex: String,
+    pub address: String,
+    pub address_hidden: bool,
+    pub dv: bool,
+    pub dv_since: String,
+    pub my_number: String,
+    pub has_my_number: bool,
+    pub my_number_revealed: bool,
+    pub can_reveal: bool,
+    pub residency: String,
+    pub died_on: String,
+    pub as_of: String,
+    pub as_at: u64,
+    pub head: u64,
+    pub is_past: bool,
+    pub view_errors: Vec<String>,
+    pub certificates: Vec<CertView>,
+    pub pmh_programs: Vec<(String, String)>,
+    pub timeline: Vec<TimelineRow>,
+    pub actions: Vec<Action>,
+    pub notice: Option<String>,
+    pub reveal_error: Option<String>,
+    pub csrf: String,
+}
+
+/// The stream of internal recipient `n`.
+pub fn stream_of(n: u64) -> AppResult<StreamId> {
+    StreamId::parse(&format!("recipient-{n}")).ok_or(AppError::NotFound)
+}
+
+/// Everything the page needs from the ledger, read without the ledger lock.
+pub struct Loaded {
+    pub envelopes: Vec<Envelope>,
+    pub events: Vec<Event>,
+}
+
+/// Reads and decodes recipient `n`'s stream; `NotFound` when it has none.
+pub fn load(app: &App, n: u64) -> AppResult<Loaded> {
+    let envelopes = app.store.read_stream(&stream_of(n)?).map_err(AppError::internal)?;
+    if envelopes.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    let events = envelopes.iter().map(Ledger::event_of).collect::<Result<Vec<_>, _>>().map_err(AppError::internal)?;
+    Ok(Loaded { envelopes, events })
+}
+
+/// The state of the stream after every event.
+pub fn fold(events: &[Event]) -> StreamState {
+    events.iter().fold(StreamState::default(), evolve)
+}
+
+/// Recipient `n` as recorded now.
+pub fn current(app: &App, n: u64) -> AppResult<(Loaded, StreamState)> {
+    let loaded = load(app, n)?;
+    let state = fold(&loaded.events);
+    Ok((loaded, state))
+}
+
+/// Whether `user` sees the address of `r`.
+pub fn address_visible(user: &CurrentUser, r: &Recipient) -> bool {
+    r.dv_support_since.is_none() || user.can(Permission::ProtectedAddress)
+}
+
+fn pmh_status(entry: Option<&Entry>, config: &Config) -> (String, &'static str) {
+    let Some(entry) = entry else { return ("—".into(), "muted") };
+    match (&entry.current, &entry.exported) {
+        (Some(c), Some(x)) if c == x => ("送信済み".into(), "ok"),
+        (Some(c), _) => {
+            let reasons = validate(c, daicho_projections::pmh::program_of(config, c));
+            if reasons.is_empty() {
+                let what = if entry.exported.is_some() { "変更" } else { "新規" };
+                (format!("未送信の{what}（次回の連携で送信）"), "pending")
+            } else {
+                let why: Vec<&str> = reasons.iter().map(|r| r.message()).collect();
+                (format!("保留: {}", why.join("／")), "held")
+            }
+        }
+        (None, Some(_)) => ("削除を次回送信".into(), "pending"),
+        (None, None) => ("—".into(), "muted"),
+    }
+}
+
+/// Builds and renders the page; records the access (and the reveal, when `reveal` has a
+/// reason) before answering.
+pub async fn render(
+    app: &Arc<App>,
+    user: CurrentUser,
+    n: u64,
+    query: ViewQuery,
+    reveal: Option<String>,
+    reveal_error: Option<String>,
+) -> AppResult<Response> {
+    let today = app.today();
+    let u = user.clone();
+    let reveal_reason = reveal.clone();
+    let (page, protected_shown) = blocking(app, move |app| {
+        let loaded = load(app, n)?;
+        let head = app.store.head().position.0;
+        let mut view_errors = Vec::new();
+        let on = match query.as_of.as_deref().filter(|s| !s.is_empty()) {
+            None => today,
+            Some(raw) => match parse_date(raw) {
+                Ok(d) => d,
+                Err(e) => {
+                    view_errors.push(format!("時点: {}", e.message()));
+                    today
+                }
+            },
+        };
+        let at = match query.as_at.as_deref().filter(|s| !s.is_empty()) {
+            None => head,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(p) if p >= 1 && p <= head => p,
+                _ => {
+                    view_errors.push(format!("記録位置: 1から{head}までの数字で指定してください"));
+                    head
+                }
+            },
+        };
+        let (entries, last_batches, config) = {
+            let mut ledger = app.ledger();
+            let config = ledger.config().clone();
+            let projections = ledger.projections().map_err(AppError::internal)?;
+            let entries = projections.pmh_entries(n).map_err(AppError::internal)?;
+            let mut batches = Vec::new();
+            for p in config.programs() {
+                batches.push((p.key.to_string(), projections.last_batch(p.key.as_str()).map_err(AppError::internal)?));
+            }
+            (entries, batches, config)
+        };
+        let known_events: Vec<&Event> =
+            loaded.envelopes.iter().zip(&loaded.events).filter(|(e, _)| e.position.0 <= at).map(|(_, ev)| ev).collect();
+        let known = known_events.iter().fold(StreamState::default(), |s, e| evolve(s, e));
+        let person = known_events
+            .iter()
+            .filter(|e| e.effective <= on || matches!(e.body, EventBody::CommandRescinded { .. }))
+            .fold(StreamState::default(), |s, e| evolve(s, e));
+        let mut page =
+            build(app, &u, n, &loaded, &known, &person, on, at, head, today, &config, &entries, &last_batches);
+        page.view_errors = view_errors;
+        if reveal_reason.is_some()
+            && let Some(m) = person.recipient().or(known.recipient()).and_then(|r| r.my_number.as_ref())
+        {
+            page.my_number = m.reveal();
+            page.my_number_revealed = true;
+        }
+        page.reveal_error = reveal_error;
+        page.notice = match (query.recorded, query.requested) {
+            (Some(p), _) => Some(format!("記録しました（記録位置 {p}）。")),
+            (None, Some(_)) => Some("個人番号の登録を承認依頼しました。係長が承認すると記録されます。".into()),
+            _ => None,
+        };
+        let protected_shown = person.recipient().is_some_and(|r| r.dv_support_since.is_some()) && !page.address_hidden;
+        Ok((page, protected_shown))
+    })
+    .await?;
+    let path = format!("/recipients/{n}");
+    let mut records = vec![record(&user.id, Some(n), &path, AccessAction::Viewed, None)];
+    if protected_shown {
+        records.push(record(&user.id, Some(n), &path, AccessAction::ProtectedAddressShown, None));
+    }
+    if page.my_number_revealed {
+        records.push(record(&user.id, Some(n), &path, AccessAction::MyNumberRevealed, reveal));
+    }
+    app.access.record(records, today).await.map_err(AppError::internal)?;
+    Ok(html(&page))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    app: &App,
+    user: &CurrentUser,
+    n: u64,
+    loaded: &Loaded,
+    known: &StreamState,
+    person: &StreamState,
+    on: NaiveDate,
+    at: u64,
+    head: u64,
+    today: NaiveDate,
+    config: &Config,
+    entries: &[(u32, Entry)],
+    last_batches: &[(String, Option<(u64, u64)>)],
+) -> RecipientPage {
+    let eras = &config.eras;
+    let accounts = app.accounts();
+    let p = person.recipient();
+    let k = known.recipient();
+    let show_address = p.or(k).is_none_or(|r| address_visible(user, r));
+    let dv = p.is_some_and(|r| r.dv_support_since.is_some());
+    let residency = p.map_or(String::new(), |r| match &r.residency {
+        Residency::Resident { since } => format!("在住（{since}から）"),
+        Residency::MovedOut { on, to } => format!("転出（{on}、{to}へ）"),
+    });
+    let certificates = k
+        .map(|r| {
+            r.certificates
+                .iter()
+                .map(|c| {
+                    let status = match (&c.ended, c.span_on(on)) {
+                        (Some(e), _) => format!("終了（{}、{}）", e.on, e.reason.label()),
+                        (None, Some(_)) => "有効".to_owned(),
+                        (None, None) if c.is_current_or_future_on(on) => "開始前".to_owned(),
+                        (None, None) => "期間満了".to_owned(),
+                    };
+                    CertView {
+                        id: c.id.to_string(),
+                        program: describe::program_name(config, c.program.as_str()),
+                        current: c.span_on(on).is_some(),
+                        status,
+                        reissues: c.reissues.len(),
+                        spans: c
+                            .spans
+                            .iter()
+                            .map(|s| {
+                                let entry = entries.iter().find(|(no, _)| *no == s.no.0).map(|(_, e)| e);
+                                let (pmh_status, pmh_class) = pmh_status(entry, config);
+                                let t = &s.terms;
+                                SpanRow {
+                                    valid_from: s.period.from().to_string(),
+                                    valid_to: end_ja(s.period.to()),
+                                    payer_number: t.payer_number.map_or_else(|| "—".into(), |p| p.as_string()),
+                                    recipient_number: t.recipient_number.to_string(),
+                                    income_segment: t
+                                        .income_segment
+                                        .as_ref()
+                                        .map_or_else(|| "—".into(), |x| x.to_string()),
+                                    copay: t.copay_cap.as_ref().map_or_else(|| "—".into(), describe::copay),
+                                    designated: if t.designated_institutions.is_empty() {
+                                        "—".into()
+                                    } else {
+                                        t.designated_institutions
+                                            .iter()
+                                            .map(ToString::to_string)
+                                            .collect::<Vec<_>>()
+                                            .join("、")
+                                    },
+                                    disease: t.disease.as_ref().map_or_else(|| "—".into(), |x| x.to_string()),
+                                    always_reimbursement: t.always_reimbursement,
+                                    on_date: s.period.contains(on),
+                                    history_key: daicho_domain::ids::HistoryKey::derive(
+                                        daicho_domain::ids::RecipientId(n),
+                                        s.no,
+                                    )
+                                    .to_string(),
+                                    pmh_status,
+                                    pmh_class,
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let rescinded: Vec<&str> =
+        known.history().iter().filter(|e| e.rescinded_by.is_some()).map(|e| e.command.as_str()).collect();
+    let timeline = loaded
+        .envelopes
+        .iter()
+        .zip(&loaded.events)
+        .rev()
+        .map(|(env, ev)| TimelineRow {
+            position: env.position.0,
+            recorded_at: format_recorded(env.recorded_at_us),
+            effective: ev.effective.to_string(),
+            label: ev.label(),
+            summary: describe::event(ev, config, show_address),
+            actor: accounts.display_name(&env.actor),
+            approver: env.approver.as_deref().map(|a| accounts.display_name(a)).unwrap_or_default(),
+            command: ev.command.to_string(),
+            rescinded: rescinded.contains(&ev.command.as_str()),
+            after_view: env.position.0 > at,
+        })
+        .collect();
+    let pmh_programs = last_batches
+        .iter()
+        .filter(|(key, _)| k.is_some_and(|r| r.certificates.iter().any(|c| c.program.as_str() == key)))
+        .map(|(key, b)| {
+            let text = match b {
+                Some((to, batch)) => format!("第{batch}回連携（記録位置 {to} まで）"),
+                None => "未連携".to_owned(),
+            };
+            (describe::program_name(config, key), text)
+        })
+        .collect();
+    let actions = if user.can(Permission::Record) && k.is_some() {
+        FORMS
+            .iter()
+            .filter(|f| f.kind != "register_recipient")
+            .map(|f| Action { kind: f.kind, title: f.title })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let basic = p.or(k);
+    RecipientPage {
+        nav: Nav::new(user, &app.municipality, "search"),
+        n,
+        reference: k.map(|r| r.id.to_string()).unwrap_or_default(),
+        registered_on_date: p.is_some(),
+        name: basic.map(|r| r.name.to_string()).unwrap_or_default(),
+        kana: basic.map(|r| r.kana.to_string()).unwrap_or_default(),
+        birth_date: basic.map(|r| date_ja(eras, r.birth_date)).unwrap_or_default(),
+        age: basic.map(|r| format!("{}歳", legal_age(r.birth_date, on))).unwrap_or_default(),
+        sex: basic.map(|r| describe::sex(r.sex).to_owned()).unwrap_or_default(),
+        address: basic
+            .map(|r| if show_address { r.address.to_string() } else { HIDDEN_ADDRESS.to_owned() })
+            .unwrap_or_default(),
+        address_hidden: !show_address,
+        dv,
+        dv_since: p.and_then(|r| r.dv_support_since).map(|d| d.to_string()).unwrap_or_default(),
+        my_number: basic.and_then(|r| r.my_number.as_ref()).map(|m| m.masked()).unwrap_or_else(|| "未登録".into()),
+        has_my_number: basic.is_some_and(|r| r.my_number.is_some()),
+        my_number_revealed: false,
+        can_reveal: user.can(Permission::Reveal),
+        residency,
+        died_on: p.and_then(|r| r.died_on).map(|d| d.to_string()).unwrap_or_default(),
+        as_of: on.to_string(),
+        as_at: at,
+        head,
+        is_past: on != today || at != head,
+        view_errors: Vec::new(),
+        certificates,
+        pmh_programs,
+        timeline,
+        actions,
+        notice: None,
+        reveal_error: None,
+        csrf: user.csrf.clone(),
+    }
+}
+
+/// `GET /recipients/{n}`.
+pub async fn show(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    Path(n): Path<u64>,
+    Query(query): Query<ViewQuery>,
+) -> AppResult<Response> {
+    user.require(Permission::View)?;
+    render(&app, user, n, query, None, None).await
+}
+
+/// Longest reason for showing a My Number.
+pub const REASON_CHARS_MAX: usize = 200;
+
+/// `POST /recipients/{n}/reveal`: shows the My Number in full, with a stated reason (logged).
+pub async fn reveal(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    Path(n): Path<u64>,
+    form: FormPairs,
+) -> AppResult<Response> {
+    let v = values(form);
+    user.check_csrf(v.get("csrf"))?;
+    user.require(Permission::Reveal)?;
+    let reason = v.trimmed("reason").to_owned();
+    let query = ViewQuery {
+        as_of: v.get("as_of").map(str::to_owned),
+        as_at: v.get("as_at").map(str::to_owned),
+        ..ViewQuery::default()
+    };
+    if reason.is_empty() || reason.chars().count() > REASON_CHARS_MAX || reason.chars().any(char::is_control) {
+        let message = format!("表示する理由を{REASON_CHARS_MAX}文字以内で入力してください（改行は使えません）");
+        return render(&app, user, n, query, None, Some(message)).await;
+    }
+    render(&app, user, n, query, Some(reason), None).await
+}
