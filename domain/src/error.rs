@@ -45,6 +45,8 @@ pub enum ValueError {
     /// `<` or `>` at this 1-based character position: markup has no place in a name, an address
     /// or a note, and refusing it at input keeps HTML and script fragments out of the log.
     Markup { position: usize },
+    /// An amount above the largest that makes sense.
+    TooLarge { max: i64 },
 }
 
 impl ValueError {
@@ -69,6 +71,7 @@ impl ValueError {
             ValueError::EndBeforeStart => "end_before_start",
             ValueError::UnknownField => "unknown_field",
             ValueError::Markup { .. } => "markup",
+            ValueError::TooLarge { .. } => "too_large",
         }
     }
 
@@ -101,6 +104,7 @@ impl ValueError {
             ValueError::TooMany { entries_max } => format!("{entries_max}件以内で入力してください"),
             ValueError::EndBeforeStart => "終期が始期より前の日付です".to_owned(),
             ValueError::UnknownField => "この指示の種類では使えない項目です".to_owned(),
+            ValueError::TooLarge { max } => format!("{max}以下の値を入力してください"),
             ValueError::Markup { position } => {
                 format!("{position}文字目に使えない記号（< または >）があります")
             }

@@ -184,7 +184,17 @@ pub fn validate(record: &PmhRecord, program: Option<&Program>) -> Vec<HoldReason
 /// Characters clinics will see as "●", per field, as `U+XXXX` (never the text itself).
 pub fn unrepresentable(record: &PmhRecord) -> Vec<(&'static str, Vec<String>)> {
     let mut out = Vec::new();
-    for (field, text) in [("name", &record.name), ("kana", &record.kana), ("address", &record.address)] {
+    let designated = record.designated.join("");
+    let disease = record.disease.clone().unwrap_or_default();
+    let income = record.income_segment.clone().unwrap_or_default();
+    for (field, text) in [
+        ("name", &record.name),
+        ("kana", &record.kana),
+        ("address", &record.address),
+        ("income_segment", &income),
+        ("disease", &disease),
+        ("designated", &designated),
+    ] {
         let chars: Vec<String> =
             pmh_unrepresentable(text).iter().map(|u| format!("U+{:04X}", u32::from(u.ch))).collect();
         if !chars.is_empty() {

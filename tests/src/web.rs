@@ -98,7 +98,7 @@ impl Server {
 
     /// A client without a session.
     pub fn client(&self) -> Client {
-        Client { addr: self.addr, cookies: BTreeMap::new() }
+        Client { addr: self.addr, cookies: BTreeMap::new(), csrf: None }
     }
 
     /// A client logged in as `user` (with [`PASSWORD`]).
@@ -195,9 +195,45 @@ pub fn urlencode(pairs: &[(&str, &str)]) -> String {
 pub struct Client {
     addr: SocketAddr,
     cookies: BTreeMap<String, String>,
+    csrf: Option<String>,
 }
 
 impl Client {
+    /// The session's CSRF token (read once from the search page).
+    pub fn csrf(&mut self) -> Result<String, String> {
+        if let Some(t) = &self.csrf {
+            return Ok(t.clone());
+        }
+        let t = self.get("/search")?.csrf().ok_or("no csrf token on /search")?;
+        self.csrf = Some(t.clone());
+        Ok(t)
+    }
+
+    /// Posts a form with the session's CSRF token added.
+    pub fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Result<Response, String> {
+        let csrf = self.csrf()?;
+        let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        all.extend_from_slice(form);
+        self.post(path, &all)
+    }
+
+    /// Posts a command form at `step` (`check` or `confirm`) with idempotency key `id`.
+    pub fn command(&mut self, path: &str, id: &str, step: &str, fields: &[(&str, &str)]) -> Result<Response, String> {
+        let mut all: Vec<(&str, &str)> = vec![("id", id), ("step", step)];
+        all.extend_from_slice(fields);
+        self.post_form(path, &all)
+    }
+
+    /// Records a command (confirm step); the redirect's location.
+    pub fn record(&mut self, path: &str, id: &str, fields: &[(&str, &str)]) -> Result<String, String> {
+        let r = self.command(path, id, "confirm", fields)?;
+        if r.status != 303 {
+            let errors: Vec<&str> = r.body.lines().filter(|l| l.contains("error")).collect();
+            return Err(format!("{path} {id}: status {} {errors:?}", r.status));
+        }
+        r.header("location").map(str::to_owned).ok_or_else(|| "no location".to_owned())
+    }
+
     /// `GET path`.
     pub fn get(&mut self, path: &str) -> Result<Response, String> {
         self.request("GET", path, None, &[])
@@ -300,4 +336,65 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
         out.extend_from_slice(b.get(..size).ok_or("short chunk")?);
         b = b.get(size + 2..).ok_or("short chunk")?;
     }
+}
+
+/// The internal number in a location like `/recipients/12?recorded=40`.
+pub fn recipient_in(location: &str) -> Option<u64> {
+    location.strip_prefix("/recipients/")?.split(['?', '/']).next()?.parse().ok()
+}
+
+/// Recipients the form tests start from, recorded through the web UI by `case1`.
+pub struct Fixture {
+    /// 山田 太郎: registered, a 更生医療 certificate C-A1 (2026-11-01 to 2026-11-30).
+    pub a: u64,
+    /// 鈴木 一郎: registered, moved out.
+    pub b: u64,
+    /// 田中 花子: registered, under a DV support measure.
+    pub c: u64,
+    /// 高橋 次郎: registered, no certificate.
+    pub d: u64,
+    /// The id of A's grant.
+    pub a_grant: &'static str,
+}
+
+/// Records the fixture recipients.
+pub fn fixture(server: &Server) -> Result<Fixture, String> {
+    let mut c = server.login("case1")?;
+    let register = |c: &mut Client, id: &str, reference: &str, name: &str, kana: &str, birth: &str, sex: &str| {
+        c.record(
+            "/recipients/new",
+            id,
+            &[
+                ("recipient", reference),
+                ("effective", "2026-11-01"),
+                ("name", name),
+                ("kana", kana),
+                ("birth_date", birth),
+                ("sex", sex),
+                ("address", "さくら市本町1-1-1"),
+            ],
+        )
+        .and_then(|l| recipient_in(&l).ok_or_else(|| format!("no recipient in {l}")))
+    };
+    let a = register(&mut c, "fx-a", "WEB-A", "山田 太郎", "ヤマダ タロウ", "1980-05-05", "1")?;
+    let b = register(&mut c, "fx-b", "WEB-B", "鈴木 一郎", "スズキ イチロウ", "1975-03-03", "1")?;
+    let cc = register(&mut c, "fx-c", "WEB-C", "田中 花子", "タナカ ハナコ", "1988-08-08", "2")?;
+    let d = register(&mut c, "fx-d", "WEB-D", "高橋 次郎", "タカハシ ジロウ", "1970-07-07", "1")?;
+    c.record(
+        &format!("/recipients/{a}/do/grant_certificate"),
+        "fx-a-grant",
+        &[
+            ("effective", "2026-11-01"),
+            ("program", "kosei"),
+            ("certificate", "C-A1"),
+            ("valid_from", "2026-11-01"),
+            ("valid_to", "2026-11-30"),
+            ("payer_number", "15139991"),
+            ("recipient_number", "1234566"),
+            ("income_segment", "一般"),
+        ],
+    )?;
+    c.record(&format!("/recipients/{b}/do/move_out"), "fx-b-out", &[("effective", "2026-11-10"), ("to", "横浜市")])?;
+    c.record(&format!("/recipients/{cc}/do/start_dv_support"), "fx-c-dv", &[("effective", "2026-11-05")])?;
+    Ok(Fixture { a, b, c: cc, d, a_grant: "fx-a-grant" })
 }

@@ -122,6 +122,11 @@ impl App {
         self.settings.today.unwrap_or_else(|| now().date_naive())
     }
 
+    /// How many My Number links wait for approval.
+    pub fn pending_count(&self) -> usize {
+        self.pending.all().map_or(0, |l| l.len())
+    }
+
     /// The accounts, read.
     pub fn accounts(&self) -> std::sync::RwLockReadGuard<'_, Accounts> {
         self.accounts.read().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -117,8 +117,17 @@ const COPAY_YEN: Field = hinted(
 );
 const COPAY_UNIT: Field = field("copay_unit", "上限額の単位", Input::Select(CAP_UNIT), false);
 const COPAY_SETTING: Field = field("copay_setting", "上限額の対象", Input::Select(CAP_SETTING), false);
-const DESIGNATED: Field =
-    hinted(field("designated_institutions", "指定医療機関", Input::Lines, false), "1行に1機関（20機関まで）");
+const DESIGNATED: Field = hinted(
+    Field {
+        name: "designated_institutions",
+        label: "指定医療機関",
+        input: Input::Lines,
+        required: false,
+        chars_max: daicho_domain::text::InstitutionName::CHARS_MAX,
+        hint: "",
+    },
+    "1行に1機関（20機関まで）",
+);
 const DISEASE: Field = text("disease", "疾病名", false, DiseaseName::CHARS_MAX);
 const ALWAYS: Field = field("always_reimbursement", "常時償還払い", Input::Checkbox, false);
 
@@ -473,7 +482,12 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
             }
             name if name.starts_with("clear_") => {
                 let target = name.trim_start_matches("clear_");
-                if values.checked(name) {
+                if !v.is_empty() && !values.checked(name) {
+                    errors.push(FormError {
+                        field: Some(name.to_owned()),
+                        message: "チェックボックスの値が正しくありません".into(),
+                    });
+                } else if values.checked(name) {
                     let has_value = match target {
                         "copay_cap" => {
                             ["copay_yen", "copay_unit", "copay_setting"].iter().any(|n| !values.trimmed(n).is_empty())
@@ -500,8 +514,9 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
         if let Some(a) = ctx.approver {
             m.insert("approver".into(), Value::String(a.to_owned()));
         } else {
-            // Until a supervisor approves, the requester stands in: the approval replaces it.
-            m.insert("approver".into(), Value::String(ctx.actor.to_owned()));
+            // Until a supervisor approves, a placeholder stands in (for the preview only: a link
+            // is recorded only on approval, with the approver's id).
+            m.insert("approver".into(), Value::String(PENDING_APPROVER.to_owned()));
         }
     }
     if !copay.is_empty() {
@@ -509,6 +524,9 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
     }
     (Value::Object(m), errors)
 }
+
+/// The approver of a link not yet approved (never recorded).
+pub const PENDING_APPROVER: &str = "pending-approval";
 
 /// The form field a contract field's error belongs to.
 pub fn form_field(contract_field: &str) -> Option<String> {
@@ -590,9 +608,15 @@ pub fn rejection_field(code: &str, kind: &str) -> Option<&'static str> {
     })
 }
 
-/// The form field of a basic-item mismatch (`basic_info_mismatch` names contract fields).
-pub fn mismatch_field(contract_field: &str) -> String {
-    format!("resident_{contract_field}")
+/// The form field of a basic-item mismatch (`basic_info_mismatch` names the items in Japanese).
+pub fn mismatch_field(item: &str) -> Option<&'static str> {
+    Some(match item {
+        "氏名" => "resident_name",
+        "生年月日" => "resident_birth_date",
+        "性別" => "resident_sex",
+        "住所" => "resident_address",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -718,6 +742,8 @@ mod tests {
         let errors = parse(f, &v, &ctx()).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field.as_deref(), Some("resident_address"));
+        let (json, _) = to_json(f, &v, &ctx());
+        assert_eq!(json["approver"], PENDING_APPROVER);
         let (json, _) = to_json(f, &v, &Context { approver: Some("boss"), ..ctx() });
         assert_eq!(json["approver"], "boss");
         assert_eq!(json["resident_record"]["name"], "山田 太郎");

@@ -291,12 +291,15 @@ impl Command {
     }
 }
 
-/// A character of an entered name or address that PMH will show as "●" (outside JIS X 0213):
-/// a warning, not a rejection. The text is stored as entered; the caseworker decides.
+/// A character of an entered text that PMH will show as "●" (outside JIS X 0213): a warning,
+/// not a rejection. The text is stored as entered; the caseworker decides.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TextWarning {
-    /// Field name of the contract (`name`, `address`).
+    /// Field name of the contract (`name`, `address`, `income_segment`, `disease`,
+    /// `designated_institutions`).
     pub field: &'static str,
+    /// For a list field, the 0-based item.
+    pub item: Option<usize>,
     /// 1-based character position.
     pub position: usize,
     /// The character.
@@ -309,35 +312,58 @@ impl TextWarning {
 
     /// Japanese message naming the position and code point, never the text.
     pub fn message(&self) -> String {
-        format!("{}文字目（U+{:04X}）はPMHで「●」と表示されます", self.position, u32::from(self.ch))
+        let item = self.item.map(|i| format!("{}件目の", i + 1)).unwrap_or_default();
+        format!("{item}{}文字目（U+{:04X}）はPMHで「●」と表示されます", self.position, u32::from(self.ch))
     }
 }
 
 impl Command {
-    /// Characters of the names and addresses this command records that PMH would show as "●".
+    /// Characters of the texts this command sends to PMH (names, addresses, income segments,
+    /// disease names, designated institutions) that PMH would show as "●".
     pub fn warnings(&self) -> Vec<TextWarning> {
-        let fields: Vec<(&'static str, &str)> = match &self.body {
+        let mut fields: Vec<(&'static str, Option<usize>, &str)> = Vec::new();
+        let (disease, designated, income) = match &self.body {
+            CommandBody::GrantCertificate(g) => {
+                (g.terms.disease.as_ref(), Some(&g.terms.designated_institutions[..]), g.terms.income_segment.as_ref())
+            }
+            CommandBody::RenewCertificate { changes, .. } | CommandBody::ChangeCertificate { changes, .. } => (
+                changes.disease.as_ref().and_then(Option::as_ref),
+                changes.designated_institutions.as_deref(),
+                changes.income_segment.as_ref().and_then(Option::as_ref),
+            ),
+            _ => (None, None, None),
+        };
+        if let Some(x) = income {
+            fields.push(("income_segment", None, x.as_str()));
+        }
+        if let Some(d) = disease {
+            fields.push(("disease", None, d.as_str()));
+        }
+        for (i, x) in designated.unwrap_or_default().iter().enumerate() {
+            fields.push(("designated_institutions", Some(i), x.as_str()));
+        }
+        match &self.body {
             CommandBody::RegisterRecipient(info) => {
-                vec![("name", info.name.as_str()), ("address", info.address.as_str())]
+                fields.push(("name", None, info.name.as_str()));
+                fields.push(("address", None, info.address.as_str()));
             }
             CommandBody::ChangePersonalDetails { name, address, .. } => {
-                let mut f = Vec::new();
                 if let Some(n) = name {
-                    f.push(("name", n.as_str()));
+                    fields.push(("name", None, n.as_str()));
                 }
                 if let Some(a) = address {
-                    f.push(("address", a.as_str()));
+                    fields.push(("address", None, a.as_str()));
                 }
-                f
             }
-            CommandBody::RecordMoveIn { address, .. } => vec![("address", address.as_str())],
-            _ => Vec::new(),
-        };
+            CommandBody::RecordMoveIn { address, .. } => fields.push(("address", None, address.as_str())),
+            _ => {}
+        }
         fields
             .into_iter()
-            .flat_map(|(field, text)| {
+            .flat_map(|(field, item, text)| {
                 pmh_unrepresentable(text).into_iter().map(move |u| TextWarning {
                     field,
+                    item,
                     position: u.position,
                     ch: u.ch,
                 })

@@ -260,6 +260,10 @@ fn reissue_reason(raw: &str) -> Result<ReissueReason, ValueError> {
     }
 }
 
+/// The largest self-pay cap accepted as input (no program's monthly cap comes near it; a larger
+/// figure is a typing slip). Stored values are not re-checked against it.
+pub const COPAY_YEN_MAX: i64 = 10_000_000;
+
 fn copay_cap(f: &mut Fields) -> Option<CopayCap> {
     let yen = f.integer("yen");
     let unit = f.required("unit", |s| match s {
@@ -277,6 +281,10 @@ fn copay_cap(f: &mut Fields) -> Option<CopayCap> {
     let yen = match yen? {
         Some(y) if y < 0 => {
             f.error("yen", ValueError::Negative);
+            return None;
+        }
+        Some(y) if y > COPAY_YEN_MAX => {
+            f.error("yen", ValueError::TooLarge { max: COPAY_YEN_MAX });
             return None;
         }
         Some(y) => Yen::new(y),

@@ -326,9 +326,8 @@ fn rejection_error(form: &Form, r: &daicho_domain::Rejection) -> Vec<FormError> 
     let mut out = vec![FormError { field: None, message: r.message() }];
     if let daicho_domain::Rejection::BasicInfoMismatch { fields } = r {
         for f in fields {
-            out.push(FormError {
-                field: Some(forms::mismatch_field(f)), message: "住民記録と一致しません".into()
-            });
+            let field = forms::mismatch_field(f).map(str::to_owned);
+            out.push(FormError { field, message: format!("{f}が台帳の登録内容と一致しません") });
         }
     } else if let Some(f) = forms::rejection_field(r.code(), form.kind) {
         out.push(FormError { field: Some(f.to_owned()), message: r.message() });

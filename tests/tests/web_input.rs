@@ -1,0 +1,363 @@
+//! The bad-input table: every field of every command form, given invalid values of each kind
+//! that applies to it (empty, too long, wrong digits, wrong check digit, impossible dates, HTML
+//! and script fragments, control characters, half-width kana, characters outside JIS X 0213).
+//! Each must come back as a field error next to that field (or, where the rule says warning, a
+//! warning on the confirmation page), and the log head must not move.
+//!
+//! The fields are read from the rendered forms, so a field added later is tested without
+//! touching this table; a field this table cannot classify fails the test.
+
+use daicho_tests::web::{Fixture, Server, fixture, make_ledger};
+use daicho_web::Settings;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// A field error next to the field, nothing recorded.
+    Error,
+    /// The confirmation page with a "●" warning.
+    Warning,
+    /// The confirmation page, no warning (the value is valid for this field).
+    Fine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Category {
+    Empty,
+    TooLong,
+    WrongDigits,
+    WrongCheckDigit,
+    ImpossibleDate,
+    Markup,
+    Control,
+    HalfWidthKana,
+    OutsideJis,
+}
+
+const CATEGORIES: [Category; 9] = [
+    Category::Empty,
+    Category::TooLong,
+    Category::WrongDigits,
+    Category::WrongCheckDigit,
+    Category::ImpossibleDate,
+    Category::Markup,
+    Category::Control,
+    Category::HalfWidthKana,
+    Category::OutsideJis,
+];
+
+/// What a field holds, decided by its name (and its form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// 宛名番号, 受給者証ID: `A-Za-z0-9._-`.
+    Ident,
+    /// A name or address sent to PMH: outside JIS X 0213 is a warning.
+    PmhText,
+    /// A name or address compared with the ledger (resident record): anything else mismatches.
+    Resident,
+    /// 氏名カナ.
+    Kana,
+    /// A municipality name or a note: free text kept in the ledger only.
+    Free,
+    MyNumber,
+    PayerNumber,
+    RecipientNumber,
+    Yen,
+    Date,
+    Select,
+    Checkbox,
+}
+
+fn class(form: &str, field: &str, kind: &str) -> Option<Class> {
+    Some(match (field, kind) {
+        (_, "date") => Class::Date,
+        (_, "select") => Class::Select,
+        (_, "checkbox") => Class::Checkbox,
+        ("recipient" | "certificate", "text") => Class::Ident,
+        ("name" | "address", _) if form != "link_my_number" => Class::PmhText,
+        ("income_segment" | "disease" | "designated_institutions", _) => Class::PmhText,
+        ("resident_name" | "resident_address", _) => Class::Resident,
+        ("kana", _) => Class::Kana,
+        ("from" | "to" | "reason", "text") => Class::Free,
+        ("my_number", _) => Class::MyNumber,
+        ("payer_number", _) => Class::PayerNumber,
+        ("recipient_number", _) => Class::RecipientNumber,
+        ("copay_yen", _) => Class::Yen,
+        _ => return None,
+    })
+}
+
+/// The bad value of a category for a field, and what must happen; `None`: not applicable.
+fn case(class: Class, cat: Category, required: bool, maxlength: usize) -> Option<(String, Expect)> {
+    use Category as C;
+    use Class as K;
+    use Expect::{Error, Fine, Warning};
+    let long_text = |c: &str| c.repeat(maxlength.max(1) + 1);
+    Some(match (cat, class) {
+        (C::Empty, K::Checkbox) => return None,
+        (C::Empty, _) if required => (String::new(), Error),
+        (C::Empty, _) => return None,
+        (C::TooLong, K::Checkbox) => return None,
+        (C::TooLong, K::Date) => ("2026-11-200".into(), Error),
+        (C::TooLong, K::Select) => ("a".repeat(200), Error),
+        (C::TooLong, K::Ident) => ("a".repeat(65), Error),
+        (C::TooLong, K::Kana) => (long_text("ア"), Error),
+        (C::TooLong, K::MyNumber | K::PayerNumber | K::RecipientNumber | K::Yen) => (long_text("1"), Error),
+        (C::TooLong, K::PmhText | K::Resident | K::Free) => (long_text("あ"), Error),
+        (C::WrongDigits, K::MyNumber) => ("12345678901a".into(), Error),
+        (C::WrongDigits, K::PayerNumber) => ("1513999a".into(), Error),
+        (C::WrongDigits, K::RecipientNumber) => ("12345a6".into(), Error),
+        (C::WrongDigits, K::Yen) => ("千円".into(), Error),
+        (C::WrongDigits, _) => return None,
+        (C::WrongCheckDigit, K::MyNumber) => ("123456789012".into(), Error),
+        (C::WrongCheckDigit, K::PayerNumber) => ("15139992".into(), Error),
+        (C::WrongCheckDigit, K::RecipientNumber) => ("1234567".into(), Error),
+        (C::WrongCheckDigit, _) => return None,
+        (C::ImpossibleDate, K::Date) => ("2026-02-30".into(), Error),
+        (C::ImpossibleDate, _) => return None,
+        (C::Markup, K::Checkbox) => ("<b>on</b>".into(), Error),
+        (C::Markup, _) => ("<script>alert(1)</script>".into(), Error),
+        (C::Control, K::Checkbox) => ("on\u{7}".into(), Error),
+        (C::Control, K::MyNumber | K::PayerNumber | K::RecipientNumber | K::Yen | K::Date) => {
+            ("1234\u{7}5678".into(), Error)
+        }
+        (C::Control, _) => ("山田\u{7}太郎".into(), Error),
+        (C::HalfWidthKana | C::OutsideJis, K::PmhText) => (sample(cat), Warning),
+        (C::HalfWidthKana | C::OutsideJis, K::Free) => (sample(cat), Fine),
+        (C::HalfWidthKana | C::OutsideJis, K::Checkbox) => (sample(cat), Error),
+        (C::HalfWidthKana | C::OutsideJis, _) => (sample(cat), Error),
+    })
+}
+
+fn sample(cat: Category) -> String {
+    match cat {
+        Category::HalfWidthKana => "ﾔﾏﾀﾞ".into(),
+        _ => "髙橋𠮷".into(),
+    }
+}
+
+/// A field as rendered: name, kind, required, maxlength.
+#[derive(Debug)]
+struct FieldInfo {
+    name: String,
+    kind: String,
+    required: bool,
+    maxlength: usize,
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    Some(tag[start..start + tag[start..].find('"')?].to_owned())
+}
+
+/// The fields of the command form in `html`.
+fn fields(html: &str) -> Vec<FieldInfo> {
+    let form = &html[html.find("class=\"stack command\"").unwrap_or(0)..];
+    let form = &form[..form.find("</form>").unwrap_or(form.len())];
+    let mut out = Vec::new();
+    for (i, _) in form.match_indices('<') {
+        let tag = &form[i..i + form[i..].find('>').unwrap_or(0)];
+        let kind = if tag.starts_with("<input") {
+            attr(tag, "type").unwrap_or_else(|| "text".into())
+        } else if tag.starts_with("<select") {
+            "select".into()
+        } else if tag.starts_with("<textarea") {
+            "textarea".into()
+        } else {
+            continue;
+        };
+        let Some(name) = attr(tag, "name") else { continue };
+        if kind == "hidden" {
+            continue;
+        }
+        let label_start = form.find(&format!("for=\"f-{name}\"")).unwrap_or(0);
+        let label = &form[label_start..label_start + form[label_start..].find("</label>").unwrap_or(0)];
+        out.push(FieldInfo {
+            required: label.contains("必須"),
+            maxlength: attr(tag, "maxlength")
+                .or_else(|| attr(tag, "data-line-maxlength"))
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0),
+            name,
+            kind,
+        });
+    }
+    out
+}
+
+struct FormCase {
+    kind: &'static str,
+    /// The recipient (None: registration).
+    recipient: fn(&Fixture) -> Option<u64>,
+    /// A valid submission.
+    baseline: &'static [(&'static str, &'static str)],
+}
+
+const CASES: &[FormCase] = &[
+    FormCase {
+        kind: "register_recipient",
+        recipient: |_| None,
+        baseline: &[
+            ("recipient", "WEB-NEW"),
+            ("effective", "2026-11-20"),
+            ("name", "佐藤 花子"),
+            ("kana", "サトウ ハナコ"),
+            ("birth_date", "1990-01-01"),
+            ("sex", "2"),
+            ("address", "さくら市中町2-2-2"),
+        ],
+    },
+    FormCase {
+        kind: "link_my_number",
+        recipient: |f| Some(f.a),
+        baseline: &[
+            ("effective", "2026-11-20"),
+            ("my_number", "123456789018"),
+            ("resident_name", "山田 太郎"),
+            ("resident_birth_date", "1980-05-05"),
+            ("resident_sex", "1"),
+            ("resident_address", "さくら市本町1-1-1"),
+        ],
+    },
+    FormCase {
+        kind: "change_personal_details",
+        recipient: |f| Some(f.a),
+        baseline: &[
+            ("effective", "2026-11-20"),
+            ("name", "山田 次郎"),
+            ("kana", "ヤマダ ジロウ"),
+            ("address", "さくら市北町4-4-4"),
+        ],
+    },
+    FormCase {
+        kind: "move_in",
+        recipient: |f| Some(f.b),
+        baseline: &[("effective", "2026-11-20"), ("address", "さくら市西町3-3-3"), ("from", "横浜市")],
+    },
+    FormCase {
+        kind: "move_out", recipient: |f| Some(f.a), baseline: &[("effective", "2026-11-20"), ("to", "川崎市")]
+    },
+    FormCase { kind: "record_death", recipient: |f| Some(f.a), baseline: &[("effective", "2026-11-20")] },
+    FormCase { kind: "start_dv_support", recipient: |f| Some(f.a), baseline: &[("effective", "2026-11-20")] },
+    FormCase { kind: "end_dv_support", recipient: |f| Some(f.c), baseline: &[("effective", "2026-11-20")] },
+    FormCase {
+        kind: "grant_certificate",
+        recipient: |f| Some(f.d),
+        baseline: &[
+            ("effective", "2026-11-20"),
+            ("program", "kosei"),
+            ("certificate", "C-D1"),
+            ("valid_from", "2026-11-20"),
+            ("valid_to", "2027-11-19"),
+            ("payer_number", "15139991"),
+            ("recipient_number", "1234566"),
+            ("income_segment", "一般"),
+            ("copay_yen", "5000"),
+            ("copay_unit", "month"),
+            ("copay_setting", "combined"),
+            ("designated_institutions", "さくら市民病院"),
+            ("disease", "心臓機能障害"),
+        ],
+    },
+    FormCase {
+        kind: "renew_certificate",
+        recipient: |f| Some(f.a),
+        baseline: &[
+            ("effective", "2026-11-20"),
+            ("certificate", "C-A1"),
+            ("valid_from", "2026-12-01"),
+            ("valid_to", "2027-11-30"),
+            ("income_segment", "上位"),
+        ],
+    },
+    FormCase {
+        kind: "change_certificate",
+        recipient: |f| Some(f.a),
+        baseline: &[("effective", "2026-11-20"), ("certificate", "C-A1"), ("income_segment", "上位")],
+    },
+    FormCase {
+        kind: "end_certificate",
+        recipient: |f| Some(f.a),
+        baseline: &[("effective", "2026-11-20"), ("certificate", "C-A1"), ("reason", "income")],
+    },
+    FormCase {
+        kind: "reissue_certificate",
+        recipient: |f| Some(f.a),
+        baseline: &[("effective", "2026-11-20"), ("certificate", "C-A1"), ("reason", "lost")],
+    },
+    FormCase {
+        kind: "rescind",
+        recipient: |f| Some(f.a),
+        baseline: &[("effective", "2026-11-20"), ("target", "fx-a-grant"), ("reason", "入力誤り")],
+    },
+];
+
+const WARNING_TEXT: &str = "PMHで「●」と表示されます";
+
+#[test]
+fn every_field_of_every_form_refuses_bad_input_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ledger(dir.path(), 20).unwrap();
+    let server = Server::start(dir.path(), Settings::default()).unwrap();
+    let fx = fixture(&server).unwrap();
+    let mut c = server.login("case1").unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    assert_eq!(CASES.len(), 14, "one case per command type");
+    for case in CASES {
+        let path = match (case.recipient)(&fx) {
+            Some(n) => format!("/recipients/{n}/do/{}", case.kind),
+            None => "/recipients/new".to_owned(),
+        };
+        let page = c.get(&path).unwrap();
+        assert_eq!(page.status, 200, "{path}");
+        let form_fields = fields(&page.body);
+        assert!(!form_fields.is_empty(), "{path}: no fields found");
+        // The baseline is valid: it reaches the confirmation page.
+        let id = format!("bad-{}", case.kind);
+        let ok = c.command(&path, &id, "check", case.baseline).unwrap();
+        if !ok.has("（確認）") {
+            failures.push(format!("{}: baseline not accepted: {}", case.kind, errors_of(&ok.body)));
+            continue;
+        }
+        for f in &form_fields {
+            let cls = class(case.kind, &f.name, &f.kind)
+                .unwrap_or_else(|| panic!("{}: field {} ({}) is not classified", case.kind, f.name, f.kind));
+            for cat in CATEGORIES {
+                let Some((value, expect)) = case_for(cls, cat, f) else { continue };
+                let mut submitted: Vec<(&str, &str)> =
+                    case.baseline.iter().copied().filter(|(k, _)| *k != f.name).collect();
+                submitted.push((&f.name, &value));
+                let head = server.app.store.head();
+                let pending = server.app.pending_count();
+                let step = if expect == Expect::Error { "confirm" } else { "check" };
+                let r = c.command(&path, &id, step, &submitted).unwrap();
+                checked += 1;
+                let what = format!("{} {} {cat:?} {value:?}", case.kind, f.name);
+                if server.app.store.head() != head || server.app.pending_count() != pending {
+                    failures.push(format!("{what}: something was recorded"));
+                    continue;
+                }
+                let err_id = format!("id=\"err-{}\"", f.name);
+                let fine = match expect {
+                    Expect::Error => r.status == 200 && r.has(&err_id) && !r.has("（確認）"),
+                    Expect::Warning => r.has("（確認）") && r.has(WARNING_TEXT),
+                    Expect::Fine => r.has("（確認）") && !r.has(WARNING_TEXT),
+                };
+                if !fine {
+                    failures.push(format!("{what}: expected {expect:?}, got {} {}", r.status, errors_of(&r.body)));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked > 300, "only {checked} cases ran");
+}
+
+fn case_for(cls: Class, cat: Category, f: &FieldInfo) -> Option<(String, Expect)> {
+    case(cls, cat, f.required, f.maxlength)
+}
+
+fn errors_of(body: &str) -> String {
+    body.lines().filter(|l| l.contains("class=\"error") || l.contains("<li>")).collect::<Vec<_>>().join(" | ")
+}
