@@ -15,7 +15,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use daicho_domain::config::{PmhMode, ProgramKey};
 use daicho_domain::users::AccessAction;
-use daicho_projections::export::mode_name;
+use daicho_projections::export::{Batch, manifest, mode_name, rejects_csv};
+use daicho_projections::ledger::Ledger;
+use daicho_store::Position;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -136,7 +138,13 @@ pub async fn page(State(app): State<Arc<App>>, user: CurrentUser, Query(done): Q
                 positions: format!("{}〜{}", b.batch.from_position, b.batch.to_position),
                 recorded_at: format_recorded(b.recorded_at_us),
                 actor: accounts.display_name(&b.actor),
-                files: b.batch.files.iter().map(|(name, _)| name.clone()).collect(),
+                files: b
+                    .batch
+                    .files
+                    .iter()
+                    .map(|(name, _)| name.clone())
+                    .chain(companion_names(b.batch.held_back).iter().map(|s| (*s).to_owned()))
+                    .collect(),
             })
             .collect();
         let notice = match (done.generated, done.nothing) {
@@ -200,10 +208,15 @@ pub async fn generate(State(app): State<Arc<App>>, user: CurrentUser, form: Form
             return Err(AppError::BadRequest("その制度は設定にありません。".into()));
         }
         let (number, batch) = ledger.record_pmh_batch(&key, mode, today, u.id.as_str()).map_err(AppError::internal)?;
-        drop(ledger);
         if let Some(n) = number {
+            // The ledger is still held: the head is this batch's own event.
+            let companions = companion_files(&ledger, n, ledger.store().head().position.0, &batch)?;
+            drop(ledger);
             for f in &batch.files {
                 write_file(&batch_dir(app, n), &f.name, &f.bytes).map_err(AppError::internal)?;
+            }
+            for (name, bytes) in &companions {
+                write_file(&batch_dir(app, n), name, bytes).map_err(AppError::internal)?;
             }
             tracing::info!(user = %u.id, batch = n, records = batch.records, mode = mode_name(batch.mode), "pmh batch generated");
         }
@@ -214,6 +227,29 @@ pub async fn generate(State(app): State<Arc<App>>, user: CurrentUser, form: Form
         Some(n) => see_other(&format!("/pmh?generated={n}")),
         None => see_other("/pmh?nothing=1"),
     })
+}
+
+/// The files of a batch besides its data files: `manifest.json`, and `rejects.csv` when records
+/// were held back.
+fn companion_names(held_back: u32) -> &'static [&'static str] {
+    if held_back > 0 { &["manifest.json", "rejects.csv"] } else { &["manifest.json"] }
+}
+
+/// The companion files of batch `n`, made from the batch and the chain at the batch's own event
+/// (`position`), so that they come out the same whenever they are made.
+fn companion_files(ledger: &Ledger, n: u64, position: u64, batch: &Batch) -> AppResult<Vec<(String, Vec<u8>)>> {
+    let hash = ledger
+        .store()
+        .get(Position(position))
+        .map_err(AppError::internal)?
+        .ok_or_else(|| AppError::internal(format!("batch {n}: no event at position {position}")))?
+        .hash
+        .to_hex();
+    let mut out = vec![("manifest.json".to_owned(), manifest(ledger.config(), &[(Some(n), batch)], position, &hash))];
+    if !batch.held_back.is_empty() {
+        out.push(("rejects.csv".to_owned(), rejects_csv(&[batch])));
+    }
+    Ok(out)
 }
 
 /// `GET /pmh/batches/{n}/{file}`: a file of a recorded batch (logged: it holds personal data).
@@ -228,22 +264,37 @@ pub async fn download(
         let ledger = app.ledger();
         let recorded = ledger.pmh_batches().map_err(AppError::internal)?;
         let batch = recorded.iter().find(|b| b.number == n).ok_or(AppError::NotFound)?;
-        let (_, sha) = batch.batch.files.iter().find(|(f, _)| *f == name).ok_or(AppError::NotFound)?;
         let path = batch_dir(app, n).join(&name);
+        let companion = companion_names(batch.batch.held_back).contains(&name.as_str());
+        let sha = match batch.batch.files.iter().find(|(f, _)| *f == name) {
+            Some((_, sha)) => Some(sha.clone()),
+            None if companion => None,
+            None => return Err(AppError::NotFound),
+        };
         let hex = |b: &[u8]| Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
         if let Ok(bytes) = std::fs::read(&path)
-            && hex(&bytes) == *sha
+            && sha.as_ref().is_none_or(|s| hex(&bytes) == *s)
         {
             return Ok(bytes);
         }
-        let (_, regenerated) = ledger.regenerate_pmh_batch(n).map_err(AppError::internal)?;
-        drop(ledger);
-        let f = regenerated.files.iter().find(|f| f.name == name).ok_or(AppError::NotFound)?;
-        if f.sha256() != *sha {
-            return Err(AppError::internal(format!("batch {n}: regenerated {name} does not match its recorded hash")));
+        let (recorded, regenerated) = ledger.regenerate_pmh_batch(n).map_err(AppError::internal)?;
+        for f in &regenerated.files {
+            if batch.batch.files.iter().all(|(name, sha)| *name != f.name || *sha != f.sha256()) {
+                return Err(AppError::internal(format!("batch {n}: regenerated {} does not match its recorded hash", f.name)));
+            }
         }
-        write_file(&batch_dir(app, n), &name, &f.bytes).map_err(AppError::internal)?;
-        Ok(f.bytes.clone())
+        let companions = companion_files(&ledger, n, recorded.position, &regenerated)?;
+        drop(ledger);
+        let bytes = regenerated
+            .files
+            .into_iter()
+            .map(|f| (f.name, f.bytes))
+            .chain(companions)
+            .find(|(f, _)| *f == name)
+            .map(|(_, b)| b)
+            .ok_or(AppError::NotFound)?;
+        write_file(&batch_dir(app, n), &name, &bytes).map_err(AppError::internal)?;
+        Ok(bytes)
     })
     .await?;
     let page = format!("/pmh/batches/{n}/{file}");

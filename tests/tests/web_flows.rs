@@ -1,0 +1,301 @@
+//! Caseworker tasks end to end over HTTP on a real ledger: recording with a confirmation step,
+//! double submits, My Number linking with a second person's approval, reveals and protected
+//! addresses in the access log, PMH batches, and the `daicho user` commands.
+
+use std::path::Path;
+
+use daicho_tests::web::{Server, fixture, make_ledger, recipient_in};
+use daicho_web::Settings;
+use daicho_web::access::AccessFilter;
+
+fn head(server: &Server) -> u64 {
+    server.app.store.head().position.0
+}
+
+/// Access records of `user` about `recipient`, as action codes with reasons.
+fn access_of(server: &Server, user: &str, recipient: Option<u64>) -> Vec<(String, Option<String>)> {
+    let filter = AccessFilter { user: Some(user.to_owned()), recipient, ..AccessFilter::default() };
+    server
+        .app
+        .access
+        .search(&filter, 500)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.record.action.code().to_owned(), e.record.reason))
+        .collect()
+}
+
+fn start() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    make_ledger(dir.path(), 30).unwrap();
+    let server = Server::start(dir.path(), Settings::default()).unwrap();
+    (dir, server)
+}
+
+#[test]
+fn grant_with_confirmation_and_a_double_submit_records_once() {
+    let (_dir, server) = start();
+    let f = fixture(&server).unwrap();
+    let mut c = server.login("case1").unwrap();
+    let path = format!("/recipients/{}/do/grant_certificate", f.d);
+    let form = c.get(&path).unwrap();
+    assert_eq!(form.status, 200);
+    // The form carries a fresh idempotency key.
+    let id = form.input_value("id").unwrap();
+    assert!(id.starts_with("w-"), "{id}");
+    assert_ne!(c.get(&path).unwrap().input_value("id"), Some(id.clone()), "two forms share a key");
+    let fields = [
+        ("effective", "2026-11-01"),
+        ("program", "kosei"),
+        ("certificate", "C-D1"),
+        ("valid_from", "2026-11-01"),
+        ("valid_to", "2027-10-31"),
+        ("payer_number", "15139991"),
+        ("recipient_number", "1234566"),
+        ("income_segment", "一般"),
+        ("copay_yen", "5000"),
+        ("copay_unit", "month"),
+        ("copay_setting", "combined"),
+    ];
+    let before = head(&server);
+    // The check step shows what will change, the PMH record included, and records nothing.
+    let check = c.command(&path, &id, "check", &fields).unwrap();
+    assert_eq!(check.status, 200);
+    assert!(check.has("（確認）"), "no confirmation page: {}", check.body.lines().filter(|l| l.contains("error")).collect::<Vec<_>>().join("\n"));
+    assert!(check.has("C-D1") && check.has("15139991"), "the confirmation does not show the certificate");
+    assert!(check.has("PMH"), "the confirmation does not show the PMH records to be sent");
+    assert_eq!(head(&server), before);
+    // Confirm twice (a double click, a reload): one recording, the same answer.
+    let first = c.record(&path, &id, &fields).unwrap();
+    let after = head(&server);
+    assert!(after > before);
+    let second = c.record(&path, &id, &fields).unwrap();
+    assert_eq!(head(&server), after, "the second submit recorded again");
+    assert_eq!(recipient_in(&first), Some(f.d));
+    assert_eq!(recipient_in(&second), Some(f.d));
+    // The recipient page shows the certificate and who recorded it.
+    let page = c.get(&format!("/recipients/{}", f.d)).unwrap();
+    assert!(page.has("C-D1") && page.has("担当 一"), "certificate or actor missing");
+    // The same key with other content is refused, not silently applied.
+    let other = [("valid_to", "2027-03-31"), ("certificate", "C-D1")];
+    let mut changed: Vec<(&str, &str)> = fields.iter().copied().filter(|(k, _)| !other.iter().any(|(o, _)| o == k)).collect();
+    changed.extend_from_slice(&other);
+    let r = c.command(&path, &id, "confirm", &changed).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(head(&server), after);
+
+    // Moving out ends the certificate's span; the page as of the day before still shows it open.
+    let out = format!("/recipients/{}/do/move_out", f.d);
+    let id = c.get(&out).unwrap().input_value("id").unwrap();
+    c.record(&out, &id, &[("effective", "2026-11-18"), ("to", "横浜市")]).unwrap();
+    let page = c.get(&format!("/recipients/{}", f.d)).unwrap();
+    assert!(page.has("転出"), "the move-out is not on the timeline");
+    assert!(page.has("2026-11-01〜2026-11-18"), "the span does not end on the move-out date");
+    let past = c.get(&format!("/recipients/{}?as_at={after}", f.d)).unwrap();
+    assert_eq!(past.status, 200);
+    assert!(
+        past.has("2026-11-01〜2027-10-31") && !past.has("2026-11-01〜2026-11-18"),
+        "the view as known at an earlier position applies a later event"
+    );
+    assert!(past.has("表示時点より後"), "later events are not marked as such");
+}
+
+#[test]
+fn my_number_link_needs_a_different_supervisor_and_reveals_are_logged() {
+    let (_dir, server) = start();
+    let f = fixture(&server).unwrap();
+    let mut case1 = server.login("case1").unwrap();
+    let path = format!("/recipients/{}/do/link_my_number", f.a);
+    let id = case1.get(&path).unwrap().input_value("id").unwrap();
+    let fields = [
+        ("effective", "2026-11-20"),
+        ("my_number", "123456789018"),
+        ("resident_name", "山田 太郎"),
+        ("resident_birth_date", "1980-05-05"),
+        ("resident_sex", "1"),
+        ("resident_address", "さくら市本町1-1-1"),
+    ];
+    let before = head(&server);
+    let requested = case1.record(&path, &id, &fields).unwrap();
+    assert!(requested.contains("requested=1"), "{requested}");
+    assert_eq!(head(&server), before, "a link was recorded without approval");
+    // Caseworkers cannot approve at all.
+    assert_eq!(case1.get("/approvals").unwrap().status, 403);
+    assert_eq!(case1.post_form(&format!("/approvals/{id}/approve"), &[]).unwrap().status, 403);
+
+    // A supervisor's own request waits for another supervisor.
+    let mut super1 = server.login("super1").unwrap();
+    let own_path = format!("/recipients/{}/do/link_my_number", f.d);
+    let own_id = super1.get(&own_path).unwrap().input_value("id").unwrap();
+    super1
+        .record(
+            &own_path,
+            &own_id,
+            &[
+                ("effective", "2026-11-20"),
+                ("my_number", "111111111118"),
+                ("resident_name", "高橋 次郎"),
+                ("resident_birth_date", "1970-07-07"),
+                ("resident_sex", "1"),
+                ("resident_address", "さくら市本町1-1-1"),
+            ],
+        )
+        .unwrap();
+    let r = super1.post_form(&format!("/approvals/{own_id}/approve"), &[]).unwrap();
+    assert!(r.has("ご自身が入力した依頼は承認できません"), "status {}", r.status);
+    assert_eq!(head(&server), before);
+
+    // super1 approves case1's request, having seen the full number (which is logged).
+    let list = super1.get("/approvals").unwrap();
+    assert!(list.has("123456789018") && list.has(&id));
+    assert!(access_of(&server, "super1", Some(f.a)).iter().any(|(a, _)| a == "my_number_revealed"));
+    let r = super1.post_form(&format!("/approvals/{id}/approve"), &[]).unwrap();
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(head(&server) > before);
+    let mut super2 = server.login("super2").unwrap();
+    assert_eq!(super2.post_form(&format!("/approvals/{own_id}/approve"), &[]).unwrap().status, 303);
+
+    // The timeline names both; the number is masked until revealed with a reason.
+    let page = super1.get(&format!("/recipients/{}", f.a)).unwrap();
+    assert!(page.has("担当 一") && page.has("係長 一"), "actor and approver not on the timeline");
+    assert!(page.has("********9018") && !page.has("123456789018"), "My Number not masked");
+    let r = super1.post_form(&format!("/recipients/{}/reveal", f.a), &[("reason", "窓口で本人確認のため")]).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.has("123456789018"));
+    let reveals: Vec<_> = access_of(&server, "super1", Some(f.a))
+        .into_iter()
+        .filter(|(a, reason)| a == "my_number_revealed" && reason.as_deref() == Some("窓口で本人確認のため"))
+        .collect();
+    assert_eq!(reveals.len(), 1, "the reveal and its reason are not in the access log");
+    // A caseworker sees the mask and has no reveal button.
+    let page = case1.get(&format!("/recipients/{}", f.a)).unwrap();
+    assert!(page.has("********9018") && !page.has("123456789018") && !page.has("/reveal"));
+    // The number never appears in the access log page or a URL.
+    let mut admin = server.login("admin1").unwrap();
+    let log = admin.get("/admin/access?user=super1").unwrap();
+    assert_eq!(log.status, 200);
+    assert!(log.has("窓口で本人確認のため") && !log.has("123456789018"));
+}
+
+#[test]
+fn protected_addresses_are_hidden_from_caseworkers_and_logged_when_shown() {
+    let (_dir, server) = start();
+    let f = fixture(&server).unwrap();
+    let page = format!("/recipients/{}", f.c);
+    let mut case1 = server.login("case1").unwrap();
+    let r = case1.get(&page).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!r.has("さくら市本町1-1-1"), "a caseworker sees a DV-protected address");
+    assert!(r.has("支援措置対象"));
+    assert!(!access_of(&server, "case1", Some(f.c)).iter().any(|(a, _)| a == "protected_address_shown"));
+    // Search results never list it, whoever searches.
+    let mut super1 = server.login("super1").unwrap();
+    let found = super1.post_form("/search", &[("by", "kana"), ("q", "タナカ ハナコ")]).unwrap();
+    assert!(found.has("田中 花子") && !found.has("さくら市本町1-1-1"));
+    // A supervisor sees it on the recipient page, and that is logged.
+    let r = super1.get(&page).unwrap();
+    assert!(r.has("さくら市本町1-1-1"));
+    assert!(access_of(&server, "super1", Some(f.c)).iter().any(|(a, _)| a == "protected_address_shown"));
+    // An ordinary recipient's address is visible to the caseworker; the view is logged.
+    let r = case1.get(&format!("/recipients/{}", f.a)).unwrap();
+    assert!(r.has("さくら市本町1-1-1"));
+    assert!(access_of(&server, "case1", Some(f.a)).iter().any(|(a, _)| a == "viewed"));
+    // The auditor finds these records by user and by recipient.
+    let mut audit = server.login("audit1").unwrap();
+    let log = audit.get(&format!("/admin/access?recipient={}", f.c)).unwrap();
+    assert_eq!(log.status, 200);
+    let label = daicho_domain::users::AccessAction::ProtectedAddressShown.label();
+    assert!(log.has("super1") && log.has(label), "the protected-address record is not listed");
+    assert!(!log.has("さくら市本町1-1-1"), "the access log shows the address itself");
+}
+
+#[test]
+fn pmh_batches_are_generated_downloaded_and_logged() {
+    let (_dir, server) = start();
+    fixture(&server).unwrap();
+    let mut super1 = server.login("super1").unwrap();
+    let page = super1.get("/pmh").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.has("kosei") || page.has("更生医療"));
+    let r = super1.post_form("/pmh/generate", &[("program", "kosei")]).unwrap();
+    assert_eq!(r.status, 303, "{}", r.body);
+    let location = r.header("location").unwrap().to_owned();
+    let n: u64 = location.strip_prefix("/pmh?generated=").unwrap().parse().unwrap();
+    let page = super1.get(&location).unwrap();
+    let manifest_link = format!("/pmh/batches/{n}/manifest.json");
+    assert!(page.has(&manifest_link), "the batch is not listed with its files: {}", page.body);
+    let manifest = super1.get(&manifest_link).unwrap();
+    assert_eq!(manifest.status, 200);
+    assert!(manifest.header("content-disposition").unwrap().contains("attachment"));
+    let json: serde_json::Value = serde_json::from_str(&manifest.body).unwrap();
+    // Every file in the manifest downloads with the SHA-256 it states.
+    let files = json["batches"][0]["files"].as_array().unwrap();
+    assert!(!files.is_empty());
+    for file in files {
+        let name = file["name"].as_str().unwrap();
+        let body = super1.get(&format!("/pmh/batches/{n}/{name}")).unwrap();
+        assert_eq!(body.status, 200, "{name}");
+        let raw = std::fs::read(server.data.join("exports").join(format!("batch-{n}")).join(name)).unwrap();
+        use sha2::Digest;
+        let sha: String = sha2::Sha256::digest(&raw).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(file["sha256"].as_str(), Some(sha.as_str()), "{name}");
+    }
+    assert!(access_of(&server, "super1", None).iter().any(|(a, _)| a == "downloaded"));
+    // Nothing changed since: a second diff batch has nothing to send.
+    let r = super1.post_form("/pmh/generate", &[("program", "kosei")]).unwrap();
+    assert_eq!(r.header("location"), Some("/pmh?nothing=1"));
+    // A file a batch does not have is not served.
+    assert_eq!(super1.get(&format!("/pmh/batches/{n}/..%2Fsecret")).unwrap().status, 404);
+}
+
+fn cli(data: &Path, args: &[&str]) -> (u8, String, String) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let argv = ["daicho", "--data", data.to_str().unwrap()].into_iter().chain(args.iter().copied());
+    let status = daicho::cli::main(argv, &mut out, &mut err);
+    (status, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+#[test]
+fn user_commands_add_disable_and_reset_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ledger(dir.path(), 5).unwrap();
+    let data = dir.path();
+    let (code, out, err) = cli(data, &["user", "add", "sato", "--name", "佐藤 花子", "--role", "caseworker"]);
+    assert_eq!(code, 0, "{err}");
+    let password = out.rsplit(": ").next().unwrap().trim().to_owned();
+    assert!(password.len() >= 16, "{out}");
+    // Refusals name the problem and change nothing.
+    let (code, _, err) = cli(data, &["user", "add", "sato", "--name", "佐藤 花子", "--role", "caseworker"]);
+    assert_ne!(code, 0);
+    assert!(!err.is_empty());
+    let (code, _, err) = cli(data, &["user", "add", "ito", "--name", "伊藤", "--role", "boss"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--role"), "{err}");
+    let (code, out, _) = cli(data, &["user", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("sato\t佐藤 花子\tcaseworker\t有効") && !out.lines().any(|l| l.starts_with("ito\t")), "{out}");
+
+    // The printed password logs in; a reset replaces it; a disabled user cannot log in.
+    {
+        let server = Server::start(data, Settings::default()).unwrap();
+        let mut c = server.client();
+        assert_eq!(c.post("/login", &[("user", "sato"), ("password", &password)]).unwrap().status, 303);
+    }
+    let (code, out, _) = cli(data, &["user", "reset-password", "sato"]);
+    assert_eq!(code, 0);
+    let new_password = out.rsplit(": ").next().unwrap().trim().to_owned();
+    assert_ne!(new_password, password);
+    {
+        let server = Server::start(data, Settings::default()).unwrap();
+        let mut c = server.client();
+        assert_eq!(c.post("/login", &[("user", "sato"), ("password", &password)]).unwrap().status, 401);
+        assert_eq!(c.post("/login", &[("user", "sato"), ("password", &new_password)]).unwrap().status, 303);
+    }
+    assert_eq!(cli(data, &["user", "disable", "sato"]).0, 0);
+    let (_, out, _) = cli(data, &["user", "list"]);
+    assert!(out.contains("sato\t佐藤 花子\tcaseworker\t無効"));
+    let server = Server::start(data, Settings::default()).unwrap();
+    let mut c = server.client();
+    assert_eq!(c.post("/login", &[("user", "sato"), ("password", &new_password)]).unwrap().status, 401);
+}
