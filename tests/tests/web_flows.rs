@@ -61,7 +61,11 @@ fn grant_with_confirmation_and_a_double_submit_records_once() {
     // The check step shows what will change, the PMH record included, and records nothing.
     let check = c.command(&path, &id, "check", &fields).unwrap();
     assert_eq!(check.status, 200);
-    assert!(check.has("（確認）"), "no confirmation page: {}", check.body.lines().filter(|l| l.contains("error")).collect::<Vec<_>>().join("\n"));
+    assert!(
+        check.has("（確認）"),
+        "no confirmation page: {}",
+        check.body.lines().filter(|l| l.contains("error")).collect::<Vec<_>>().join("\n")
+    );
     assert!(check.has("C-D1") && check.has("15139991"), "the confirmation does not show the certificate");
     assert!(check.has("PMH"), "the confirmation does not show the PMH records to be sent");
     assert_eq!(head(&server), before);
@@ -78,7 +82,8 @@ fn grant_with_confirmation_and_a_double_submit_records_once() {
     assert!(page.has("C-D1") && page.has("担当 一"), "certificate or actor missing");
     // The same key with other content is refused, not silently applied.
     let other = [("valid_to", "2027-03-31"), ("certificate", "C-D1")];
-    let mut changed: Vec<(&str, &str)> = fields.iter().copied().filter(|(k, _)| !other.iter().any(|(o, _)| o == k)).collect();
+    let mut changed: Vec<(&str, &str)> =
+        fields.iter().copied().filter(|(k, _)| !other.iter().any(|(o, _)| o == k)).collect();
     changed.extend_from_slice(&other);
     let r = c.command(&path, &id, "confirm", &changed).unwrap();
     assert_eq!(r.status, 200);

@@ -123,7 +123,13 @@ const MATRIX: &[Row] = &[
     },
     Row { method: "GET", route: "/admin/users", path: "/admin/users", form: &[], expect: ADMIN },
     // No role chosen: the page again with a field error.
-    Row { method: "POST", route: "/admin/users", path: "/admin/users", form: &[("id", ""), ("role", "")], expect: ADMIN },
+    Row {
+        method: "POST",
+        route: "/admin/users",
+        path: "/admin/users",
+        form: &[("id", ""), ("role", "")],
+        expect: ADMIN,
+    },
     Row {
         method: "POST",
         route: "/admin/users/{id}/disable",

@@ -280,7 +280,10 @@ pub async fn download(
         let (recorded, regenerated) = ledger.regenerate_pmh_batch(n).map_err(AppError::internal)?;
         for f in &regenerated.files {
             if batch.batch.files.iter().all(|(name, sha)| *name != f.name || *sha != f.sha256()) {
-                return Err(AppError::internal(format!("batch {n}: regenerated {} does not match its recorded hash", f.name)));
+                return Err(AppError::internal(format!(
+                    "batch {n}: regenerated {} does not match its recorded hash",
+                    f.name
+                )));
             }
         }
         let companions = companion_files(&ledger, n, recorded.position, &regenerated)?;
