@@ -7,6 +7,7 @@
 //! be refused, log out. On failure the screenshot and page source are written to
 //! `target/browser-failures/`; screenshots of the main pages go to `target/browser-pages/`
 //! for a person to look at.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -6,6 +6,7 @@
 //!
 //! The fields are read from the rendered forms, so a field added later is tested without
 //! touching this table; a field this table cannot classify fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use daicho_tests::web::{Fixture, Server, fixture, make_ledger};
 use daicho_web::Settings;
