@@ -387,6 +387,7 @@ fn init_logging() {
         .with_max_level(tracing::Level::INFO)
         .with_target(false)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

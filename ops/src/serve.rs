@@ -81,7 +81,13 @@ pub fn run(req: &ServeRequest<'_>, today: NaiveDate, out: &mut dyn Write, err: &
                     let _ = writeln!(out, "  {id:<8} {:<6} {pw}", role.label());
                 }
             }
-            Ok(_) => {}
+            Ok(_) => {
+                let _ = writeln!(
+                    out,
+                    "デモの利用者は作成済みです（{}）。パスワードを忘れた場合は、停止してから daicho user reset-password ID を実行してください。",
+                    DEMO_USERS.map(|(id, _, _)| id).join(", ")
+                );
+            }
             Err(e) => {
                 let _ = writeln!(err, "{}: 利用者を作成できません: {e}", req.data.display());
                 return EXIT_UNREADABLE;
@@ -128,8 +134,28 @@ pub fn run(req: &ServeRequest<'_>, today: NaiveDate, out: &mut dyn Write, err: &
         let _ = writeln!(out, "台帳 {}: http://{addr}/ で待ち受けています（Ctrl-C で終了）", app.municipality);
         let _ = out.flush();
         tracing::info!(listen = %addr, "serving");
+        // Ctrl-C, or SIGTERM from a service manager: finish the requests in flight, then stop.
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            #[cfg(unix)]
+            {
+                let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+                match term {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            tracing::info!("stopping");
         };
         match daicho_web::serve(listener, app, shutdown).await {
             Ok(()) => EXIT_OK,
