@@ -1,8 +1,9 @@
 //! `daicho pmh export`: write PMH batches and record them in the log.
 //!
 //! For each program (all, or `--program`), in its configured mode or `--mode`, the ledger
-//! computes the batch at the head and records it anchored there; then its JSON and CSV are
-//! written, and finally `manifest.json` and, when records were held back, `rejects.csv`.
+//! computes the batch at the head, streaming its JSON and CSV into the output directory (made
+//! durable), and records it anchored there; finally `manifest.json` and, when records were held
+//! back, `rejects.csv` are written.
 //!
 //! `--batch N` regenerates batch number N from the log alone; its files must hash as recorded.
 
@@ -36,25 +37,21 @@ pub fn write_file(out: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Writes the batches' data files, `manifest.json` and (when needed) `rejects.csv` into `out`.
+/// Writes `manifest.json` and (when needed) `rejects.csv` into `out`, beside the batches' data
+/// files (already written there while the batches were computed).
 pub fn write_batches(
     ledger: &Ledger,
     out: &Path,
     batches: &[(Option<u64>, Batch)],
     head: (u64, String),
 ) -> Result<(), String> {
-    for (_, b) in batches {
-        for f in &b.files {
-            write_file(out, &f.name, &f.bytes)?;
-        }
-    }
     let refs: Vec<(Option<u64>, &Batch)> = batches.iter().map(|(n, b)| (*n, b)).collect();
     write_file(out, "manifest.json", &manifest(ledger.config(), &refs, head.0, &head.1))?;
     let held: Vec<&Batch> = batches.iter().map(|(_, b)| b).filter(|b| !b.held_back.is_empty()).collect();
     if !held.is_empty() {
         write_file(out, "rejects.csv", &rejects_csv(&held))?;
     }
-    Ok(())
+    std::fs::File::open(out).and_then(|d| d.sync_all()).map_err(|e| format!("{}: {e}", out.display()))
 }
 
 /// What `daicho pmh export` is asked to do.
@@ -95,7 +92,7 @@ pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
     };
     let mut batches: Vec<(Option<u64>, Batch)> = Vec::new();
     for key in programs {
-        match ledger.record_pmh_batch(&key, mode, today, actor) {
+        match ledger.record_pmh_batch_into(&key, mode, today, actor, out_dir) {
             Ok(b) => batches.push(b),
             Err(e) => return fail(err, format!("{key}: {e}")),
         }
@@ -126,16 +123,21 @@ pub fn regenerate(data: &Path, number: u64, out_dir: &Path, out: &mut dyn Write,
         Ok(l) => l,
         Err(e) => return fail(err, format!("{}: 台帳を開けません: {e}", data.display())),
     };
-    let (recorded, batch) = match ledger.regenerate_pmh_batch(number) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "バッチ {number}: {e}");
+    match ledger.pmh_batches() {
+        Ok(all) if all.iter().any(|b| b.number == number) => {}
+        Ok(_) => {
+            let _ = writeln!(err, "バッチ {number}: そのバッチは記録されていません");
             return EXIT_REJECTED;
         }
-    };
+        Err(e) => return fail(err, e),
+    }
     if let Err(e) = prepare_out(out_dir) {
         return fail(err, e);
     }
+    let (recorded, batch) = match ledger.regenerate_pmh_batch_into(number, out_dir) {
+        Ok(r) => r,
+        Err(e) => return fail(err, format!("バッチ {number}: {e}")),
+    };
     let hash = ledger
         .store()
         .get(Position(recorded.batch.to_position))
@@ -144,7 +146,7 @@ pub fn regenerate(data: &Path, number: u64, out_dir: &Path, out: &mut dyn Write,
         .map(|e| e.hash.to_hex())
         .unwrap_or_default();
     let same = batch.files.len() == recorded.batch.files.len()
-        && batch.files.iter().zip(&recorded.batch.files).all(|(f, (name, h))| f.name == *name && f.sha256() == *h);
+        && batch.files.iter().zip(&recorded.batch.files).all(|(f, (name, h))| f.name == *name && f.sha256 == *h);
     if let Err(e) = write_batches(&ledger, out_dir, &[(Some(number), batch)], (recorded.batch.to_position, hash)) {
         return fail(err, e);
     }

@@ -6,13 +6,19 @@
 //!
 //! Records failing validation are held back (listed, not sent; they stay pending). The output
 //! depends only on the log up to the batch's position, so a past batch regenerates byte for
-//! byte. Nothing here writes files or the log: `daicho pmh export` does.
+//! byte. Files are streamed record by record into writers the caller supplies (memory stays
+//! flat for a batch of millions of records); nothing here writes the log.
 
 use daicho_domain::config::{Config, PmhMode, Program, ProgramKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::pmh::{HoldReason, Outgoing, PmhRecord, csv_document, to_csv, to_json, unrepresentable, validate};
+use std::io::Write;
+
+use crate::pmh::{
+    CsvWriter, HoldReason, JsonWriter, Outgoing, PmhRecord, csv_document, csv_header, csv_row, unrepresentable,
+    validate,
+};
 use crate::register::entry_from;
 use crate::{ProjectionError, Projections, keys};
 
@@ -52,14 +58,13 @@ pub struct Warning {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct File {
     pub name: String,
-    pub bytes: Vec<u8>,
-}
-
-impl File {
-    /// SHA-256, lower-case hex.
-    pub fn sha256(&self) -> String {
-        Sha256::digest(&self.bytes).iter().map(|b| format!("{b:02x}")).collect()
-    }
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    /// Length of the content in bytes.
+    pub len: u64,
+    /// The content, when the batch was computed in memory ([`Projections::compute_batch`]);
+    /// `None` when it was streamed to a file ([`Projections::write_batch`]).
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// One program's batch.
@@ -98,22 +103,70 @@ pub struct Summary {
     pub warnings: Vec<Warning>,
 }
 
-struct Collected {
-    outgoing: Vec<(PmhRecord, bool)>,
+/// The names of a batch's data files: `<program>_<mode>_<from>-<to>.json` and `.csv`.
+pub fn file_names(program: &ProgramKey, mode: PmhMode, from_position: u64, to_position: u64) -> [String; 2] {
+    let base = format!("{program}_{}_{from_position}-{to_position}", mode_name(mode));
+    [format!("{base}.json"), format!("{base}.csv")]
+}
+
+/// Counts and hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Hashing { inner, sha: Sha256::new(), len: 0 }
+    }
+
+    fn done(self) -> (W, String, u64) {
+        let hex = self.sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        (self.inner, hex, self.len)
+    }
+}
+
+/// What a scan found besides the records themselves.
+struct Scanned {
+    records: u32,
+    deleted: u32,
     held_back: Vec<Held>,
     warnings: Vec<Warning>,
 }
 
+fn io_err(e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Corrupt(format!("writing a batch file: {e}"))
+}
+
 impl Projections {
-    fn collect(&self, program: &Program, mode: PmhMode) -> Result<Collected, ProjectionError> {
+    /// Visits every record a batch of `program` in `mode` would send, in file order, with
+    /// whether it is sent as deleted; collects held-back records and "●" warnings.
+    fn scan(
+        &self,
+        program: &Program,
+        mode: PmhMode,
+        each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
+    ) -> Result<Scanned, ProjectionError> {
         let key = program.key.as_str();
         let prefix = match mode {
             PmhMode::DiffHistory => keys::program_prefix(keys::DIRTY, key),
             PmhMode::Full => keys::program_prefix(keys::ACTIVE, key),
         };
-        let mut outgoing: Vec<(PmhRecord, bool)> = Vec::new();
-        let mut held_back = Vec::new();
-        let mut warnings = Vec::new();
+        let mut out = Scanned { records: 0, deleted: 0, held_back: Vec::new(), warnings: Vec::new() };
         for item in self.tree().scan_prefix(&prefix) {
             let (k, _) = item?;
             let Some((n, span)) = keys::tail_ids(&k) else { continue };
@@ -124,15 +177,16 @@ impl Projections {
                     let reasons = validate(&current, Some(program));
                     if reasons.is_empty() {
                         for (field, characters) in unrepresentable(&current) {
-                            warnings.push(Warning {
+                            out.warnings.push(Warning {
                                 history_key: current.history_key().to_string(),
                                 field,
                                 characters,
                             });
                         }
-                        outgoing.push((current, false));
+                        each(&current, false)?;
+                        out.records = out.records.saturating_add(1);
                     } else {
-                        held_back.push(Held {
+                        out.held_back.push(Held {
                             recipient: n,
                             certificate: current.certificate.clone(),
                             history_key: current.history_key().to_string(),
@@ -140,27 +194,83 @@ impl Projections {
                         });
                     }
                 }
-                (None, Some(exported)) if mode == PmhMode::DiffHistory => outgoing.push((exported, true)),
+                (None, Some(exported)) if mode == PmhMode::DiffHistory => {
+                    each(&exported, true)?;
+                    out.records = out.records.saturating_add(1);
+                    out.deleted = out.deleted.saturating_add(1);
+                }
                 (None, _) => {}
             }
         }
-        Ok(Collected { outgoing, held_back, warnings })
+        Ok(out)
     }
 
     /// What a program's batch would hold now, without rendering its files.
     pub fn batch_summary(&self, program: &Program, mode: PmhMode) -> Result<Summary, ProjectionError> {
-        let c = self.collect(program, mode)?;
+        let s = self.scan(program, mode, &mut |_, _| Ok(()))?;
         Ok(Summary {
             program: program.key.clone(),
             mode,
-            records: u32::try_from(c.outgoing.len()).unwrap_or(u32::MAX),
-            deleted: u32::try_from(c.outgoing.iter().filter(|(_, d)| *d).count()).unwrap_or(u32::MAX),
-            held_back: c.held_back,
-            warnings: c.warnings,
+            records: s.records,
+            deleted: s.deleted,
+            held_back: s.held_back,
+            warnings: s.warnings,
         })
     }
 
-    /// Computes a program's batch. The projection must be caught up exactly to `to_position`.
+    /// Computes a program's batch, streaming its JSON and CSV into writers made by `open` (called
+    /// once per file name, JSON first): memory stays flat whatever the batch size. Returns the
+    /// batch (its files with hashes and lengths, no bytes) and the writers, flushed, in the same
+    /// order. When there is nothing to send the batch has no files and the writers hold
+    /// incomplete documents: the caller throws them away. The projection must be caught up
+    /// exactly to `to_position`.
+    pub fn write_batch<W: Write>(
+        &self,
+        config: &Config,
+        program: &Program,
+        mode: PmhMode,
+        to_position: u64,
+        open: &mut dyn FnMut(&str) -> std::io::Result<W>,
+    ) -> Result<(Batch, Vec<(String, W)>), ProjectionError> {
+        let from_position = self.last_batch(program.key.as_str())?.map_or(0, |(to, _)| to);
+        let [json_name, csv_name] = file_names(&program.key, mode, from_position, to_position);
+        let mut json = JsonWriter::new(Hashing::new(open(&json_name).map_err(io_err)?)).map_err(io_err)?;
+        let mut csv = CsvWriter::new(Hashing::new(open(&csv_name).map_err(io_err)?)).map_err(io_err)?;
+        csv.row(&csv_header()).map_err(io_err)?;
+        let eras = &config.eras;
+        let scanned = self.scan(program, mode, &mut |record, deleted| {
+            let o = Outgoing { record, deleted };
+            json.record(&o, program, eras).map_err(io_err)?;
+            csv.row(&csv_row(&o, program, eras)).map_err(io_err)
+        })?;
+        let (mut json, json_sha, json_len) = json.finish().map_err(io_err)?.done();
+        let (mut csv, csv_sha, csv_len) = csv.finish().done();
+        json.flush().map_err(io_err)?;
+        csv.flush().map_err(io_err)?;
+        let files = if scanned.records == 0 {
+            Vec::new()
+        } else {
+            vec![
+                File { name: json_name.clone(), sha256: json_sha, len: json_len, bytes: None },
+                File { name: csv_name.clone(), sha256: csv_sha, len: csv_len, bytes: None },
+            ]
+        };
+        let batch = Batch {
+            program: program.key.clone(),
+            mode,
+            from_position,
+            to_position,
+            records: scanned.records,
+            deleted: scanned.deleted,
+            held_back: scanned.held_back,
+            warnings: scanned.warnings,
+            files,
+        };
+        Ok((batch, vec![(json_name, json), (csv_name, csv)]))
+    }
+
+    /// Computes a program's batch in memory (its files' bytes included). For batches of a large
+    /// municipality prefer [`Projections::write_batch`].
     pub fn compute_batch(
         &self,
         config: &Config,
@@ -168,31 +278,11 @@ impl Projections {
         mode: PmhMode,
         to_position: u64,
     ) -> Result<Batch, ProjectionError> {
-        let key = program.key.as_str();
-        let Collected { outgoing, held_back, warnings } = self.collect(program, mode)?;
-        let from_position = self.last_batch(key)?.map_or(0, |(to, _)| to);
-        let records = u32::try_from(outgoing.len()).unwrap_or(u32::MAX);
-        let deleted = u32::try_from(outgoing.iter().filter(|(_, d)| *d).count()).unwrap_or(u32::MAX);
-        let mut files = Vec::new();
-        if !outgoing.is_empty() {
-            let out: Vec<Outgoing<'_>> =
-                outgoing.iter().map(|(record, deleted)| Outgoing { record, deleted: *deleted }).collect();
-            let base = format!("{key}_{}_{from_position}-{to_position}", mode_name(mode));
-            let json = to_json(&out, program, &config.eras).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-            files.push(File { name: format!("{base}.json"), bytes: json });
-            files.push(File { name: format!("{base}.csv"), bytes: to_csv(&out, program, &config.eras) });
+        let (mut batch, writers) = self.write_batch(config, program, mode, to_position, &mut |_| Ok(Vec::new()))?;
+        for (file, (_, bytes)) in batch.files.iter_mut().zip(writers) {
+            file.bytes = Some(bytes);
         }
-        Ok(Batch {
-            program: program.key.clone(),
-            mode,
-            from_position,
-            to_position,
-            records,
-            deleted,
-            held_back,
-            warnings,
-            files,
-        })
+        Ok(batch)
     }
 }
 
@@ -201,7 +291,7 @@ impl Projections {
 struct ManifestFile<'a> {
     name: &'a str,
     sha256: String,
-    bytes: usize,
+    bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -257,7 +347,7 @@ pub fn manifest(config: &Config, batches: &[(Option<u64>, &Batch)], head_positio
                 files: b
                     .files
                     .iter()
-                    .map(|f| ManifestFile { name: &f.name, sha256: f.sha256(), bytes: f.bytes.len() })
+                    .map(|f| ManifestFile { name: &f.name, sha256: f.sha256.clone(), bytes: f.len })
                     .collect(),
             })
             .collect(),

@@ -202,7 +202,8 @@ impl Ledger {
 
     /// Computes a program's PMH batch at the head and records it, anchored at that head (if the
     /// log moves meanwhile, computes again). Returns the batch number (`None` when there was
-    /// nothing to send: nothing is recorded then) and the batch, whose files the caller writes.
+    /// nothing to send: nothing is recorded then) and the batch with its files' bytes, which the
+    /// caller writes. For large batches use [`Ledger::record_pmh_batch_into`].
     pub fn record_pmh_batch(
         &mut self,
         key: &ProgramKey,
@@ -210,6 +211,42 @@ impl Ledger {
         today: NaiveDate,
         actor: &str,
     ) -> Result<(Option<u64>, Batch), LedgerError> {
+        let (number, mut batch, writers) = self.record_with(key, mode, today, actor, &mut |_| Ok(Vec::new()))?;
+        for (file, (_, bytes)) in batch.files.iter_mut().zip(writers) {
+            file.bytes = Some(bytes);
+        }
+        Ok((number, batch))
+    }
+
+    /// As [`Ledger::record_pmh_batch`], streaming the batch's data files into the directory
+    /// `dir` (flat memory for any size). The files are durable (fsync) before the batch is
+    /// recorded; when nothing is sent, or an attempt is recomputed, its files are removed.
+    pub fn record_pmh_batch_into(
+        &mut self,
+        key: &ProgramKey,
+        mode: Option<PmhMode>,
+        today: NaiveDate,
+        actor: &str,
+        dir: &Path,
+    ) -> Result<(Option<u64>, Batch), LedgerError> {
+        let mut open = |name: &str| DiskFile::create(&dir.join(name));
+        let (number, batch, writers) = self.record_with(key, mode, today, actor, &mut open)?;
+        if number.is_none() {
+            writers.into_iter().for_each(|(_, w)| w.discard());
+        } else {
+            sync_dir(dir).map_err(|e| LedgerError::Other(format!("{}: {e}", dir.display())))?;
+        }
+        Ok((number, batch))
+    }
+
+    fn record_with<W: FinishFile>(
+        &mut self,
+        key: &ProgramKey,
+        mode: Option<PmhMode>,
+        today: NaiveDate,
+        actor: &str,
+        open: &mut dyn FnMut(&str) -> std::io::Result<W>,
+    ) -> Result<(Option<u64>, Batch, Written<W>), LedgerError> {
         let stream = StreamId::parse(PMH_STREAM).ok_or_else(|| LedgerError::Other("pmh stream id".into()))?;
         for _ in 0..HEAD_RETRIES_MAX {
             let head = self.store.head();
@@ -217,11 +254,15 @@ impl Ledger {
             let config = projections.config().cloned().ok_or_else(|| LedgerError::Config("no configuration".into()))?;
             let program = config.program(key).ok_or_else(|| LedgerError::Config(format!("{key}: no such program")))?;
             let mode = mode.unwrap_or(program.pmh_mode);
-            let batch = projections
-                .compute_batch(&config, program, mode, head.position.0)
+            let (batch, writers) = projections
+                .write_batch(&config, program, mode, head.position.0, open)
                 .map_err(|e| LedgerError::Other(e.to_string()))?;
             if batch.records == 0 {
-                return Ok((None, batch));
+                return Ok((None, batch, writers));
+            }
+            let mut finished = Vec::with_capacity(writers.len());
+            for (name, w) in writers {
+                finished.push((name, w.finish_file().map_err(|e| LedgerError::Other(format!("batch file: {e}")))?));
             }
             let version = self.store.stream_version(&stream)?;
             let event = codec::PmhBatch {
@@ -232,7 +273,7 @@ impl Ledger {
                 records: batch.records,
                 deleted: batch.deleted,
                 held_back: u32::try_from(batch.held_back.len()).unwrap_or(u32::MAX),
-                files: batch.files.iter().map(|f| (f.name.clone(), f.sha256())).collect(),
+                files: batch.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect(),
             };
             let encoded = codec::encode_pmh_batch(&event).map_err(|e| LedgerError::Other(e.to_string()))?;
             let id = format!("pmh-{key}-{}-{}", crate::export::mode_name(mode), head.position);
@@ -252,9 +293,19 @@ impl Ledger {
                 }],
             };
             match self.store.append_blocking(request) {
-                Ok(o) => return Ok((Some(o.stream_version), batch)),
-                Err(AppendError::HeadMoved { .. } | AppendError::WrongExpectedVersion { .. }) => continue,
-                Err(e) => return Err(LedgerError::Other(e.to_string())),
+                Ok(o) => return Ok((Some(o.stream_version), batch, finished)),
+                Err(AppendError::HeadMoved { .. } | AppendError::WrongExpectedVersion { .. }) => {
+                    for (_, w) in finished {
+                        w.discard();
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    for (_, w) in finished {
+                        w.discard();
+                    }
+                    return Err(LedgerError::Other(e.to_string()));
+                }
             }
         }
         Err(LedgerError::Other("the log kept moving; the batch was not recorded".into()))
@@ -279,8 +330,36 @@ impl Ledger {
     }
 
     /// Regenerates batch `number` from the log alone (a temporary register built up to its
-    /// position). The files must hash as recorded: compare with [`RecordedBatch::batch`].
+    /// position), in memory. The files must hash as recorded: compare with
+    /// [`RecordedBatch::batch`]. For large batches use [`Ledger::regenerate_pmh_batch_into`].
     pub fn regenerate_pmh_batch(&self, number: u64) -> Result<(RecordedBatch, Batch), LedgerError> {
+        let (recorded, mut batch, writers) = self.regenerate_with(number, &mut |_| Ok(Vec::new()))?;
+        for (file, (_, bytes)) in batch.files.iter_mut().zip(writers) {
+            file.bytes = Some(bytes);
+        }
+        Ok((recorded, batch))
+    }
+
+    /// As [`Ledger::regenerate_pmh_batch`], streaming the data files into `dir` (made durable).
+    pub fn regenerate_pmh_batch_into(&self, number: u64, dir: &Path) -> Result<(RecordedBatch, Batch), LedgerError> {
+        let mut open = |name: &str| DiskFile::create(&dir.join(name));
+        let (recorded, batch, writers) = self.regenerate_with(number, &mut open)?;
+        if batch.files.is_empty() {
+            writers.into_iter().for_each(|(_, w)| w.discard());
+        } else {
+            for (_, w) in writers {
+                w.finish_file().map_err(|e| LedgerError::Other(format!("batch file: {e}")))?;
+            }
+            sync_dir(dir).map_err(|e| LedgerError::Other(format!("{}: {e}", dir.display())))?;
+        }
+        Ok((recorded, batch))
+    }
+
+    fn regenerate_with<W: FinishFile>(
+        &self,
+        number: u64,
+        open: &mut dyn FnMut(&str) -> std::io::Result<W>,
+    ) -> Result<(RecordedBatch, Batch, Written<W>), LedgerError> {
         let recorded = self
             .pmh_batches()?
             .into_iter()
@@ -293,10 +372,10 @@ impl Ledger {
         let program = config
             .program(&recorded.batch.program)
             .ok_or_else(|| LedgerError::Config(format!("{}: no such program", recorded.batch.program)))?;
-        let batch = temp
-            .compute_batch(&config, program, recorded.batch.mode, recorded.batch.to_position)
+        let (batch, writers) = temp
+            .write_batch(&config, program, recorded.batch.mode, recorded.batch.to_position, open)
             .map_err(|e| LedgerError::Other(e.to_string()))?;
-        Ok((recorded, batch))
+        Ok((recorded, batch, writers))
     }
 
     /// The configuration in force.
@@ -391,4 +470,62 @@ impl Backend for Ledger {
             Err(e) => Err(BackendError(e.to_string())),
         }
     }
+}
+
+/// A batch's data files as written: (name, writer), JSON first.
+type Written<W> = Vec<(String, W)>;
+
+/// A batch file's writer, finished once the batch is to be recorded.
+trait FinishFile: std::io::Write + Sized {
+    /// Makes the content durable (a file: flushed and fsynced).
+    fn finish_file(self) -> std::io::Result<Self>;
+    /// Throws the content away (a file is removed).
+    fn discard(self);
+}
+
+impl FinishFile for Vec<u8> {
+    fn finish_file(self) -> std::io::Result<Self> {
+        Ok(self)
+    }
+    fn discard(self) {}
+}
+
+/// A batch file being written on disk.
+struct DiskFile {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl DiskFile {
+    fn create(path: &Path) -> std::io::Result<DiskFile> {
+        let file = std::fs::File::create(path)?;
+        Ok(DiskFile { path: path.to_path_buf(), out: std::io::BufWriter::with_capacity(1 << 20, file) })
+    }
+}
+
+impl std::io::Write for DiskFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl FinishFile for DiskFile {
+    fn finish_file(mut self) -> std::io::Result<Self> {
+        use std::io::Write;
+        self.out.flush()?;
+        self.out.get_ref().sync_all()?;
+        Ok(self)
+    }
+    fn discard(self) {
+        // Best effort: the content is regenerable from the log.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Makes new directory entries durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }

@@ -398,18 +398,42 @@ fn wire<'a>(o: &'a Outgoing<'a>, program: &'a Program, eras: &EraTable) -> Wire<
 
 /// The records as the PMH JSON array: UTF-8, one compact record per line between `[` and `]`,
 /// final LF. (A valid JSON array; one line per record keeps files diffable and half the size of
-/// pretty-printing.)
+/// pretty-printing.) [`JsonWriter`] writes the same bytes record by record.
 pub fn to_json(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Result<Vec<u8>, serde_json::Error> {
-    let mut bytes = Vec::with_capacity(records.len() * 1200 + 4);
-    bytes.extend_from_slice(b"[\n");
-    for (i, o) in records.iter().enumerate() {
-        if i > 0 {
-            bytes.extend_from_slice(b",\n");
-        }
-        serde_json::to_writer(&mut bytes, &wire(o, program, eras))?;
+    let mut w = JsonWriter::new(Vec::with_capacity(records.len() * 1200 + 4)).map_err(serde_json::Error::io)?;
+    for o in records {
+        w.record(o, program, eras)?;
     }
-    bytes.extend_from_slice(b"\n]\n");
-    Ok(bytes)
+    w.finish().map_err(serde_json::Error::io)
+}
+
+/// Writes the PMH JSON array one record at a time (constant memory for any batch size).
+pub struct JsonWriter<W: std::io::Write> {
+    out: W,
+    first: bool,
+}
+
+impl<W: std::io::Write> JsonWriter<W> {
+    /// Starts the array.
+    pub fn new(mut out: W) -> std::io::Result<Self> {
+        out.write_all(b"[\n")?;
+        Ok(JsonWriter { out, first: true })
+    }
+
+    /// Appends one record.
+    pub fn record(&mut self, o: &Outgoing<'_>, program: &Program, eras: &EraTable) -> Result<(), serde_json::Error> {
+        if !self.first {
+            self.out.write_all(b",\n").map_err(serde_json::Error::io)?;
+        }
+        self.first = false;
+        serde_json::to_writer(&mut self.out, &wire(o, program, eras))
+    }
+
+    /// Ends the array; returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.write_all(b"\n]\n")?;
+        Ok(self.out)
+    }
 }
 
 /// One CSV field, quoted when it holds a comma, quote or line break.
@@ -438,42 +462,78 @@ pub fn csv_document(rows: &[Vec<String>]) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// The records as CSV: header, then one line per record.
+/// The records as CSV: header, then one line per record. [`CsvWriter`] writes the same bytes
+/// record by record.
 pub fn to_csv(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Vec<u8> {
     let mut rows = vec![csv_header().into_iter().map(str::to_owned).collect::<Vec<_>>()];
-    let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
-    for o in records {
-        let r = o.record;
-        let mut row = vec![
-            program.pmh_certificate_type_id.clone(),
-            r.my_number.clone().unwrap_or_default(),
-            r.name.clone(),
-            r.kana.clone(),
-            r.address.clone(),
-            r.birth_date.clone(),
-            r.sex.clone(),
-            flag(r.not_disclosed),
-            r.payer_number.clone().unwrap_or_default(),
-            program.certificate_name.clone(),
-            r.recipient_number.clone(),
-            r.certificate.clone(),
-            String::new(),
-            r.income_segment.clone().unwrap_or_default(),
-            String::new(),
-            r.designated.join(";"),
-            flag(r.always_reimbursement),
-            r.copay.as_ref().map(|c| c.0.to_string()).unwrap_or_default(),
-            r.copay.as_ref().map(|c| c.1.clone()).unwrap_or_default(),
-            r.copay.as_ref().map(|c| c.2.clone()).unwrap_or_default(),
-            r.valid_from.clone(),
-            r.valid_to.clone(),
-            r.history_key().to_string(),
-            flag(o.deleted),
-        ];
-        row.extend(details(r, eras).into_iter().map(|d| d.value));
-        rows.push(row);
-    }
+    rows.extend(records.iter().map(|o| csv_row(o, program, eras)));
     csv_document(&rows)
+}
+
+/// One record's CSV fields, in header order.
+pub fn csv_row(o: &Outgoing<'_>, program: &Program, eras: &EraTable) -> Vec<String> {
+    let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
+    let r = o.record;
+    let mut row = vec![
+        program.pmh_certificate_type_id.clone(),
+        r.my_number.clone().unwrap_or_default(),
+        r.name.clone(),
+        r.kana.clone(),
+        r.address.clone(),
+        r.birth_date.clone(),
+        r.sex.clone(),
+        flag(r.not_disclosed),
+        r.payer_number.clone().unwrap_or_default(),
+        program.certificate_name.clone(),
+        r.recipient_number.clone(),
+        r.certificate.clone(),
+        String::new(),
+        r.income_segment.clone().unwrap_or_default(),
+        String::new(),
+        r.designated.join(";"),
+        flag(r.always_reimbursement),
+        r.copay.as_ref().map(|c| c.0.to_string()).unwrap_or_default(),
+        r.copay.as_ref().map(|c| c.1.clone()).unwrap_or_default(),
+        r.copay.as_ref().map(|c| c.2.clone()).unwrap_or_default(),
+        r.valid_from.clone(),
+        r.valid_to.clone(),
+        r.history_key().to_string(),
+        flag(o.deleted),
+    ];
+    row.extend(details(r, eras).into_iter().map(|d| d.value));
+    row
+}
+
+/// Writes a CSV document (BOM, CRLF) one row at a time: the same bytes as [`csv_document`].
+pub struct CsvWriter<W: std::io::Write> {
+    out: W,
+    line: String,
+}
+
+impl<W: std::io::Write> CsvWriter<W> {
+    /// Starts the document (the BOM).
+    pub fn new(mut out: W) -> std::io::Result<Self> {
+        out.write_all("\u{FEFF}".as_bytes())?;
+        Ok(CsvWriter { out, line: String::new() })
+    }
+
+    /// Appends one row.
+    pub fn row<S: AsRef<str>>(&mut self, row: &[S]) -> std::io::Result<()> {
+        self.line.clear();
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                self.line.push(',');
+            }
+            csv_field(&mut self.line, v.as_ref());
+        }
+        self.line.push_str("\r\n");
+        self.out.write_all(self.line.as_bytes())
+    }
+
+    /// Returns the writer.
+    pub fn finish(self) -> W {
+        self.out
+    }
 }
 
 /// The program of a record under `config`.

@@ -24,6 +24,9 @@ use crate::keyed::hmac_sha256;
 use crate::keys;
 use crate::pmh::{PmhRecord, records_of, validate};
 
+/// Pending writes above which applying a PMH batch writes a part (see `apply_batch`).
+pub(crate) const BATCH_WRITES_MAX: usize = 100_000;
+
 /// Pending writes over the tree: the last write of a key wins; `None` removes.
 pub(crate) struct Overlay {
     pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -80,6 +83,8 @@ pub(crate) struct Fold<'a> {
     pub store: &'a Store,
     pub secret: &'a [u8; 32],
     pub overlay: Overlay,
+    /// See [`crate::Projections::set_batch_part`].
+    pub batch_part: usize,
     /// Decoded recipients; `dirty` ones are written at the next commit.
     pub cache: &'a mut HashMap<u64, Option<Recipient>>,
     pub dirty: BTreeSet<u64>,
@@ -320,6 +325,13 @@ impl Fold<'_> {
             }
         }
         for (n, span) in keys_to_visit {
+            if self.overlay.writes.len() >= self.batch_part {
+                // A full batch of a large municipality touches millions of entries: write them
+                // in parts instead of holding them all. The checkpoint only moves past this
+                // event with the last part, and applying the event again after a crash in
+                // between gives the same result (entries already updated are no longer dirty).
+                self.write_overlay()?;
+            }
             let Some(stored) = self.get_entry(n, span)? else { continue };
             let mut entry = stored.clone();
             match &entry.current {
@@ -335,6 +347,20 @@ impl Fold<'_> {
         let mut value = batch.to_position.to_be_bytes().to_vec();
         value.extend_from_slice(&batch_number.to_be_bytes());
         self.overlay.put(keys::last_batch(&program_key), value);
+        Ok(())
+    }
+
+    /// Writes the overlay to the tree without a checkpoint (only while applying a PMH batch,
+    /// which the engine applies alone in its chunk).
+    fn write_overlay(&mut self) -> Result<(), ProjectionError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in std::mem::take(&mut self.overlay.writes) {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 

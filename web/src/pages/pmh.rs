@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::{FormPairs, see_other, values};
 use crate::access::record;
-use crate::app::{App, blocking, format_recorded};
+use crate::app::{App, blocking, format_recorded, random_hex};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
@@ -207,18 +207,34 @@ pub async fn generate(State(app): State<Arc<App>>, user: CurrentUser, form: Form
         if ledger.config().program(&key).is_none() {
             return Err(AppError::BadRequest("その制度は設定にありません。".into()));
         }
-        let (number, batch) = ledger.record_pmh_batch(&key, mode, today, u.id.as_str()).map_err(AppError::internal)?;
+        // The data files are streamed into a fresh directory, renamed to batch-<n> once the
+        // batch is recorded (an abandoned directory is only ever a leftover, never a batch).
+        let tmp = app.exports.join(format!(".new-{}", random_hex(8)?));
+        std::fs::create_dir_all(&tmp).map_err(AppError::internal)?;
+        let recorded = ledger.record_pmh_batch_into(&key, mode, today, u.id.as_str(), &tmp);
+        let (number, batch) = match recorded {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(AppError::internal(e));
+            }
+        };
         if let Some(n) = number {
             // The ledger is still held: the head is this batch's own event.
             let companions = companion_files(&ledger, n, ledger.store().head().position.0, &batch)?;
             drop(ledger);
-            for f in &batch.files {
-                write_file(&batch_dir(app, n), &f.name, &f.bytes).map_err(AppError::internal)?;
-            }
             for (name, bytes) in &companions {
-                write_file(&batch_dir(app, n), name, bytes).map_err(AppError::internal)?;
+                write_file(&tmp, name, bytes).map_err(AppError::internal)?;
             }
+            let dir = batch_dir(app, n);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(AppError::internal)?;
+            }
+            std::fs::rename(&tmp, &dir).map_err(AppError::internal)?;
+            std::fs::File::open(&app.exports).and_then(|d| d.sync_all()).map_err(AppError::internal)?;
             tracing::info!(user = %u.id, batch = n, records = batch.records, mode = mode_name(batch.mode), "pmh batch generated");
+        } else {
+            let _ = std::fs::remove_dir_all(&tmp);
         }
         Ok(number)
     })
@@ -277,9 +293,11 @@ pub async fn download(
         {
             return Ok(bytes);
         }
-        let (recorded, regenerated) = ledger.regenerate_pmh_batch(n).map_err(AppError::internal)?;
+        let dir = batch_dir(app, n);
+        std::fs::create_dir_all(&dir).map_err(AppError::internal)?;
+        let (recorded, regenerated) = ledger.regenerate_pmh_batch_into(n, &dir).map_err(AppError::internal)?;
         for f in &regenerated.files {
-            if batch.batch.files.iter().all(|(name, sha)| *name != f.name || *sha != f.sha256()) {
+            if batch.batch.files.iter().all(|(name, sha)| *name != f.name || *sha != f.sha256) {
                 return Err(AppError::internal(format!(
                     "batch {n}: regenerated {} does not match its recorded hash",
                     f.name
@@ -288,15 +306,10 @@ pub async fn download(
         }
         let companions = companion_files(&ledger, n, recorded.position, &regenerated)?;
         drop(ledger);
-        let bytes = regenerated
-            .files
-            .into_iter()
-            .map(|f| (f.name, f.bytes))
-            .chain(companions)
-            .find(|(f, _)| *f == name)
-            .map(|(_, b)| b)
-            .ok_or(AppError::NotFound)?;
-        write_file(&batch_dir(app, n), &name, &bytes).map_err(AppError::internal)?;
+        for (companion, bytes) in &companions {
+            write_file(&dir, companion, bytes).map_err(AppError::internal)?;
+        }
+        let bytes = std::fs::read(&path).map_err(|_| AppError::NotFound)?;
         Ok(bytes)
     })
     .await?;
