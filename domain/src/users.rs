@@ -152,8 +152,9 @@ impl AccessAction {
 pub struct AccessRecord {
     /// Who.
     pub user: UserId,
-    /// Whose data (internal recipient number), when one recipient's.
-    pub recipient: Option<u64>,
+    /// Whose data (internal recipient numbers): one for a recipient page, every row shown for
+    /// a search page, none for a page about no one (a PMH file).
+    pub recipients: Vec<u64>,
     /// The page (a path without query: never personal data).
     pub page: String,
     /// What.

@@ -105,7 +105,7 @@ fn samples() -> Vec<(String, Decoded)> {
         codec::ACCESS_RECORDED.to_owned(),
         Decoded::Access(AccessRecord {
             user,
-            recipient: Some(12),
+            recipients: vec![12],
             page: "/recipients/12".into(),
             action: AccessAction::MyNumberRevealed,
             reason: Some("医療機関からの照会".into()),

@@ -12,7 +12,7 @@ use daicho_store::verify::{VerifyOptions, verify_dir};
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use daicho_projections::ledger::store_dir;
 
-/// Runs `verify`.
+/// Runs `verify`: the ledger's log, then (when the web UI has written one) the access log.
 pub fn run(data: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let mut payload = |e: &daicho_store::Envelope| -> Result<(), String> {
         codec::decode_any(&e.event_type, e.schema_version, &e.payload).map_err(|e| e.to_string())?;
@@ -21,20 +21,42 @@ pub fn run(data: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         }
         Ok(())
     };
-    let mut progress = |n: u64| {
-        let _ = writeln!(err, "検証中… {n}件");
+    let code = verify_one(&store_dir(data), "", &mut payload, out, err);
+    let access = daicho_web::access::access_dir(data);
+    if code != EXIT_OK || !access.exists() {
+        return code;
+    }
+    let mut payload = |e: &daicho_store::Envelope| -> Result<(), String> {
+        if e.event_type != codec::ACCESS_RECORDED {
+            return Err(format!("{} in the access log", e.event_type));
+        }
+        codec::decode_access(e.schema_version, &e.payload).map(|_| ()).map_err(|e| e.to_string())
     };
-    let options = VerifyOptions { payload: &mut payload, progress: &mut progress, update_checkpoint: true };
-    match verify_dir(&store_dir(data), options) {
+    verify_one(&access, "閲覧記録 ", &mut payload, out, err)
+}
+
+/// Verifies the store in `dir`, reporting with `label` before each line.
+fn verify_one(
+    dir: &Path,
+    label: &str,
+    payload: &mut dyn FnMut(&daicho_store::Envelope) -> Result<(), String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let mut progress = |n: u64| {
+        let _ = writeln!(err, "{label}検証中… {n}件");
+    };
+    let options = VerifyOptions { payload, progress: &mut progress, update_checkpoint: true };
+    match verify_dir(dir, options) {
         Err(e) => {
-            let _ = writeln!(out, "検証できません: {e}");
+            let _ = writeln!(out, "{label}検証できません: {e}");
             if matches!(e, daicho_store::StoreError::Damaged { .. }) { EXIT_REJECTED } else { EXIT_UNREADABLE }
         }
         Ok(report) => match report.problem {
             None => {
                 let _ = writeln!(
                     out,
-                    "検証OK: {}件の事象、{}ストリーム。先頭 位置 {} ハッシュ {}",
+                    "{label}検証OK: {}件の事象、{}ストリーム。先頭 位置 {} ハッシュ {}",
                     report.events_verified, report.streams, report.recorded_head.position, report.recorded_head.hash
                 );
                 EXIT_OK
@@ -42,13 +64,13 @@ pub fn run(data: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             Some(problem) => {
                 match problem.position {
                     Some(p) => {
-                        let _ = writeln!(out, "不整合: 位置 {p} （{}）", problem.reason);
+                        let _ = writeln!(out, "{label}不整合: 位置 {p} （{}）", problem.reason);
                     }
                     None => {
-                        let _ = writeln!(out, "不整合: {}", problem.reason);
+                        let _ = writeln!(out, "{label}不整合: {}", problem.reason);
                     }
                 }
-                let _ = writeln!(out, "位置 {} までは正常でした。", report.events_verified);
+                let _ = writeln!(out, "{label}位置 {} までは正常でした。", report.events_verified);
                 EXIT_REJECTED
             }
         },

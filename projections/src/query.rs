@@ -38,7 +38,61 @@ pub struct Page {
     pub more: bool,
 }
 
+/// A read-only handle on the register that needs no lock on the ledger: sled trees are read
+/// concurrently, and every chunk of the fold is one atomic batch, so a reader sees the register
+/// between chunks, never inside one. Take it after catching up to see the head.
+#[derive(Clone)]
+pub struct Reader {
+    tree: sled::Tree,
+    secret: [u8; 32],
+}
+
 impl Projections {
+    /// A reader of the register as it is now and as it will be.
+    pub fn reader(&self) -> Reader {
+        Reader { tree: self.tree().clone(), secret: *self.secret() }
+    }
+
+    /// See [`Reader::search`].
+    pub fn search(&self, by: &SearchBy, offset: usize, limit: usize) -> Result<Page, ProjectionError> {
+        self.reader().search(by, offset, limit)
+    }
+
+    /// See [`Reader::recipient`].
+    pub fn recipient(&self, n: u64) -> Result<Option<Recipient>, ProjectionError> {
+        self.reader().recipient(n)
+    }
+
+    /// See [`Reader::my_number_holder`].
+    pub fn my_number_holder(&self, n: &MyNumber) -> Result<Option<u64>, ProjectionError> {
+        self.reader().my_number_holder(n)
+    }
+
+    /// See [`Reader::pmh_entries`].
+    pub fn pmh_entries(&self, n: u64) -> Result<Vec<(u32, Entry)>, ProjectionError> {
+        self.reader().pmh_entries(n)
+    }
+
+    /// See [`Reader::last_batch`].
+    pub fn last_batch(&self, program: &str) -> Result<Option<(u64, u64)>, ProjectionError> {
+        self.reader().last_batch(program)
+    }
+
+    /// See [`Reader::recipient_count`].
+    pub fn recipient_count(&self) -> usize {
+        self.reader().recipient_count()
+    }
+}
+
+impl Reader {
+    fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
     /// Searches; `offset` results are skipped, at most `limit` (capped) returned.
     pub fn search(&self, by: &SearchBy, offset: usize, limit: usize) -> Result<Page, ProjectionError> {
         let limit = limit.clamp(1, SEARCH_RESULTS_MAX);

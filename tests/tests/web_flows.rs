@@ -198,6 +198,12 @@ fn protected_addresses_are_hidden_from_caseworkers_and_logged_when_shown() {
     let mut super1 = server.login("super1").unwrap();
     let found = super1.post_form("/search", &[("by", "kana"), ("q", "タナカ ハナコ")]).unwrap();
     assert!(found.has("田中 花子") && !found.has("さくら市本町1-1-1"));
+    // The listing is in the access log: one record naming every recipient the page showed.
+    let listed =
+        server.app.access.search(&AccessFilter { user: Some("super1".into()), ..AccessFilter::default() }, 10).unwrap();
+    let search_records: Vec<_> = listed.iter().filter(|e| e.record.page == "/search").collect();
+    assert_eq!(search_records.len(), 1);
+    assert!(search_records[0].record.recipients.contains(&f.c));
     // A supervisor sees it on the recipient page, and that is logged.
     let r = super1.get(&page).unwrap();
     assert!(r.has("さくら市本町1-1-1"));
@@ -304,4 +310,53 @@ fn user_commands_add_disable_and_reset_passwords() {
     let server = Server::start(data, Settings::default()).unwrap();
     let mut c = server.client();
     assert_eq!(c.post("/login", &[("user", "sato"), ("password", &new_password)]).unwrap().status, 401);
+}
+
+#[test]
+fn an_admin_adds_a_user_whose_password_is_shown_once_and_resets_it() {
+    let (_dir, server) = start();
+    let mut admin = server.login("admin1").unwrap();
+    // Bad input comes back next to its field, and adds nobody.
+    let r =
+        admin.post_form("/admin/users", &[("id", "bad id!"), ("name", "佐藤 花子"), ("role", "caseworker")]).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.has("id=\"err-id\""), "no field error for a bad id");
+    let r = admin.post_form("/admin/users", &[("id", "sato"), ("name", "佐藤 花子"), ("role", "caseworker")]).unwrap();
+    assert_eq!(r.status, 200);
+    let start = r.body.find("id=\"new-password\">").unwrap() + "id=\"new-password\">".len();
+    let password = r.body[start..start + r.body[start..].find('<').unwrap()].to_owned();
+    assert!(password.len() >= 16);
+    // Shown once: the list does not show it again.
+    assert!(!admin.get("/admin/users").unwrap().has(&password));
+    let mut sato = server.client();
+    assert_eq!(sato.post("/login", &[("user", "sato"), ("password", &password)]).unwrap().status, 303);
+    assert_eq!(sato.get("/recipients/new").unwrap().status, 200, "a caseworker may record");
+    // The same id again is refused.
+    let r = admin.post_form("/admin/users", &[("id", "sato"), ("name", "佐藤 花子"), ("role", "viewer")]).unwrap();
+    assert!(r.has("id=\"err-id\""));
+    // A reset ends the user's session and replaces the password.
+    let r = admin.post_form("/admin/users/sato/password", &[]).unwrap();
+    assert!(r.has("id=\"new-password\""));
+    assert_eq!(sato.get("/search").unwrap().status, 303, "the session survived a password reset");
+    assert_eq!(server.client().post("/login", &[("user", "sato"), ("password", &password)]).unwrap().status, 401);
+    // An admin cannot disable themself.
+    let r = admin.post_form("/admin/users/admin1/disable", &[]).unwrap();
+    assert!(r.has("ご自身は無効にできません"));
+    assert_eq!(admin.get("/admin/users").unwrap().status, 200);
+}
+
+#[test]
+fn verify_checks_the_access_log_too() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ledger(dir.path(), 10).unwrap();
+    {
+        let server = Server::start(dir.path(), Settings::default()).unwrap();
+        let mut c = server.login("case1").unwrap();
+        for n in 1..=3 {
+            assert_eq!(c.get(&format!("/recipients/{n}")).unwrap().status, 200);
+        }
+    }
+    let (code, out, err) = cli(dir.path(), &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("閲覧記録 検証OK: 3件の事象"), "{out}");
 }

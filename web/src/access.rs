@@ -121,7 +121,7 @@ impl AccessLog {
             if filter.user.as_deref().is_some_and(|u| record.user.as_str() != u) {
                 continue;
             }
-            if filter.recipient.is_some_and(|n| record.recipient != Some(n)) {
+            if filter.recipient.is_some_and(|n| !record.recipients.contains(&n)) {
                 continue;
             }
             out.push(AccessEntry { position: e.position.0, recorded_at_us: e.recorded_at_us, record });
@@ -133,13 +133,13 @@ impl AccessLog {
     }
 }
 
-/// A record of `user` for recipient `recipient` (or none) on `page`.
+/// A record of `user` for `recipients` (none, one, or every row of a list) on `page`.
 pub fn record(
     user: &UserId,
-    recipient: Option<u64>,
+    recipients: Vec<u64>,
     page: &str,
     action: AccessAction,
     reason: Option<String>,
 ) -> AccessRecord {
-    AccessRecord { user: user.clone(), recipient, page: page.to_owned(), action, reason }
+    AccessRecord { user: user.clone(), recipients, page: page.to_owned(), action, reason }
 }

@@ -105,24 +105,36 @@ pub fn decode_user(event_type: &str, schema_version: u16, payload: &[u8]) -> Res
     }
 }
 
-/// Encodes an access record.
+/// Encodes an access record (v2).
 pub fn encode_access(r: &AccessRecord) -> Result<Encoded, CodecError> {
-    let v = v1::AccessRecorded {
+    let v = v2::AccessRecorded {
         user: r.user.to_string(),
-        recipient: r.recipient,
+        recipients: r.recipients.clone(),
         page: r.page.clone(),
         action: r.action.number(),
         reason: r.reason.clone(),
     };
-    Ok(Encoded { event_type: ACCESS_RECORDED, schema_version: 1, payload: to_bytes(&v)? })
+    Ok(Encoded { event_type: ACCESS_RECORDED, schema_version: 2, payload: to_bytes(&v)? })
 }
 
-/// Decodes an access record.
-pub fn decode_access(schema_version: u16, payload: &[u8]) -> Result<AccessRecord, CodecError> {
-    if schema_version != 1 {
-        return Err(CodecError::UnknownType { event_type: ACCESS_RECORDED.to_owned(), schema_version });
+/// v1 named at most one recipient.
+fn upcast_access(v: v1::AccessRecorded) -> v2::AccessRecorded {
+    v2::AccessRecorded {
+        user: v.user,
+        recipients: v.recipient.into_iter().collect(),
+        page: v.page,
+        action: v.action,
+        reason: v.reason,
     }
-    let v: v1::AccessRecorded = from_bytes(ACCESS_RECORDED, payload)?;
+}
+
+/// Decodes an access record (v1 through its upcaster, v2).
+pub fn decode_access(schema_version: u16, payload: &[u8]) -> Result<AccessRecord, CodecError> {
+    let v = match schema_version {
+        1 => upcast_access(from_bytes::<v1::AccessRecorded>(ACCESS_RECORDED, payload)?),
+        2 => from_bytes::<v2::AccessRecorded>(ACCESS_RECORDED, payload)?,
+        _ => return Err(CodecError::UnknownType { event_type: ACCESS_RECORDED.to_owned(), schema_version }),
+    };
     let d = Decoder { event_type: ACCESS_RECORDED };
     let action = AccessAction::from_number(v.action).ok_or(CodecError::Invalid {
         event_type: ACCESS_RECORDED.to_owned(),
@@ -131,7 +143,7 @@ pub fn decode_access(schema_version: u16, payload: &[u8]) -> Result<AccessRecord
     })?;
     Ok(AccessRecord {
         user: d.field("user", UserId::parse(&v.user))?,
-        recipient: v.recipient,
+        recipients: v.recipients,
         page: v.page,
         action,
         reason: v.reason,
@@ -533,7 +545,7 @@ pub const CURRENT_VERSIONS: [(&str, u16); 21] = [
     (USER_ADDED, 1),
     (USER_PASSWORD_SET, 1),
     (USER_DISABLED, 1),
-    (ACCESS_RECORDED, 1),
+    (ACCESS_RECORDED, 2),
 ];
 
 /// Turns decoded primitives into domain values, naming the field on failure.

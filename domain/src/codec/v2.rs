@@ -1,8 +1,11 @@
-//! Version 2 of the certificate event payloads. RELEASED AND FROZEN (see `v1`).
+//! Version 2 of some event payloads. RELEASED AND FROZEN (see `v1`).
 //!
-//! What changed from v1: the payer number may be absent (programs that print none), so
+//! Certificate events: the payer number may be absent (programs that print none), so
 //! `Terms.payer_number` is optional and `TermsChange.payer_number` can also clear it. v1
 //! payloads are read through `upcast_*` in `codec/mod.rs`: a v1 payer number is always present.
+//!
+//! `access_recorded`: one record names every recipient a page showed (a search page of 50 rows
+//! is one event, not 50). A v1 record's optional recipient becomes a list of zero or one.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,4 +62,14 @@ pub struct CertificateChanged {
     pub certificate: String,
     pub span: u32,
     pub changes: TermsChange,
+}
+
+/// `access_recorded` v2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecorded {
+    pub user: String,
+    pub recipients: Vec<u64>,
+    pub page: String,
+    pub action: u8,
+    pub reason: Option<String>,
 }

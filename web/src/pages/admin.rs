@@ -227,12 +227,18 @@ pub struct AccessQuery {
     pub to: Option<String>,
 }
 
+/// Recipients listed per access record (a search page names up to 50).
+pub const ACCESS_RECIPIENTS_SHOWN: usize = 5;
+
 /// One access record as listed.
 pub struct AccessRow {
     pub position: u64,
     pub at: String,
     pub user: String,
-    pub recipient: Option<u64>,
+    /// The recipients shown (at most [`ACCESS_RECIPIENTS_SHOWN`]; the filtered one first).
+    pub recipients: Vec<u64>,
+    /// How many more the record names.
+    pub more: usize,
     pub page: String,
     pub action: &'static str,
     pub reason: String,
@@ -303,11 +309,21 @@ pub async fn access(
                 .search(&filter, ACCESS_ROWS_MAX)
                 .map_err(AppError::internal)?
                 .into_iter()
-                .map(|e| AccessRow {
+                .map(|mut e| {
+                    let mut recipients = std::mem::take(&mut e.record.recipients);
+                    if let Some(n) = filter.recipient {
+                        recipients.sort_by_key(|r| *r != n);
+                    }
+                    let more = recipients.len().saturating_sub(ACCESS_RECIPIENTS_SHOWN);
+                    recipients.truncate(ACCESS_RECIPIENTS_SHOWN);
+                    (e, recipients, more)
+                })
+                .map(|(e, recipients, more)| AccessRow {
                     position: e.position,
                     at: format_recorded(e.recorded_at_us),
                     user: accounts.display_name(e.record.user.as_str()),
-                    recipient: e.record.recipient,
+                    recipients,
+                    more,
                     page: e.record.page,
                     action: e.record.action.label(),
                     reason: e.record.reason.unwrap_or_default(),

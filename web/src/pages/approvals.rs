@@ -91,7 +91,7 @@ async fn render(
         .iter()
         .filter(|r| !r.own)
         .map(|r| {
-            record(&user.id, Some(r.n), "/approvals", AccessAction::MyNumberRevealed, Some("承認のための確認".into()))
+            record(&user.id, vec![r.n], "/approvals", AccessAction::MyNumberRevealed, Some("承認のための確認".into()))
         })
         .collect();
     app.access.record(records, app.today()).await.map_err(AppError::internal)?;

@@ -315,7 +315,7 @@ pub async fn download(
     .await?;
     let page = format!("/pmh/batches/{n}/{file}");
     app.access
-        .record(vec![record(&user.id, None, &page, AccessAction::Downloaded, None)], app.today())
+        .record(vec![record(&user.id, Vec::new(), &page, AccessAction::Downloaded, None)], app.today())
         .await
         .map_err(AppError::internal)?;
     let content_type = if file.ends_with(".json") { "application/json" } else { "text/csv; charset=utf-8" };

@@ -261,12 +261,12 @@ pub async fn render(
     })
     .await?;
     let path = format!("/recipients/{n}");
-    let mut records = vec![record(&user.id, Some(n), &path, AccessAction::Viewed, None)];
+    let mut records = vec![record(&user.id, vec![n], &path, AccessAction::Viewed, None)];
     if protected_shown {
-        records.push(record(&user.id, Some(n), &path, AccessAction::ProtectedAddressShown, None));
+        records.push(record(&user.id, vec![n], &path, AccessAction::ProtectedAddressShown, None));
     }
     if page.my_number_revealed {
-        records.push(record(&user.id, Some(n), &path, AccessAction::MyNumberRevealed, reveal));
+        records.push(record(&user.id, vec![n], &path, AccessAction::MyNumberRevealed, reveal));
     }
     app.access.record(records, today).await.map_err(AppError::internal)?;
     Ok(html(&page))

@@ -127,13 +127,16 @@ pub async fn search(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
     };
     let today = app.today();
     let (rows, more) = blocking(&app, move |app| {
-        let mut ledger = app.ledger();
-        let config = ledger.config().clone();
-        let projections = ledger.projections().map_err(AppError::internal)?;
-        let found = projections.search(&by, page_no * PAGE_SIZE, PAGE_SIZE).map_err(AppError::internal)?;
+        // Catch up under the ledger's lock, then read without it: searches run side by side.
+        let (reader, config) = {
+            let mut ledger = app.ledger();
+            let config = ledger.config().clone();
+            (ledger.projections().map_err(AppError::internal)?.reader(), config)
+        };
+        let found = reader.search(&by, page_no * PAGE_SIZE, PAGE_SIZE).map_err(AppError::internal)?;
         let mut rows = Vec::with_capacity(found.recipients.len());
         for n in found.recipients {
-            let Some(r) = projections.recipient(n).map_err(AppError::internal)? else { continue };
+            let Some(r) = reader.recipient(n).map_err(AppError::internal)? else { continue };
             let protected = r.dv_support_since.is_some();
             let mut programs: Vec<String> = r
                 .certificates
@@ -156,8 +159,12 @@ pub async fn search(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
         Ok((rows, found.more))
     })
     .await?;
-    let records = rows.iter().map(|r| record(&user.id, Some(r.n), "/search", AccessAction::Viewed, None)).collect();
-    app.access.record(records, today).await.map_err(AppError::internal)?;
+    // One record names every recipient the page lists.
+    if !rows.is_empty() {
+        let shown = rows.iter().map(|r| r.n).collect();
+        let records = vec![record(&user.id, shown, "/search", AccessAction::Viewed, None)];
+        app.access.record(records, today).await.map_err(AppError::internal)?;
+    }
     page.searched = true;
     page.first = page_no * PAGE_SIZE + 1;
     page.rows = rows;
