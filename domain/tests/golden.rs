@@ -177,6 +177,10 @@ fn every_file_in_the_corpus_decodes_forever() {
             // expected value for every version of the type.
             let (_, sample) = samples.iter().find(|(t, _)| *t == event_type).unwrap();
             assert_eq!(&decoded, sample, "{}", path.display());
+            // Auditors read every stored version as JSON.
+            let json = codec::json::payload_json(&event_type, version, &bytes)
+                .unwrap_or_else(|e| panic!("{} as JSON: {e}", path.display()));
+            assert!(json.is_object(), "{}", path.display());
             files += 1;
         }
     }

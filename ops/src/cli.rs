@@ -84,6 +84,26 @@ enum Command {
         #[arg(long)]
         as_at: Option<u64>,
     },
+    /// The register (or one recipient) on a date as the ledger knew it at a past moment.
+    ///
+    /// Prints one JSON line per recipient known then (My Number masked, a DV-protected address
+    /// hidden), or one recipient's view.
+    Replay {
+        /// A log position, or a time: 2026-11-20T17:00:00+09:00, or 2026-11-20 17:00 (Japan time).
+        #[arg(long, value_parser = crate::audit::parse_as_at)]
+        as_at: crate::audit::AsAt,
+        /// The effective date to look at (YYYY-MM-DD). Default: today.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Only this recipient (the caller's id).
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Audit tools.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Load a synthetic さくら市 (realistic recipients and years of events) into the ledger.
     ///
     /// Creates the ledger with the demo configuration if there is none. The same seed gives the
@@ -181,6 +201,25 @@ enum ConfigAction {
 }
 
 #[derive(Subcommand, Debug)]
+enum AuditAction {
+    /// Write a range of the log for independent checking: events.jsonl and manifest.json.
+    ///
+    /// scripts/verify-bundle DIR recomputes the hash chain with Python's standard library only.
+    /// The bundle holds personal data: handle it like the ledger.
+    Bundle {
+        /// First position (default 1).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Last position (default: the head).
+        #[arg(long)]
+        to: Option<u64>,
+        /// Output directory (must be empty or absent).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum PmhAction {
     /// Export PMH records: every program in its configured mode, or as chosen.
     ///
@@ -215,7 +254,7 @@ fn parse_mode(s: &str) -> Result<PmhMode, String> {
 }
 
 /// Japan Standard Time: UTC+9 all year (no daylight saving).
-const JST: FixedOffset = match FixedOffset::east_opt(9 * 3600) {
+pub(crate) const JST: FixedOffset = match FixedOffset::east_opt(9 * 3600) {
     Some(offset) => offset,
     None => panic!("UTC+9 is a valid offset"),
 };
@@ -269,6 +308,17 @@ where
         }
         Command::Demo { recipients, seed, jsonl: false } => {
             crate::demo::run(&cli.data, recipients, seed, today_in_japan(), out, err)
+        }
+        Command::Replay { as_at, as_of, recipient } => crate::audit::replay(
+            &cli.data,
+            &as_at,
+            as_of.unwrap_or_else(today_in_japan),
+            recipient.as_deref(),
+            out,
+            err,
+        ),
+        Command::Audit { action: AuditAction::Bundle { from, to, out: dir } } => {
+            crate::audit::bundle(&cli.data, from, to, &dir, out, err)
         }
         Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
         Command::Show { recipient, as_of, as_at } => {

@@ -5,6 +5,7 @@
 //! or in memory ([`check`]).
 
 pub mod apply;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod demo;

@@ -10,6 +10,7 @@
 //! versions through upcasters into today's domain events, and the golden corpus
 //! (`domain/golden/`) holds the bytes of every released version, decoded by a test forever.
 
+pub mod json;
 pub mod snapshot;
 pub mod v1;
 pub mod v2;

@@ -1,0 +1,327 @@
+//! Audit tools: `daicho audit bundle` writes a range of the log for auditors to check without
+//! trusting daicho, and `daicho replay` prints the register as it was known at a past moment.
+//!
+//! A bundle is a directory with `events.jsonl` (one envelope per line: every envelope field, the
+//! payload's bytes in hex and decoded as JSON, the previous hash and the hash) and
+//! `manifest.json` (the range, counts per event type, the first previous hash and the last
+//! hash, the chain head when the bundle was made, and the SHA-256 of `events.jsonl`).
+//! `scripts/verify-bundle` (Python, standard library only) recomputes the chain from it, using
+//! the canonical envelope bytes documented in ARCHITECTURE.md.
+//!
+//! A bundle holds personal data (names, addresses, My Numbers in the payloads): it is to be
+//! handled like the ledger itself. Its file names carry none.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use daicho_domain::codec;
+use daicho_projections::asof::as_of;
+use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
+use daicho_projections::recipient_number;
+use daicho_store::{Envelope, Position, StreamId};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
+use crate::pmh::prepare_out;
+
+/// Format name written into every bundle manifest.
+pub const BUNDLE_FORMAT: &str = "daicho-audit-bundle-1";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 3339 in UTC with microseconds (the recorded time as stored).
+fn rfc3339(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// One line of `events.jsonl`.
+fn line(e: &Envelope) -> Value {
+    let payload = codec::json::payload_json(&e.event_type, e.schema_version, &e.payload)
+        .unwrap_or_else(|err| json!({ "undecodable": err.to_string() }));
+    json!({
+        "position": e.position.0,
+        "stream": e.stream.as_str(),
+        "streamVersion": e.stream_version,
+        "streamKey": e.stream_key,
+        "eventId": e.event_id,
+        "eventType": e.event_type,
+        "schemaVersion": e.schema_version,
+        "recordedAt": rfc3339(e.recorded_at_us),
+        "recordedAtUs": e.recorded_at_us,
+        "effective": e.effective.to_string(),
+        "actor": e.actor,
+        "approver": e.approver,
+        "correlationId": e.correlation_id,
+        "requestDigest": hex(&e.request_digest),
+        "payloadHex": hex(&e.payload),
+        "payload": payload,
+        "prevHash": e.prev_hash.to_hex(),
+        "hash": e.hash.to_hex(),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BundleManifest {
+    format: &'static str,
+    municipality: String,
+    from_position: u64,
+    to_position: u64,
+    events: u64,
+    event_types: BTreeMap<String, u64>,
+    first_prev_hash: String,
+    last_hash: String,
+    chain_head: Value,
+    files: Vec<Value>,
+}
+
+/// Counts and hashes what passes through it.
+struct Hashing<W: Write> {
+    inner: W,
+    sha: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// `daicho audit bundle --from P --to P --out DIR`.
+pub fn bundle(data: &Path, from: u64, to: Option<u64>, out_dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let ledger = match Ledger::open(data) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
+            return EXIT_UNREADABLE;
+        }
+    };
+    let store = ledger.store();
+    let head = store.head();
+    let to = to.unwrap_or(head.position.0);
+    if from == 0 || from > to || to > head.position.0 {
+        let _ =
+            writeln!(err, "--from {from} --to {to}: 1 ≦ from ≦ to ≦ 先頭の位置 {} で指定してください", head.position);
+        return EXIT_REJECTED;
+    }
+    if let Err(e) = prepare_out(out_dir) {
+        let _ = writeln!(err, "{e}");
+        return EXIT_UNREADABLE;
+    }
+    let written = write_bundle(&ledger, from, to, out_dir);
+    match written {
+        Ok(m) => {
+            let _ = writeln!(
+                out,
+                "監査用の記録を書き出しました: 位置 {}〜{}、{}件。最後のハッシュ {}",
+                m.from_position, m.to_position, m.events, m.last_hash
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            EXIT_UNREADABLE
+        }
+    }
+}
+
+fn write_bundle(ledger: &Ledger, from: u64, to: u64, out_dir: &Path) -> Result<BundleManifest, String> {
+    let store = ledger.store();
+    let head = store.head();
+    let path = out_dir.join("events.jsonl");
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = Hashing { inner: std::io::BufWriter::with_capacity(1 << 20, file), sha: Sha256::new(), len: 0 };
+    let mut types: BTreeMap<String, u64> = BTreeMap::new();
+    let mut first_prev = None;
+    let mut last_hash = String::new();
+    let mut count = 0u64;
+    for item in store.read_from(Position(from)) {
+        let e = item.map_err(|e| e.to_string())?;
+        if e.position.0 > to {
+            break;
+        }
+        if first_prev.is_none() {
+            first_prev = Some(e.prev_hash.to_hex());
+        }
+        serde_json::to_writer(&mut w, &line(&e)).map_err(|e| e.to_string())?;
+        w.write_all(b"\n").map_err(|e| e.to_string())?;
+        *types.entry(e.event_type.clone()).or_default() += 1;
+        last_hash = e.hash.to_hex();
+        count += 1;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    let Hashing { inner, sha, len } = w;
+    let file = inner.into_inner().map_err(|e| e.to_string())?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    let manifest = BundleManifest {
+        format: BUNDLE_FORMAT,
+        municipality: ledger.config().municipality.name.clone(),
+        from_position: from,
+        to_position: to,
+        events: count,
+        event_types: types,
+        first_prev_hash: first_prev.unwrap_or_default(),
+        last_hash,
+        chain_head: json!({ "position": head.position.0, "hash": head.hash.to_hex() }),
+        files: vec![json!({ "name": "events.jsonl", "sha256": hex(&sha.finalize()), "bytes": len })],
+    };
+    let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    crate::pmh::write_file(out_dir, "manifest.json", &bytes)?;
+    std::fs::File::open(out_dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+    Ok(manifest)
+}
+
+/// A moment of knowledge: a position, or a time (the last position recorded at or before it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AsAt {
+    Position(u64),
+    Time(DateTime<Utc>),
+}
+
+/// Parses `--as-at`: digits are a position; otherwise RFC 3339 (`2026-11-20T17:00:00+09:00`),
+/// or a date and time without offset, read as Japan time.
+pub fn parse_as_at(s: &str) -> Result<AsAt, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map(AsAt::Position).map_err(|_| "位置が大きすぎます".to_owned());
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(AsAt::Time(t.with_timezone(&Utc)));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, format)
+            && let Some(t) = t.and_local_timezone(crate::cli::JST).single()
+        {
+            return Ok(AsAt::Time(t.with_timezone(&Utc)));
+        }
+    }
+    Err("位置（数字）または日時（2026-11-20T17:00:00+09:00、2026-11-20 17:00 は日本時間）で指定してください".into())
+}
+
+/// The last position recorded at or before `t` (0: none), by walking the log: recorded times
+/// come from the clock, which is not trusted to be monotonic.
+fn position_at(ledger: &Ledger, t: DateTime<Utc>) -> Result<u64, String> {
+    let limit = t.timestamp_micros();
+    let mut last = 0;
+    for item in ledger.store().read_from(Position(1)) {
+        let e = item.map_err(|e| e.to_string())?;
+        if e.recorded_at_us <= limit {
+            last = e.position.0;
+        }
+    }
+    Ok(last)
+}
+
+/// `daicho replay --as-at POSITION|TIME [--as-of DATE] [--recipient ID]`: the register (one JSON
+/// line per recipient, in internal-number order) or one recipient, on `on` as known at the
+/// moment. My Number is masked and a DV-protected address hidden, as in `daicho show`.
+pub fn replay(
+    data: &Path,
+    at: &AsAt,
+    on: NaiveDate,
+    recipient: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let ledger = match Ledger::open(data) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
+            return EXIT_UNREADABLE;
+        }
+    };
+    let head = ledger.store().head().position.0;
+    let position = match at {
+        AsAt::Position(p) if *p > head => {
+            let _ = writeln!(err, "--as-at {p}: 先頭の位置 {head} より後です");
+            return EXIT_REJECTED;
+        }
+        AsAt::Position(p) => *p,
+        AsAt::Time(t) => match position_at(&ledger, *t) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(err, "{e}");
+                return EXIT_UNREADABLE;
+            }
+        },
+    };
+    let at = Position(position);
+    let streams: Vec<StreamId> = match recipient {
+        Some(id) => match ledger.store().stream_for_key(RECIPIENT_CATEGORY, id) {
+            Ok(Some(s)) => vec![s],
+            Ok(None) => {
+                let _ = writeln!(err, "受給者が見つかりません");
+                return EXIT_REJECTED;
+            }
+            Err(e) => {
+                let _ = writeln!(err, "{e}");
+                return EXIT_UNREADABLE;
+            }
+        },
+        None => match recipient_streams(&ledger, position) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(err, "{e}");
+                return EXIT_UNREADABLE;
+            }
+        },
+    };
+    let mut shown = 0u64;
+    for stream in streams {
+        let n = recipient_number(stream.as_str()).unwrap_or(0);
+        let view = match as_of(ledger.store(), &stream, at, on) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = writeln!(err, "{e}");
+                return EXIT_UNREADABLE;
+            }
+        };
+        if view.known.is_none() {
+            // Not yet registered as known at that position.
+            continue;
+        }
+        let text = if recipient.is_some() {
+            serde_json::to_string_pretty(&view.view(n, at, on, false))
+        } else {
+            serde_json::to_string(&view.view(n, at, on, false))
+        };
+        let _ = writeln!(out, "{}", text.unwrap_or_default());
+        shown += 1;
+    }
+    if recipient.is_some() && shown == 0 {
+        let _ = writeln!(err, "位置 {position} の時点では、この受給者は記録されていません");
+        return EXIT_REJECTED;
+    }
+    let _ = writeln!(err, "位置 {position} の時点の記録で、{on} の状態を {shown}人分表示しました");
+    EXIT_OK
+}
+
+/// The recipient streams that have events at or before `position`, by internal number.
+fn recipient_streams(ledger: &Ledger, position: u64) -> Result<Vec<StreamId>, String> {
+    let mut seen: BTreeMap<u64, StreamId> = BTreeMap::new();
+    for item in ledger.store().read_from(Position(1)) {
+        let e = item.map_err(|e| e.to_string())?;
+        if e.position.0 > position {
+            break;
+        }
+        if let Some(n) = recipient_number(e.stream.as_str()) {
+            seen.entry(n).or_insert(e.stream);
+        }
+    }
+    Ok(seen.into_values().collect())
+}
