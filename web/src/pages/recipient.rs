@@ -224,13 +224,16 @@ pub async fn render(
             },
         };
         let (entries, last_batches, config) = {
-            let mut ledger = app.ledger();
-            let config = ledger.config().clone();
-            let projections = ledger.projections().map_err(AppError::internal)?;
-            let entries = projections.pmh_entries(n).map_err(AppError::internal)?;
+            // Catch up under the ledger's lock, then read without it.
+            let (reader, config) = {
+                let mut ledger = app.ledger();
+                let config = ledger.config().clone();
+                (ledger.projections().map_err(AppError::internal)?.reader(), config)
+            };
+            let entries = reader.pmh_entries(n).map_err(AppError::internal)?;
             let mut batches = Vec::new();
             for p in config.programs() {
-                batches.push((p.key.to_string(), projections.last_batch(p.key.as_str()).map_err(AppError::internal)?));
+                batches.push((p.key.to_string(), reader.last_batch(p.key.as_str()).map_err(AppError::internal)?));
             }
             (entries, batches, config)
         };
