@@ -10,17 +10,12 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use crate::check::run_lines;
-use crate::cli::EXIT_UNREADABLE;
-use daicho_projections::ledger::Ledger;
 
 /// Runs `apply`.
 pub fn run(data: &Path, path: &Path, today: NaiveDate, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let mut ledger = match Ledger::open(data) {
+    let mut ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
-            return EXIT_UNREADABLE;
-        }
+        Err(code) => return code,
     };
     let config = ledger.config().clone();
     let (status, good, bad) = run_lines(path, &mut ledger, &config, today, out, err);

@@ -18,12 +18,12 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, Utc};
 use daicho_domain::codec;
 use daicho_projections::asof::as_of;
+use daicho_projections::export::Hashing;
 use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
 use daicho_projections::recipient_number;
 use daicho_store::{Envelope, Position, StreamId};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::pmh::prepare_out;
@@ -83,33 +83,11 @@ struct BundleManifest {
     files: Vec<Value>,
 }
 
-/// Counts and hashes what passes through it.
-struct Hashing<W: Write> {
-    inner: W,
-    sha: Sha256,
-    len: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// `daicho audit bundle --from P --to P --out DIR`.
 pub fn bundle(data: &Path, from: u64, to: Option<u64>, out_dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let ledger = match Ledger::open(data) {
+    let ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
-            return EXIT_UNREADABLE;
-        }
+        Err(code) => return code,
     };
     let store = ledger.store();
     let head = store.head();
@@ -145,7 +123,7 @@ fn write_bundle(ledger: &Ledger, from: u64, to: u64, out_dir: &Path) -> Result<B
     let head = store.head();
     let path = out_dir.join("events.jsonl");
     let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut w = Hashing { inner: std::io::BufWriter::with_capacity(1 << 20, file), sha: Sha256::new(), len: 0 };
+    let mut w = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
     let mut first_prev = None;
     let mut last_hash = String::new();
@@ -165,7 +143,7 @@ fn write_bundle(ledger: &Ledger, from: u64, to: u64, out_dir: &Path) -> Result<B
         count += 1;
     }
     w.flush().map_err(|e| e.to_string())?;
-    let Hashing { inner, sha, len } = w;
+    let (inner, sha256, len) = w.done();
     let file = inner.into_inner().map_err(|e| e.to_string())?;
     file.sync_all().map_err(|e| e.to_string())?;
     let manifest = BundleManifest {
@@ -178,7 +156,7 @@ fn write_bundle(ledger: &Ledger, from: u64, to: u64, out_dir: &Path) -> Result<B
         first_prev_hash: first_prev.unwrap_or_default(),
         last_hash,
         chain_head: json!({ "position": head.position.0, "hash": head.hash.to_hex() }),
-        files: vec![json!({ "name": "events.jsonl", "sha256": hex(&sha.finalize()), "bytes": len })],
+        files: vec![json!({ "name": "events.jsonl", "sha256": sha256, "bytes": len })],
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
     bytes.push(b'\n');
@@ -238,12 +216,9 @@ pub fn replay(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let ledger = match Ledger::open(data) {
+    let ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
-            return EXIT_UNREADABLE;
-        }
+        Err(code) => return code,
     };
     let head = ledger.store().head().position.0;
     let position = match at {

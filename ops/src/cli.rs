@@ -264,6 +264,14 @@ pub fn today_in_japan() -> NaiveDate {
     Utc::now().with_timezone(&JST).date_naive()
 }
 
+/// Opens the ledger in `data`, or says why not on `err` and gives the exit status.
+pub fn open_ledger(data: &std::path::Path, err: &mut dyn Write) -> Result<daicho_projections::ledger::Ledger, u8> {
+    daicho_projections::ledger::Ledger::open(data).map_err(|e| {
+        let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
+        EXIT_UNREADABLE
+    })
+}
+
 /// Exit status: every line accepted (or already applied), or the subcommand succeeded.
 pub const EXIT_OK: u8 = 0;
 /// Exit status: some line was rejected, or the input is invalid.

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use daicho_projections::ledger::Ledger;
 
 /// The projections `rebuild` knows.
 pub const NAMES: [&str; 1] = ["register"];
@@ -19,12 +18,9 @@ pub fn run(data: &Path, name: Option<&str>, out: &mut dyn Write, err: &mut dyn W
         let _ = writeln!(err, "{n}: そのような射影はありません（{}）", NAMES.join(", "));
         return EXIT_REJECTED;
     }
-    let mut ledger = match Ledger::open(data) {
+    let mut ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
-            return EXIT_UNREADABLE;
-        }
+        Err(code) => return code,
     };
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();

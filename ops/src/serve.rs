@@ -177,12 +177,9 @@ pub enum UserAction<'a> {
 
 /// `daicho user …`.
 pub fn user(data: &Path, action: &UserAction<'_>, actor: &str, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let ledger = match Ledger::open(data) {
+    let ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
-            return EXIT_UNREADABLE;
-        }
+        Err(code) => return code,
     };
     let store = ledger.store();
     let mut accounts = match Accounts::load(store) {

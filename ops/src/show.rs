@@ -10,7 +10,7 @@ use daicho_projections::recipient_number;
 use daicho_store::Position;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
+use daicho_projections::ledger::RECIPIENT_CATEGORY;
 
 /// Runs `show`.
 pub fn run(
@@ -21,12 +21,9 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let ledger = match Ledger::open(data) {
+    let ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
-            return EXIT_UNREADABLE;
-        }
+        Err(code) => return code,
     };
     let store = ledger.store();
     let stream = match store.stream_for_key(RECIPIENT_CATEGORY, recipient) {

@@ -109,8 +109,8 @@ pub fn file_names(program: &ProgramKey, mode: PmhMode, from_position: u64, to_po
     [format!("{base}.json"), format!("{base}.csv")]
 }
 
-/// Counts and hashes what passes through it.
-struct Hashing<W> {
+/// A writer that counts and hashes (SHA-256) what passes through it.
+pub struct Hashing<W> {
     inner: W,
     sha: Sha256,
     len: u64,
@@ -130,11 +130,13 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 impl<W> Hashing<W> {
-    fn new(inner: W) -> Self {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
         Hashing { inner, sha: Sha256::new(), len: 0 }
     }
 
-    fn done(self) -> (W, String, u64) {
+    /// The writer, the SHA-256 (lower-case hex) and the length of what was written.
+    pub fn done(self) -> (W, String, u64) {
         let hex = self.sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
         (self.inner, hex, self.len)
     }
