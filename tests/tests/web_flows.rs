@@ -253,6 +253,20 @@ fn pmh_batches_are_generated_downloaded_and_logged() {
         assert_eq!(file["sha256"].as_str(), Some(sha.as_str()), "{name}");
     }
     assert!(access_of(&server, "super1", None).iter().any(|(a, _)| a == "downloaded"));
+    // A file gone from the disk is made again from the log, identical to what was recorded.
+    let json_name = files[0]["name"].as_str().unwrap();
+    let on_disk = server.data.join("exports").join(format!("batch-{n}")).join(json_name);
+    let before = std::fs::read(&on_disk).unwrap();
+    std::fs::remove_file(&on_disk).unwrap();
+    let again = super1.get(&format!("/pmh/batches/{n}/{json_name}")).unwrap();
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("content-length"), Some(before.len().to_string().as_str()));
+    assert_eq!(std::fs::read(&on_disk).unwrap(), before);
+    // A file altered on disk is not served as it is: it is replaced by the recorded content.
+    std::fs::write(&on_disk, b"[]").unwrap();
+    let again = super1.get(&format!("/pmh/batches/{n}/{json_name}")).unwrap();
+    assert_eq!(again.body.len(), before.len());
+    assert_eq!(std::fs::read(&on_disk).unwrap(), before);
     // Nothing changed since: a second diff batch has nothing to send.
     let r = super1.post_form("/pmh/generate", &[("program", "kosei")]).unwrap();
     assert_eq!(r.header("location"), Some("/pmh?nothing=1"));

@@ -268,6 +268,41 @@ fn companion_files(ledger: &Ledger, n: u64, position: u64, batch: &Batch) -> App
     Ok(out)
 }
 
+/// SHA-256 of a file, read in chunks.
+fn file_sha256(path: &FsPath) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf)? {
+            0 => break,
+            n => sha.update(&buf[..n]),
+        }
+    }
+    Ok(sha.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A file as a streamed body, with its length (a full batch of a large municipality is
+/// gigabytes: it is never held in memory).
+async fn file_body(path: &FsPath) -> AppResult<(axum::body::Body, u64)> {
+    let file = tokio::fs::File::open(path).await.map_err(|_| AppError::NotFound)?;
+    let len = file.metadata().await.map_err(AppError::internal)?.len();
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match tokio::io::AsyncReadExt::read(&mut file, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), Some(file)))
+            }
+            // The error ends the stream (and the response).
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok((axum::body::Body::from_stream(chunks), len))
+}
+
 /// `GET /pmh/batches/{n}/{file}`: a file of a recorded batch (logged: it holds personal data).
 pub async fn download(
     State(app): State<Arc<App>>,
@@ -276,24 +311,22 @@ pub async fn download(
 ) -> AppResult<Response> {
     user.require(Permission::PmhExport)?;
     let name = file.clone();
-    let bytes = blocking(&app, move |app| {
-        let ledger = app.ledger();
-        let recorded = ledger.pmh_batches().map_err(AppError::internal)?;
+    let path = blocking(&app, move |app| {
+        let recorded = app.ledger().pmh_batches().map_err(AppError::internal)?;
         let batch = recorded.iter().find(|b| b.number == n).ok_or(AppError::NotFound)?;
-        let path = batch_dir(app, n).join(&name);
+        let dir = batch_dir(app, n);
+        let path = dir.join(&name);
         let companion = companion_names(batch.batch.held_back).contains(&name.as_str());
         let sha = match batch.batch.files.iter().find(|(f, _)| *f == name) {
             Some((_, sha)) => Some(sha.clone()),
             None if companion => None,
             None => return Err(AppError::NotFound),
         };
-        let hex = |b: &[u8]| Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
-        if let Ok(bytes) = std::fs::read(&path)
-            && sha.as_ref().is_none_or(|s| hex(&bytes) == *s)
-        {
-            return Ok(bytes);
+        if path.exists() && sha.as_ref().is_none_or(|s| file_sha256(&path).is_ok_and(|h| h == *s)) {
+            return Ok(path);
         }
-        let dir = batch_dir(app, n);
+        // Missing or not as recorded: made again from the log, checked against the record.
+        let ledger = app.ledger();
         std::fs::create_dir_all(&dir).map_err(AppError::internal)?;
         let (recorded, regenerated) = ledger.regenerate_pmh_batch_into(n, &dir).map_err(AppError::internal)?;
         for f in &regenerated.files {
@@ -309,18 +342,19 @@ pub async fn download(
         for (companion, bytes) in &companions {
             write_file(&dir, companion, bytes).map_err(AppError::internal)?;
         }
-        let bytes = std::fs::read(&path).map_err(|_| AppError::NotFound)?;
-        Ok(bytes)
+        Ok(path)
     })
     .await?;
+    let (body, len) = file_body(&path).await?;
     let page = format!("/pmh/batches/{n}/{file}");
     app.access
         .record(vec![record(&user.id, Vec::new(), &page, AccessAction::Downloaded, None)], app.today())
         .await
         .map_err(AppError::internal)?;
     let content_type = if file.ends_with(".json") { "application/json" } else { "text/csv; charset=utf-8" };
-    let mut r = bytes.into_response();
+    let mut r = body.into_response();
     let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
