@@ -333,6 +333,14 @@ async fn scenario(ui: &Ui<'_>, server: &Server) -> R<()> {
         return Err("after generating, the preview still has records to send".into());
     }
 
+    // The audit page: both hash chains check out while the server runs.
+    ui.go("/audit").await?;
+    ui.press("ハッシュチェーンを今すぐ確認する").await?;
+    if ui.source().await?.matches("data-chain-ok=\"true\"").count() != 2 {
+        return Err("the audit page does not report both chains intact".into());
+    }
+    ui.shot("audit").await?;
+
     // A forged form on another origin (with even the right token) is refused and records nothing.
     ui.go("/search").await?;
     let csrf =

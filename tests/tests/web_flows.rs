@@ -374,3 +374,41 @@ fn verify_checks_the_access_log_too() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("閲覧記録 検証OK: 3件の事象"), "{out}");
 }
+
+#[test]
+fn the_audit_page_checks_both_chains_and_compares_two_positions() {
+    let (_dir, server) = start();
+    let f = fixture(&server).unwrap();
+    let mut case1 = server.login("case1").unwrap();
+    let before = head(&server);
+    let path = format!("/recipients/{}/do/change_personal_details", f.a);
+    let id = case1.get(&path).unwrap().input_value("id").unwrap();
+    case1.record(&path, &id, &[("effective", "2026-11-15"), ("address", "さくら市桜町2-2-2")]).unwrap();
+    let after = head(&server);
+
+    let mut audit = server.login("audit1").unwrap();
+    let page = audit.get("/audit").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.has(&after.to_string()) && page.has("未実施"), "head or verify status missing");
+    let checked = audit.post_form("/audit/verify", &[]).unwrap();
+    assert_eq!(checked.status, 200);
+    assert_eq!(checked.body.matches("data-chain-ok=\"true\"").count(), 2, "both chains pass");
+    assert!(checked.has(&format!("位置 1〜{after} の {after}件を確認しました")));
+
+    // What changed for A between the two positions, on the 20th.
+    let diff = audit.get(&format!("/audit?recipient={}&a={before}&b={after}&on=2026-11-20", f.a)).unwrap();
+    assert_eq!(diff.status, 200);
+    assert!(diff.has("さくら市本町1-1-1") && diff.has("さくら市桜町2-2-2"), "the address change is not shown");
+    assert!(diff.has("personal_details_changed") && diff.has("担当 一"), "the event between is not listed");
+    assert!(access_of(&server, "audit1", Some(f.a)).iter().any(|(a, _)| a == "viewed"), "the view is not logged");
+    // On a day before the change took effect, nothing differs.
+    let same = audit.get(&format!("/audit?recipient={}&a={before}&b={after}&on=2026-11-10", f.a)).unwrap();
+    assert!(same.has("違いはありません"));
+    // Bad input is named next to its field.
+    let bad = audit.get(&format!("/audit?recipient={}&a=abc&b={}", f.a, after + 100)).unwrap();
+    assert_eq!(bad.status, 200);
+    assert!(bad.has("id=\"err-a\"") && bad.has("id=\"err-b\""));
+    // A DV-protected address stays hidden from the auditor here too.
+    let dv = audit.get(&format!("/audit?recipient={}&a=1&b={after}", f.c)).unwrap();
+    assert!(!dv.has("さくら市本町1-1-1"), "the auditor sees a protected address");
+}

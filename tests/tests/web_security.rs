@@ -32,6 +32,7 @@ const PMH: [u16; 6] = [303, 403, 403, 200, 200, 200];
 const ADMIN: [u16; 6] = [303, 403, 403, 403, 200, 403];
 const ADMIN_MISSING: [u16; 6] = [303, 403, 403, 403, 200, 403];
 const ACCESS: [u16; 6] = [303, 403, 403, 403, 200, 200];
+const AUDIT: [u16; 6] = [303, 403, 403, 200, 200, 200];
 
 const MATRIX: &[Row] = &[
     Row { method: "GET", route: "/", path: "/", form: &[], expect: ANY },
@@ -146,6 +147,10 @@ const MATRIX: &[Row] = &[
         expect: ADMIN_MISSING,
     },
     Row { method: "GET", route: "/admin/access", path: "/admin/access", form: &[], expect: ACCESS },
+    Row { method: "GET", route: "/audit", path: "/audit", form: &[], expect: AUDIT },
+    // A comparison with bad positions: the page again with field errors.
+    Row { method: "GET", route: "/audit", path: "/audit?recipient=x&a=&b=", form: &[], expect: AUDIT },
+    Row { method: "POST", route: "/audit/verify", path: "/audit/verify", form: &[], expect: AUDIT },
     Row { method: "GET", route: "/static/app.css", path: "/static/app.css", form: &[], expect: [200; 6] },
     Row { method: "GET", route: "/static/app.js", path: "/static/app.js", form: &[], expect: [200; 6] },
     // Unknown paths: 404 for everyone (the fallback needs no session).

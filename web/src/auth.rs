@@ -43,6 +43,8 @@ pub enum Permission {
     Users,
     /// Search the access log.
     AccessLog,
+    /// The audit page: chain status and checks, differences between positions.
+    Audit,
 }
 
 /// Whether `role` has `permission`.
@@ -56,6 +58,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         P::PmhView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
         P::Users => matches!(role, R::Admin),
         P::AccessLog => matches!(role, R::Admin | R::Auditor),
+        P::Audit => matches!(role, R::Supervisor | R::Admin | R::Auditor),
     }
 }
 

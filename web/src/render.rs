@@ -32,6 +32,7 @@ pub struct Nav {
     pub can_pmh: bool,
     pub can_users: bool,
     pub can_access_log: bool,
+    pub can_audit: bool,
     /// Which menu item is current.
     pub current: &'static str,
 }
@@ -49,6 +50,7 @@ impl Nav {
             can_pmh: user.can(Permission::PmhView),
             can_users: user.can(Permission::Users),
             can_access_log: user.can(Permission::AccessLog),
+            can_audit: user.can(Permission::Audit),
             current,
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod audit;
 pub mod commands;
 pub mod login;
 pub mod pmh;
