@@ -112,6 +112,132 @@ pub struct Program {
     pub renewal_gap_days: u32,
     /// 実施主体 department responsible (for statements), if set.
     pub department: Option<String>,
+    /// How its paper certificate is printed.
+    pub certificate: CertificateTemplate,
+}
+
+/// Paper size of a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaperSize {
+    /// A4 portrait.
+    A4,
+    /// A folded card, 128 mm x 91 mm (the common 受給者証 card).
+    Card,
+}
+
+impl PaperSize {
+    /// Code in the configuration (`a4`, `card`).
+    pub fn code(self) -> &'static str {
+        match self {
+            PaperSize::A4 => "a4",
+            PaperSize::Card => "card",
+        }
+    }
+}
+
+/// An item on the face of a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaceItem {
+    PayerNumber,
+    RecipientNumber,
+    Name,
+    Kana,
+    BirthDate,
+    Sex,
+    Address,
+    Validity,
+    CopayCap,
+    IncomeSegment,
+    DesignatedInstitutions,
+    Disease,
+    IssueDate,
+    Issuer,
+    Notes,
+    Contact,
+}
+
+impl FaceItem {
+    /// Every item, in the default print order.
+    pub const ALL: [FaceItem; 16] = [
+        FaceItem::PayerNumber,
+        FaceItem::RecipientNumber,
+        FaceItem::Name,
+        FaceItem::Kana,
+        FaceItem::BirthDate,
+        FaceItem::Sex,
+        FaceItem::Address,
+        FaceItem::Validity,
+        FaceItem::CopayCap,
+        FaceItem::IncomeSegment,
+        FaceItem::DesignatedInstitutions,
+        FaceItem::Disease,
+        FaceItem::IssueDate,
+        FaceItem::Issuer,
+        FaceItem::Notes,
+        FaceItem::Contact,
+    ];
+
+    /// Code in the configuration.
+    pub fn code(self) -> &'static str {
+        match self {
+            FaceItem::PayerNumber => "payer_number",
+            FaceItem::RecipientNumber => "recipient_number",
+            FaceItem::Name => "name",
+            FaceItem::Kana => "kana",
+            FaceItem::BirthDate => "birth_date",
+            FaceItem::Sex => "sex",
+            FaceItem::Address => "address",
+            FaceItem::Validity => "validity",
+            FaceItem::CopayCap => "copay_cap",
+            FaceItem::IncomeSegment => "income_segment",
+            FaceItem::DesignatedInstitutions => "designated_institutions",
+            FaceItem::Disease => "disease",
+            FaceItem::IssueDate => "issue_date",
+            FaceItem::Issuer => "issuer",
+            FaceItem::Notes => "notes",
+            FaceItem::Contact => "contact",
+        }
+    }
+
+    /// The label printed beside the value.
+    pub fn label(self) -> &'static str {
+        match self {
+            FaceItem::PayerNumber => "公費負担者番号",
+            FaceItem::RecipientNumber => "公費受給者番号",
+            FaceItem::Name => "氏名",
+            FaceItem::Kana => "フリガナ",
+            FaceItem::BirthDate => "生年月日",
+            FaceItem::Sex => "性別",
+            FaceItem::Address => "住所",
+            FaceItem::Validity => "有効期間",
+            FaceItem::CopayCap => "自己負担上限額",
+            FaceItem::IncomeSegment => "所得区分",
+            FaceItem::DesignatedInstitutions => "指定医療機関",
+            FaceItem::Disease => "疾病名",
+            FaceItem::IssueDate => "交付日",
+            FaceItem::Issuer => "交付者",
+            FaceItem::Notes => "医療機関の方へ",
+            FaceItem::Contact => "問い合わせ先",
+        }
+    }
+
+    /// Parses a code.
+    pub fn parse(code: &str) -> Option<FaceItem> {
+        FaceItem::ALL.into_iter().find(|i| i.code() == code)
+    }
+}
+
+/// A program's certificate as printed: size, items in print order, and the fixed texts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateTemplate {
+    pub size: PaperSize,
+    pub items: Vec<FaceItem>,
+    /// 交付者 (for example さくら市長).
+    pub issuer: String,
+    /// Notes for clinics.
+    pub notes: String,
+    /// Contact (department and telephone).
+    pub contact: String,
 }
 
 /// The municipality running the ledger.
@@ -206,7 +332,25 @@ struct RawProgram {
     advance_days: Option<u32>,
     renewal_gap_days: Option<u32>,
     department: Option<String>,
+    certificate: Option<RawCertificate>,
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    size: Option<String>,
+    items: Option<Vec<String>>,
+    issuer: Option<String>,
+    notes: Option<String>,
+    contact: Option<String>,
+}
+
+/// Longest fixed text on a certificate (issuer, notes, contact), in characters.
+pub const CERTIFICATE_TEXT_CHARS_MAX: usize = 400;
+
+/// Default notes for clinics.
+pub const DEFAULT_CERTIFICATE_NOTES: &str =
+    "医療機関等で受診する際は、健康保険の資格確認書類（マイナ保険証等）とともにこの受給者証を提示してください。";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +416,7 @@ impl Config {
         }
 
         let prefecture = code.map(|c| c.prefecture());
+        let municipality_name = raw.municipality.name.trim().to_owned();
         let mut programs = Vec::new();
         let mut keys = BTreeSet::new();
         let mut type_ids = BTreeSet::new();
@@ -396,8 +541,14 @@ impl Config {
             if renewal_gap_days > 366 {
                 problems.add(at("renewal_gap_days"), "366日以内で指定してください");
             }
-            if let (Some(key), Some(kind), Some(pmh_mode), Some(rule), Some(age_limit)) =
-                (key, kind, pmh_mode, rule, age_limit)
+            let certificate = certificate_template(
+                p.certificate.unwrap_or_default(),
+                kind.as_ref(),
+                &municipality_name,
+                &mut |field, message| problems.add(at(&format!("certificate.{field}")), message),
+            );
+            if let (Some(key), Some(kind), Some(pmh_mode), Some(rule), Some(age_limit), Some(certificate)) =
+                (key, kind, pmh_mode, rule, age_limit, certificate)
             {
                 programs.push(Program {
                     key,
@@ -413,6 +564,7 @@ impl Config {
                     advance_days,
                     renewal_gap_days,
                     department: p.department,
+                    certificate,
                 });
             }
         }
@@ -464,6 +616,71 @@ impl Config {
         }
         .map(String::as_str)
     }
+}
+
+/// The certificate template of a program: the configured one, or by default an A4 sheet with
+/// every item (national programs) or a card without address and clinics (local programs).
+fn certificate_template(
+    raw: RawCertificate,
+    kind: Option<&ProgramKind>,
+    municipality: &str,
+    problem: &mut dyn FnMut(String, &str),
+) -> Option<CertificateTemplate> {
+    let local = matches!(kind, Some(ProgramKind::Local { .. }));
+    let mut ok = true;
+    let size = match raw.size.as_deref() {
+        None if local => PaperSize::Card,
+        None | Some("a4") => PaperSize::A4,
+        Some("card") => PaperSize::Card,
+        Some(_) => {
+            problem("size".into(), "a4 または card を指定してください");
+            ok = false;
+            PaperSize::A4
+        }
+    };
+    let items = match raw.items {
+        None if local => FaceItem::ALL
+            .into_iter()
+            .filter(|i| !matches!(i, FaceItem::Address | FaceItem::DesignatedInstitutions | FaceItem::Disease))
+            .collect(),
+        None => FaceItem::ALL.to_vec(),
+        Some(codes) => {
+            let mut items = Vec::new();
+            for (j, code) in codes.iter().enumerate() {
+                match FaceItem::parse(code) {
+                    Some(i) if items.contains(&i) => {
+                        problem(format!("items[{j}]"), "同じ項目が重複しています");
+                        ok = false;
+                    }
+                    Some(i) => items.push(i),
+                    None => {
+                        problem(
+                            format!("items[{j}]"),
+                            "券面の項目名ではありません（payer_number, name, validity など）",
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if items.is_empty() {
+                problem("items".into(), "項目を1つ以上指定してください");
+                ok = false;
+            }
+            items
+        }
+    };
+    let mut text = |field: &str, value: Option<String>, default: String| {
+        let v = value.unwrap_or(default);
+        if v.chars().count() > CERTIFICATE_TEXT_CHARS_MAX || v.chars().any(|c| c.is_control() && c != '\n') {
+            problem(field.into(), "400文字以内で、改行以外の制御文字を含めずに指定してください");
+            ok = false;
+        }
+        v
+    };
+    let issuer = text("issuer", raw.issuer, format!("{municipality}長"));
+    let notes = text("notes", raw.notes, DEFAULT_CERTIFICATE_NOTES.to_owned());
+    let contact = text("contact", raw.contact, String::new());
+    ok.then_some(CertificateTemplate { size, items, issuer, notes, contact })
 }
 
 #[cfg(test)]
@@ -541,6 +758,37 @@ mod tests {
         // Prefecture 01 in a Tokyo municipality (54016027 is valid, but 法別 54 and 北海道).
         let places = problem_places(with_program(&format!("{BASE}payer_numbers = [\"54016027\"]\n")));
         assert_eq!(places, ["program[0].payer_numbers[0]", "program[0].payer_numbers[0]"]);
+    }
+
+    #[test]
+    fn certificates_default_by_kind_and_can_be_configured() {
+        let config = Config::demo().unwrap();
+        let kosei = &config.program(&key("kosei")).unwrap().certificate;
+        assert_eq!(kosei.size, PaperSize::A4);
+        assert_eq!(kosei.items, FaceItem::ALL.to_vec());
+        assert_eq!(kosei.issuer, "さくら市長");
+        let kodomo = &config.program(&key("kodomo")).unwrap().certificate;
+        assert_eq!(kodomo.size, PaperSize::Card);
+        assert!(!kodomo.items.contains(&FaceItem::Address));
+
+        let custom = with_program(&format!(
+            "{BASE}payer_numbers = [\"15139991\"]\n[program.certificate]\nsize = \"card\"\n\
+             items = [\"name\", \"validity\", \"payer_number\"]\ncontact = \"障害福祉課 03-0000-0000\"\n"
+        ))
+        .unwrap();
+        let t = &custom.programs()[0].certificate;
+        assert_eq!(t.size, PaperSize::Card);
+        assert_eq!(t.items, [FaceItem::Name, FaceItem::Validity, FaceItem::PayerNumber]);
+        assert_eq!(t.contact, "障害福祉課 03-0000-0000");
+
+        let bad = with_program(&format!(
+            "{BASE}payer_numbers = [\"15139991\"]\n[program.certificate]\nsize = \"b5\"\n\
+             items = [\"name\", \"shoe_size\", \"name\"]\n"
+        ));
+        assert_eq!(
+            problem_places(bad),
+            ["program[0].certificate.size", "program[0].certificate.items[1]", "program[0].certificate.items[2]"]
+        );
     }
 
     #[test]

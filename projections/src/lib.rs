@@ -14,6 +14,7 @@
 //! [`submit::submit`], the one algorithm that decides and records a command.
 
 pub mod asof;
+pub mod certificate;
 pub mod changes;
 pub mod export;
 mod keyed;

@@ -221,6 +221,12 @@ impl Ui<'_> {
         if path == "/search" { Ok(()) } else { Err(format!("login of {user} ended on {path}")) }
     }
 
+    /// Logs out from `path` (a page with the navigation).
+    async fn logout_from(&self, path: &str) -> R<()> {
+        self.go(path).await?;
+        self.logout().await
+    }
+
     async fn logout(&self) -> R<()> {
         self.press("ログアウト").await?;
         let path = self.path().await?;
@@ -314,7 +320,12 @@ async fn scenario(ui: &Ui<'_>, server: &Server) -> R<()> {
     if head() != before + 1 {
         return Err(format!("a double-clicked move-out recorded {} events", head() - before));
     }
-    ui.logout().await?;
+    // The certificate print page, from the button on the recipient page.
+    ui.go(&format!("/recipients/{}", f.d)).await?;
+    ui.click("a.button[href*='/certificates/0/print']").await?;
+    ui.expect_text("令和8年11月1日から").await?;
+    ui.shot("certificate").await?;
+    ui.logout_from(&format!("/recipients/{}", f.d)).await?;
 
     // A supervisor sees what the next PMH batch would send, generates it, and the preview empties.
     ui.login("super1").await?;

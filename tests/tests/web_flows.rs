@@ -412,3 +412,47 @@ fn the_audit_page_checks_both_chains_and_compares_two_positions() {
     let dv = audit.get(&format!("/audit?recipient={}&a=1&b={after}", f.c)).unwrap();
     assert!(!dv.has("さくら市本町1-1-1"), "the auditor sees a protected address");
 }
+
+#[test]
+fn a_certificate_prints_with_era_dates_its_position_and_a_reissue_mark() {
+    let (_dir, server) = start();
+    let f = fixture(&server).unwrap();
+    let mut case1 = server.login("case1").unwrap();
+    let page = case1.get(&format!("/recipients/{}", f.a)).unwrap();
+    let link = format!("/recipients/{}/certificates/0/print?as_of=2026-11-20", f.a);
+    assert!(page.has(&link.replace('&', "&amp;")) || page.has(&link), "no print button");
+    let print = case1.get(&link).unwrap();
+    assert_eq!(print.status, 200);
+    for text in [
+        "自立支援医療受給者証(更生医療)",
+        "山田 太郎",
+        "15139991",
+        "1234566",
+        "昭和55年5月5日",
+        "令和8年11月1日から 令和8年11月30日まで",
+        "令和8年11月20日",
+        "さくら市長",
+    ] {
+        assert!(print.has(text), "{text} missing from the certificate");
+    }
+    assert!(!print.has("再交付") && !print.has("/logout"), "a first issue has no reissue mark and no navigation");
+    // The position and code tie the paper to the log.
+    let stream = daicho_store::StreamId::parse(&format!("recipient-{}", f.a)).unwrap();
+    let last = server.app.store.read_stream(&stream).unwrap().pop().unwrap();
+    let code = daicho_projections::certificate::verification_code(&last.hash.to_hex());
+    assert!(print.has(&format!("記録位置 {}", last.position.0)) && print.has(&code), "position or code missing");
+    assert!(access_of(&server, "case1", Some(f.a)).len() >= 2, "the print view is not logged");
+
+    // After a reissue the face says so.
+    let path = format!("/recipients/{}/do/reissue_certificate", f.a);
+    let id = case1.get(&path).unwrap().input_value("id").unwrap();
+    case1.record(&path, &id, &[("effective", "2026-11-20"), ("certificate", "C-A1"), ("reason", "lost")]).unwrap();
+    let again = case1.get(&link).unwrap();
+    assert!(again.has("再交付"), "no reissue mark");
+    // A viewer may not print; a day with no valid span is refused with a reason.
+    let mut viewer = server.login("viewer1").unwrap();
+    assert_eq!(viewer.get(&link).unwrap().status, 403);
+    let late = case1.get(&format!("/recipients/{}/certificates/0/print?as_of=2027-01-01", f.a)).unwrap();
+    assert_eq!(late.status, 400);
+    assert!(late.has("有効な期間がない"));
+}

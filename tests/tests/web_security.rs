@@ -93,6 +93,20 @@ const MATRIX: &[Row] = &[
         form: &[("id", "w-matrix-out"), ("step", "check")],
         expect: RECORD,
     },
+    Row {
+        method: "GET",
+        route: "/recipients/{n}/certificates/{index}/print",
+        path: "/recipients/{a}/certificates/0/print",
+        form: &[],
+        expect: RECORD,
+    },
+    Row {
+        method: "GET",
+        route: "/recipients/{n}/certificates/{index}/print",
+        path: "/recipients/{a}/certificates/7/print",
+        form: &[],
+        expect: [303, 403, 404, 404, 404, 403],
+    },
     Row { method: "GET", route: "/approvals", path: "/approvals", form: &[], expect: [303, 403, 403, 200, 200, 403] },
     Row {
         method: "POST",
@@ -153,6 +167,7 @@ const MATRIX: &[Row] = &[
     Row { method: "POST", route: "/audit/verify", path: "/audit/verify", form: &[], expect: AUDIT },
     Row { method: "GET", route: "/static/app.css", path: "/static/app.css", form: &[], expect: [200; 6] },
     Row { method: "GET", route: "/static/app.js", path: "/static/app.js", form: &[], expect: [200; 6] },
+    Row { method: "GET", route: "/static/print.css", path: "/static/print.css", form: &[], expect: [200; 6] },
     // Unknown paths: 404 for everyone (the fallback needs no session).
     Row { method: "GET", route: "(fallback)", path: "/no/such/page", form: &[], expect: [404; 6] },
     // Last, as it ends the session.

@@ -1,7 +1,7 @@
 //! Japanese wording of domain values for screens: events in a timeline, terms of a certificate,
 //! amounts. My Numbers are always masked here; an address is replaced when it must be hidden.
 
-use daicho_domain::certificate::{CapSetting, CapUnit, CopayCap, TermsChange};
+use daicho_domain::certificate::TermsChange;
 use daicho_domain::config::Config;
 use daicho_domain::event::{Event, EventBody};
 use daicho_domain::text::Sex;
@@ -9,33 +9,7 @@ use daicho_domain::text::Sex;
 /// Shown instead of an address the reader may not see.
 pub const HIDDEN_ADDRESS: &str = "（支援措置のため非表示）";
 
-/// `12,345`.
-pub fn yen(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
-}
-
-/// `月額 10,000円（外来）`.
-pub fn copay(c: &CopayCap) -> String {
-    let unit = match c.unit {
-        CapUnit::Month => "月額",
-        CapUnit::Day => "日額",
-        CapUnit::Visit => "1回",
-    };
-    let setting = match c.setting {
-        CapSetting::Outpatient => "外来",
-        CapSetting::Inpatient => "入院",
-        CapSetting::Combined => "外来・入院合算",
-    };
-    format!("{unit} {}円（{setting}）", yen(c.yen.get()))
-}
+pub use daicho_projections::certificate::copay;
 
 /// 性別 label.
 pub fn sex(s: Sex) -> &'static str {
@@ -133,19 +107,5 @@ pub fn event(e: &Event, config: &Config, show_address: bool) -> String {
             format!("受給者証 {certificate}（理由: {}）", reason.label())
         }
         EventBody::CommandRescinded { target, reason } => format!("処理 {target} を取消（理由: {reason}）"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yen_groups_thousands() {
-        assert_eq!(yen(0), "0");
-        assert_eq!(yen(999), "999");
-        assert_eq!(yen(1000), "1,000");
-        assert_eq!(yen(1234567), "1,234,567");
-        assert_eq!(yen(-20000), "-20,000");
     }
 }

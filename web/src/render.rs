@@ -92,11 +92,17 @@ pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
 }
 
 const APP_CSS: &str = include_str!("../static/app.css");
+const PRINT_CSS: &str = include_str!("../static/print.css");
 const APP_JS: &str = include_str!("../static/app.js");
 
 /// `/static/app.css`.
 pub async fn app_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
+}
+
+/// `/static/print.css` (certificate print pages).
+pub async fn print_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], PRINT_CSS).into_response()
 }
 
 /// `/static/app.js`.

@@ -70,6 +70,8 @@ pub struct CertView {
     pub current: bool,
     pub reissues: usize,
     pub spans: Vec<SpanRow>,
+    /// The print page, for those who may print and when a span is valid on or after the date.
+    pub print: Option<String>,
 }
 
 /// One timeline row.
@@ -305,7 +307,11 @@ fn build(
         .map(|r| {
             r.certificates
                 .iter()
-                .map(|c| {
+                .enumerate()
+                .map(|(index, c)| {
+                    let printable = user.can(Permission::Record)
+                        && c.spans.iter().any(|s| s.period.contains(on) || s.period.from() > on);
+                    let print = printable.then(|| format!("/recipients/{n}/certificates/{index}/print?as_of={on}"));
                     let status = match (&c.ended, c.span_on(on)) {
                         (Some(e), _) => format!("終了（{}、{}）", e.on, e.reason.label()),
                         (None, Some(_)) => "有効".to_owned(),
@@ -313,6 +319,7 @@ fn build(
                         (None, None) => "期間満了".to_owned(),
                     };
                     CertView {
+                        print,
                         id: c.id.to_string(),
                         program: describe::program_name(config, c.program.as_str()),
                         current: c.span_on(on).is_some(),
