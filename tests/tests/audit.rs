@@ -3,22 +3,11 @@
 //! positions and times.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use daicho_tests::cli::{daicho, repo};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn daicho(data: &Path, args: &[&str]) -> (u8, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = ["daicho", "--data", data.to_str().unwrap()].into_iter().chain(args.iter().copied());
-    let status = daicho::cli::main(argv, &mut out, &mut err);
-    (status, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
-}
 
 /// Runs the shipped verifier; (exit status, stdout).
 fn verify_bundle(dir: &Path) -> (i32, String) {

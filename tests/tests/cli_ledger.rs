@@ -1,22 +1,10 @@
 //! `daicho init`, `apply` and `verify` end to end on a real ledger on disk.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use daicho_tests::cli::{daicho, repo};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// Runs the CLI in-process; returns the exit status, stdout and stderr.
-fn daicho(data: &Path, args: &[&str]) -> (u8, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = ["daicho", "--data", data.to_str().unwrap()].into_iter().chain(args.iter().copied());
-    let status = daicho::cli::main(argv, &mut out, &mut err);
-    (status, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
-}
 
 fn lines(stdout: &str) -> Vec<Value> {
     stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()

@@ -3,8 +3,7 @@
 //! addresses in the access log, PMH batches, and the `daicho user` commands.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-
+use daicho_tests::cli::daicho as cli;
 use daicho_tests::web::{Server, fixture, make_ledger, recipient_in};
 use daicho_web::Settings;
 use daicho_web::access::AccessFilter;
@@ -272,14 +271,6 @@ fn pmh_batches_are_generated_downloaded_and_logged() {
     assert_eq!(r.header("location"), Some("/pmh?nothing=1"));
     // A file a batch does not have is not served.
     assert_eq!(super1.get(&format!("/pmh/batches/{n}/..%2Fsecret")).unwrap().status, 404);
-}
-
-fn cli(data: &Path, args: &[&str]) -> (u8, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = ["daicho", "--data", data.to_str().unwrap()].into_iter().chain(args.iter().copied());
-    let status = daicho::cli::main(argv, &mut out, &mut err);
-    (status, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }
 
 #[test]
