@@ -99,6 +99,11 @@ enum Command {
         #[arg(long)]
         recipient: Option<String>,
     },
+    /// Paper certificates as PDF (embedded IPAex font).
+    Certificate {
+        #[command(subcommand)]
+        action: CertificateAction,
+    },
     /// Audit tools.
     Audit {
         #[command(subcommand)]
@@ -198,6 +203,32 @@ enum ConfigAction {
     },
     /// Print the configuration in force in the ledger.
     Current,
+}
+
+#[derive(Subcommand, Debug)]
+enum CertificateAction {
+    /// One recipient's certificate, for a day (default today).
+    Print {
+        /// The caller's recipient id.
+        recipient: String,
+        /// The certificate's id (受給者証ID).
+        certificate: String,
+        /// Print the span valid on this day (or the next to start). Default: today.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// The PDF to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Every certificate renewed with a new span starting between two dates, one per page.
+    Batch {
+        /// First and last start day of the renewed spans.
+        #[arg(long, num_args = 2, value_names = ["FROM", "TO"])]
+        renewed_between: Vec<NaiveDate>,
+        /// The PDF to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -325,6 +356,24 @@ where
             out,
             err,
         ),
+        Command::Certificate { action: CertificateAction::Print { recipient, certificate, as_of, out: file } } => {
+            let today = today_in_japan();
+            let request = crate::certificate::PrintRequest {
+                data: &cli.data,
+                recipient: &recipient,
+                certificate: &certificate,
+                on: as_of.unwrap_or(today),
+                today,
+                out_file: &file,
+            };
+            crate::certificate::print(&request, out, err)
+        }
+        Command::Certificate { action: CertificateAction::Batch { renewed_between, out: file } } => {
+            match renewed_between[..] {
+                [from, to] => crate::certificate::batch(&cli.data, from, to, today_in_japan(), &file, out, err),
+                _ => EXIT_UNREADABLE,
+            }
+        }
         Command::Audit { action: AuditAction::Bundle { from, to, out: dir } } => {
             crate::audit::bundle(&cli.data, from, to, &dir, out, err)
         }

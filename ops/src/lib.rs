@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod certificate;
 pub mod check;
 pub mod cli;
 pub mod demo;

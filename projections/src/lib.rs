@@ -20,6 +20,7 @@ pub mod export;
 mod keyed;
 mod keys;
 pub mod ledger;
+pub mod pdf;
 pub mod pmh;
 pub mod query;
 mod register;
