@@ -446,4 +446,31 @@ fn a_certificate_prints_with_era_dates_its_position_and_a_reissue_mark() {
     let late = case1.get(&format!("/recipients/{}/certificates/0/print?as_of=2027-01-01", f.a)).unwrap();
     assert_eq!(late.status, 400);
     assert!(late.has("有効な期間がない"));
+
+    // A DV-protected person's certificate shows the address: only those who may see it print.
+    let grant = format!("/recipients/{}/do/grant_certificate", f.c);
+    let id = case1.get(&grant).unwrap().input_value("id").unwrap();
+    case1
+        .record(
+            &grant,
+            &id,
+            &[
+                ("effective", "2026-11-10"),
+                ("program", "kosei"),
+                ("certificate", "C-C1"),
+                ("valid_from", "2026-11-10"),
+                ("valid_to", "2027-11-09"),
+                ("payer_number", "15139991"),
+                ("recipient_number", "1234566"),
+            ],
+        )
+        .unwrap();
+    let protected = format!("/recipients/{}/certificates/0/print", f.c);
+    assert!(!case1.get(&format!("/recipients/{}", f.c)).unwrap().has("/certificates/0/print"), "print button shown");
+    assert_eq!(case1.get(&protected).unwrap().status, 403);
+    let mut super1 = server.login("super1").unwrap();
+    let r = super1.get(&protected).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.has("さくら市本町1-1-1"));
+    assert!(access_of(&server, "super1", Some(f.c)).iter().any(|(a, _)| a == "protected_address_shown"));
 }

@@ -48,24 +48,32 @@ pub async fn print(
         None => today,
         Some(raw) => parse_date(raw).map_err(|e| AppError::BadRequest(format!("時点: {}", e.message())))?,
     };
+    let u = user.clone();
     let page = blocking(&app, move |app| {
         let loaded = load(app, n)?;
         let state = fold(&loaded.events);
         let recipient = state.recipient().ok_or(AppError::NotFound)?;
         let certificate = recipient.certificates.get(index).ok_or(AppError::NotFound)?;
+        // The face shows the address: for a DV-protected person only those who may see it print.
+        let protected = recipient.dv_support_since.is_some();
+        if protected && !u.can(Permission::ProtectedAddress) {
+            return Err(AppError::Forbidden);
+        }
         // The face is made from the stream as recorded: its last event is the position printed.
         let last = loaded.envelopes.last().ok_or(AppError::NotFound)?;
         let config = app.ledger().config().clone();
         let face = face(&config, recipient, certificate, on, today, last.position.0, &last.hash.to_hex())
             .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
-        Ok(CertificatePage { size: face.size.code(), face, back: format!("/recipients/{n}") })
+        Ok((CertificatePage { size: face.size.code(), face, back: format!("/recipients/{n}") }, protected))
     })
     .await?;
+    let (page, protected) = page;
     let path = format!("/recipients/{n}/certificates/{index}/print");
-    app.access
-        .record(vec![record(&user.id, vec![n], &path, AccessAction::Viewed, None)], today)
-        .await
-        .map_err(AppError::internal)?;
+    let mut records = vec![record(&user.id, vec![n], &path, AccessAction::Viewed, None)];
+    if protected {
+        records.push(record(&user.id, vec![n], &path, AccessAction::ProtectedAddressShown, None));
+    }
+    app.access.record(records, today).await.map_err(AppError::internal)?;
     tracing::info!(user = %user.id, recipient = n, certificate = index, "certificate print page");
     Ok(html(&page))
 }

@@ -310,6 +310,7 @@ fn build(
                 .enumerate()
                 .map(|(index, c)| {
                     let printable = user.can(Permission::Record)
+                        && address_visible(user, r)
                         && c.spans.iter().any(|s| s.period.contains(on) || s.period.from() > on);
                     let print = printable.then(|| format!("/recipients/{n}/certificates/{index}/print?as_of={on}"));
                     let status = match (&c.ended, c.span_on(on)) {
