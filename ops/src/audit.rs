@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use daicho_domain::codec;
 use daicho_projections::asof::as_of;
 use daicho_projections::export::Hashing;
-use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
+use daicho_projections::ledger::Ledger;
 use daicho_projections::recipient_number;
 use daicho_store::{Envelope, Position, StreamId};
 use serde::Serialize;
@@ -237,16 +237,9 @@ pub fn replay(
     };
     let at = Position(position);
     let streams: Vec<StreamId> = match recipient {
-        Some(id) => match ledger.store().stream_for_key(RECIPIENT_CATEGORY, id) {
-            Ok(Some(s)) => vec![s],
-            Ok(None) => {
-                let _ = writeln!(err, "受給者が見つかりません");
-                return EXIT_REJECTED;
-            }
-            Err(e) => {
-                let _ = writeln!(err, "{e}");
-                return EXIT_UNREADABLE;
-            }
+        Some(id) => match crate::cli::recipient_stream(&ledger, id, err) {
+            Ok(s) => vec![s],
+            Err(code) => return code,
         },
         None => match recipient_streams(&ledger, position) {
             Ok(s) => s,

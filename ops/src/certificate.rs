@@ -14,7 +14,7 @@ use daicho_domain::event::EventBody;
 use daicho_domain::ids::CertificateRef;
 use daicho_domain::{State, evolve};
 use daicho_projections::certificate::{Face, face};
-use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
+use daicho_projections::ledger::Ledger;
 use daicho_projections::pdf::{font_path, load_font, render};
 use daicho_projections::recipient_number;
 use daicho_store::{Envelope, Position, StreamId};
@@ -64,16 +64,9 @@ pub fn print(request: &PrintRequest<'_>, out: &mut dyn Write, err: &mut dyn Writ
         Ok(l) => l,
         Err(code) => return code,
     };
-    let stream = match ledger.store().stream_for_key(RECIPIENT_CATEGORY, recipient) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            let _ = writeln!(err, "受給者が見つかりません");
-            return EXIT_REJECTED;
-        }
-        Err(e) => {
-            let _ = writeln!(err, "{e}");
-            return EXIT_UNREADABLE;
-        }
+    let stream = match crate::cli::recipient_stream(&ledger, recipient, err) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let (state, last) = match folded(&ledger, &stream) {
         Ok(x) => x,

@@ -303,6 +303,26 @@ pub fn open_ledger(data: &std::path::Path, err: &mut dyn Write) -> Result<daicho
     })
 }
 
+/// The stream of the recipient the caller calls `id`, or says why not on `err` and gives the
+/// exit status.
+pub fn recipient_stream(
+    ledger: &daicho_projections::ledger::Ledger,
+    id: &str,
+    err: &mut dyn Write,
+) -> Result<daicho_store::StreamId, u8> {
+    match ledger.store().stream_for_key(daicho_projections::ledger::RECIPIENT_CATEGORY, id) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => {
+            let _ = writeln!(err, "受給者が見つかりません");
+            Err(EXIT_REJECTED)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            Err(EXIT_UNREADABLE)
+        }
+    }
+}
+
 /// Exit status: every line accepted (or already applied), or the subcommand succeeded.
 pub const EXIT_OK: u8 = 0;
 /// Exit status: some line was rejected, or the input is invalid.

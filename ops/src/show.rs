@@ -9,8 +9,7 @@ use daicho_projections::asof::as_of;
 use daicho_projections::recipient_number;
 use daicho_store::Position;
 
-use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use daicho_projections::ledger::RECIPIENT_CATEGORY;
+use crate::cli::{EXIT_OK, EXIT_UNREADABLE};
 
 /// Runs `show`.
 pub fn run(
@@ -26,16 +25,9 @@ pub fn run(
         Err(code) => return code,
     };
     let store = ledger.store();
-    let stream = match store.stream_for_key(RECIPIENT_CATEGORY, recipient) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            let _ = writeln!(err, "受給者が見つかりません");
-            return EXIT_REJECTED;
-        }
-        Err(e) => {
-            let _ = writeln!(err, "{e}");
-            return EXIT_UNREADABLE;
-        }
+    let stream = match crate::cli::recipient_stream(&ledger, recipient, err) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let head = store.head().position;
     let at = Position(at.unwrap_or(head.0).min(head.0));
