@@ -47,6 +47,8 @@ pub enum ValueError {
     Markup { position: usize },
     /// An amount above the largest that makes sense.
     TooLarge { max: i64 },
+    /// An era date outside its era (平成32年, 令和元年4月1日): the era it names never had that day.
+    OutsideEra { era: String },
 }
 
 impl ValueError {
@@ -72,6 +74,7 @@ impl ValueError {
             ValueError::UnknownField => "unknown_field",
             ValueError::Markup { .. } => "markup",
             ValueError::TooLarge { .. } => "too_large",
+            ValueError::OutsideEra { .. } => "outside_era",
         }
     }
 
@@ -105,6 +108,7 @@ impl ValueError {
             ValueError::EndBeforeStart => "終期が始期より前の日付です".to_owned(),
             ValueError::UnknownField => "この指示の種類では使えない項目です".to_owned(),
             ValueError::TooLarge { max } => format!("{max}以下の値を入力してください"),
+            ValueError::OutsideEra { era } => format!("{era}の期間にない日付です"),
             ValueError::Markup { position } => {
                 format!("{position}文字目に使えない記号（< または >）があります")
             }

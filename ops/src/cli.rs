@@ -58,6 +58,31 @@ enum Command {
         /// The command file (`-` for standard input).
         file: PathBuf,
     },
+    /// Import a legacy CSV (UTF-8 or CP932) through a column profile, row by row.
+    ///
+    /// Every row is decided by the same rules as `apply` and is recorded whole or not at all.
+    /// Writes a report (line, result, position, code, column, reason) to FILE.report.csv.
+    /// Importing the same file again records nothing. Exit status 0: no row rejected; 1: some
+    /// row rejected, or the profile or header is wrong; 2: a file or the ledger failed.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The column profile (TOML); examples in examples/import/.
+        #[arg(long)]
+        profile: PathBuf,
+        /// The report to write (must not exist). Default: FILE.report.csv.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Decide every row and write the report, recording nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who imports (the actor of every recorded command).
+        #[arg(long)]
+        actor: String,
+        /// Decide as of this date instead of today in Japan (trials and tests).
+        #[arg(long)]
+        today: Option<NaiveDate>,
+    },
     /// Verify the whole ledger: hash chain, positions, stream versions, indexes, payloads.
     ///
     /// Names the first bad position. Exit status 0: intact; 1: damaged; 2: unreadable.
@@ -355,6 +380,18 @@ where
         Command::Init { config } => init(&cli.data, config.as_ref(), out, err),
         Command::Apply { file } => crate::apply::run(&cli.data, &file, today_in_japan(), out, err),
         Command::Verify => crate::verify::run(&cli.data, out, err),
+        Command::Import { file, profile, report, dry_run, actor, today } => {
+            let request = crate::import::ImportRequest {
+                data: &cli.data,
+                profile: &profile,
+                file: &file,
+                report: report.as_deref(),
+                dry_run,
+                actor: &actor,
+                today: today.unwrap_or_else(today_in_japan),
+            };
+            crate::import::run(&request, out, err)
+        }
         Command::Demo { recipients, seed, jsonl: true } => {
             for i in 1..=recipients {
                 for line in crate::synth::history(seed, i, today_in_japan()) {

@@ -12,15 +12,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use daicho_domain::codec;
 use daicho_domain::command::parse_command_value;
 use daicho_domain::config::Config;
 use daicho_domain::{Context, Decision, State, decide, evolve};
-use daicho_store::{AppendRequest, ExpectedVersion, NewEvent, Pending, Store, Target};
+use daicho_store::{ExpectedVersion, Pending, Store, Target};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::synth::history;
-use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY};
+use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY, append_request};
 
 /// Appends queued before the loader waits for the oldest.
 pub const QUEUE_APPENDS_MAX: usize = 4096;
@@ -68,17 +67,6 @@ pub fn load(
                     continue;
                 }
             };
-            let mut new_events = Vec::with_capacity(events.len());
-            for (n, e) in events.iter().enumerate() {
-                let encoded = codec::encode(&e.body).map_err(|e| e.to_string())?;
-                new_events.push(NewEvent {
-                    event_id: format!("{}#{n}", cmd.id),
-                    event_type: encoded.event_type.into(),
-                    schema_version: encoded.schema_version,
-                    effective: e.effective,
-                    payload: encoded.payload,
-                });
-            }
             let target = if version == 0 {
                 Target::NewKeyed { category: RECIPIENT_CATEGORY.into(), key: key.clone() }
             } else {
@@ -88,15 +76,7 @@ pub fn load(
                     expected: ExpectedVersion::Exactly(version),
                 }
             };
-            let request = AppendRequest {
-                target,
-                request_id: cmd.id.to_string(),
-                request_digest: cmd.fingerprint().0,
-                actor: cmd.actor.to_string(),
-                approver: cmd.body.approver().map(ToString::to_string),
-                expected_head: None,
-                events: new_events,
-            };
+            let request = append_request(&cmd, &events, target)?;
             queue.push_back(store.submit_blocking(request).map_err(|e| e.to_string())?);
             if queue.len() >= QUEUE_APPENDS_MAX
                 && let Some(p) = queue.pop_front()

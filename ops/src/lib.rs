@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod import;
 pub mod outcome;
 pub mod pmh;
 pub mod rebuild;

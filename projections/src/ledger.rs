@@ -440,26 +440,7 @@ impl Backend for Ledger {
             },
             None => Target::NewKeyed { category: RECIPIENT_CATEGORY.into(), key: cmd.recipient.to_string() },
         };
-        let mut new_events = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            let encoded = codec::encode(&e.body).map_err(|e| BackendError(e.to_string()))?;
-            new_events.push(NewEvent {
-                event_id: format!("{}#{i}", cmd.id),
-                event_type: encoded.event_type.into(),
-                schema_version: encoded.schema_version,
-                effective: e.effective,
-                payload: encoded.payload,
-            });
-        }
-        let request = AppendRequest {
-            target,
-            request_id: cmd.id.to_string(),
-            request_digest: cmd.fingerprint().0,
-            actor: cmd.actor.to_string(),
-            approver: cmd.body.approver().map(ToString::to_string),
-            expected_head: None,
-            events: new_events,
-        };
+        let request = append_request(cmd, events, target).map_err(BackendError)?;
         match self.store.append_blocking(request) {
             Ok(o) if o.already_applied => Ok(Appended::AlreadyApplied { last: o.last.0 }),
             Ok(o) => Ok(Appended::Written { last: o.last.0 }),
@@ -470,6 +451,31 @@ impl Backend for Ledger {
             Err(e) => Err(BackendError(e.to_string())),
         }
     }
+}
+
+/// The store request that records the `events` `cmd` was decided to, at `target`: one event id
+/// per event (`<command id>#<n>`), the command's fingerprint as the request digest.
+pub fn append_request(cmd: &Command, events: &[Event], target: Target) -> Result<AppendRequest, String> {
+    let mut new_events = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let encoded = codec::encode(&e.body).map_err(|e| e.to_string())?;
+        new_events.push(NewEvent {
+            event_id: format!("{}#{i}", cmd.id),
+            event_type: encoded.event_type.into(),
+            schema_version: encoded.schema_version,
+            effective: e.effective,
+            payload: encoded.payload,
+        });
+    }
+    Ok(AppendRequest {
+        target,
+        request_id: cmd.id.to_string(),
+        request_digest: cmd.fingerprint().0,
+        actor: cmd.actor.to_string(),
+        approver: cmd.body.approver().map(ToString::to_string),
+        expected_head: None,
+        events: new_events,
+    })
 }
 
 /// A batch's data files as written: (name, writer), JSON first.

@@ -85,6 +85,57 @@ impl EraTable {
         Ok(Wareki { era, year, month: date.month(), day: date.day() })
     }
 
+    /// Parses a 和暦 date as legacy systems and people write it: `平成25年1月1日`, `平成元年1月8日`,
+    /// `H25.1.1` (also with `/` or `-`, either case), and the 7-digit era-code form of medical
+    /// systems `4250101` (code, year, month, day). Full-width digits and letters are read as
+    /// ASCII. The day must lie within the era it names: `平成31年5月1日` is refused, not moved.
+    pub fn parse(&self, raw: &str) -> Result<NaiveDate, ValueError> {
+        const EXPECTED: &str = "平成25年1月1日、H25.1.1 または 4250101";
+        let text: String = raw.trim().chars().map(to_ascii).collect();
+        if text.is_empty() {
+            return Err(ValueError::Required);
+        }
+        let format = || ValueError::Format { expected: EXPECTED };
+        let number = |s: &str| -> Result<u32, ValueError> {
+            if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format());
+            }
+            s.parse().map_err(|_| format())
+        };
+        let (era, year, month, day) = if text.len() == 7 && text.bytes().all(|b| b.is_ascii_digit()) {
+            let code: u8 = text[..1].parse().map_err(|_| format())?;
+            let era = self.eras.iter().find(|e| e.code == code).ok_or_else(format)?;
+            (era, number(&text[1..3])?, number(&text[3..5])?, number(&text[5..7])?)
+        } else if let Some(first) = text.chars().next().filter(char::is_ascii_alphabetic) {
+            let era = self.eras.iter().find(|e| e.initial.eq_ignore_ascii_case(&first)).ok_or_else(format)?;
+            let rest = &text[first.len_utf8()..];
+            let parts: Vec<&str> = rest.split(['.', '/', '-']).collect();
+            let [y, m, d] = parts[..] else { return Err(format()) };
+            (era, number(y)?, number(m)?, number(d)?)
+        } else {
+            let era = self.eras.iter().find(|e| text.starts_with(e.name.as_str())).ok_or_else(format)?;
+            let rest = &text[era.name.len()..];
+            let (y, rest) = rest.split_once('年').ok_or_else(format)?;
+            let (m, rest) = rest.split_once('月').ok_or_else(format)?;
+            let d = rest.strip_suffix('日').ok_or_else(format)?;
+            let y = if y == "元" { 1 } else { number(y)? };
+            (era, y, number(m)?, number(d)?)
+        };
+        if year == 0 {
+            return Err(ValueError::InvalidDate);
+        }
+        let gregorian_year = i32::try_from(year).map_err(|_| format())? + era.first_day.year() - 1;
+        let date = NaiveDate::from_ymd_opt(gregorian_year, month, day).ok_or(ValueError::InvalidDate)?;
+        let next = self.eras.iter().find(|e| e.first_day > era.first_day).map(|e| e.first_day);
+        if date < era.first_day || next.is_some_and(|n| date >= n) {
+            return Err(ValueError::OutsideEra { era: era.name.clone() });
+        }
+        if date < GREGORIAN_START {
+            return Err(ValueError::BeforeGregorian);
+        }
+        Ok(date)
+    }
+
     /// `令和8年4月1日`, `令和元年5月1日`.
     pub fn format(&self, date: NaiveDate) -> Result<String, ValueError> {
         self.wareki(date).map(|w| w.to_string())
@@ -102,6 +153,16 @@ pub struct Wareki<'a> {
     pub month: u32,
     /// Day of the month.
     pub day: u32,
+}
+
+/// Full-width digits, Latin letters and date separators as ASCII; other characters unchanged.
+fn to_ascii(c: char) -> char {
+    match c {
+        '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '．' | '／' | '－' => {
+            char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c)
+        }
+        _ => c,
+    }
 }
 
 impl Wareki<'_> {
@@ -174,5 +235,54 @@ mod tests {
         assert_eq!(table.format(d("2041-06-01")).unwrap(), "新元号2年6月1日");
         let too_early = Era { first_day: d("2019-05-01"), ..next };
         assert!(EraTable::with_additions(vec![too_early]).is_err());
+    }
+
+    #[test]
+    fn era_dates_parse_in_every_written_form() {
+        let table = EraTable::builtin();
+        for (raw, expected) in [
+            ("平成25年1月1日", "2013-01-01"),
+            ("H25.1.1", "2013-01-01"),
+            ("h25/01/01", "2013-01-01"),
+            ("H25-1-1", "2013-01-01"),
+            ("Ｈ２５．１．１", "2013-01-01"),
+            ("4250101", "2013-01-01"),
+            ("平成元年1月8日", "1989-01-08"),
+            ("昭和64年1月7日", "1989-01-07"),
+            ("S64.1.7", "1989-01-07"),
+            ("令和元年5月1日", "2019-05-01"),
+            ("R8.4.1", "2026-04-01"),
+            ("5080401", "2026-04-01"),
+            ("大正元年7月30日", "1912-07-30"),
+            (" 平成31年4月30日 ", "2019-04-30"),
+        ] {
+            assert_eq!(table.parse(raw), Ok(d(expected)), "{raw}");
+        }
+        // Every vector of NUMBERS.md reads back from its printed form.
+        for date in ["1912-07-29", "1912-07-30", "1926-12-25", "1989-01-07", "1989-01-08", "2019-04-30", "2019-05-01"] {
+            let printed = table.format(d(date)).unwrap();
+            assert_eq!(table.parse(&printed), Ok(d(date)), "{printed}");
+            let short = table.wareki(d(date)).unwrap().short();
+            assert_eq!(table.parse(&short), Ok(d(date)), "{short}");
+        }
+    }
+
+    #[test]
+    fn era_dates_outside_their_era_or_malformed_are_refused() {
+        let table = EraTable::builtin();
+        let code = |raw: &str| table.parse(raw).unwrap_err().code();
+        assert_eq!(code("平成31年5月1日"), "outside_era");
+        assert_eq!(code("平成元年1月7日"), "outside_era");
+        assert_eq!(code("R1.4.30"), "outside_era");
+        assert_eq!(code("明治5年12月31日"), "before_gregorian");
+        assert_eq!(code("H25.2.30"), "invalid_date");
+        assert_eq!(code("H0.1.1"), "invalid_date");
+        assert_eq!(code(""), "required");
+        for bad in
+            ["X25.1.1", "H25.1", "H25.1.1.1", "平成25年1月", "平成二十五年1月1日", "9250101", "2013-01-01", "H25..1"]
+        {
+            assert_eq!(code(bad), "format", "{bad}");
+        }
+        assert_eq!(table.parse("平成31年5月1日").unwrap_err().message(), "平成の期間にない日付です");
     }
 }
