@@ -83,6 +83,30 @@ enum Command {
         #[arg(long)]
         today: Option<NaiveDate>,
     },
+    /// Write a backup of the ledger and the access log to one file, while the server runs or not.
+    ///
+    /// The logs up to their heads when the backup starts, as stored records (independent of
+    /// sled's files), with a SHA-256 and a manifest. Restore with `daicho restore`.
+    Backup {
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build a new data directory (--data, empty or absent) from a backup file.
+    ///
+    /// Checks the hash chain of every record as it writes it, verifies the whole ledger, and
+    /// rebuilds the register.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Health: head, projection lag, last verify, last backup, last PMH batches, disk use.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the whole ledger: hash chain, positions, stream versions, indexes, payloads.
     ///
     /// Names the first bad position. Exit status 0: intact; 1: damaged; 2: unreadable.
@@ -380,6 +404,9 @@ where
         Command::Init { config } => init(&cli.data, config.as_ref(), out, err),
         Command::Apply { file } => crate::apply::run(&cli.data, &file, today_in_japan(), out, err),
         Command::Verify => crate::verify::run(&cli.data, out, err),
+        Command::Backup { out: file } => crate::backup::backup(&cli.data, &file, out, err),
+        Command::Restore { from } => crate::backup::restore(&cli.data, &from, out, err),
+        Command::Status { json } => crate::backup::status(&cli.data, json, out, err),
         Command::Import { file, profile, report, dry_run, actor, today } => {
             let request = crate::import::ImportRequest {
                 data: &cli.data,

@@ -157,7 +157,17 @@ pub fn run(req: &ServeRequest<'_>, today: NaiveDate, out: &mut dyn Write, err: &
             }
             tracing::info!("stopping");
         };
-        match daicho_web::serve(listener, app, shutdown).await {
+        // `daicho backup` and `daicho status` reach the running server through this socket.
+        #[cfg(unix)]
+        let control =
+            daicho_web::control::bind(req.data).map(|l| tokio::spawn(daicho_web::control::serve(l, app.clone())));
+        let served = daicho_web::serve(listener, app, shutdown).await;
+        #[cfg(unix)]
+        if let Some(control) = control {
+            control.abort();
+            let _ = std::fs::remove_file(daicho_web::control::socket_path(req.data));
+        }
+        match served {
             Ok(()) => EXIT_OK,
             Err(e) => {
                 let _ = writeln!(err, "サーバーが停止しました: {e}");

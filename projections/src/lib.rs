@@ -14,9 +14,11 @@
 //! [`submit::submit`], the one algorithm that decides and records a command.
 
 pub mod asof;
+pub mod backup;
 pub mod certificate;
 pub mod changes;
 pub mod export;
+pub mod health;
 mod keyed;
 mod keys;
 pub mod ledger;

@@ -10,6 +10,7 @@
 //!
 //! On disk, a store directory holds `sled/` (the database) and, once verified, `checkpoint`.
 
+pub mod backup;
 mod envelope;
 mod error;
 mod keys;

@@ -81,6 +81,13 @@ impl Server {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // The control socket, as `daicho serve` has it (for `daicho backup` and `status`).
+        {
+            let _entered = runtime.enter();
+            if let Some(listener) = daicho_web::control::bind(data) {
+                runtime.spawn(daicho_web::control::serve(listener, app.clone()));
+            }
+        }
         let served = app.clone();
         runtime.spawn(async move {
             let _ = daicho_web::serve(listener, served, async {
@@ -120,6 +127,7 @@ impl Drop for Server {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(5));
         }
+        let _ = std::fs::remove_file(daicho_web::control::socket_path(&self.data));
     }
 }
 

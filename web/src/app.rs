@@ -74,6 +74,8 @@ pub struct App {
     pub pending: PendingLinks,
     /// Settings.
     pub settings: Settings,
+    /// The data directory.
+    pub data: PathBuf,
     /// Where generated PMH files are kept (`DATA/exports`).
     pub exports: PathBuf,
     /// Municipality name for page headers.
@@ -104,6 +106,7 @@ impl App {
             throttle: Throttle::default(),
             pending,
             settings,
+            data: data.to_path_buf(),
             exports: data.join("exports"),
             municipality,
             dummy_hash,

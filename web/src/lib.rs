@@ -13,6 +13,7 @@ pub mod access;
 pub mod accounts;
 mod app;
 mod auth;
+pub mod control;
 mod describe;
 mod error;
 mod forms;

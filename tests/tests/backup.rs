@@ -1,0 +1,157 @@
+//! `daicho backup`, `restore` and `status`: a ledger round-trips through a backup file with the
+//! same chain head and the same projections; a backup taken while the web UI records commands
+//! restores to a ledger that verifies; a damaged file restores nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use daicho_projections::ledger::Ledger;
+use daicho_tests::cli::daicho;
+use daicho_tests::web::{Server, fixture, make_ledger};
+use daicho_web::Settings;
+
+/// The register projection without the My Number index, whose keys are keyed hashes under a
+/// secret each projections database draws for itself; and how many index entries there are.
+fn projection(data: &Path) -> (Vec<daicho_projections::KeyValue>, usize) {
+    let mut ledger = Ledger::open(data).unwrap();
+    let all = ledger.projections().unwrap().dump().unwrap();
+    let index = all.iter().filter(|(k, _)| k.first() == Some(&b'X')).count();
+    (all.into_iter().filter(|(k, _)| k.first() != Some(&b'X')).collect(), index)
+}
+
+fn verify_line(data: &Path) -> String {
+    let (status, out, err) = daicho(data, &["verify"]);
+    assert_eq!(status, 0, "{out}{err}");
+    out
+}
+
+#[test]
+fn a_ledger_round_trips_with_the_same_head_and_projections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ledger");
+    make_ledger(&data, 300).unwrap();
+    // A PMH batch too, so exported records and batch marks are in the projection.
+    let exports = tmp.path().join("pmh");
+    let (status, _, err) = daicho(&data, &["pmh", "export", "--out", exports.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    let original = verify_line(&data);
+    let file = tmp.path().join("daicho.backup");
+    let (status, out, err) = daicho(&data, &["backup", "--out", file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("退避しました"), "{out}");
+    // A second backup to the same file is refused.
+    assert_eq!(daicho(&data, &["backup", "--out", file.to_str().unwrap()]).0, 2);
+    let (_, status_text, _) = daicho(&data, &["status"]);
+    assert!(status_text.contains("最終退避: ") && !status_text.contains("最終退避: なし"), "{status_text}");
+
+    let copy = tmp.path().join("restored");
+    let (status, out, err) = daicho(&copy, &["restore", "--from", file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    // Same chain head (verify prints position and hash), same projections.
+    let head =
+        |s: &str| s.lines().find(|l| l.starts_with("検証OK")).map(|l| l.split("先頭").nth(1).unwrap().to_owned());
+    assert_eq!(head(&verify_line(&copy)), head(&original));
+    let (a, a_index) = projection(&data);
+    let (b, b_index) = projection(&copy);
+    assert_eq!(a.len(), b.len());
+    assert!(a == b, "the restored projection differs");
+    assert_eq!(a_index, b_index);
+    assert!(a_index > 0, "linked My Numbers are indexed");
+    // Same answers from the CLI.
+    for id in ["D0000001", "D0000150", "D0000300"] {
+        assert_eq!(daicho(&data, &["show", id]).1, daicho(&copy, &["show", id]).1);
+    }
+    // Restoring over a ledger is refused.
+    let (status, _, err) = daicho(&copy, &["restore", "--from", file.to_str().unwrap()]);
+    assert_eq!(status, 1, "{err}");
+}
+
+#[test]
+fn a_damaged_backup_restores_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ledger");
+    make_ledger(&data, 20).unwrap();
+    let file = tmp.path().join("b");
+    assert_eq!(daicho(&data, &["backup", "--out", file.to_str().unwrap()]).0, 0);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    let bad = tmp.path().join("bad");
+    std::fs::write(&bad, &bytes).unwrap();
+    let copy = tmp.path().join("restored");
+    let (status, _, err) = daicho(&copy, &["restore", "--from", bad.to_str().unwrap()]);
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("復元できません"), "{err}");
+    assert!(!copy.exists(), "nothing half-made is left");
+    // A file cut short, too.
+    std::fs::write(&bad, &std::fs::read(&file).unwrap()[..middle]).unwrap();
+    assert_eq!(daicho(&copy, &["restore", "--from", bad.to_str().unwrap()]).0, 1);
+    assert!(!copy.exists());
+}
+
+#[test]
+fn a_backup_taken_while_the_server_records_commands_restores_to_a_ledger_that_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ledger");
+    make_ledger(&data, 50).unwrap();
+    let server = Server::start(&data, Settings::default()).unwrap();
+    fixture(&server).unwrap();
+    // A caseworker keeps recording (address changes of the fixture's first recipient) while
+    // the operator takes backups through the running server's control socket.
+    let writer = {
+        let mut c = server.login("case1").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let path = "/recipients/new".to_owned();
+        let handle = std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && n < 400 {
+                n += 1;
+                let fields = [
+                    ("recipient", format!("BK-{n}")),
+                    ("effective", "2026-11-01".to_owned()),
+                    ("name", "退避 試験".to_owned()),
+                    ("kana", "タイヒ シケン".to_owned()),
+                    ("birth_date", "1990-01-01".to_owned()),
+                    ("sex", "1".to_owned()),
+                    ("address", "さくら市本町1-1-1".to_owned()),
+                ];
+                let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                c.record(&path, &format!("bk-{n}"), &fields).unwrap();
+            }
+            n
+        });
+        (stop, handle)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let file = tmp.path().join(format!("live-{i}.backup"));
+        let (status, out, err) = daicho(&data, &["backup", "--out", file.to_str().unwrap()]);
+        assert_eq!(status, 0, "{err}");
+        files.push((file, out));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, status_text, _) = daicho(&data, &["status"]);
+    assert!(status_text.contains("サーバー稼働中"), "{status_text}");
+    writer.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let recorded = writer.1.join().unwrap();
+    assert!(recorded > 2, "appends ran during the backups ({recorded})");
+    let store = server.app.store.clone();
+    let mut positions = Vec::new();
+    for (i, (file, out)) in files.iter().enumerate() {
+        let copy = tmp.path().join(format!("restored-{i}"));
+        let (status, restored, err) = daicho(&copy, &["restore", "--from", file.to_str().unwrap()]);
+        assert_eq!(status, 0, "{restored}{err}");
+        // The restored head is a position of the live log, with the live log's hash there.
+        let line = restored.lines().find(|l| l.starts_with("復元しました: ledger")).unwrap();
+        let position: u64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+        let hash = line.split_whitespace().nth(5).unwrap();
+        let live = store.get(daicho_store::Position(position)).unwrap().unwrap();
+        assert_eq!(live.hash.to_hex(), hash, "{out}");
+        assert!(restored.contains("復元しました: access"), "the access log is in the backup: {restored}");
+        positions.push(position);
+    }
+    assert!(positions[0] < positions[1], "the log moved between the two backups: {positions:?}");
+    drop(server);
+}
