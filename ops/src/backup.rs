@@ -11,7 +11,7 @@ use std::path::Path;
 
 use chrono::DateTime;
 use daicho_projections::backup::{BackupNote, backup_to};
-use daicho_projections::health::Health;
+use daicho_projections::health::{Health, human_bytes};
 use daicho_projections::ledger::{Ledger, store_dir};
 use daicho_store::Store;
 use serde_json::{Value, json};
@@ -225,18 +225,6 @@ pub fn status(data: &Path, as_json: bool, out: &mut dyn Write, err: &mut dyn Wri
 pub fn jst_time(us: i64) -> String {
     DateTime::from_timestamp_micros(us)
         .map_or_else(|| "-".into(), |t| t.with_timezone(&JST).format("%Y-%m-%d %H:%M").to_string())
-}
-
-/// Bytes for people: 1.2 MB.
-pub fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", units[unit]) }
 }
 
 /// The status as lines of text.

@@ -137,3 +137,15 @@ fn size_of(path: &Path) -> u64 {
     }
     std::fs::read_dir(path).map_or(0, |entries| entries.filter_map(Result::ok).map(|e| size_of(&e.path())).sum())
 }
+
+/// Bytes for people, in powers of 1000: `950 B`, `4.2 MB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", units[unit]) }
+}

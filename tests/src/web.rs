@@ -42,6 +42,11 @@ pub fn make_ledger(data: &Path, recipients: u64) -> Result<(), String> {
     if code != 0 {
         return Err(String::from_utf8_lossy(&err).into_owned());
     }
+    add_test_users(data)
+}
+
+/// Adds the test users (one per role, password [`PASSWORD`]) to the ledger in `data`.
+pub fn add_test_users(data: &Path) -> Result<(), String> {
     let ledger = Ledger::open(data).map_err(|e| e.to_string())?;
     let mut accounts = Accounts::load(ledger.store()).map_err(|e| e.to_string())?;
     // One hash for all: argon2 is slow on purpose, and tests add seven users.

@@ -241,3 +241,29 @@ fn broken_files_and_profiles_are_named_and_write_nothing() {
     assert_ne!(head(&data), before);
     assert_eq!(daicho(&data, &["show", "H-002"]).0, 1, "the row with the bad byte wrote nothing");
 }
+
+#[test]
+fn the_imported_cp932_sample_is_served_in_the_web_ui() {
+    use daicho_tests::web::{Server, add_test_users, recipient_in};
+    let first_recipient = |body: &str| {
+        body.split("href=\"").filter_map(|l| recipient_in(l.split('"').next().unwrap_or_default())).next().unwrap()
+    };
+    let (tmp, data) = fresh();
+    let path = tmp.path().join("served.report.csv");
+    import(&data, "vendor-cp932.toml", "vendor-cp932.csv", &path, &[]);
+    add_test_users(&data).unwrap();
+    let server = Server::start(&data, daicho_web::Settings::default()).unwrap();
+    let mut c = server.login("case1").unwrap();
+    // Found by the kana the vendor wrote in half-width.
+    let found = c.post_form("/search", &[("by", "kana"), ("q", "タカハシ")]).unwrap();
+    assert_eq!(found.status, 200);
+    assert!(found.has("髙橋 悠斗"), "{}", found.body);
+    let n = first_recipient(&found.body);
+    let page = c.get(&format!("/recipients/{n}")).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.has("髙橋 悠斗") && page.has("タカハシ ユウト"), "{}", page.body);
+    // The ① of an address came through CP932 as itself.
+    let found = c.post_form("/search", &[("by", "kana"), ("q", "サトウ ユイ")]).unwrap();
+    let page = c.get(&format!("/recipients/{}", first_recipient(&found.body))).unwrap();
+    assert!(page.has("さくら市緑町3-1 ①号棟"), "{}", page.body);
+}

@@ -474,3 +474,41 @@ fn a_certificate_prints_with_era_dates_its_position_and_a_reissue_mark() {
     assert!(r.has("さくら市本町1-1-1"));
     assert!(access_of(&server, "super1", Some(f.c)).iter().any(|(a, _)| a == "protected_address_shown"));
 }
+
+#[test]
+fn the_health_page_and_healthz_say_how_the_ledger_is() {
+    let (_dir, server) = start();
+    fixture(&server).unwrap();
+    let mut admin = server.login("admin1").unwrap();
+    let page = admin.get("/admin/health").unwrap();
+    assert_eq!(page.status, 200);
+    let head = server.app.store.head();
+    assert!(page.has(&format!("位置 {}", head.position)), "{}", page.body);
+    assert!(page.has(&head.hash.to_hex()));
+    assert!(page.has("まだ退避していません"));
+    assert!(page.has("まだ検証していません"));
+    // A backup and a verify show up on the page.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("health.backup");
+    let (status, _, err) = cli(&server.data, &["backup", "--out", file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    let page = admin.get("/admin/health").unwrap();
+    assert!(page.has(&file.display().to_string()), "{}", page.body);
+    let r = admin.post_form("/audit/verify", &[]).unwrap();
+    assert!(r.status == 200 || r.status == 303, "{}", r.status);
+    // /healthz: no login, JSON, nothing personal.
+    let mut anonymous = server.client();
+    let h = anonymous.get("/healthz").unwrap();
+    assert_eq!(h.status, 200);
+    assert_eq!(h.header("content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_str(&h.body).unwrap();
+    assert_eq!(json["status"], "ok");
+    assert!(json["registerLag"].is_u64(), "{json}");
+    assert_eq!(json["backedUp"], true);
+    for personal in ["山田", "さくら市", &head.hash.to_hex()[..16]] {
+        assert!(!h.body.contains(personal), "{personal} in /healthz");
+    }
+    // The menu shows the page to administrators only.
+    assert!(admin.get("/search").unwrap().has("/admin/health"));
+    assert!(!server.login("super1").unwrap().get("/search").unwrap().has("/admin/health"));
+}

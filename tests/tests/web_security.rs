@@ -161,6 +161,9 @@ const MATRIX: &[Row] = &[
         expect: ADMIN_MISSING,
     },
     Row { method: "GET", route: "/admin/access", path: "/admin/access", form: &[], expect: ACCESS },
+    Row { method: "GET", route: "/admin/health", path: "/admin/health", form: &[], expect: ADMIN },
+    // For monitoring: no login, no personal data.
+    Row { method: "GET", route: "/healthz", path: "/healthz", form: &[], expect: [200; 6] },
     Row { method: "GET", route: "/audit", path: "/audit", form: &[], expect: AUDIT },
     // A comparison with bad positions: the page again with field errors.
     Row { method: "GET", route: "/audit", path: "/audit?recipient=x&a=&b=", form: &[], expect: AUDIT },

@@ -45,6 +45,8 @@ pub enum Permission {
     AccessLog,
     /// The audit page: chain status and checks, differences between positions.
     Audit,
+    /// The health page (稼働状況): head, lags, last verify and backup, disk use.
+    Health,
 }
 
 /// Whether `role` has `permission`.
@@ -56,7 +58,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         P::Record => matches!(role, R::Caseworker | R::Supervisor | R::Admin),
         P::Approve | P::Reveal | P::ProtectedAddress | P::PmhExport => matches!(role, R::Supervisor | R::Admin),
         P::PmhView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
-        P::Users => matches!(role, R::Admin),
+        P::Users | P::Health => matches!(role, R::Admin),
         P::AccessLog => matches!(role, R::Admin | R::Auditor),
         P::Audit => matches!(role, R::Supervisor | R::Admin | R::Auditor),
     }

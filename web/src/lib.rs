@@ -69,6 +69,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/users/{id}/disable", post(pages::admin::disable))
         .route("/admin/users/{id}/password", post(pages::admin::reset))
         .route("/admin/access", get(pages::admin::access))
+        .route("/admin/health", get(pages::health::page))
+        .route("/healthz", get(pages::health::healthz))
         .route("/audit", get(pages::audit::show))
         .route("/audit/verify", post(pages::audit::verify))
         .route("/static/app.css", get(render::app_css))

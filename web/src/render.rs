@@ -33,6 +33,7 @@ pub struct Nav {
     pub can_users: bool,
     pub can_access_log: bool,
     pub can_audit: bool,
+    pub can_health: bool,
     /// Which menu item is current.
     pub current: &'static str,
 }
@@ -48,6 +49,7 @@ impl Nav {
             can_record: user.can(Permission::Record),
             can_approve: user.can(Permission::Approve),
             can_pmh: user.can(Permission::PmhView),
+            can_health: user.can(Permission::Health),
             can_users: user.can(Permission::Users),
             can_access_log: user.can(Permission::AccessLog),
             can_audit: user.can(Permission::Audit),

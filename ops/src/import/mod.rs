@@ -169,17 +169,19 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
             EXIT_UNREADABLE
         }
     };
+    let seconds = started.elapsed().as_secs_f64();
+    let caught_up = Instant::now();
     if !req.dry_run && status != EXIT_UNREADABLE {
         // The register catches up now, so the web UI and `show` see the imported recipients.
         if let Err(e) = ledger.projections() {
             let _ = writeln!(err, "台帳の投影を更新できません（daicho rebuild で作り直せます）: {e}");
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let projection_seconds = caught_up.elapsed().as_secs_f64();
     let head = ledger.store().head();
     let _ = writeln!(
         out,
-        "{}: {}行（{}）: 受理 {}、取込済み {}、却下 {}、空行 {}、警告あり {}。{:.1}秒（{:.0}行/秒）。{}報告: {}。台帳の先頭: 位置 {} ハッシュ {}",
+        "{}: {}行（{}）: 受理 {}、取込済み {}、却下 {}、空行 {}、警告あり {}。{:.1}秒（{:.0}行/秒、台帳の投影の更新 {:.1}秒）。{}報告: {}。台帳の先頭: 位置 {} ハッシュ {}",
         req.file.display(),
         counts.rows,
         match encoding {
@@ -193,6 +195,7 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
         counts.warned,
         seconds,
         counts.rows as f64 / seconds.max(1e-9),
+        projection_seconds,
         if req.dry_run { "確認のみで何も記録していません。" } else { "" },
         report_path.display(),
         head.position,

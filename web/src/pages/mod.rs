@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod audit;
 pub mod certificate;
 pub mod commands;
+pub mod health;
 pub mod login;
 pub mod pmh;
 pub mod recipient;
