@@ -48,13 +48,21 @@ fn ask_server(_: &Path, _: &Value) -> Option<Result<Value, String>> {
     None
 }
 
-/// Opens the access log's store when the data directory has one.
-fn open_access(data: &Path) -> Result<Option<Store>, String> {
+/// Opens the ledger and, when the data directory has one, the access log's store; or says why
+/// not on `err` and gives the exit status.
+fn open_local(data: &Path, err: &mut dyn Write) -> Result<(Ledger, Option<Store>), u8> {
+    let ledger = crate::cli::open_ledger(data, err)?;
     let dir = daicho_web::access::access_dir(data);
     if !dir.exists() {
-        return Ok(None);
+        return Ok((ledger, None));
     }
-    Store::open(&dir).map(Some).map_err(|e| format!("閲覧記録を開けません: {e}"))
+    match Store::open(&dir) {
+        Ok(access) => Ok((ledger, Some(access))),
+        Err(e) => {
+            let _ = writeln!(err, "閲覧記録を開けません: {e}");
+            Err(EXIT_UNREADABLE)
+        }
+    }
 }
 
 /// `daicho backup --out FILE`.
@@ -70,16 +78,9 @@ pub fn backup(data: &Path, file: &Path, out: &mut dyn Write, err: &mut dyn Write
         Some(Ok(answer)) => serde_json::from_value::<BackupNote>(answer["backup"].clone()).map_err(|e| e.to_string()),
         Some(Err(e)) => Err(e),
         None => {
-            let ledger = match crate::cli::open_ledger(data, err) {
-                Ok(l) => l,
+            let (ledger, access) = match open_local(data, err) {
+                Ok(opened) => opened,
                 Err(code) => return code,
-            };
-            let access = match open_access(data) {
-                Ok(a) => a,
-                Err(e) => {
-                    let _ = writeln!(err, "{e}");
-                    return EXIT_UNREADABLE;
-                }
             };
             let mut logs = vec![("ledger", ledger.store())];
             if let Some(a) = &access {
@@ -191,16 +192,9 @@ pub fn status(data: &Path, as_json: bool, out: &mut dyn Write, err: &mut dyn Wri
             return EXIT_UNREADABLE;
         }
         None => {
-            let mut ledger = match crate::cli::open_ledger(data, err) {
-                Ok(l) => l,
+            let (mut ledger, access) = match open_local(data, err) {
+                Ok(opened) => opened,
                 Err(code) => return code,
-            };
-            let access = match open_access(data) {
-                Ok(a) => a,
-                Err(e) => {
-                    let _ = writeln!(err, "{e}");
-                    return EXIT_UNREADABLE;
-                }
             };
             match Health::collect(data, &mut ledger, access.as_ref()) {
                 Ok(h) => (h, false),

@@ -170,6 +170,7 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
         }
     };
     let seconds = started.elapsed().as_secs_f64();
+    let rows_peak = peak_memory_mib();
     let caught_up = Instant::now();
     if !req.dry_run && status != EXIT_UNREADABLE {
         // The register catches up now, so the web UI and `show` see the imported recipients.
@@ -181,7 +182,7 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
     let head = ledger.store().head();
     let _ = writeln!(
         out,
-        "{}: {}行（{}）: 受理 {}、取込済み {}、却下 {}、空行 {}、警告あり {}。{:.1}秒（{:.0}行/秒、台帳の投影の更新 {:.1}秒）。{}報告: {}。台帳の先頭: 位置 {} ハッシュ {}",
+        "{}: {}行（{}）: 受理 {}、取込済み {}、却下 {}、空行 {}、警告あり {}。{:.1}秒（{:.0}行/秒{}、台帳の投影の更新 {:.1}秒）。{}報告: {}。台帳の先頭: 位置 {} ハッシュ {}",
         req.file.display(),
         counts.rows,
         match encoding {
@@ -195,6 +196,7 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
         counts.warned,
         seconds,
         counts.rows as f64 / seconds.max(1e-9),
+        rows_peak.map(|m| format!("、最大メモリ {m} MiB")).unwrap_or_default(),
         projection_seconds,
         if req.dry_run { "確認のみで何も記録していません。" } else { "" },
         report_path.display(),
@@ -202,6 +204,14 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
         head.hash.short()
     );
     status
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), in MiB.
+fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 fn default_report(file: &Path) -> PathBuf {
