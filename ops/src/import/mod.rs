@@ -143,6 +143,7 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
         today: req.today,
         dry_run: req.dry_run,
         columns: HashMap::new(),
+        order: Vec::new(),
         overlay: Overlay::default(),
         counts: Counts::default(),
     };
@@ -316,7 +317,10 @@ impl Backend for Scratch<'_> {
         {
             return Ok(Loaded { state: state.clone(), stream: (*version > 0).then(String::new), version: *version });
         }
-        self.ledger.load(recipient)
+        // Kept for the row's next command, so a stream is read from the store once per row.
+        let loaded = self.ledger.load(recipient)?;
+        self.recipients.insert(recipient.clone(), (loaded.state.clone(), loaded.version));
+        Ok(loaded)
     }
 
     fn holder(&mut self, _: &MyNumber, _: &RecipientRef) -> Result<MyNumberHolder, BackendError> {
@@ -347,6 +351,8 @@ struct Importer<'a> {
     dry_run: bool,
     /// Field -> 0-based column index and the column's name for messages.
     columns: HashMap<&'static str, (usize, String)>,
+    /// The mapped fields by column, as cells are read.
+    order: Vec<(&'static str, usize)>,
     overlay: Overlay,
     counts: Counts,
 }
@@ -500,7 +506,9 @@ impl Importer<'_> {
                 }
             };
             self.columns.insert(field, (index, label));
+            self.order.push((field, index));
         }
+        self.order.sort_by_key(|(_, i)| *i);
         Ok(())
     }
 
@@ -530,9 +538,7 @@ impl Importer<'_> {
         };
         // Cells of the mapped fields, decoded and trimmed.
         let mut cells: HashMap<&'static str, String> = HashMap::new();
-        let mut fields: Vec<(&'static str, usize)> = self.columns.iter().map(|(f, (i, _))| (*f, *i)).collect();
-        fields.sort_by_key(|(_, i)| *i);
-        for (field, index) in fields {
+        for &(field, index) in &self.order {
             let Some(raw) = record.cells.get(index) else {
                 let message = format!("列が足りません（{}列、必要な列 {}）", record.cells.len(), index + 1);
                 return rejected("missing_column", self.label(field), message);
