@@ -5,6 +5,7 @@
 //! without judging. This crate does no I/O and knows nothing about sled, axum or the clock:
 //! today's date and looked-up facts come in through [`Context`].
 
+pub mod billing;
 pub mod calendar;
 pub mod certificate;
 pub mod codec;

@@ -111,6 +111,31 @@ fn samples() -> Vec<(String, Decoded)> {
             reason: Some("医療機関からの照会".into()),
         }),
     ));
+    use daicho_domain::billing::{Month, Policy};
+    out.push((
+        codec::FEE_SCHEDULE_SET.to_owned(),
+        Decoded::Billing(codec::BillingEvent::FeeScheduleSet {
+            from_month: Month::parse("2027-04").unwrap(),
+            unit_yen: 2,
+        }),
+    ));
+    out.push((
+        codec::BILLING_MONTH_CLOSED.to_owned(),
+        Decoded::Billing(codec::BillingEvent::MonthClosed(codec::MonthClosed {
+            month: Month::parse("2027-04").unwrap(),
+            policy: Policy::PersonsOverlapping,
+            position: 1_234_567,
+            unit_yen: 2,
+            counts: [32_000, 31_850, 33_410],
+            month_yen: 64_000,
+            adjustment_yen: -4,
+            total_yen: 63_996,
+            files: vec![
+                ("billing-2027-04-detail.csv".into(), "ab".repeat(32)),
+                ("billing-2027-04-summary.csv".into(), "cd".repeat(32)),
+            ],
+        })),
+    ));
     out
 }
 
@@ -121,6 +146,7 @@ fn encode(decoded: &Decoded) -> codec::Encoded {
         Decoded::PmhBatch(batch) => codec::encode_pmh_batch(batch).unwrap(),
         Decoded::User(e) => codec::encode_user(e).unwrap(),
         Decoded::Access(r) => codec::encode_access(r).unwrap(),
+        Decoded::Billing(e) => codec::encode_billing(e).unwrap(),
     }
 }
 

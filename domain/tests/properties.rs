@@ -233,6 +233,35 @@ proptest! {
     }
 
     #[test]
+    fn persons_never_outnumber_certificates_in_any_month(actions in sequence()) {
+        use daicho_domain::billing::{FeeRecord, Month, Policy, count_person, units_of};
+        let (s, _) = run(&actions);
+        let records: Vec<FeeRecord> = s.state.recipient().map(|r| {
+            r.certificates.iter().flat_map(|c| c.spans.iter().map(move |span| FeeRecord {
+                span: span.no.0,
+                program: c.program.to_string(),
+                certificate: c.id.to_string(),
+                payer_number: span.terms.payer_number.map(|p| p.as_string()),
+                from: span.period.from(),
+                to: span.period.end(),
+            })).collect()
+        }).unwrap_or_default();
+        let mut month = Month::parse("2024-01").unwrap();
+        while month <= Month::parse("2029-12").unwrap() {
+            let persons = units_of(&records, month, Policy::PersonsOverlapping);
+            let month_end = units_of(&records, month, Policy::PersonsMonthEnd);
+            let certificates = units_of(&records, month, Policy::CertificatesOverlapping);
+            prop_assert!(persons <= 1 && month_end <= persons && persons <= certificates, "{month}: {persons} {month_end} {certificates}");
+            // A person counts when any certificate does, and each line names its spans.
+            prop_assert_eq!(persons == 1, certificates > 0);
+            for line in count_person(&records, month, Policy::CertificatesOverlapping) {
+                prop_assert!(!line.spans.is_empty());
+            }
+            month = month.next();
+        }
+    }
+
+    #[test]
     fn rescinding_is_as_if_it_had_never_happened(actions in sequence(), pick in any::<prop::sample::Index>()) {
         let (mut s, _) = run(&actions);
         let candidates: Vec<usize> = s.state.history().iter().enumerate()

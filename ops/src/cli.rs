@@ -173,6 +173,13 @@ enum Command {
         #[arg(long)]
         jsonl: bool,
     },
+    /// The monthly PMH operating-fee statement (運営費明細), closing a month, the fee schedule.
+    ///
+    /// Writes billing-YYYY-MM-detail.csv (one line per counted recipient and program, then the
+    /// adjustments of closed months), -summary.csv, .json and .html (12-month trend chart) into
+    /// an empty OUT directory. An open month is a draft at the head; a closed month is computed
+    /// again at its closing position and checked against the recorded hashes.
+    Billing(BillingArgs),
     /// PMH (Public Medical Hub) files.
     Pmh {
         #[command(subcommand)]
@@ -296,6 +303,44 @@ enum AuditAction {
         /// Output directory (must be empty or absent).
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BillingArgs {
+    #[command(subcommand)]
+    action: Option<BillingAction>,
+    /// The month (YYYY-MM).
+    #[arg(long, required = true)]
+    month: Option<String>,
+    /// persons-overlapping (default), persons-month-end or certificates-overlapping.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Output directory (empty or absent). Default: billing-YYYY-MM.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Close the month: final statement, recorded with its totals and file hashes.
+    #[arg(long, requires = "actor")]
+    close: bool,
+    /// Who closes it (an enabled supervisor or administrator account).
+    #[arg(long)]
+    actor: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum BillingAction {
+    /// The fee schedule: list it, or record an entry with --unit-yen and --from-month.
+    Schedule {
+        /// Yen per counted recipient and month.
+        #[arg(long, requires_all = ["from_month", "actor"])]
+        unit_yen: Option<u32>,
+        /// First month at this price (YYYY-MM).
+        #[arg(long, requires = "unit_yen")]
+        from_month: Option<String>,
+        /// Who records it (an enabled administrator account).
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 
@@ -464,6 +509,24 @@ where
         Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
         Command::Show { recipient, as_of, as_at } => {
             crate::show::run(&cli.data, &recipient, as_of.unwrap_or_else(today_in_japan), as_at, out, err)
+        }
+        Command::Billing(BillingArgs {
+            action: Some(BillingAction::Schedule { unit_yen, from_month, actor }), ..
+        }) => {
+            let set = unit_yen.zip(from_month.as_deref());
+            crate::billing::schedule(&cli.data, set, actor.as_deref(), today_in_japan(), out, err)
+        }
+        Command::Billing(BillingArgs { action: None, month, policy, out: dir, close, actor }) => {
+            let request = crate::billing::StatementRequest {
+                data: &cli.data,
+                month: month.as_deref().unwrap_or_default(),
+                policy: policy.as_deref(),
+                out_dir: dir.as_deref(),
+                close,
+                actor: actor.as_deref(),
+                today: today_in_japan(),
+            };
+            crate::billing::statement(&request, out, err)
         }
         Command::Pmh { action: PmhAction::Export { out: dir, batch: Some(n), .. } } => {
             crate::pmh::regenerate(&cli.data, n, &dir, out, err)

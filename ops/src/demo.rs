@@ -39,6 +39,11 @@ pub struct Loaded {
     pub refused_by: std::collections::BTreeMap<&'static str, u64>,
 }
 
+/// The demo fee schedule: from FY2027, 2 yen per counted recipient and month.
+pub const DEMO_FEE_FROM: &str = "2027-04";
+/// See [`DEMO_FEE_FROM`].
+pub const DEMO_FEE_YEN: u32 = 2;
+
 /// Loads recipients `first..=last` of the synthetic municipality `seed` into `store`.
 pub fn load(
     store: &Store,
@@ -106,7 +111,7 @@ pub fn run(data: &Path, recipients: u64, seed: u64, today: NaiveDate, out: &mut 
     } else {
         Ledger::init(data, daicho_domain::config::DEMO_TOML, today)
     };
-    let ledger = match ledger {
+    let mut ledger = match ledger {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
@@ -150,6 +155,25 @@ pub fn run(data: &Path, recipients: u64, seed: u64, today: NaiveDate, out: &mut 
             );
             for (code, n) in &l.refused_by {
                 let _ = writeln!(out, "  却下 {code}: {n}件");
+            }
+            // The operating fee: about 2 yen per recipient and month from April 2027 (FY2027).
+            match ledger.billing_log() {
+                Ok(log) if log.schedule.first_month().is_none() => {
+                    let from = daicho_domain::billing::Month::parse(DEMO_FEE_FROM);
+                    let recorded = from.map_err(|e| e.message()).and_then(|from| {
+                        ledger.set_fee_schedule(from, DEMO_FEE_YEN, "daicho-demo", today).map_err(|e| e.to_string())
+                    });
+                    if let Err(e) = recorded {
+                        let _ = writeln!(err, "料金表を記録できません: {e}");
+                        return EXIT_UNREADABLE;
+                    }
+                    let _ = writeln!(out, "料金表: {DEMO_FEE_FROM}から1人1か月{DEMO_FEE_YEN}円");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = writeln!(err, "{e}");
+                    return EXIT_UNREADABLE;
+                }
             }
             EXIT_OK
         }

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod audit;
 pub mod backup;
+pub mod billing;
 pub mod certificate;
 pub mod check;
 pub mod cli;

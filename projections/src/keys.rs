@@ -15,6 +15,7 @@
 //! | `D` | program, 0x00, recipient number, span number | (empty): current differs from exported |
 //! | `A` | program, 0x00, recipient number, span number | (empty): current record exists |
 //! | `B` | program | last batch: to-position (u64 BE), batch number (u64 BE) |
+//! | `V` | recipient number (u64 BE), span number (u32 BE) | fee history: what the record was at each position, and when first exported |
 
 pub const RECIPIENT: u8 = b'R';
 pub const NAME: u8 = b'N';
@@ -26,6 +27,7 @@ pub const ENTRY: u8 = b'E';
 pub const DIRTY: u8 = b'D';
 pub const ACTIVE: u8 = b'A';
 pub const LAST_BATCH: u8 = b'B';
+pub const FEE: u8 = b'V';
 
 pub const CHECKPOINT: &[u8] = b"Mcheckpoint";
 pub const CONFIG: &[u8] = b"Mconfig";
@@ -62,6 +64,13 @@ pub fn my_number(mac: &[u8; 32], n: u64) -> Vec<u8> {
 
 pub fn entry(n: u64, span: u32) -> Vec<u8> {
     let mut k = vec![ENTRY];
+    k.extend_from_slice(&n.to_be_bytes());
+    k.extend_from_slice(&span.to_be_bytes());
+    k
+}
+
+pub fn fee(n: u64, span: u32) -> Vec<u8> {
+    let mut k = vec![FEE];
     k.extend_from_slice(&n.to_be_bytes());
     k.extend_from_slice(&span.to_be_bytes());
     k

@@ -15,9 +15,12 @@
 
 pub mod asof;
 pub mod backup;
+pub mod billing;
 pub mod certificate;
 pub mod changes;
 pub mod export;
+pub mod fee;
+pub mod fee_report;
 pub mod health;
 mod keyed;
 mod keys;
@@ -38,7 +41,7 @@ use daicho_store::{Hash, Position, Store, StoreError};
 pub use register::{Entry, recipient_number};
 
 /// Format of the projection's data; a different stored format triggers a rebuild.
-pub const FORMAT: &str = concat!("daicho-register-1/snapshot-", "1");
+pub const FORMAT: &str = concat!("daicho-register-2/snapshot-", "1");
 
 /// Events per atomic commit during catch-up.
 pub const CHUNK_EVENTS: usize = 10_000;

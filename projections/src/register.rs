@@ -20,6 +20,7 @@ use daicho_store::{Envelope, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::ProjectionError;
+use crate::fee::{FeeVersion, fee_history_bytes, fee_history_from};
 use crate::keyed::hmac_sha256;
 use crate::keys;
 use crate::pmh::{PmhRecord, records_of, validate};
@@ -119,7 +120,7 @@ impl Fold<'_> {
             ("pmh", PMH_BATCH_EXPORTED) => {
                 let batch = codec::decode_pmh_batch(e.schema_version, &e.payload)
                     .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
-                self.apply_batch(&batch, e.stream_version)
+                self.apply_batch(&batch, e.stream_version, e.position.0)
             }
             (stream, _) => match recipient_number(stream) {
                 Some(n) => self.apply_recipient(n, e),
@@ -184,7 +185,7 @@ impl Fold<'_> {
         if indexed {
             self.update_indexes(n, old.as_ref(), new.as_ref());
         }
-        self.update_pmh(n, old.as_ref(), new.as_ref(), &scope, keep_basic_before)?;
+        self.update_pmh(n, old.as_ref(), new.as_ref(), &scope, keep_basic_before, e.position.0)?;
         self.cache.insert(n, new);
         self.dirty.insert(n);
         Ok(())
@@ -265,6 +266,7 @@ impl Fold<'_> {
         new: Option<&Recipient>,
         scope: &Scope,
         keep_basic_before: Option<chrono::NaiveDate>,
+        position: u64,
     ) -> Result<(), ProjectionError> {
         let in_scope = |c: &daicho_domain::state::Certificate| match scope {
             Scope::Nothing => false,
@@ -299,6 +301,10 @@ impl Fold<'_> {
             if entry.current == current {
                 continue;
             }
+            let fee_now = current.as_ref().map(FeeVersion::of);
+            if entry.current.as_ref().map(FeeVersion::of) != fee_now {
+                self.push_fee(n, span, position, fee_now.unwrap_or(FeeVersion::Removed))?;
+            }
             entry.current = current;
             self.put_entry(n, span, stored.as_ref(), &entry)?;
         }
@@ -306,7 +312,7 @@ impl Fold<'_> {
     }
 
     /// A batch was exported: PMH now has the current content of every record it sent.
-    fn apply_batch(&mut self, batch: &PmhBatch, batch_number: u64) -> Result<(), ProjectionError> {
+    fn apply_batch(&mut self, batch: &PmhBatch, batch_number: u64, position: u64) -> Result<(), ProjectionError> {
         let program_key = batch.program.as_str().to_owned();
         let config = self.config.clone();
         let program = config.as_ref().and_then(|c| c.program(&batch.program));
@@ -341,12 +347,28 @@ impl Fold<'_> {
                 Some(_) => continue, // held back: PMH keeps what it had
             }
             if entry != stored {
+                if stored.exported.is_none() && entry.exported.is_some() {
+                    // From this batch on PMH has the record: it counts for the fee.
+                    self.push_fee(n, span, position, FeeVersion::Exported)?;
+                }
                 self.put_entry(n, span, Some(&stored), &entry)?;
             }
         }
         let mut value = batch.to_position.to_be_bytes().to_vec();
         value.extend_from_slice(&batch_number.to_be_bytes());
         self.overlay.put(keys::last_batch(&program_key), value);
+        Ok(())
+    }
+
+    /// Appends a version to a record's fee history.
+    fn push_fee(&mut self, n: u64, span: u32, position: u64, version: FeeVersion) -> Result<(), ProjectionError> {
+        let key = keys::fee(n, span);
+        let mut history = match self.overlay.get(self.tree, &key)? {
+            Some(bytes) => fee_history_from(&bytes)?,
+            None => Vec::new(),
+        };
+        history.push((position, version));
+        self.overlay.put(key, fee_history_bytes(&history)?);
         Ok(())
     }
 

@@ -43,6 +43,8 @@ pub fn payload_json(event_type: &str, schema_version: u16, payload: &[u8]) -> Re
         ("user_disabled", 1) => as_json::<v1::UserDisabled>(event_type, payload),
         ("access_recorded", 1) => as_json::<v1::AccessRecorded>(event_type, payload),
         ("access_recorded", 2) => as_json::<v2::AccessRecorded>(event_type, payload),
+        ("fee_schedule_set", 1) => as_json::<v1::FeeScheduleSet>(event_type, payload),
+        ("billing_month_closed", 1) => as_json::<v1::BillingMonthClosed>(event_type, payload),
         _ => Err(CodecError::UnknownType { event_type: event_type.to_owned(), schema_version }),
     }
 }

@@ -43,6 +43,11 @@ pub const CONFIGURATION_SET: &str = "configuration_set";
 /// The event type of a PMH export batch (system stream `pmh`).
 pub const PMH_BATCH_EXPORTED: &str = "pmh_batch_exported";
 
+/// The event type of a fee schedule entry (system stream `billing`).
+pub const FEE_SCHEDULE_SET: &str = "fee_schedule_set";
+/// The event type of a closed billing month (system stream `billing`).
+pub const BILLING_MONTH_CLOSED: &str = "billing_month_closed";
+
 /// Event types of the `users` system stream.
 pub const USER_ADDED: &str = "user_added";
 /// See [`USER_ADDED`].
@@ -170,6 +175,103 @@ pub struct PmhBatch {
     pub held_back: u32,
     /// (file name, SHA-256 hex), in write order.
     pub files: Vec<(String, String)>,
+}
+
+/// Largest unit price accepted, in yen (the expected price is about 2 yen).
+pub const UNIT_YEN_MAX: u32 = 10_000;
+
+/// An event of the `billing` system stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BillingEvent {
+    /// The unit price from a month on.
+    FeeScheduleSet {
+        /// First month charged at this price.
+        from_month: crate::billing::Month,
+        /// Yen per counted unit and month.
+        unit_yen: u32,
+    },
+    /// A month's statement is final.
+    MonthClosed(MonthClosed),
+}
+
+/// A closed billing month as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonthClosed {
+    /// The month.
+    pub month: crate::billing::Month,
+    /// The counting policy billed.
+    pub policy: crate::billing::Policy,
+    /// The log position the statement was computed at.
+    pub position: u64,
+    /// Unit price of the month.
+    pub unit_yen: u32,
+    /// Units under each policy of [`crate::billing::Policy::ALL`], in that order.
+    pub counts: [u64; 3],
+    /// The month's own charge (units x unit price).
+    pub month_yen: u64,
+    /// Adjustments for earlier closed months carried by this statement.
+    pub adjustment_yen: i64,
+    /// The amount due: month plus adjustments.
+    pub total_yen: i64,
+    /// (file name, SHA-256 hex), in write order.
+    pub files: Vec<(String, String)>,
+}
+
+/// Encodes a billing event.
+pub fn encode_billing(e: &BillingEvent) -> Result<Encoded, CodecError> {
+    let (event_type, payload) = match e {
+        BillingEvent::FeeScheduleSet { from_month, unit_yen } => (
+            FEE_SCHEDULE_SET,
+            to_bytes(&v1::FeeScheduleSet { from_month: from_month.to_string(), unit_yen: *unit_yen })?,
+        ),
+        BillingEvent::MonthClosed(c) => (
+            BILLING_MONTH_CLOSED,
+            to_bytes(&v1::BillingMonthClosed {
+                month: c.month.to_string(),
+                policy: c.policy.number(),
+                position: c.position,
+                unit_yen: c.unit_yen,
+                counts: c.counts,
+                month_yen: c.month_yen,
+                adjustment_yen: c.adjustment_yen,
+                total_yen: c.total_yen,
+                files: c.files.clone(),
+            })?,
+        ),
+    };
+    Ok(Encoded { event_type, schema_version: 1, payload })
+}
+
+/// Decodes a billing event.
+pub fn decode_billing(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<BillingEvent, CodecError> {
+    let d = Decoder { event_type };
+    let unit = |yen: u32| {
+        if yen > UNIT_YEN_MAX { Err(ValueError::TooLarge { max: i64::from(UNIT_YEN_MAX) }) } else { Ok(yen) }
+    };
+    match (event_type, schema_version) {
+        (FEE_SCHEDULE_SET, 1) => {
+            let v: v1::FeeScheduleSet = from_bytes(event_type, payload)?;
+            Ok(BillingEvent::FeeScheduleSet {
+                from_month: d.field("from_month", crate::billing::Month::parse(&v.from_month))?,
+                unit_yen: d.field("unit_yen", unit(v.unit_yen))?,
+            })
+        }
+        (BILLING_MONTH_CLOSED, 1) => {
+            let v: v1::BillingMonthClosed = from_bytes(event_type, payload)?;
+            Ok(BillingEvent::MonthClosed(MonthClosed {
+                month: d.field("month", crate::billing::Month::parse(&v.month))?,
+                policy: d.field("policy", crate::billing::Policy::from_number(v.policy))?,
+                position: v.position,
+                unit_yen: d.field("unit_yen", unit(v.unit_yen))?,
+                counts: v.counts,
+                month_yen: v.month_yen,
+                adjustment_yen: v.adjustment_yen,
+                total_yen: v.total_yen,
+                files: v.files,
+            }))
+        }
+        _ => Err(CodecError::UnknownType { event_type: event_type.to_owned(), schema_version }),
+    }
 }
 
 /// Encodes a PMH batch event.
@@ -418,6 +520,8 @@ pub enum Decoded {
     User(UserEvent),
     /// An access record.
     Access(AccessRecord),
+    /// A fee schedule entry or a closed billing month.
+    Billing(BillingEvent),
 }
 
 /// Decodes any stored payload (every type the ledger writes), for verification and audit.
@@ -428,6 +532,8 @@ pub fn decode_any(event_type: &str, schema_version: u16, payload: &[u8]) -> Resu
         decode_pmh_batch(schema_version, payload).map(Decoded::PmhBatch)
     } else if matches!(event_type, USER_ADDED | USER_PASSWORD_SET | USER_DISABLED) {
         decode_user(event_type, schema_version, payload).map(Decoded::User)
+    } else if matches!(event_type, FEE_SCHEDULE_SET | BILLING_MONTH_CLOSED) {
+        decode_billing(event_type, schema_version, payload).map(Decoded::Billing)
     } else if event_type == ACCESS_RECORDED {
         decode_access(schema_version, payload).map(Decoded::Access)
     } else {
@@ -525,7 +631,7 @@ pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<E
 }
 
 /// Every event type with its current schema version, in a fixed order.
-pub const CURRENT_VERSIONS: [(&str, u16); 21] = [
+pub const CURRENT_VERSIONS: [(&str, u16); 23] = [
     ("recipient_registered", 1),
     ("my_number_linked", 1),
     ("my_number_corrected", 1),
@@ -547,6 +653,8 @@ pub const CURRENT_VERSIONS: [(&str, u16); 21] = [
     (USER_PASSWORD_SET, 1),
     (USER_DISABLED, 1),
     (ACCESS_RECORDED, 2),
+    (FEE_SCHEDULE_SET, 1),
+    (BILLING_MONTH_CLOSED, 1),
 ];
 
 /// Turns decoded primitives into domain values, naming the field on failure.

@@ -188,3 +188,28 @@ pub struct AccessRecorded {
     pub action: u8,
     pub reason: Option<String>,
 }
+
+/// `fee_schedule_set` v1 (system stream `billing`): the PMH operating fee per recipient and
+/// month, in force from `from_month` (YYYY-MM).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeScheduleSet {
+    pub from_month: String,
+    pub unit_yen: u32,
+}
+
+/// `billing_month_closed` v1 (system stream `billing`): a month's fee statement is final.
+/// `policy`: 1 persons-overlapping, 2 persons-month-end, 3 certificates-overlapping.
+/// `position`: the log position the statement was computed at (the event follows it).
+/// `counts`: units under policies 1, 2, 3. `files`: (file name, SHA-256 hex) in write order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingMonthClosed {
+    pub month: String,
+    pub policy: u8,
+    pub position: u64,
+    pub unit_yen: u32,
+    pub counts: [u64; 3],
+    pub month_yen: u64,
+    pub adjustment_yen: i64,
+    pub total_yen: i64,
+    pub files: Vec<(String, String)>,
+}

@@ -1,0 +1,346 @@
+//! 運営費 (the PMH operating fee): months, counting policies, the fee schedule, and counting one
+//! person's history records for a month.
+//!
+//! From April 2027 a municipality pays PMH about 2 yen per registered recipient per month. What
+//! "registered" means is still open, so the counting rule is a named [`Policy`], reported on
+//! every statement beside the counts under the other policies. The unit price is data with an
+//! effective month ([`FeeSchedule`]), recorded in the log, never a constant.
+//!
+//! This module counts one person: which of their records count in a month, under which program,
+//! how many units. Which records exist (exported to PMH, not withdrawn, as known at a position)
+//! is the projection's business.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{Datelike, Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValueError;
+
+const MONTH_FORMAT: &str = "YYYY-MM（例: 2026-10）";
+
+/// A calendar month (YYYY-MM), 1873-01..=9999-12.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Month {
+    year: u16,
+    month: u8,
+}
+
+impl Month {
+    /// Parses `YYYY-MM`.
+    pub fn parse(s: &str) -> Result<Month, ValueError> {
+        let b = s.as_bytes();
+        if b.len() != 7 || b[4] != b'-' || !b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit()) {
+            return Err(ValueError::Format { expected: MONTH_FORMAT });
+        }
+        let year: u16 = s[..4].parse().map_err(|_| ValueError::Format { expected: MONTH_FORMAT })?;
+        let month: u8 = s[5..].parse().map_err(|_| ValueError::Format { expected: MONTH_FORMAT })?;
+        if !(1873..=9999).contains(&year) || !(1..=12).contains(&month) {
+            return Err(ValueError::InvalidDate);
+        }
+        Ok(Month { year, month })
+    }
+
+    /// The month a date falls in.
+    pub fn of(date: NaiveDate) -> Month {
+        // Dates in the ledger are 1873..=9999 (calendar::parse_date).
+        Month { year: u16::try_from(date.year()).unwrap_or(9999), month: u8::try_from(date.month()).unwrap_or(12) }
+    }
+
+    /// The first day.
+    pub fn first_day(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(i32::from(self.year), u32::from(self.month), 1).unwrap_or(NaiveDate::MAX)
+    }
+
+    /// The last day.
+    pub fn last_day(self) -> NaiveDate {
+        let first = self.first_day();
+        first.checked_add_months(Months::new(1)).and_then(|d| d.pred_opt()).unwrap_or(NaiveDate::MAX)
+    }
+
+    /// The next month.
+    pub fn next(self) -> Month {
+        if self.month == 12 { Month { year: self.year + 1, month: 1 } } else { Month { month: self.month + 1, ..self } }
+    }
+
+    /// The month before.
+    pub fn prev(self) -> Month {
+        if self.month == 1 { Month { year: self.year - 1, month: 12 } } else { Month { month: self.month - 1, ..self } }
+    }
+
+    /// Japanese label: 2026年10月.
+    pub fn label_ja(self) -> String {
+        format!("{}年{}月", self.year, self.month)
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// How recipients are counted for the fee. Codes are stable (they are stored in closed months).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Policy {
+    /// Distinct persons with a record whose span overlaps the month (the default).
+    PersonsOverlapping,
+    /// Distinct persons registered on the last day of the month.
+    PersonsMonthEnd,
+    /// Person x certificate, with a record overlapping the month.
+    CertificatesOverlapping,
+}
+
+impl Policy {
+    /// Every policy, in report order.
+    pub const ALL: [Policy; 3] = [Policy::PersonsOverlapping, Policy::PersonsMonthEnd, Policy::CertificatesOverlapping];
+
+    /// The stable name.
+    pub fn code(self) -> &'static str {
+        match self {
+            Policy::PersonsOverlapping => "persons-overlapping",
+            Policy::PersonsMonthEnd => "persons-month-end",
+            Policy::CertificatesOverlapping => "certificates-overlapping",
+        }
+    }
+
+    /// The stored number.
+    pub fn number(self) -> u8 {
+        match self {
+            Policy::PersonsOverlapping => 1,
+            Policy::PersonsMonthEnd => 2,
+            Policy::CertificatesOverlapping => 3,
+        }
+    }
+
+    /// From the stored number.
+    pub fn from_number(n: u8) -> Result<Policy, ValueError> {
+        Policy::ALL.into_iter().find(|p| p.number() == n).ok_or(ValueError::UnknownCode { allowed: "1, 2, 3" })
+    }
+
+    /// From the name.
+    pub fn parse(s: &str) -> Result<Policy, ValueError> {
+        Policy::ALL.into_iter().find(|p| p.code() == s).ok_or(ValueError::UnknownCode {
+            allowed: "persons-overlapping, persons-month-end, certificates-overlapping",
+        })
+    }
+
+    /// What it counts, in Japanese.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            Policy::PersonsOverlapping => "実人数（月内に有効な履歴がある人）",
+            Policy::PersonsMonthEnd => "実人数（月末日に有効な履歴がある人）",
+            Policy::CertificatesOverlapping => "受給者証数（人×受給者証、月内に有効）",
+        }
+    }
+
+    fn per_person(self) -> bool {
+        !matches!(self, Policy::CertificatesOverlapping)
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// The unit price per month: each entry is in force from its month until the next entry's.
+/// Before the first entry nothing is charged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeeSchedule {
+    entries: BTreeMap<Month, u32>,
+}
+
+impl FeeSchedule {
+    /// Adds (or replaces) the price from a month on, as recorded in order.
+    pub fn set(&mut self, from: Month, unit_yen: u32) {
+        self.entries.insert(from, unit_yen);
+    }
+
+    /// The unit price of a month, if charged.
+    pub fn unit_for(&self, month: Month) -> Option<u32> {
+        self.entries.range(..=month).next_back().map(|(_, yen)| *yen)
+    }
+
+    /// The entry in force for a month: (from month, unit price).
+    pub fn entry_for(&self, month: Month) -> Option<(Month, u32)> {
+        self.entries.range(..=month).next_back().map(|(m, yen)| (*m, *yen))
+    }
+
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = (Month, u32)> + '_ {
+        self.entries.iter().map(|(m, y)| (*m, *y))
+    }
+
+    /// The first charged month.
+    pub fn first_month(&self) -> Option<Month> {
+        self.entries.keys().next().copied()
+    }
+}
+
+/// One history record of a person, as far as the fee is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeRecord {
+    /// Span number (the history key is `R<recipient>S<span>`).
+    pub span: u32,
+    /// Program key.
+    pub program: String,
+    /// The caller's certificate id (unique per person).
+    pub certificate: String,
+    /// 公費負担者番号, if any.
+    pub payer_number: Option<String>,
+    /// validFrom.
+    pub from: NaiveDate,
+    /// validTo.
+    pub to: NaiveDate,
+}
+
+/// One counted line: a person under one program in a month.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counted {
+    /// Program key.
+    pub program: String,
+    /// Payer number of the latest counted record of the program.
+    pub payer_number: Option<String>,
+    /// Units charged on this line (persons: 1 on one program of the person, 0 on the others;
+    /// certificates: one per certificate).
+    pub units: u32,
+    /// The spans that make the person count under this program.
+    pub spans: Vec<u32>,
+    /// When `units` is 0 under a person policy: the program the person is charged to.
+    pub charged_to: Option<String>,
+}
+
+fn qualifies(r: &FeeRecord, month: Month, policy: Policy) -> bool {
+    match policy {
+        Policy::PersonsMonthEnd => r.from <= month.last_day() && r.to >= month.last_day(),
+        Policy::PersonsOverlapping | Policy::CertificatesOverlapping => {
+            r.from <= month.last_day() && r.to >= month.first_day()
+        }
+    }
+}
+
+/// The lines of one person in a month under a policy, by program (key order). A person counted
+/// under several programs is charged once under a person policy, to the first program in key
+/// order; the other lines carry 0 units and name that program.
+pub fn count_person(records: &[FeeRecord], month: Month, policy: Policy) -> Vec<Counted> {
+    let mut by_program: BTreeMap<&str, (Vec<&FeeRecord>, BTreeSet<&str>)> = BTreeMap::new();
+    for r in records.iter().filter(|r| qualifies(r, month, policy)) {
+        let slot = by_program.entry(r.program.as_str()).or_default();
+        slot.0.push(r);
+        slot.1.insert(r.certificate.as_str());
+    }
+    let first = by_program.keys().next().map(|p| (*p).to_owned());
+    by_program
+        .into_iter()
+        .map(|(program, (mut recs, certificates))| {
+            recs.sort_by_key(|r| (r.from, r.span));
+            let payer_number = recs.last().and_then(|r| r.payer_number.clone());
+            let charged_here = !policy.per_person() || first.as_deref() == Some(program);
+            let units = if policy.per_person() {
+                u32::from(charged_here)
+            } else {
+                u32::try_from(certificates.len()).unwrap_or(u32::MAX)
+            };
+            Counted {
+                program: program.to_owned(),
+                payer_number,
+                units,
+                spans: recs.iter().map(|r| r.span).collect(),
+                charged_to: if charged_here { None } else { first.clone() },
+            }
+        })
+        .collect()
+}
+
+/// The units of one person in a month under a policy.
+pub fn units_of(records: &[FeeRecord], month: Month, policy: Policy) -> u32 {
+    count_person(records, month, policy).iter().map(|c| c.units).sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rec(span: u32, program: &str, cert: &str, from: &str, to: &str) -> FeeRecord {
+        FeeRecord {
+            span,
+            program: program.into(),
+            certificate: cert.into(),
+            payer_number: Some("88139993".into()),
+            from: from.parse().unwrap(),
+            to: to.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn months_parse_strictly_and_know_their_days() {
+        let m = Month::parse("2024-02").unwrap();
+        assert_eq!(m.last_day().to_string(), "2024-02-29");
+        assert_eq!(m.prev().to_string(), "2024-01");
+        assert_eq!(Month::parse("2026-12").unwrap().next().to_string(), "2027-01");
+        assert_eq!(Month::parse("2027-01").unwrap().prev().to_string(), "2026-12");
+        for bad in ["2026-13", "2026-00", "2026-1", "202610", "２０２６-10", "2026/10", "1872-12", "2026-10 "] {
+            assert!(Month::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Month::of("2026-10-31".parse().unwrap()).to_string(), "2026-10");
+    }
+
+    #[test]
+    fn the_schedule_charges_from_its_first_month_and_changes_by_month() {
+        let mut s = FeeSchedule::default();
+        assert_eq!(s.unit_for(Month::parse("2030-01").unwrap()), None);
+        s.set(Month::parse("2027-04").unwrap(), 2);
+        s.set(Month::parse("2028-04").unwrap(), 3);
+        assert_eq!(s.unit_for(Month::parse("2027-03").unwrap()), None);
+        assert_eq!(s.unit_for(Month::parse("2027-04").unwrap()), Some(2));
+        assert_eq!(s.unit_for(Month::parse("2028-03").unwrap()), Some(2));
+        assert_eq!(s.unit_for(Month::parse("2028-04").unwrap()), Some(3));
+    }
+
+    #[test]
+    fn a_person_in_two_programs_counts_once_per_person_and_twice_per_certificate() {
+        let records =
+            [rec(1, "kodomo", "K1", "2026-04-01", "2027-03-31"), rec(2, "hitorioya", "H1", "2026-10-15", "9999-12-31")];
+        let oct = Month::parse("2026-10").unwrap();
+        let lines = count_person(&records, oct, Policy::PersonsOverlapping);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].program, "hitorioya");
+        assert_eq!((lines[0].units, lines[1].units), (1, 0));
+        assert_eq!(lines[1].charged_to.as_deref(), Some("hitorioya"));
+        assert_eq!(units_of(&records, oct, Policy::PersonsOverlapping), 1);
+        assert_eq!(units_of(&records, oct, Policy::PersonsMonthEnd), 1);
+        assert_eq!(units_of(&records, oct, Policy::CertificatesOverlapping), 2);
+        // September: only kodomo.
+        let sep = Month::parse("2026-09").unwrap();
+        assert_eq!(units_of(&records, sep, Policy::CertificatesOverlapping), 1);
+    }
+
+    #[test]
+    fn month_end_needs_the_last_day_and_overlap_needs_any_day() {
+        let records = [rec(1, "kodomo", "K1", "2026-04-01", "2026-10-20")];
+        let oct = Month::parse("2026-10").unwrap();
+        assert_eq!(units_of(&records, oct, Policy::PersonsOverlapping), 1);
+        assert_eq!(units_of(&records, oct, Policy::PersonsMonthEnd), 0);
+        let nov = Month::parse("2026-11").unwrap();
+        assert_eq!(units_of(&records, nov, Policy::PersonsOverlapping), 0);
+        // Two spans of one certificate in a month are one certificate.
+        let split =
+            [rec(1, "kodomo", "K1", "2026-04-01", "2026-10-14"), rec(2, "kodomo", "K1", "2026-10-15", "2027-03-31")];
+        assert_eq!(units_of(&split, oct, Policy::CertificatesOverlapping), 1);
+        let lines = count_person(&split, oct, Policy::PersonsOverlapping);
+        assert_eq!(lines[0].spans, vec![1, 2]);
+    }
+
+    #[test]
+    fn policies_round_trip_their_names_and_numbers() {
+        for p in Policy::ALL {
+            assert_eq!(Policy::parse(p.code()).unwrap(), p);
+            assert_eq!(Policy::from_number(p.number()).unwrap(), p);
+        }
+        assert!(Policy::parse("persons").is_err());
+    }
+}

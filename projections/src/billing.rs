@@ -1,0 +1,419 @@
+//! 運営費 (the PMH operating fee) on the ledger: the fee schedule and closed months recorded in
+//! the system stream `billing`, statements computed at a position, and closing a month.
+//!
+//! A statement of an open month is computed at the head (試算, a draft). Closing a month
+//! computes it at the head as final, writes its files, and records `billing_month_closed` with
+//! that position, the totals and the files' SHA-256, anchored at the head (if the log moved, it
+//! computes again). A closed month is always computed at its recorded position, so its files
+//! come out byte for byte the same, whatever was recorded since; later changes to it appear as
+//! adjustment lines in the first open month.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use daicho_domain::billing::{FeeSchedule, Month, Policy};
+use daicho_domain::codec::{self, BillingEvent, CONFIGURATION_SET, MonthClosed};
+use daicho_domain::config::Config;
+use daicho_store::{AppendError, AppendRequest, ExpectedVersion, NewEvent, Position, Store, StreamId, Target};
+
+use crate::export::Hashing;
+use crate::fee::{Basis, Statement, Status};
+use crate::fee_report::{statement_html, statement_json, summary_csv};
+use crate::ledger::{CONFIG_STREAM, Ledger};
+
+/// The system stream of the fee schedule and closed months.
+pub const BILLING_STREAM: &str = "billing";
+
+/// Attempts to close a month while others keep writing.
+const HEAD_RETRIES_MAX: usize = 20;
+
+/// Why a billing request was refused or failed. Messages are Japanese and name no person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillingError {
+    /// The month has not ended (its last day is today or later).
+    NotEnded(Month),
+    /// The month is closed already.
+    AlreadyClosed(Month),
+    /// No fee schedule covers the month: nothing to charge or close.
+    NotCharged(Month),
+    /// The month was closed under another policy.
+    PolicyDiffers { month: Month, closed: Policy },
+    /// A schedule entry would change a closed month.
+    ScheduleClosed { from: Month, closed: Month },
+    /// The unit price is out of range.
+    UnitTooLarge,
+    /// Anything else (I/O, store), described.
+    Other(String),
+}
+
+impl std::fmt::Display for BillingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BillingError::NotEnded(m) => write!(f, "{} はまだ終わっていないため締められません", m.label_ja()),
+            BillingError::AlreadyClosed(m) => write!(f, "{} は締め済みです", m.label_ja()),
+            BillingError::NotCharged(m) => {
+                write!(f, "{} は料金表の開始前のため課金されません（締める必要はありません）", m.label_ja())
+            }
+            BillingError::PolicyDiffers { month, closed } => {
+                write!(f, "{} は計上方針 {} で締められています", month.label_ja(), closed.code())
+            }
+            BillingError::ScheduleClosed { from, closed } => write!(
+                f,
+                "{} からの料金は設定できません: {} は締め済みです（締め済みの月は変えられません）",
+                from.label_ja(),
+                closed.label_ja()
+            ),
+            BillingError::UnitTooLarge => write!(f, "単価は0〜{}円で指定してください", codec::UNIT_YEN_MAX),
+            BillingError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> BillingError {
+    BillingError::Other(e.to_string())
+}
+
+fn billing_stream() -> Result<StreamId, BillingError> {
+    StreamId::parse(BILLING_STREAM).ok_or_else(|| other("billing stream id"))
+}
+
+/// The `billing` stream as known at a position.
+#[derive(Clone, Debug, Default)]
+pub struct BillingLog {
+    /// The fee schedule.
+    pub schedule: FeeSchedule,
+    /// Closed months.
+    pub closed: BTreeMap<Month, MonthClosed>,
+    /// Who closed each month and where the event is: (actor, event position, recorded at µs).
+    pub closed_by: BTreeMap<Month, (String, u64, i64)>,
+    /// The stream's version (for appending).
+    pub version: u64,
+}
+
+/// Reads the `billing` stream up to position `at`.
+pub fn billing_log(store: &Store, at: u64) -> Result<BillingLog, BillingError> {
+    let mut log = BillingLog::default();
+    for e in store.read_stream(&billing_stream()?).map_err(other)? {
+        if e.position.0 > at {
+            break;
+        }
+        log.version = e.stream_version;
+        match codec::decode_billing(&e.event_type, e.schema_version, &e.payload).map_err(other)? {
+            BillingEvent::FeeScheduleSet { from_month, unit_yen } => log.schedule.set(from_month, unit_yen),
+            BillingEvent::MonthClosed(c) => {
+                log.closed_by.insert(c.month, (e.actor.clone(), e.position.0, e.recorded_at_us));
+                log.closed.insert(c.month, c);
+            }
+        }
+    }
+    Ok(log)
+}
+
+/// The configuration in force at position `at`.
+pub fn config_at(store: &Store, at: u64) -> Result<Config, BillingError> {
+    let stream = StreamId::parse(CONFIG_STREAM).ok_or_else(|| other("config stream id"))?;
+    let last = store
+        .read_stream(&stream)
+        .map_err(other)?
+        .into_iter()
+        .take_while(|e| e.position.0 <= at)
+        .filter(|e| e.event_type == CONFIGURATION_SET)
+        .last()
+        .ok_or_else(|| other("no configuration recorded"))?;
+    let toml = codec::decode_configuration(last.schema_version, &last.payload).map_err(other)?;
+    Config::from_toml(&toml).map_err(other)
+}
+
+/// The names of a month's statement files, in write order: detail CSV, summary CSV, JSON, HTML.
+pub fn file_names(month: Month) -> [String; 4] {
+    [
+        format!("billing-{month}-detail.csv"),
+        format!("billing-{month}-summary.csv"),
+        format!("billing-{month}.json"),
+        format!("billing-{month}.html"),
+    ]
+}
+
+/// One file of a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementFile {
+    pub name: String,
+    pub sha256: String,
+    /// The bytes, when computed in memory (none when written to a directory).
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// A statement with its files.
+#[derive(Clone, Debug)]
+pub struct StatementFiles {
+    pub statement: Statement,
+    pub files: Vec<StatementFile>,
+    /// For a closed month: whether the files hash as recorded when it was closed.
+    pub matches_closed: Option<bool>,
+}
+
+/// Where the detail CSV goes.
+enum Sink<'a> {
+    Memory,
+    Dir(&'a Path),
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BillingError> {
+    let mut f = std::fs::File::create(path).map_err(|e| other(format!("{}: {e}", path.display())))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| other(format!("{}: {e}", path.display())))
+}
+
+impl Ledger {
+    /// The `billing` stream at the head.
+    pub fn billing_log(&self) -> Result<BillingLog, BillingError> {
+        billing_log(self.store(), self.store().head().position.0)
+    }
+
+    /// Records a fee schedule entry: `unit_yen` per counted unit and month from `from` on.
+    /// Refused when it would change a closed month. Returns the event's position.
+    pub fn set_fee_schedule(
+        &mut self,
+        from: Month,
+        unit_yen: u32,
+        actor: &str,
+        today: NaiveDate,
+    ) -> Result<u64, BillingError> {
+        if unit_yen > codec::UNIT_YEN_MAX {
+            return Err(BillingError::UnitTooLarge);
+        }
+        let log = self.billing_log()?;
+        if let Some((closed, _)) = log.closed.range(from..).next() {
+            return Err(BillingError::ScheduleClosed { from, closed: *closed });
+        }
+        let event = BillingEvent::FeeScheduleSet { from_month: from, unit_yen };
+        let id = format!("fee-schedule-{}", log.version + 1);
+        self.append_billing(&event, &id, log.version, None, actor, today).map_err(|e| match e {
+            Some(e) => e,
+            None => other("台帳が同時に更新されました。もう一度実行してください"),
+        })
+    }
+
+    fn append_billing(
+        &self,
+        event: &BillingEvent,
+        id: &str,
+        version: u64,
+        expected_head: Option<Position>,
+        actor: &str,
+        today: NaiveDate,
+    ) -> Result<u64, Option<BillingError>> {
+        let encoded = codec::encode_billing(event).map_err(|e| Some(other(e)))?;
+        let digest: [u8; 32] = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(format!("{event:?}").as_bytes()).into()
+        };
+        let request = AppendRequest {
+            target: Target::Stream {
+                stream: billing_stream().map_err(Some)?,
+                expected: ExpectedVersion::Exactly(version),
+            },
+            request_id: id.to_owned(),
+            request_digest: digest,
+            actor: actor.to_owned(),
+            approver: None,
+            expected_head,
+            events: vec![NewEvent {
+                event_id: format!("{id}#0"),
+                event_type: encoded.event_type.to_owned(),
+                schema_version: encoded.schema_version,
+                effective: today,
+                payload: encoded.payload,
+            }],
+        };
+        match self.store().append_blocking(request) {
+            Ok(o) => Ok(o.last.0),
+            Err(AppendError::HeadMoved { .. } | AppendError::WrongExpectedVersion { .. }) => Err(None),
+            Err(e) => Err(Some(other(e))),
+        }
+    }
+
+    /// The statement of `month` in memory: at its closing position when closed (then `policy`
+    /// must be the one it was closed under, or none), else a draft at the head.
+    pub fn fee_statement(&mut self, month: Month, policy: Option<Policy>) -> Result<StatementFiles, BillingError> {
+        self.statement_of(month, policy, Sink::Memory)
+    }
+
+    /// As [`Ledger::fee_statement`], writing the files into `dir` (which must exist, empty).
+    pub fn fee_statement_into(
+        &mut self,
+        month: Month,
+        policy: Option<Policy>,
+        dir: &Path,
+    ) -> Result<StatementFiles, BillingError> {
+        self.statement_of(month, policy, Sink::Dir(dir))
+    }
+
+    fn statement_of(
+        &mut self,
+        month: Month,
+        policy: Option<Policy>,
+        sink: Sink<'_>,
+    ) -> Result<StatementFiles, BillingError> {
+        self.projections().map_err(other)?;
+        let log = self.billing_log()?;
+        match log.closed.get(&month) {
+            Some(c) => {
+                if let Some(p) = policy
+                    && p != c.policy
+                {
+                    return Err(BillingError::PolicyDiffers { month, closed: c.policy });
+                }
+                let mut files = self.compute(month, c.policy, Status::Closed, c.position, &sink)?;
+                files.matches_closed = Some(
+                    files.files.len() == c.files.len()
+                        && files.files.iter().zip(&c.files).all(|(f, (name, sha))| f.name == *name && f.sha256 == *sha),
+                );
+                Ok(files)
+            }
+            None => {
+                let head = self.store().head().position.0;
+                self.compute(month, policy.unwrap_or(Policy::PersonsOverlapping), Status::Draft, head, &sink)
+            }
+        }
+    }
+
+    /// Computes a statement at `position` (the register must be caught up to it or beyond).
+    fn compute(
+        &mut self,
+        month: Month,
+        policy: Policy,
+        status: Status,
+        position: u64,
+        sink: &Sink<'_>,
+    ) -> Result<StatementFiles, BillingError> {
+        let store = self.store().clone();
+        let log = billing_log(&store, position)?;
+        let config = config_at(&store, position)?;
+        let at = store.get(Position(position)).map_err(other)?;
+        let (chain_head, recorded_at_us) =
+            at.map(|e| (e.hash.to_hex(), e.recorded_at_us)).ok_or_else(|| other("position beyond the head"))?;
+        let basis = Basis {
+            month,
+            policy,
+            status,
+            position,
+            chain_head,
+            recorded_at_us,
+            config: &config,
+            schedule: &log.schedule,
+            closed: &log.closed,
+        };
+        let source = |p: u64| store.get(Position(p)).ok().flatten().map(|e| e.event_type).unwrap_or_default();
+        let names = file_names(month);
+        let projections = self.projections_unsynced();
+        let (statement, detail_hash, detail_bytes) = match sink {
+            Sink::Memory => {
+                let (s, w) = projections.fee_statement(&basis, Hashing::new(Vec::new()), &source).map_err(other)?;
+                let (bytes, sha, _) = w.done();
+                (s, sha, Some(bytes))
+            }
+            Sink::Dir(dir) => {
+                let path = dir.join(&names[0]);
+                let file = std::fs::File::create(&path).map_err(|e| other(format!("{}: {e}", path.display())))?;
+                let out = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
+                let (s, w) = projections.fee_statement(&basis, out, &source).map_err(other)?;
+                let (buf, sha, _) = w.done();
+                let file = buf.into_inner().map_err(|e| other(format!("{}: {e}", path.display())))?;
+                file.sync_all().map_err(|e| other(format!("{}: {e}", path.display())))?;
+                (s, sha, None)
+            }
+        };
+        let summary = summary_csv(&statement);
+        let csv_files = vec![(names[0].clone(), detail_hash), (names[1].clone(), sha_hex(&summary))];
+        let json = statement_json(&statement, &csv_files).map_err(other)?;
+        let html = statement_html(&statement, &csv_files).into_bytes();
+        let mut files =
+            vec![StatementFile { name: names[0].clone(), sha256: csv_files[0].1.clone(), bytes: detail_bytes }];
+        for (name, bytes) in [(&names[1], summary), (&names[2], json), (&names[3], html)] {
+            let sha256 = sha_hex(&bytes);
+            match sink {
+                Sink::Memory => files.push(StatementFile { name: name.clone(), sha256, bytes: Some(bytes) }),
+                Sink::Dir(dir) => {
+                    write_synced(&dir.join(name), &bytes)?;
+                    files.push(StatementFile { name: name.clone(), sha256, bytes: None });
+                }
+            }
+        }
+        if let Sink::Dir(dir) = sink {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| other(format!("{}: {e}", dir.display())))?;
+        }
+        Ok(StatementFiles { statement, files, matches_closed: None })
+    }
+
+    /// Closes `month` under `policy`: computes its final statement at the head, writes the files
+    /// (into `dir`, or in memory), and records `billing_month_closed`. Refused when the month
+    /// has not ended by `today`, is closed, or is not charged.
+    pub fn close_fee_month(
+        &mut self,
+        month: Month,
+        policy: Policy,
+        today: NaiveDate,
+        actor: &str,
+        dir: Option<&Path>,
+    ) -> Result<(StatementFiles, u64), BillingError> {
+        if month.last_day() >= today {
+            return Err(BillingError::NotEnded(month));
+        }
+        for _ in 0..HEAD_RETRIES_MAX {
+            let log = self.billing_log()?;
+            if log.closed.contains_key(&month) {
+                return Err(BillingError::AlreadyClosed(month));
+            }
+            let Some(unit_yen) = log.schedule.unit_for(month) else {
+                return Err(BillingError::NotCharged(month));
+            };
+            self.projections().map_err(other)?;
+            let head = self.store().head().position;
+            let sink = match dir {
+                Some(d) => Sink::Dir(d),
+                None => Sink::Memory,
+            };
+            let files = self.compute(month, policy, Status::Closed, head.0, &sink)?;
+            let s = &files.statement;
+            let counts: [u64; 3] = [s.counts[0].1, s.counts[1].1, s.counts[2].1];
+            let event = BillingEvent::MonthClosed(MonthClosed {
+                month,
+                policy,
+                position: head.0,
+                unit_yen,
+                counts,
+                month_yen: s.month_yen,
+                adjustment_yen: s.adjustment_yen,
+                total_yen: s.total_yen,
+                files: files.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect(),
+            });
+            let id = format!("billing-close-{month}");
+            match self.append_billing(&event, &id, log.version, Some(head), actor, today) {
+                Ok(position) => return Ok((files, position)),
+                Err(None) => {
+                    if let Some(d) = dir {
+                        for f in &files.files {
+                            let _ = std::fs::remove_file(d.join(&f.name));
+                        }
+                    }
+                }
+                Err(Some(e)) => return Err(e),
+            }
+        }
+        Err(other("台帳の更新が続いたため締められませんでした。もう一度実行してください"))
+    }
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The default output directory of a month's statement.
+pub fn default_dir(month: Month) -> PathBuf {
+    PathBuf::from(format!("billing-{month}"))
+}
