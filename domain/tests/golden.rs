@@ -20,6 +20,10 @@ use daicho_domain::event::EventBody;
 use daicho_domain::{Context, Decision, State, decide, evolve};
 use serde_json::json;
 
+/// The configuration sample of the corpus: the demo file as it was when the corpus was made (the
+/// bundled demo may change; the sample may not).
+const CONFIGURATION_V1: &str = include_str!("data/configuration-v1.toml");
+
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
 }
@@ -63,10 +67,7 @@ fn samples() -> Vec<(String, Decoded)> {
             state = evolve(state, &e);
         }
     }
-    out.push((
-        codec::CONFIGURATION_SET.to_owned(),
-        Decoded::Configuration(daicho_domain::config::DEMO_TOML.to_owned()),
-    ));
+    out.push((codec::CONFIGURATION_SET.to_owned(), Decoded::Configuration(CONFIGURATION_V1.to_owned())));
     out.push((
         codec::PMH_BATCH_EXPORTED.to_owned(),
         Decoded::PmhBatch(codec::PmhBatch {

@@ -311,6 +311,10 @@ fn a_person_in_two_programs_counts_once_per_person_and_twice_per_certificate() {
     assert_eq!(c2[0]["制度"], "hitorioya");
     assert!(c2[1]["計上理由"].contains("hitorioya"));
     assert_sums(&persons);
+    // The summary is per program, payer number and 実施主体 department.
+    let kodomo = persons.summary.iter().find(|r| r["区分"] == "当月" && r["制度"] == "kodomo").unwrap();
+    assert_eq!((kodomo["公費負担者番号"].as_str(), kodomo["実施主体担当課"].as_str()), ("88139993", "こども家庭課"));
+    assert_eq!(kodomo["計上数"], "2", "C1 and D1; C2 is charged to hitorioya");
 
     let month_end = l.billing("2026-10", "month-end", &["--policy", "persons-month-end"]);
     assert_eq!(month_end.json["policy"], "persons-month-end");

@@ -352,6 +352,14 @@ async fn scenario(ui: &Ui<'_>, server: &Server) -> R<()> {
     }
     ui.shot("audit").await?;
 
+    // The fee statement of last month, with its chart (the demo charges from 2027-04).
+    ui.go("/billing?month=2026-10").await?;
+    ui.expect_text("計上方針ごとの件数").await?;
+    if !ui.source().await?.contains("<svg") {
+        return Err("the fee statement has no trend chart".into());
+    }
+    ui.shot("billing").await?;
+
     // A forged form on another origin (with even the right token) is refused and records nothing.
     ui.go("/search").await?;
     let csrf =

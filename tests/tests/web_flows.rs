@@ -512,3 +512,82 @@ fn the_health_page_and_healthz_say_how_the_ledger_is() {
     assert!(admin.get("/search").unwrap().has("/admin/health"));
     assert!(!server.login("super1").unwrap().get("/search").unwrap().has("/admin/health"));
 }
+
+#[test]
+fn a_supervisor_sees_the_fee_statement_closes_a_month_and_downloads_its_files() {
+    let (_dir, server) = start();
+    fixture(&server).unwrap();
+    // The demo charges from 2027-04; an administrator sets 2 yen from 2026-04 to bill the past.
+    let mut admin = server.login("admin1").unwrap();
+    let before = admin.get("/billing?month=2026-10").unwrap();
+    assert!(before.has("2027-04から 1人1か月 2円"), "{}", before.body);
+    assert!(before.has("料金表の開始前"));
+    let bad = admin.post_form("/billing/schedule", &[("from_month", "2026/04"), ("unit_yen", "2")]).unwrap();
+    assert_eq!(bad.status, 200);
+    assert!(bad.has("id=\"err-schedule\""), "{}", bad.body);
+    let r = admin.post_form("/billing/schedule", &[("from_month", "2026-04"), ("unit_yen", "2")]).unwrap();
+    assert_eq!(r.status, 303);
+    // Send everything to PMH (only what PMH has counts).
+    let mut sup = server.login("super1").unwrap();
+    for program in ["kodomo", "hitorioya", "shogai", "kosei", "ikusei", "yoiku"] {
+        let r = sup.post_form("/pmh/generate", &[("program", program)]).unwrap();
+        assert_eq!(r.status, 303);
+    }
+    let page = sup.get("/billing?month=2026-10").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.has("試算・未確定") && page.has("<svg") && page.has("2026-04から 1人1か月 2円"), "{}", page.body);
+    let units: u64 = between(&page.body, "<td class=\"num\" id=\"units\">", "<").parse().unwrap();
+    assert!(units > 0, "the demo municipality has recipients in October");
+    let yen: u64 = between(&page.body, "<td class=\"num\" id=\"month-yen\">", "<").parse().unwrap();
+    assert_eq!(yen, units * 2);
+    // The auditor reads it but cannot close; nobody can close a month that has not ended.
+    let auditor = server.login("audit1").unwrap().get("/billing?month=2026-10").unwrap();
+    assert!(auditor.has("試算・未確定") && !auditor.has("action=\"/billing/close\""));
+    let early = sup.post_form("/billing/close", &[("month", "2026-11")]).unwrap();
+    assert_eq!(early.status, 200);
+    assert!(early.has("id=\"err-close\"") && early.has("まだ終わっていない"), "{}", early.body);
+    let head = server.app.store.head().position;
+
+    // Close October.
+    let r = sup.post_form("/billing/close", &[("month", "2026-10"), ("policy", "persons-overlapping")]).unwrap();
+    assert_eq!(r.status, 303);
+    assert_eq!(server.app.store.head().position.0, head.0 + 1, "one billing_month_closed event");
+    let closed = sup.get("/billing?month=2026-10&closed=1").unwrap();
+    assert!(closed.has("確定・締め済み") && closed.has("記録したファイルのハッシュと一致します"), "{}", closed.body);
+    // The detail CSV downloads with the hash the page shows; its lines sum to the month.
+    let name = "billing-2026-10-detail.csv";
+    let csv = sup.get(&format!("/billing/2026-10/{name}?policy=persons-overlapping")).unwrap();
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(csv.body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    assert!(closed.has(&sha), "the page names the file's SHA-256");
+    let counted: u64 = csv
+        .body
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("当月"))
+        .map(|l| l.split(',').nth(7).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, units);
+    // The download is logged; a second closing is refused with the reason.
+    let downloads =
+        server.app.access.search(&AccessFilter { user: Some("super1".into()), ..AccessFilter::default() }, 50);
+    assert!(downloads.unwrap().iter().any(|r| r.record.page.contains(name)));
+    let twice = sup.post_form("/billing/close", &[("month", "2026-10")]).unwrap();
+    assert!(twice.has("締め済みです"), "{}", twice.body);
+    // No statement page shows a name, a My Number or an address.
+    for page in [&page, &closed, &csv] {
+        for personal in ["山田", "田中 花子", "123456789018", "本町1-1-1"] {
+            assert!(!page.has(personal), "personal data on a statement");
+        }
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).map(|i| i + start.len()).unwrap_or(0);
+    let rest = &text[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}

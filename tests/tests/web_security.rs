@@ -137,6 +137,30 @@ const MATRIX: &[Row] = &[
         form: &[],
         expect: [303, 403, 403, 404, 404, 403],
     },
+    Row { method: "GET", route: "/billing", path: "/billing", form: &[], expect: AUDIT },
+    // A bad month: the page again with the message.
+    Row { method: "GET", route: "/billing", path: "/billing?month=2026-13", form: &[], expect: AUDIT },
+    Row {
+        method: "POST",
+        route: "/billing/close",
+        path: "/billing/close",
+        form: &[("month", "")],
+        expect: [303, 403, 403, 200, 200, 403],
+    },
+    Row {
+        method: "POST",
+        route: "/billing/schedule",
+        path: "/billing/schedule",
+        form: &[("from_month", ""), ("unit_yen", "")],
+        expect: ADMIN,
+    },
+    Row {
+        method: "GET",
+        route: "/billing/{month}/{file}",
+        path: "/billing/2026-10/no-such-file.csv",
+        form: &[],
+        expect: [303, 403, 403, 404, 404, 404],
+    },
     Row { method: "GET", route: "/admin/users", path: "/admin/users", form: &[], expect: ADMIN },
     // No role chosen: the page again with a field error.
     Row {

@@ -47,6 +47,12 @@ pub enum Permission {
     Audit,
     /// The health page (稼働状況): head, lags, last verify and backup, disk use.
     Health,
+    /// The fee statement page (運営費明細) and its files.
+    BillingView,
+    /// Close a billing month.
+    BillingClose,
+    /// Record a fee schedule entry (料金表).
+    FeeSchedule,
 }
 
 /// Whether `role` has `permission`.
@@ -60,7 +66,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         P::PmhView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
         P::Users | P::Health => matches!(role, R::Admin),
         P::AccessLog => matches!(role, R::Admin | R::Auditor),
-        P::Audit => matches!(role, R::Supervisor | R::Admin | R::Auditor),
+        P::Audit | P::BillingView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
+        P::BillingClose => matches!(role, R::Supervisor | R::Admin),
+        P::FeeSchedule => matches!(role, R::Admin),
     }
 }
 

@@ -34,6 +34,7 @@ pub struct Nav {
     pub can_access_log: bool,
     pub can_audit: bool,
     pub can_health: bool,
+    pub can_billing: bool,
     /// Which menu item is current.
     pub current: &'static str,
 }
@@ -53,6 +54,7 @@ impl Nav {
             can_users: user.can(Permission::Users),
             can_access_log: user.can(Permission::AccessLog),
             can_audit: user.can(Permission::Audit),
+            can_billing: user.can(Permission::BillingView),
             current,
         }
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod billing;
 pub mod certificate;
 pub mod commands;
 pub mod health;

@@ -1,0 +1,344 @@
+//! 運営費明細 (the monthly PMH operating-fee statement): choose a month and a counting policy,
+//! see the statement and its 12-month chart, download its files, close the month
+//! (supervisors), and set the fee schedule (administrators).
+//!
+//! The statement is computed on each view: a draft at the head for an open month, the closed
+//! statement at its closing position for a closed one (the same bytes as when it was closed).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use daicho_domain::billing::{Month, Policy};
+use daicho_domain::users::AccessAction;
+use daicho_projections::billing::{BillingError, StatementFiles};
+use daicho_projections::fee::{Adjustment, Status, SummaryRow};
+use daicho_projections::fee_report::trend_svg;
+use serde::Deserialize;
+
+use super::{FormPairs, see_other, values};
+use crate::access::record;
+use crate::app::{App, blocking, format_recorded};
+use crate::auth::{CurrentUser, Permission};
+use crate::error::{AppError, AppResult};
+use crate::render::{Nav, html};
+
+/// One policy's count on the page.
+pub struct PolicyRow {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub count: u64,
+    pub billed: bool,
+}
+
+/// The page.
+#[derive(Template)]
+#[template(path = "billing.html")]
+pub struct BillingPage {
+    pub nav: Nav,
+    pub month: String,
+    pub month_label: String,
+    pub month_error: Option<String>,
+    pub policy: &'static str,
+    pub policies: Vec<(&'static str, &'static str, bool)>,
+    pub notice: Option<String>,
+    pub close_error: Option<String>,
+    pub schedule_error: Option<String>,
+    /// Everything below is absent when the month could not be read.
+    pub statement: Option<StatementView>,
+    pub schedule: Vec<(String, u32)>,
+    pub closed: Vec<(String, &'static str, i64, String, String)>,
+    pub can_close: bool,
+    pub can_schedule: bool,
+}
+
+/// The statement as shown.
+pub struct StatementView {
+    pub closed: bool,
+    pub position: u64,
+    pub chain_head: String,
+    pub recorded_at: String,
+    pub unit_yen: Option<u32>,
+    pub counts: Vec<PolicyRow>,
+    pub units: u64,
+    pub month_yen: u64,
+    pub summary: Vec<SummaryRow>,
+    pub detail_lines: u64,
+    pub adjustments: Vec<Adjustment>,
+    pub adjustment_note: Option<String>,
+    pub adjustment_yen: i64,
+    pub total_yen: i64,
+    pub chart: String,
+    pub files: Vec<(String, String)>,
+    pub matches_closed: Option<bool>,
+    pub closable: bool,
+}
+
+/// The query of `GET /billing`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Choice {
+    month: Option<String>,
+    policy: Option<String>,
+    closed: Option<u8>,
+    scheduled: Option<u8>,
+}
+
+/// What went wrong with a form, by field.
+#[derive(Default)]
+struct Messages {
+    month: Option<String>,
+    close: Option<String>,
+    schedule: Option<String>,
+    notice: Option<String>,
+}
+
+fn default_month(app: &App) -> Month {
+    Month::of(app.today()).prev()
+}
+
+fn parse_policy(raw: Option<&str>) -> Result<Option<Policy>, String> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(p) => Policy::parse(p).map(Some).map_err(|_| "計上方針を選んでください".to_owned()),
+    }
+}
+
+fn month_message(raw: &str) -> String {
+    format!("対象月は YYYY-MM の形で入力してください（例: 2026-10）。入力: {} 文字", raw.chars().count())
+}
+
+fn render_page(
+    app: &App,
+    user: &CurrentUser,
+    month_raw: &str,
+    policy: Option<Policy>,
+    mut messages: Messages,
+) -> AppResult<BillingPage> {
+    let month = Month::parse(month_raw.trim());
+    if month.is_err() {
+        messages.month = Some(month_message(month_raw));
+    }
+    let mut ledger = app.ledger();
+    let log = ledger.billing_log().map_err(AppError::internal)?;
+    let statement = match month {
+        Ok(m) => match ledger.fee_statement(m, policy) {
+            Ok(files) => Some((m, files)),
+            Err(e @ BillingError::PolicyDiffers { .. }) => {
+                messages.month = Some(e.to_string());
+                None
+            }
+            Err(e) => return Err(AppError::internal(e)),
+        },
+        Err(_) => None,
+    };
+    drop(ledger);
+    let accounts = app.accounts();
+    let closed = log
+        .closed
+        .iter()
+        .rev()
+        .map(|(m, c)| {
+            let (actor, _, at) = log.closed_by.get(m).cloned().unwrap_or_default();
+            (m.to_string(), c.policy.code(), c.total_yen, accounts.display_name(&actor), format_recorded(at))
+        })
+        .collect();
+    let today = app.today();
+    let billed_policy = statement.as_ref().map(|(_, f)| f.statement.policy);
+    let view = statement.map(|(m, f): (Month, StatementFiles)| {
+        let s = f.statement;
+        let closed = s.status == Status::Closed;
+        StatementView {
+            closed,
+            position: s.position,
+            chain_head: s.chain_head.clone(),
+            recorded_at: format_recorded(s.recorded_at_us),
+            unit_yen: s.unit_yen,
+            counts: Policy::ALL
+                .iter()
+                .zip(&s.counts)
+                .map(|(p, (_, c))| PolicyRow {
+                    code: p.code(),
+                    label: p.label_ja(),
+                    count: *c,
+                    billed: p.code() == s.policy,
+                })
+                .collect(),
+            units: s.units,
+            month_yen: s.month_yen,
+            chart: trend_svg(&s),
+            summary: s.summary,
+            detail_lines: s.detail_lines,
+            adjustments: s.adjustments,
+            adjustment_note: s.adjustment_note,
+            adjustment_yen: s.adjustment_yen,
+            total_yen: s.total_yen,
+            files: f.files.into_iter().map(|x| (x.name, x.sha256)).collect(),
+            matches_closed: f.matches_closed,
+            closable: !closed && m.last_day() < today && s.unit_yen.is_some(),
+        }
+    });
+    let policy_code = billed_policy.or(policy.map(Policy::code)).unwrap_or(Policy::PersonsOverlapping.code());
+    Ok(BillingPage {
+        nav: Nav::new(user, &app.municipality, "billing"),
+        month: month_raw.trim().to_owned(),
+        month_label: month.map(Month::label_ja).unwrap_or_default(),
+        month_error: messages.month,
+        policy: policy_code,
+        policies: Policy::ALL.iter().map(|p| (p.code(), p.label_ja(), p.code() == policy_code)).collect(),
+        notice: messages.notice,
+        close_error: messages.close,
+        schedule_error: messages.schedule,
+        statement: view,
+        schedule: log.schedule.entries().map(|(m, y)| (m.to_string(), y)).collect(),
+        closed,
+        can_close: user.can(Permission::BillingClose),
+        can_schedule: user.can(Permission::FeeSchedule),
+    })
+}
+
+/// `GET /billing`.
+pub async fn page(State(app): State<Arc<App>>, user: CurrentUser, Query(choice): Query<Choice>) -> AppResult<Response> {
+    user.require(Permission::BillingView)?;
+    let u = user.clone();
+    let page = blocking(&app, move |app| {
+        let month = choice.month.clone().unwrap_or_else(|| default_month(app).to_string());
+        let mut messages = Messages::default();
+        let policy = parse_policy(choice.policy.as_deref()).unwrap_or_else(|e| {
+            messages.month = Some(e);
+            None
+        });
+        messages.notice = match (choice.closed, choice.scheduled) {
+            (Some(_), _) => Some("月を締めました。この明細は確定し、今後変わりません。".into()),
+            (None, Some(_)) => Some("料金表を記録しました。".into()),
+            _ => None,
+        };
+        render_page(app, &u, &month, policy, messages)
+    })
+    .await?;
+    Ok(html(&page))
+}
+
+/// `POST /billing/close`: close the month under the chosen policy.
+pub async fn close(State(app): State<Arc<App>>, user: CurrentUser, form: FormPairs) -> AppResult<Response> {
+    let v = values(form);
+    user.check_csrf(v.get("csrf"))?;
+    user.require(Permission::BillingClose)?;
+    let month_raw = v.trimmed("month").to_owned();
+    let policy_raw = v.get("policy").map(str::to_owned);
+    let today = app.today();
+    let u = user.clone();
+    let outcome = blocking(&app, move |app| {
+        let policy = parse_policy(policy_raw.as_deref()).ok().flatten().unwrap_or(Policy::PersonsOverlapping);
+        let Ok(month) = Month::parse(&month_raw) else {
+            let messages = Messages { month: Some(month_message(&month_raw)), ..Messages::default() };
+            return Ok(Err(render_page(app, &u, &month_raw, Some(policy), messages)?));
+        };
+        let closed = app.ledger().close_fee_month(month, policy, today, u.id.as_str(), None);
+        match closed {
+            Ok((_, position)) => {
+                tracing::info!(user = %u.id, month = %month, position, "billing month closed");
+                Ok(Ok(format!("/billing?month={month}&closed=1")))
+            }
+            Err(BillingError::Other(e)) => Err(AppError::internal(e)),
+            Err(e) => {
+                let messages = Messages { close: Some(e.to_string()), ..Messages::default() };
+                Ok(Err(render_page(app, &u, &month_raw, Some(policy), messages)?))
+            }
+        }
+    })
+    .await?;
+    Ok(match outcome {
+        Ok(location) => see_other(&location),
+        Err(page) => html(&page),
+    })
+}
+
+/// `POST /billing/schedule`: a fee schedule entry (administrators).
+pub async fn schedule(State(app): State<Arc<App>>, user: CurrentUser, form: FormPairs) -> AppResult<Response> {
+    let v = values(form);
+    user.check_csrf(v.get("csrf"))?;
+    user.require(Permission::FeeSchedule)?;
+    let month_raw = v.trimmed("month").to_owned();
+    let from_raw = v.trimmed("from_month").to_owned();
+    let unit_raw = v.trimmed("unit_yen").to_owned();
+    let today = app.today();
+    let u = user.clone();
+    let outcome = blocking(&app, move |app| {
+        let back = if month_raw.is_empty() { default_month(app).to_string() } else { month_raw.clone() };
+        let from = Month::parse(&from_raw);
+        let unit = unit_raw.parse::<u32>().ok().filter(|y| *y <= daicho_domain::codec::UNIT_YEN_MAX);
+        let problem = match (&from, unit) {
+            (Err(_), _) => Some("開始月は YYYY-MM の形で入力してください（例: 2027-04）".to_owned()),
+            (_, None) => Some(BillingError::UnitTooLarge.to_string()),
+            (Ok(from), Some(unit)) => match app.ledger().set_fee_schedule(*from, unit, u.id.as_str(), today) {
+                Ok(position) => {
+                    tracing::info!(user = %u.id, from = %from, unit, position, "fee schedule set");
+                    None
+                }
+                Err(BillingError::Other(e)) => return Err(AppError::internal(e)),
+                Err(e) => Some(e.to_string()),
+            },
+        };
+        match problem {
+            None => Ok(Ok(format!("/billing?month={back}&scheduled=1"))),
+            Some(message) => {
+                let messages = Messages { schedule: Some(message), ..Messages::default() };
+                Ok(Err(render_page(app, &u, &back, None, messages)?))
+            }
+        }
+    })
+    .await?;
+    Ok(match outcome {
+        Ok(location) => see_other(&location),
+        Err(page) => html(&page),
+    })
+}
+
+/// The query of a download.
+#[derive(Debug, Default, Deserialize)]
+pub struct DownloadChoice {
+    policy: Option<String>,
+}
+
+/// `GET /billing/{month}/{file}`: a file of the month's statement (logged).
+pub async fn download(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    Path((month_raw, file)): Path<(String, String)>,
+    Query(choice): Query<DownloadChoice>,
+) -> AppResult<Response> {
+    user.require(Permission::BillingView)?;
+    let month = Month::parse(&month_raw).map_err(|_| AppError::NotFound)?;
+    let policy = parse_policy(choice.policy.as_deref()).map_err(AppError::BadRequest)?;
+    let name = file.clone();
+    let bytes = blocking(&app, move |app| {
+        let files = match app.ledger().fee_statement(month, policy) {
+            Ok(f) => f,
+            Err(e @ BillingError::PolicyDiffers { .. }) => return Err(AppError::BadRequest(e.to_string())),
+            Err(e) => return Err(AppError::internal(e)),
+        };
+        files.files.into_iter().find(|f| f.name == name).and_then(|f| f.bytes).ok_or(AppError::NotFound)
+    })
+    .await?;
+    let page = format!("/billing/{month}/{file}");
+    app.access
+        .record(vec![record(&user.id, Vec::new(), &page, AccessAction::Downloaded, None)], app.today())
+        .await
+        .map_err(AppError::internal)?;
+    let content_type = if file.ends_with(".json") {
+        "application/json"
+    } else if file.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else {
+        "text/csv; charset=utf-8"
+    };
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
