@@ -257,6 +257,11 @@ proptest! {
             for line in count_person(&records, month, Policy::CertificatesOverlapping) {
                 prop_assert!(!line.spans.is_empty());
             }
+            // The fast count agrees with the lines a statement writes.
+            for policy in Policy::ALL {
+                let lines: u32 = count_person(&records, month, policy).iter().map(|l| l.units).sum();
+                prop_assert_eq!(lines, units_of(&records, month, policy));
+            }
             month = month.next();
         }
     }

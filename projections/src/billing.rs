@@ -22,6 +22,7 @@ use crate::export::Hashing;
 use crate::fee::{Basis, Statement, Status};
 use crate::fee_report::{statement_html, statement_json, summary_csv};
 use crate::ledger::{CONFIG_STREAM, Ledger};
+use crate::query::Reader;
 
 /// The system stream of the fee schedule and closed months.
 pub const BILLING_STREAM: &str = "billing";
@@ -234,10 +235,16 @@ impl Ledger {
         }
     }
 
+    /// A reader for statements, caught up to the head now; it needs no lock on the ledger.
+    pub fn fee_reader(&mut self) -> Result<FeeReader, BillingError> {
+        let reader = self.projections().map_err(other)?.reader();
+        Ok(FeeReader { store: self.store().clone(), reader })
+    }
+
     /// The statement of `month` in memory: at its closing position when closed (then `policy`
     /// must be the one it was closed under, or none), else a draft at the head.
     pub fn fee_statement(&mut self, month: Month, policy: Option<Policy>) -> Result<StatementFiles, BillingError> {
-        self.statement_of(month, policy, Sink::Memory)
+        self.fee_reader()?.statement(month, policy)
     }
 
     /// As [`Ledger::fee_statement`], writing the files into `dir` (which must exist, empty).
@@ -247,17 +254,106 @@ impl Ledger {
         policy: Option<Policy>,
         dir: &Path,
     ) -> Result<StatementFiles, BillingError> {
-        self.statement_of(month, policy, Sink::Dir(dir))
+        self.fee_reader()?.statement_into(month, policy, dir)
+    }
+
+    /// Closes `month` under `policy`: computes its final statement at the head, writes the files
+    /// (into `dir`, or in memory), and records `billing_month_closed`. Refused when the month
+    /// has not ended by `today`, is closed, or is not charged.
+    pub fn close_fee_month(
+        &mut self,
+        month: Month,
+        policy: Policy,
+        today: NaiveDate,
+        actor: &str,
+        dir: Option<&Path>,
+    ) -> Result<(StatementFiles, u64), BillingError> {
+        if month.last_day() >= today {
+            return Err(BillingError::NotEnded(month));
+        }
+        for _ in 0..HEAD_RETRIES_MAX {
+            let log = self.billing_log()?;
+            if log.closed.contains_key(&month) {
+                return Err(BillingError::AlreadyClosed(month));
+            }
+            let Some(unit_yen) = log.schedule.unit_for(month) else {
+                return Err(BillingError::NotCharged(month));
+            };
+            let fees = self.fee_reader()?;
+            let head = Position(fees.reader.applied_position().map_err(other)?);
+            let sink = match dir {
+                Some(d) => Sink::Dir(d),
+                None => Sink::Memory,
+            };
+            let files = fees.compute(month, policy, Status::Closed, head.0, &sink)?;
+            let s = &files.statement;
+            let counts: [u64; 3] = [s.counts[0].1, s.counts[1].1, s.counts[2].1];
+            let event = BillingEvent::MonthClosed(MonthClosed {
+                month,
+                policy,
+                position: head.0,
+                unit_yen,
+                counts,
+                month_yen: s.month_yen,
+                adjustment_yen: s.adjustment_yen,
+                total_yen: s.total_yen,
+                files: files.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect(),
+            });
+            let id = format!("billing-close-{month}");
+            match self.append_billing(&event, &id, log.version, Some(head), actor, today) {
+                Ok(position) => return Ok((files, position)),
+                Err(None) => {
+                    if let Some(d) = dir {
+                        for f in &files.files {
+                            let _ = std::fs::remove_file(d.join(&f.name));
+                        }
+                    }
+                }
+                Err(Some(e)) => return Err(e),
+            }
+        }
+        Err(other("台帳の更新が続いたため締められませんでした。もう一度実行してください"))
+    }
+}
+
+/// Computes statements from the register and the log without holding the ledger.
+#[derive(Clone)]
+pub struct FeeReader {
+    store: Store,
+    reader: Reader,
+}
+
+impl FeeReader {
+    /// The `billing` stream at the position the register has applied.
+    pub fn log(&self) -> Result<BillingLog, BillingError> {
+        billing_log(&self.store, self.reader.applied_position().map_err(other)?)
+    }
+
+    /// The statement of `month` in memory: at its closing position when closed (then `policy`
+    /// must be the one it was closed under, or none), else a draft at the position the
+    /// register has applied.
+    pub fn statement(&self, month: Month, policy: Option<Policy>) -> Result<StatementFiles, BillingError> {
+        self.statement_of(month, policy, &Sink::Memory)
+    }
+
+    /// As [`FeeReader::statement`], writing the files into `dir` (which must exist, empty).
+    pub fn statement_into(
+        &self,
+        month: Month,
+        policy: Option<Policy>,
+        dir: &Path,
+    ) -> Result<StatementFiles, BillingError> {
+        self.statement_of(month, policy, &Sink::Dir(dir))
     }
 
     fn statement_of(
-        &mut self,
+        &self,
         month: Month,
         policy: Option<Policy>,
-        sink: Sink<'_>,
+        sink: &Sink<'_>,
     ) -> Result<StatementFiles, BillingError> {
-        self.projections().map_err(other)?;
-        let log = self.billing_log()?;
+        let at = self.reader.applied_position().map_err(other)?;
+        let log = billing_log(&self.store, at)?;
         match log.closed.get(&month) {
             Some(c) => {
                 if let Some(p) = policy
@@ -265,32 +361,29 @@ impl Ledger {
                 {
                     return Err(BillingError::PolicyDiffers { month, closed: c.policy });
                 }
-                let mut files = self.compute(month, c.policy, Status::Closed, c.position, &sink)?;
+                let mut files = self.compute(month, c.policy, Status::Closed, c.position, sink)?;
                 files.matches_closed = Some(
                     files.files.len() == c.files.len()
                         && files.files.iter().zip(&c.files).all(|(f, (name, sha))| f.name == *name && f.sha256 == *sha),
                 );
                 Ok(files)
             }
-            None => {
-                let head = self.store().head().position.0;
-                self.compute(month, policy.unwrap_or(Policy::PersonsOverlapping), Status::Draft, head, &sink)
-            }
+            None => self.compute(month, policy.unwrap_or(Policy::PersonsOverlapping), Status::Draft, at, sink),
         }
     }
 
     /// Computes a statement at `position` (the register must be caught up to it or beyond).
     fn compute(
-        &mut self,
+        &self,
         month: Month,
         policy: Policy,
         status: Status,
         position: u64,
         sink: &Sink<'_>,
     ) -> Result<StatementFiles, BillingError> {
-        let store = self.store().clone();
-        let log = billing_log(&store, position)?;
-        let config = config_at(&store, position)?;
+        let store = &self.store;
+        let log = billing_log(store, position)?;
+        let config = config_at(store, position)?;
         let at = store.get(Position(position)).map_err(other)?;
         let (chain_head, recorded_at_us) =
             at.map(|e| (e.hash.to_hex(), e.recorded_at_us)).ok_or_else(|| other("position beyond the head"))?;
@@ -307,7 +400,7 @@ impl Ledger {
         };
         let source = |p: u64| store.get(Position(p)).ok().flatten().map(|e| e.event_type).unwrap_or_default();
         let names = file_names(month);
-        let projections = self.projections_unsynced();
+        let projections = &self.reader;
         let (statement, detail_hash, detail_bytes) = match sink {
             Sink::Memory => {
                 let (s, w) = projections.fee_statement(&basis, Hashing::new(Vec::new()), &source).map_err(other)?;
@@ -347,64 +440,6 @@ impl Ledger {
                 .map_err(|e| other(format!("{}: {e}", dir.display())))?;
         }
         Ok(StatementFiles { statement, files, matches_closed: None })
-    }
-
-    /// Closes `month` under `policy`: computes its final statement at the head, writes the files
-    /// (into `dir`, or in memory), and records `billing_month_closed`. Refused when the month
-    /// has not ended by `today`, is closed, or is not charged.
-    pub fn close_fee_month(
-        &mut self,
-        month: Month,
-        policy: Policy,
-        today: NaiveDate,
-        actor: &str,
-        dir: Option<&Path>,
-    ) -> Result<(StatementFiles, u64), BillingError> {
-        if month.last_day() >= today {
-            return Err(BillingError::NotEnded(month));
-        }
-        for _ in 0..HEAD_RETRIES_MAX {
-            let log = self.billing_log()?;
-            if log.closed.contains_key(&month) {
-                return Err(BillingError::AlreadyClosed(month));
-            }
-            let Some(unit_yen) = log.schedule.unit_for(month) else {
-                return Err(BillingError::NotCharged(month));
-            };
-            self.projections().map_err(other)?;
-            let head = self.store().head().position;
-            let sink = match dir {
-                Some(d) => Sink::Dir(d),
-                None => Sink::Memory,
-            };
-            let files = self.compute(month, policy, Status::Closed, head.0, &sink)?;
-            let s = &files.statement;
-            let counts: [u64; 3] = [s.counts[0].1, s.counts[1].1, s.counts[2].1];
-            let event = BillingEvent::MonthClosed(MonthClosed {
-                month,
-                policy,
-                position: head.0,
-                unit_yen,
-                counts,
-                month_yen: s.month_yen,
-                adjustment_yen: s.adjustment_yen,
-                total_yen: s.total_yen,
-                files: files.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect(),
-            });
-            let id = format!("billing-close-{month}");
-            match self.append_billing(&event, &id, log.version, Some(head), actor, today) {
-                Ok(position) => return Ok((files, position)),
-                Err(None) => {
-                    if let Some(d) = dir {
-                        for f in &files.files {
-                            let _ = std::fs::remove_file(d.join(&f.name));
-                        }
-                    }
-                }
-                Err(Some(e)) => return Err(e),
-            }
-        }
-        Err(other("台帳の更新が続いたため締められませんでした。もう一度実行してください"))
     }
 }
 

@@ -26,6 +26,7 @@ use daicho_domain::config::{Config, ProgramKey};
 use serde::{Deserialize, Serialize};
 
 use crate::pmh::{CsvWriter, PmhRecord};
+use crate::query::Reader;
 use crate::{ProjectionError, Projections, keys};
 
 /// One step of a record's fee history.
@@ -248,6 +249,24 @@ pub fn reason_of(event_type: &str) -> &'static str {
 }
 
 impl Projections {
+    /// See [`Reader::fee_statement`].
+    pub fn fee_statement<W: Write>(
+        &self,
+        basis: &Basis<'_>,
+        detail: W,
+        source: &dyn Fn(u64) -> String,
+    ) -> Result<(Statement, W), ProjectionError> {
+        self.reader().fee_statement(basis, detail, source)
+    }
+}
+
+impl Reader {
+    /// The position the register has applied up to (everything at or before it is in the
+    /// fee histories; later entries are ignored by a statement at it).
+    pub fn applied_position(&self) -> Result<u64, ProjectionError> {
+        Ok(self.tree.get(keys::CHECKPOINT)?.and_then(|v| keys::u64_at(&v, 0)).unwrap_or(0))
+    }
+
     /// Computes the statement of `basis.month`, writing its detail CSV (the month's lines, then
     /// the adjustment lines) to `detail`. `source` names the event type at a position (for
     /// adjustment lines).

@@ -43,7 +43,7 @@ pub struct Page {
 /// between chunks, never inside one. Take it after catching up to see the head.
 #[derive(Clone)]
 pub struct Reader {
-    tree: sled::Tree,
+    pub(crate) tree: sled::Tree,
     secret: [u8; 32],
 }
 

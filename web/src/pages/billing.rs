@@ -120,10 +120,11 @@ fn render_page(
     if month.is_err() {
         messages.month = Some(month_message(month_raw));
     }
-    let mut ledger = app.ledger();
-    let log = ledger.billing_log().map_err(AppError::internal)?;
+    // Catch up under the lock; compute without it (a large register takes seconds to scan).
+    let fees = app.ledger().fee_reader().map_err(AppError::internal)?;
+    let log = fees.log().map_err(AppError::internal)?;
     let statement = match month {
-        Ok(m) => match ledger.fee_statement(m, policy) {
+        Ok(m) => match fees.statement(m, policy) {
             Ok(files) => Some((m, files)),
             Err(e @ BillingError::PolicyDiffers { .. }) => {
                 messages.month = Some(e.to_string());
@@ -133,7 +134,6 @@ fn render_page(
         },
         Err(_) => None,
     };
-    drop(ledger);
     let accounts = app.accounts();
     let closed = log
         .closed
@@ -314,7 +314,8 @@ pub async fn download(
     let policy = parse_policy(choice.policy.as_deref()).map_err(AppError::BadRequest)?;
     let name = file.clone();
     let bytes = blocking(&app, move |app| {
-        let files = match app.ledger().fee_statement(month, policy) {
+        let fees = app.ledger().fee_reader().map_err(AppError::internal)?;
+        let files = match fees.statement(month, policy) {
             Ok(f) => f,
             Err(e @ BillingError::PolicyDiffers { .. }) => return Err(AppError::BadRequest(e.to_string())),
             Err(e) => return Err(AppError::internal(e)),
