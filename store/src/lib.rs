@@ -216,29 +216,38 @@ pub(crate) fn read_meta(tree: &sled::Tree) -> Result<Head, StoreError> {
 
 impl Store {
     /// Creates a new, empty store in `dir` (which must not hold one).
+    ///
+    /// The database is made in `sled.creating` beside where it belongs, with its format and
+    /// head records durable, and only then renamed into place: a process killed while creating
+    /// leaves no `sled/` that cannot be opened (the crash test found one with no format record),
+    /// only a staging directory, which the next `create` removes.
     pub fn create(dir: &Path) -> Result<Store, StoreError> {
         if sled_dir(dir).exists() {
             return Err(StoreError::AlreadyExists(dir.display().to_string()));
         }
         std::fs::create_dir_all(dir)?;
+        let staging = dir.join("sled.creating");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
         {
-            let (db, tree) = open_db(dir)?;
+            let db = open_sled(&sled::Config::new().path(&staging).mode(sled::Mode::HighThroughput))?;
+            let tree = db.open_tree("ledger")?;
             let mut batch = sled::Batch::default();
             batch.insert(keys::META_FORMAT, keys::FORMAT_NAME);
             batch.insert(keys::META_HEAD, head_bytes(&Head::default()));
             tree.apply_batch(batch)?;
             db.flush()?;
-            File::open(sled_dir(dir).join("db"))?.sync_all()?;
         }
-        for d in [sled_dir(dir), dir.to_path_buf()] {
-            for entry in std::fs::read_dir(&d)? {
-                let path = entry?.path();
-                if path.is_file() {
-                    File::open(&path)?.sync_all()?;
-                }
+        for entry in std::fs::read_dir(&staging)? {
+            let path = entry?.path();
+            if path.is_file() {
+                File::open(&path)?.sync_all()?;
             }
-            sync_dir(&d)?;
         }
+        sync_dir(&staging)?;
+        std::fs::rename(&staging, sled_dir(dir))?;
+        sync_dir(dir)?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
         }

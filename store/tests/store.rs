@@ -437,3 +437,18 @@ fn queued_appends_of_one_caller_commit_in_order_without_waiting() {
     assert_eq!(store.stream_version(&stream("recipient-50")).unwrap(), 4);
     assert!(store.stats().commits < 200, "queued appends share commits: {:?}", store.stats());
 }
+
+#[test]
+fn a_creation_cut_short_leaves_no_store_and_the_next_creation_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    // What a process killed while creating leaves: a staging directory with an empty database.
+    std::fs::create_dir_all(dir.join("sled.creating")).unwrap();
+    std::fs::write(dir.join("sled.creating").join("db"), b"").unwrap();
+    assert!(Store::open(&dir).is_err(), "a staging directory is not a store");
+    let store = Store::create(&dir).unwrap();
+    assert_eq!(store.head().position.0, 0);
+    drop(store);
+    assert!(!dir.join("sled.creating").exists());
+    assert!(Store::open(&dir).is_ok());
+}
