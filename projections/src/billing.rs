@@ -142,8 +142,6 @@ pub fn file_names(month: Month) -> [String; 4] {
 pub struct StatementFile {
     pub name: String,
     pub sha256: String,
-    /// The bytes, when computed in memory (none when written to a directory).
-    pub bytes: Option<Vec<u8>>,
 }
 
 /// A statement with its files.
@@ -155,9 +153,11 @@ pub struct StatementFiles {
     pub matches_closed: Option<bool>,
 }
 
-/// Where the detail CSV goes.
+/// Where a statement's files go. The detail CSV of a large municipality is hundreds of
+/// megabytes, so it is never held in memory: either written to a directory or only hashed.
 enum Sink<'a> {
-    Memory,
+    /// Only hashed (a page showing the statement, a closing whose files are made on demand).
+    Hash,
     Dir(&'a Path),
 }
 
@@ -241,13 +241,9 @@ impl Ledger {
         Ok(FeeReader { store: self.store().clone(), reader })
     }
 
-    /// The statement of `month` in memory: at its closing position when closed (then `policy`
-    /// must be the one it was closed under, or none), else a draft at the head.
-    pub fn fee_statement(&mut self, month: Month, policy: Option<Policy>) -> Result<StatementFiles, BillingError> {
-        self.fee_reader()?.statement(month, policy)
-    }
-
-    /// As [`Ledger::fee_statement`], writing the files into `dir` (which must exist, empty).
+    /// The statement of `month`, its files written into `dir` (which must exist, empty): at its
+    /// closing position when closed (then `policy` must be the one it was closed under, or
+    /// none), else a draft at the head.
     pub fn fee_statement_into(
         &mut self,
         month: Month,
@@ -258,7 +254,7 @@ impl Ledger {
     }
 
     /// Closes `month` under `policy`: computes its final statement at the head, writes the files
-    /// (into `dir`, or in memory), and records `billing_month_closed`. Refused when the month
+    /// (into `dir`, or only hashes them), and records `billing_month_closed`. Refused when the month
     /// has not ended by `today`, is closed, or is not charged.
     pub fn close_fee_month(
         &mut self,
@@ -283,7 +279,7 @@ impl Ledger {
             let head = Position(fees.reader.applied_position().map_err(other)?);
             let sink = match dir {
                 Some(d) => Sink::Dir(d),
-                None => Sink::Memory,
+                None => Sink::Hash,
             };
             let files = fees.compute(month, policy, Status::Closed, head.0, &sink)?;
             let s = &files.statement;
@@ -329,11 +325,11 @@ impl FeeReader {
         billing_log(&self.store, self.reader.applied_position().map_err(other)?)
     }
 
-    /// The statement of `month` in memory: at its closing position when closed (then `policy`
-    /// must be the one it was closed under, or none), else a draft at the position the
-    /// register has applied.
+    /// The statement of `month`, its files only hashed: at its closing position when closed
+    /// (then `policy` must be the one it was closed under, or none), else a draft at the
+    /// position the register has applied.
     pub fn statement(&self, month: Month, policy: Option<Policy>) -> Result<StatementFiles, BillingError> {
-        self.statement_of(month, policy, &Sink::Memory)
+        self.statement_of(month, policy, &Sink::Hash)
     }
 
     /// As [`FeeReader::statement`], writing the files into `dir` (which must exist, empty).
@@ -401,11 +397,12 @@ impl FeeReader {
         let source = |p: u64| store.get(Position(p)).ok().flatten().map(|e| e.event_type).unwrap_or_default();
         let names = file_names(month);
         let projections = &self.reader;
-        let (statement, detail_hash, detail_bytes) = match sink {
-            Sink::Memory => {
-                let (s, w) = projections.fee_statement(&basis, Hashing::new(Vec::new()), &source).map_err(other)?;
-                let (bytes, sha, _) = w.done();
-                (s, sha, Some(bytes))
+        let (statement, detail_hash) = match sink {
+            Sink::Hash => {
+                let (s, w) =
+                    projections.fee_statement(&basis, Hashing::new(std::io::sink()), &source).map_err(other)?;
+                let (_, sha, _) = w.done();
+                (s, sha)
             }
             Sink::Dir(dir) => {
                 let path = dir.join(&names[0]);
@@ -415,24 +412,19 @@ impl FeeReader {
                 let (buf, sha, _) = w.done();
                 let file = buf.into_inner().map_err(|e| other(format!("{}: {e}", path.display())))?;
                 file.sync_all().map_err(|e| other(format!("{}: {e}", path.display())))?;
-                (s, sha, None)
+                (s, sha)
             }
         };
         let summary = summary_csv(&statement);
         let csv_files = vec![(names[0].clone(), detail_hash), (names[1].clone(), sha_hex(&summary))];
         let json = statement_json(&statement, &csv_files).map_err(other)?;
         let html = statement_html(&statement, &csv_files).into_bytes();
-        let mut files =
-            vec![StatementFile { name: names[0].clone(), sha256: csv_files[0].1.clone(), bytes: detail_bytes }];
+        let mut files = vec![StatementFile { name: names[0].clone(), sha256: csv_files[0].1.clone() }];
         for (name, bytes) in [(&names[1], summary), (&names[2], json), (&names[3], html)] {
-            let sha256 = sha_hex(&bytes);
-            match sink {
-                Sink::Memory => files.push(StatementFile { name: name.clone(), sha256, bytes: Some(bytes) }),
-                Sink::Dir(dir) => {
-                    write_synced(&dir.join(name), &bytes)?;
-                    files.push(StatementFile { name: name.clone(), sha256, bytes: None });
-                }
+            if let Sink::Dir(dir) = sink {
+                write_synced(&dir.join(name), &bytes)?;
             }
+            files.push(StatementFile { name: name.clone(), sha256: sha_hex(&bytes) });
         }
         if let Sink::Dir(dir) = sink {
             std::fs::File::open(dir)

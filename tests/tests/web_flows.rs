@@ -572,6 +572,25 @@ fn a_supervisor_sees_the_fee_statement_closes_a_month_and_downloads_its_files() 
         .map(|l| l.split(',').nth(7).unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(counted, units);
+    // The closed month's files are kept; a kept file that no longer hashes as recorded is made
+    // again from the log, byte for byte.
+    let kept = server.app.exports.join("billing-2026-10").join(name);
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), csv.body);
+    std::fs::write(&kept, "改ざん").unwrap();
+    let again = sup.get(&format!("/billing/2026-10/{name}")).unwrap();
+    assert_eq!((again.status, &again.body), (200, &csv.body));
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), csv.body);
+    // A draft is made for each download and leaves nothing behind; unknown names are not found.
+    let draft = sup.get("/billing/2026-11/billing-2026-11.json").unwrap();
+    assert_eq!((draft.status, draft.header("content-type")), (200, Some("application/json")));
+    assert!(draft.has("\"status\": \"draft\""), "{}", draft.body);
+    let leftovers: Vec<_> = std::fs::read_dir(&server.app.exports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.') || n.contains("2026-11"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(sup.get("/billing/2026-10/manifest.json").unwrap().status, 404);
     // The download is logged; a second closing is refused with the reason.
     let downloads =
         server.app.access.search(&AccessFilter { user: Some("super1".into()), ..AccessFilter::default() }, 50);

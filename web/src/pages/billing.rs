@@ -13,14 +13,14 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use daicho_domain::billing::{Month, Policy};
 use daicho_domain::users::AccessAction;
-use daicho_projections::billing::{BillingError, StatementFiles};
+use daicho_projections::billing::{BillingError, StatementFiles, file_names};
 use daicho_projections::fee::{Adjustment, Status, SummaryRow};
 use daicho_projections::fee_report::trend_svg;
 use serde::Deserialize;
 
-use super::{FormPairs, see_other, values};
+use super::{FormPairs, file_body, file_sha256, see_other, values};
 use crate::access::record;
-use crate::app::{App, blocking, format_recorded};
+use crate::app::{App, blocking, format_recorded, random_hex};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
@@ -302,7 +302,10 @@ pub struct DownloadChoice {
     policy: Option<String>,
 }
 
-/// `GET /billing/{month}/{file}`: a file of the month's statement (logged).
+/// `GET /billing/{month}/{file}`: a file of the month's statement (logged), streamed from disk.
+/// A closed month's files are kept in `DATA/exports/billing-YYYY-MM/` and served when they
+/// hash as recorded at the closing; otherwise (missing, changed, or a draft) the statement is
+/// made afresh into a directory of its own, and a closed month's is then kept.
 pub async fn download(
     State(app): State<Arc<App>>,
     user: CurrentUser,
@@ -311,18 +314,55 @@ pub async fn download(
 ) -> AppResult<Response> {
     user.require(Permission::BillingView)?;
     let month = Month::parse(&month_raw).map_err(|_| AppError::NotFound)?;
+    if !file_names(month).contains(&file) {
+        return Err(AppError::NotFound);
+    }
     let policy = parse_policy(choice.policy.as_deref()).map_err(AppError::BadRequest)?;
     let name = file.clone();
-    let bytes = blocking(&app, move |app| {
+    let opened = blocking(&app, move |app| {
         let fees = app.ledger().fee_reader().map_err(AppError::internal)?;
-        let files = match fees.statement(month, policy) {
-            Ok(f) => f,
-            Err(e @ BillingError::PolicyDiffers { .. }) => return Err(AppError::BadRequest(e.to_string())),
-            Err(e) => return Err(AppError::internal(e)),
+        let kept = app.exports.join(format!("billing-{month}"));
+        if let Some(closed) = fees.log().map_err(AppError::internal)?.closed.get(&month) {
+            let recorded = closed.files.iter().find(|(n, _)| *n == name).map(|(_, sha)| sha);
+            if recorded.is_some_and(|sha| file_sha256(&kept.join(&name)).is_ok_and(|h| h == *sha)) {
+                return std::fs::File::open(kept.join(&name)).map_err(AppError::internal);
+            }
+        }
+        let tmp = app.exports.join(format!(".billing-{}", random_hex(8)?));
+        std::fs::create_dir_all(&tmp).map_err(AppError::internal)?;
+        let made = match fees.statement_into(month, policy, &tmp) {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(match e {
+                    BillingError::PolicyDiffers { .. } => AppError::BadRequest(e.to_string()),
+                    e => AppError::internal(e),
+                });
+            }
         };
-        files.files.into_iter().find(|f| f.name == name).and_then(|f| f.bytes).ok_or(AppError::NotFound)
+        // Open before the directory goes: an open file stays readable.
+        let opened = std::fs::File::open(tmp.join(&name)).map_err(AppError::internal);
+        match made.matches_closed {
+            Some(true) => {
+                let _ = std::fs::remove_dir_all(&kept);
+                if std::fs::rename(&tmp, &kept).is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+            }
+            Some(false) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(AppError::internal(format!(
+                    "billing {month}: the closed statement made again does not hash as recorded"
+                )));
+            }
+            None => {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+        }
+        opened
     })
     .await?;
+    let (body, len) = file_body(tokio::fs::File::from_std(opened)).await?;
     let page = format!("/billing/{month}/{file}");
     app.access
         .record(vec![record(&user.id, Vec::new(), &page, AccessAction::Downloaded, None)], app.today())
@@ -335,8 +375,9 @@ pub async fn download(
     } else {
         "text/csv; charset=utf-8"
     };
-    let mut r = bytes.into_response();
+    let mut r = body.into_response();
     let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);

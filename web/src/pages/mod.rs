@@ -49,3 +49,38 @@ pub fn date_ja(eras: &EraTable, d: NaiveDate) -> String {
 pub fn end_ja(d: Option<NaiveDate>) -> String {
     d.map_or_else(|| "期限なし".to_owned(), |d| d.to_string())
 }
+
+/// SHA-256 of a file (lower-case hex), read in chunks.
+pub(crate) fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path)?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf)? {
+            0 => break,
+            n => sha.update(&buf[..n]),
+        }
+    }
+    Ok(sha.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// An open file as a streamed body, with its length (a full PMH batch or a fee statement's
+/// detail of a large municipality is hundreds of megabytes: it is never held in memory).
+pub(crate) async fn file_body(file: tokio::fs::File) -> crate::error::AppResult<(axum::body::Body, u64)> {
+    let len = file.metadata().await.map_err(crate::error::AppError::internal)?.len();
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match tokio::io::AsyncReadExt::read(&mut file, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), Some(file)))
+            }
+            // The error ends the stream (and the response).
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok((axum::body::Body::from_stream(chunks), len))
+}

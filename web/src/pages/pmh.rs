@@ -19,9 +19,8 @@ use daicho_projections::export::{Batch, manifest, mode_name, rejects_csv};
 use daicho_projections::ledger::Ledger;
 use daicho_store::Position;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use super::{FormPairs, see_other, values};
+use super::{FormPairs, file_body, file_sha256, see_other, values};
 use crate::access::record;
 use crate::app::{App, blocking, format_recorded, random_hex};
 use crate::auth::{CurrentUser, Permission};
@@ -268,41 +267,6 @@ fn companion_files(ledger: &Ledger, n: u64, position: u64, batch: &Batch) -> App
     Ok(out)
 }
 
-/// SHA-256 of a file, read in chunks.
-fn file_sha256(path: &FsPath) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match std::io::Read::read(&mut file, &mut buf)? {
-            0 => break,
-            n => sha.update(&buf[..n]),
-        }
-    }
-    Ok(sha.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// A file as a streamed body, with its length (a full batch of a large municipality is
-/// gigabytes: it is never held in memory).
-async fn file_body(path: &FsPath) -> AppResult<(axum::body::Body, u64)> {
-    let file = tokio::fs::File::open(path).await.map_err(|_| AppError::NotFound)?;
-    let len = file.metadata().await.map_err(AppError::internal)?.len();
-    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match tokio::io::AsyncReadExt::read(&mut file, &mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(axum::body::Bytes::from(buf)), Some(file)))
-            }
-            // The error ends the stream (and the response).
-            Err(e) => Some((Err(e), None)),
-        }
-    });
-    Ok((axum::body::Body::from_stream(chunks), len))
-}
-
 /// `GET /pmh/batches/{n}/{file}`: a file of a recorded batch (logged: it holds personal data).
 pub async fn download(
     State(app): State<Arc<App>>,
@@ -345,7 +309,8 @@ pub async fn download(
         Ok(path)
     })
     .await?;
-    let (body, len) = file_body(&path).await?;
+    let opened = tokio::fs::File::open(&path).await.map_err(|_| AppError::NotFound)?;
+    let (body, len) = file_body(opened).await?;
     let page = format!("/pmh/batches/{n}/{file}");
     app.access
         .record(vec![record(&user.id, Vec::new(), &page, AccessAction::Downloaded, None)], app.today())
