@@ -16,12 +16,12 @@ use chrono::NaiveDate;
 use daicho_domain::billing::{FeeSchedule, Month, Policy};
 use daicho_domain::codec::{self, BillingEvent, CONFIGURATION_SET, MonthClosed};
 use daicho_domain::config::Config;
-use daicho_store::{AppendError, AppendRequest, ExpectedVersion, NewEvent, Position, Store, StreamId, Target};
+use daicho_store::{AppendError, AppendRequest, ExpectedVersion, Position, Store, StreamId, Target};
 
 use crate::export::Hashing;
 use crate::fee::{Basis, Statement, Status};
 use crate::fee_report::{statement_html, statement_json, summary_csv};
-use crate::ledger::{CONFIG_STREAM, Ledger};
+use crate::ledger::{CONFIG_STREAM, Ledger, system_event, text_digest};
 use crate::query::Reader;
 
 /// The system stream of the fee schedule and closed months.
@@ -206,27 +206,17 @@ impl Ledger {
         today: NaiveDate,
     ) -> Result<u64, Option<BillingError>> {
         let encoded = codec::encode_billing(event).map_err(|e| Some(other(e)))?;
-        let digest: [u8; 32] = {
-            use sha2::{Digest, Sha256};
-            Sha256::digest(format!("{event:?}").as_bytes()).into()
-        };
         let request = AppendRequest {
             target: Target::Stream {
                 stream: billing_stream().map_err(Some)?,
                 expected: ExpectedVersion::Exactly(version),
             },
             request_id: id.to_owned(),
-            request_digest: digest,
+            request_digest: text_digest(&format!("{event:?}")),
             actor: actor.to_owned(),
             approver: None,
             expected_head,
-            events: vec![NewEvent {
-                event_id: format!("{id}#0"),
-                event_type: encoded.event_type.to_owned(),
-                schema_version: encoded.schema_version,
-                effective: today,
-                payload: encoded.payload,
-            }],
+            events: system_event(id, encoded, today),
         };
         match self.store().append_blocking(request) {
             Ok(o) => Ok(o.last.0),

@@ -99,10 +99,22 @@ pub struct Ledger {
     projections: Projections,
 }
 
-/// SHA-256 of the configuration text: the digest of the `init` request.
-fn text_digest(text: &str) -> [u8; 32] {
+/// SHA-256 of a text: the digest of a system request (the configuration text, a batch or
+/// billing event's debug form).
+pub(crate) fn text_digest(text: &str) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(text.as_bytes()).into()
+}
+
+/// The one event of a system request (configuration, PMH batch, billing) with id `id`.
+pub(crate) fn system_event(id: &str, encoded: codec::Encoded, today: NaiveDate) -> Vec<NewEvent> {
+    vec![NewEvent {
+        event_id: format!("{id}#0"),
+        event_type: encoded.event_type.to_owned(),
+        schema_version: encoded.schema_version,
+        effective: today,
+        payload: encoded.payload,
+    }]
 }
 
 impl Ledger {
@@ -121,13 +133,7 @@ impl Ledger {
             actor: "daicho-init".into(),
             approver: None,
             expected_head: None,
-            events: vec![NewEvent {
-                event_id: "init#0".into(),
-                event_type: encoded.event_type.into(),
-                schema_version: encoded.schema_version,
-                effective: today,
-                payload: encoded.payload,
-            }],
+            events: system_event("init", encoded, today),
         };
         store.append_blocking(request).map_err(|e| LedgerError::Other(e.to_string()))?;
         let projections = Projections::open(&projections_dir(data)).map_err(|e| LedgerError::Other(e.to_string()))?;
@@ -187,13 +193,7 @@ impl Ledger {
             actor: actor.to_owned(),
             approver: None,
             expected_head: None,
-            events: vec![NewEvent {
-                event_id: format!("{id}#0"),
-                event_type: encoded.event_type.into(),
-                schema_version: encoded.schema_version,
-                effective: today,
-                payload: encoded.payload,
-            }],
+            events: system_event(&id, encoded, today),
         };
         let outcome = self.store.append_blocking(request).map_err(|e| LedgerError::Other(e.to_string()))?;
         self.config = config;
@@ -284,13 +284,7 @@ impl Ledger {
                 actor: actor.to_owned(),
                 approver: None,
                 expected_head: Some(head.position),
-                events: vec![NewEvent {
-                    event_id: format!("{id}#0"),
-                    event_type: encoded.event_type.to_owned(),
-                    schema_version: encoded.schema_version,
-                    effective: today,
-                    payload: encoded.payload,
-                }],
+                events: system_event(&id, encoded, today),
             };
             match self.store.append_blocking(request) {
                 Ok(o) => return Ok((Some(o.stream_version), batch, finished)),

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use daicho_domain::billing::{Month, Policy};
 use daicho_domain::users::AccessAction;
 use daicho_projections::billing::{BillingError, StatementFiles, file_names};
@@ -18,7 +17,7 @@ use daicho_projections::fee::{Adjustment, Status, SummaryRow};
 use daicho_projections::fee_report::trend_svg;
 use serde::Deserialize;
 
-use super::{FormPairs, file_body, file_sha256, see_other, values};
+use super::{FormPairs, attachment, file_body, file_sha256, see_other, values};
 use crate::access::record;
 use crate::app::{App, blocking, format_recorded, random_hex};
 use crate::auth::{CurrentUser, Permission};
@@ -368,19 +367,5 @@ pub async fn download(
         .record(vec![record(&user.id, Vec::new(), &page, AccessAction::Downloaded, None)], app.today())
         .await
         .map_err(AppError::internal)?;
-    let content_type = if file.ends_with(".json") {
-        "application/json"
-    } else if file.ends_with(".html") {
-        "text/html; charset=utf-8"
-    } else {
-        "text/csv; charset=utf-8"
-    };
-    let mut r = body.into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(r)
+    Ok(attachment(body, len, &file))
 }

@@ -84,3 +84,23 @@ pub(crate) async fn file_body(file: tokio::fs::File) -> crate::error::AppResult<
     });
     Ok((axum::body::Body::from_stream(chunks), len))
 }
+
+/// A download response: the streamed body with its length, type and file name. The type
+/// follows the name: `.json`, `.html`, else CSV (UTF-8).
+pub(crate) fn attachment(body: axum::body::Body, len: u64, file: &str) -> Response {
+    let content_type = if file.ends_with(".json") {
+        "application/json"
+    } else if file.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else {
+        "text/csv; charset=utf-8"
+    };
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
