@@ -386,11 +386,10 @@ impl FeeReader {
         };
         let source = |p: u64| store.get(Position(p)).ok().flatten().map(|e| e.event_type).unwrap_or_default();
         let names = file_names(month);
-        let projections = &self.reader;
         let (statement, detail_hash) = match sink {
             Sink::Hash => {
                 let (s, w) =
-                    projections.fee_statement(&basis, Hashing::new(std::io::sink()), &source).map_err(other)?;
+                    self.reader.fee_statement(&basis, Hashing::new(std::io::sink()), &source).map_err(other)?;
                 let (_, sha, _) = w.done();
                 (s, sha)
             }
@@ -398,7 +397,7 @@ impl FeeReader {
                 let path = dir.join(&names[0]);
                 let file = std::fs::File::create(&path).map_err(|e| other(format!("{}: {e}", path.display())))?;
                 let out = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
-                let (s, w) = projections.fee_statement(&basis, out, &source).map_err(other)?;
+                let (s, w) = self.reader.fee_statement(&basis, out, &source).map_err(other)?;
                 let (buf, sha, _) = w.done();
                 let file = buf.into_inner().map_err(|e| other(format!("{}: {e}", path.display())))?;
                 file.sync_all().map_err(|e| other(format!("{}: {e}", path.display())))?;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pmh::{CsvWriter, PmhRecord};
 use crate::query::Reader;
-use crate::{ProjectionError, Projections, keys};
+use crate::{ProjectionError, keys};
 
 /// One step of a record's fee history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,18 +245,6 @@ pub fn reason_of(event_type: &str) -> &'static str {
         "certificate_renewed" => "更新（締め後に記録）",
         "pmh_batch_exported" => "締め後にPMHへ初めて送信された履歴",
         _ => "締め後の記録による変更",
-    }
-}
-
-impl Projections {
-    /// See [`Reader::fee_statement`].
-    pub fn fee_statement<W: Write>(
-        &self,
-        basis: &Basis<'_>,
-        detail: W,
-        source: &dyn Fn(u64) -> String,
-    ) -> Result<(Statement, W), ProjectionError> {
-        self.reader().fee_statement(basis, detail, source)
     }
 }
 
