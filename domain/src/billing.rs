@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValueError;
@@ -55,8 +55,10 @@ impl Month {
 
     /// The last day.
     pub fn last_day(self) -> NaiveDate {
-        let first = self.first_day();
-        first.checked_add_months(Months::new(1)).and_then(|d| d.pred_opt()).unwrap_or(NaiveDate::MAX)
+        if self.year == 9999 && self.month == 12 {
+            return NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
+        }
+        self.next().first_day().pred_opt().unwrap_or(NaiveDate::MAX)
     }
 
     /// The next month.
@@ -180,17 +182,18 @@ impl FeeSchedule {
     }
 }
 
-/// One history record of a person, as far as the fee is concerned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeeRecord {
+/// One history record of a person, as far as the fee is concerned. It borrows its text from
+/// where the records were read (a statement reads millions of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeeRecord<'a> {
     /// Span number (the history key is `R<recipient>S<span>`).
     pub span: u32,
     /// Program key.
-    pub program: String,
+    pub program: &'a str,
     /// The caller's certificate id (unique per person).
-    pub certificate: String,
+    pub certificate: &'a str,
     /// 公費負担者番号, if any.
-    pub payer_number: Option<String>,
+    pub payer_number: Option<&'a str>,
     /// validFrom.
     pub from: NaiveDate,
     /// validTo.
@@ -213,31 +216,43 @@ pub struct Counted {
     pub charged_to: Option<String>,
 }
 
-fn qualifies(r: &FeeRecord, month: Month, policy: Policy) -> bool {
+/// A month's first and last day, computed once per count rather than once per record.
+#[derive(Clone, Copy)]
+struct Days {
+    first: NaiveDate,
+    last: NaiveDate,
+}
+
+impl Days {
+    fn of(month: Month) -> Days {
+        Days { first: month.first_day(), last: month.last_day() }
+    }
+}
+
+fn qualifies(r: &FeeRecord<'_>, days: Days, policy: Policy) -> bool {
     match policy {
-        Policy::PersonsMonthEnd => r.from <= month.last_day() && r.to >= month.last_day(),
-        Policy::PersonsOverlapping | Policy::CertificatesOverlapping => {
-            r.from <= month.last_day() && r.to >= month.first_day()
-        }
+        Policy::PersonsMonthEnd => r.from <= days.last && r.to >= days.last,
+        Policy::PersonsOverlapping | Policy::CertificatesOverlapping => r.from <= days.last && r.to >= days.first,
     }
 }
 
 /// The lines of one person in a month under a policy, by program (key order). A person counted
 /// under several programs is charged once under a person policy, to the first program in key
 /// order; the other lines carry 0 units and name that program.
-pub fn count_person(records: &[FeeRecord], month: Month, policy: Policy) -> Vec<Counted> {
-    let mut by_program: BTreeMap<&str, (Vec<&FeeRecord>, BTreeSet<&str>)> = BTreeMap::new();
-    for r in records.iter().filter(|r| qualifies(r, month, policy)) {
-        let slot = by_program.entry(r.program.as_str()).or_default();
+pub fn count_person(records: &[FeeRecord<'_>], month: Month, policy: Policy) -> Vec<Counted> {
+    let days = Days::of(month);
+    let mut by_program: BTreeMap<&str, (Vec<&FeeRecord<'_>>, BTreeSet<&str>)> = BTreeMap::new();
+    for r in records.iter().filter(|r| qualifies(r, days, policy)) {
+        let slot = by_program.entry(r.program).or_default();
         slot.0.push(r);
-        slot.1.insert(r.certificate.as_str());
+        slot.1.insert(r.certificate);
     }
     let first = by_program.keys().next().map(|p| (*p).to_owned());
     by_program
         .into_iter()
         .map(|(program, (mut recs, certificates))| {
             recs.sort_by_key(|r| (r.from, r.span));
-            let payer_number = recs.last().and_then(|r| r.payer_number.clone());
+            let payer_number = recs.last().and_then(|r| r.payer_number).map(str::to_owned);
             let charged_here = !policy.per_person() || first.as_deref() == Some(program);
             let units = if policy.per_person() {
                 u32::from(charged_here)
@@ -257,14 +272,15 @@ pub fn count_person(records: &[FeeRecord], month: Month, policy: Policy) -> Vec<
 
 /// The units of one person in a month under a policy: the sum of [`count_person`]'s units,
 /// without building its lines (a statement asks this 15 times per person).
-pub fn units_of(records: &[FeeRecord], month: Month, policy: Policy) -> u32 {
-    let mut qualifying = records.iter().filter(|r| qualifies(r, month, policy));
+pub fn units_of(records: &[FeeRecord<'_>], month: Month, policy: Policy) -> u32 {
+    let days = Days::of(month);
+    let mut qualifying = records.iter().filter(|r| qualifies(r, days, policy));
     if policy.per_person() {
         return u32::from(qualifying.next().is_some());
     }
     let mut seen: Vec<(&str, &str)> = Vec::new();
     for r in qualifying {
-        let id = (r.program.as_str(), r.certificate.as_str());
+        let id = (r.program, r.certificate);
         if !seen.contains(&id) {
             seen.push(id);
         }
@@ -277,12 +293,12 @@ pub fn units_of(records: &[FeeRecord], month: Month, policy: Policy) -> u32 {
 mod tests {
     use super::*;
 
-    fn rec(span: u32, program: &str, cert: &str, from: &str, to: &str) -> FeeRecord {
+    fn rec<'a>(span: u32, program: &'a str, cert: &'a str, from: &str, to: &str) -> FeeRecord<'a> {
         FeeRecord {
             span,
-            program: program.into(),
-            certificate: cert.into(),
-            payer_number: Some("88139993".into()),
+            program,
+            certificate: cert,
+            payer_number: Some("88139993"),
             from: from.parse().unwrap(),
             to: to.parse().unwrap(),
         }
@@ -292,6 +308,11 @@ mod tests {
     fn months_parse_strictly_and_know_their_days() {
         let m = Month::parse("2024-02").unwrap();
         assert_eq!(m.last_day().to_string(), "2024-02-29");
+        for (m, last) in
+            [("2023-02", "2023-02-28"), ("2026-12", "2026-12-31"), ("2026-04", "2026-04-30"), ("9999-12", "9999-12-31")]
+        {
+            assert_eq!(Month::parse(m).unwrap().last_day().to_string(), last);
+        }
         assert_eq!(m.prev().to_string(), "2024-01");
         assert_eq!(Month::parse("2026-12").unwrap().next().to_string(), "2027-01");
         assert_eq!(Month::parse("2027-01").unwrap().prev().to_string(), "2026-12");

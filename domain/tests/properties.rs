@@ -236,16 +236,25 @@ proptest! {
     fn persons_never_outnumber_certificates_in_any_month(actions in sequence()) {
         use daicho_domain::billing::{FeeRecord, Month, Policy, count_person, units_of};
         let (s, _) = run(&actions);
-        let records: Vec<FeeRecord> = s.state.recipient().map(|r| {
-            r.certificates.iter().flat_map(|c| c.spans.iter().map(move |span| FeeRecord {
-                span: span.no.0,
-                program: c.program.to_string(),
-                certificate: c.id.to_string(),
-                payer_number: span.terms.payer_number.map(|p| p.as_string()),
-                from: span.period.from(),
-                to: span.period.end(),
-            })).collect()
+        // (span, program, certificate, payer number, from, to), owned; the records borrow them.
+        let owned: Vec<_> = s.state.recipient().map(|r| {
+            r.certificates.iter().flat_map(|c| c.spans.iter().map(move |span| (
+                span.no.0,
+                c.program.to_string(),
+                c.id.to_string(),
+                span.terms.payer_number.map(|p| p.as_string()),
+                span.period.from(),
+                span.period.end(),
+            ))).collect()
         }).unwrap_or_default();
+        let records: Vec<FeeRecord<'_>> = owned.iter().map(|(span, program, certificate, payer, from, to)| FeeRecord {
+            span: *span,
+            program,
+            certificate,
+            payer_number: payer.as_deref(),
+            from: *from,
+            to: *to,
+        }).collect();
         let mut month = Month::parse("2024-01").unwrap();
         while month <= Month::parse("2029-12").unwrap() {
             let persons = units_of(&records, month, Policy::PersonsOverlapping);

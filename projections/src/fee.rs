@@ -22,7 +22,7 @@ use std::io::Write;
 use chrono::NaiveDate;
 use daicho_domain::billing::{FeeRecord, FeeSchedule, Month, Policy, count_person, units_of};
 use daicho_domain::codec::{MonthClosed, date_to_days, days_to_date};
-use daicho_domain::config::{Config, ProgramKey};
+use daicho_domain::config::Config;
 use serde::{Deserialize, Serialize};
 
 use crate::pmh::{CsvWriter, PmhRecord};
@@ -66,7 +66,7 @@ pub(crate) fn fee_history_from(bytes: &[u8]) -> Result<FeeHistory, ProjectionErr
 }
 
 /// The records of one person that count at position `at`.
-fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord> {
+fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord<'_>> {
     let mut out = Vec::new();
     for (span, history) in spans {
         let mut content = None;
@@ -83,14 +83,7 @@ fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord> {
         }
         if let (true, Some(FeeVersion::Content { program, certificate, payer, from, to })) = (exported, content) {
             let (Ok(from), Ok(to)) = (days_to_date(*from), days_to_date(*to)) else { continue };
-            out.push(FeeRecord {
-                span: *span,
-                program: program.clone(),
-                certificate: certificate.clone(),
-                payer_number: payer.clone(),
-                from,
-                to,
-            });
+            out.push(FeeRecord { span: *span, program, certificate, payer_number: payer.as_deref(), from, to });
         }
     }
     out
@@ -306,19 +299,23 @@ impl Reader {
         trend_months.reverse();
         let mut trend_units = vec![0u64; trend_months.len()];
         let mut counts = [0u64; 3];
-        let mut summary: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        // Units by program, then payer number (the department follows from the program).
+        let mut summary: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         let mut adjustments: Vec<(Adjustment, u64)> = Vec::new();
         let mut csv = CsvWriter::new(detail).map_err(io)?;
         csv.row(&DETAIL_HEADER).map_err(io)?;
         let mut detail_lines = 0u64;
         let unit_text = unit.map(|u| u.to_string()).unwrap_or_default();
-        let department = |program: &str| -> (String, String) {
-            ProgramKey::parse(program)
-                .ok()
-                .and_then(|k| basis.config.program(&k))
-                .map(|p| (p.name.clone(), p.department.clone().unwrap_or_default()))
-                .unwrap_or_default()
-        };
+        let month_text = month.to_string();
+        // Program name and 実施主体 department by program key; a key the configuration no longer
+        // has (a program removed since) gets empty ones.
+        let programs: BTreeMap<&str, (&str, &str)> = basis
+            .config
+            .programs()
+            .iter()
+            .map(|p| (p.key.as_str(), (p.name.as_str(), p.department.as_deref().unwrap_or_default())))
+            .collect();
+        let department = |program: &str| -> (&str, &str) { programs.get(program).copied().unwrap_or_default() };
 
         let mut handle = |person: &Person, csv: &mut CsvWriter<W>| -> Result<(), ProjectionError> {
             let now = records_at(&person.spans, at);
@@ -331,9 +328,17 @@ impl Reader {
                 }
                 for line in count_person(&now, month, basis.policy) {
                     let (name, dept) = department(&line.program);
-                    let payer = line.payer_number.clone().unwrap_or_default();
-                    *summary.entry((line.program.clone(), payer.clone(), dept.clone())).or_default() +=
-                        u64::from(line.units);
+                    let payer = line.payer_number.as_deref().unwrap_or_default();
+                    let by_payer = match summary.get_mut(line.program.as_str()) {
+                        Some(m) => m,
+                        None => summary.entry(line.program.clone()).or_default(),
+                    };
+                    match by_payer.get_mut(payer) {
+                        Some(u) => *u += u64::from(line.units),
+                        None => {
+                            by_payer.insert(payer.to_owned(), u64::from(line.units));
+                        }
+                    }
                     let yen = u64::from(line.units) * u64::from(unit.unwrap_or(0));
                     let reason = match (&line.charged_to, basis.policy) {
                         (Some(other), _) => format!("他の制度（{other}）で計上"),
@@ -344,12 +349,12 @@ impl Reader {
                     let keys: Vec<String> = line.spans.iter().map(|s| format!("R{}S{s}", person.n)).collect();
                     csv.row(&[
                         "当月",
-                        &month.to_string(),
+                        &month_text,
                         &person.n.to_string(),
                         &line.program,
-                        &name,
-                        &payer,
-                        &dept,
+                        name,
+                        payer,
+                        dept,
                         &line.units.to_string(),
                         &unit_text,
                         &yen.to_string(),
@@ -403,12 +408,15 @@ impl Reader {
                     }
                     // The billed count did not change, another policy's did: one line saying so.
                     let first = programs.iter().next().map(|(p, (_, y))| (p.clone(), 0, y.clone())).or_else(|| {
-                        now.iter().chain(&then).next().map(|r| (r.program.clone(), 0, r.payer_number.clone()))
+                        now.iter()
+                            .chain(&then)
+                            .next()
+                            .map(|r| (r.program.to_owned(), 0, r.payer_number.map(str::to_owned)))
                     });
                     changed.extend(first);
                 }
                 for (i, (program, units, payer)) in changed.into_iter().enumerate() {
-                    let (_, dept) = department(&program);
+                    let dept = department(&program).1.to_owned();
                     adjustments.push((
                         Adjustment {
                             closed_month: c.to_string(),
@@ -462,7 +470,7 @@ impl Reader {
                 &a.closed_month,
                 &a.recipient.to_string(),
                 &a.program,
-                &name,
+                name,
                 &a.payer_number,
                 &a.department,
                 &a.units.to_string(),
@@ -486,14 +494,20 @@ impl Reader {
         let adjustment_yen: i64 = adjustment_list.iter().map(|a| a.yen).sum();
         let summary: Vec<SummaryRow> = summary
             .into_iter()
-            .filter(|(_, u)| *u > 0)
-            .map(|((program, payer_number, department_name), units)| SummaryRow {
-                program_name: department(&program).0,
-                program,
-                payer_number,
-                department: department_name,
-                units,
-                yen: units * u64::from(unit.unwrap_or(0)),
+            .flat_map(|(program, by_payer)| {
+                by_payer.into_iter().map(move |(payer, units)| (program.clone(), payer, units))
+            })
+            .filter(|(_, _, u)| *u > 0)
+            .map(|(program, payer_number, units)| {
+                let (name, dept) = department(&program);
+                SummaryRow {
+                    program_name: name.to_owned(),
+                    department: dept.to_owned(),
+                    program,
+                    payer_number,
+                    units,
+                    yen: units * u64::from(unit.unwrap_or(0)),
+                }
             })
             .collect();
         let trend = trend_months

@@ -22,7 +22,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::calendar::parse_date;
+use crate::calendar::GREGORIAN_START;
 use crate::certificate::{CapSetting, CapUnit, CopayCap, LossReason, ReissueReason, Terms, TermsChange};
 use crate::command::BasicInfo;
 use crate::config::ProgramKey;
@@ -396,10 +396,18 @@ pub fn date_to_days(date: NaiveDate) -> i32 {
     i32::try_from((date - EPOCH).num_days()).unwrap_or(i32::MAX)
 }
 
-/// A stored date back; the range is checked like any input date.
+/// A stored date back; the range is checked like any input date ([`crate::calendar::parse_date`]: four-digit
+/// years, from 1873-01-01), with the same errors, without a round trip through text (this runs
+/// for every date of every event read).
 pub fn days_to_date(days: i32) -> Result<NaiveDate, ValueError> {
     let date = EPOCH.checked_add_signed(chrono::TimeDelta::days(i64::from(days))).ok_or(ValueError::InvalidDate)?;
-    parse_date(&date.format("%Y-%m-%d").to_string())
+    if !(0..=9999).contains(&chrono::Datelike::year(&date)) {
+        return Err(ValueError::Format { expected: "YYYY-MM-DD" });
+    }
+    if date < GREGORIAN_START {
+        return Err(ValueError::BeforeGregorian);
+    }
+    Ok(date)
 }
 
 /// Encodes a recipient event body as its current version.
@@ -939,6 +947,19 @@ mod tests {
         }
         assert_eq!(date_to_days("1970-01-02".parse().unwrap()), 1);
         assert_eq!(days_to_date(-40_000).unwrap_err(), ValueError::BeforeGregorian);
+        // The same answers as reading the date back as input text, across and beyond the range.
+        let through_text = |days: i32| {
+            let date =
+                EPOCH.checked_add_signed(chrono::TimeDelta::days(i64::from(days))).ok_or(ValueError::InvalidDate)?;
+            crate::calendar::parse_date(&date.format("%Y-%m-%d").to_string())
+        };
+        let edges = [date_to_days(GREGORIAN_START), date_to_days("9999-12-31".parse().unwrap())];
+        let mut days: Vec<i32> = edges.iter().flat_map(|e| (e - 3)..=(e + 3)).collect();
+        days.extend((-800_000..=3_000_000).step_by(997));
+        days.extend([i32::MIN, i32::MAX, -719_529, -719_528]);
+        for d in days {
+            assert_eq!(days_to_date(d), through_text(d), "{d}");
+        }
     }
 
     #[test]
