@@ -580,6 +580,9 @@ fn a_supervisor_sees_the_fee_statement_closes_a_month_and_downloads_its_files() 
     let again = sup.get(&format!("/billing/2026-10/{name}")).unwrap();
     assert_eq!((again.status, &again.body), (200, &csv.body));
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), csv.body);
+    // October was closed under one policy: its files under another do not exist.
+    let other = sup.get(&format!("/billing/2026-10/{name}?policy=certificates-overlapping")).unwrap();
+    assert_eq!(other.status, 400);
     // A draft is made for each download and leaves nothing behind; unknown names are not found.
     let draft = sup.get("/billing/2026-11/billing-2026-11.json").unwrap();
     assert_eq!((draft.status, draft.header("content-type")), (200, Some("application/json")));

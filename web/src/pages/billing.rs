@@ -322,6 +322,13 @@ pub async fn download(
         let fees = app.ledger().fee_reader().map_err(AppError::internal)?;
         let kept = app.exports.join(format!("billing-{month}"));
         if let Some(closed) = fees.log().map_err(AppError::internal)?.closed.get(&month) {
+            if let Some(p) = policy
+                && p != closed.policy
+            {
+                return Err(AppError::BadRequest(
+                    BillingError::PolicyDiffers { month, closed: closed.policy }.to_string(),
+                ));
+            }
             let recorded = closed.files.iter().find(|(n, _)| *n == name).map(|(_, sha)| sha);
             if recorded.is_some_and(|sha| file_sha256(&kept.join(&name)).is_ok_and(|h| h == *sha)) {
                 return std::fs::File::open(kept.join(&name)).map_err(AppError::internal);
