@@ -9,7 +9,9 @@
 //! 3. registration: only `register_recipient` before registration, never after;
 //! 4. dates: not before birth; not after today, except grants and renewals up to the program's
 //!    `advance_days`;
-//! 5. the command's own rules (life status, certificates, periods, age limits, rescinds);
+//! 5. the command's own rules (life status, certificates, periods, age limits, rescinds), among
+//!    them the privacy rules: a DV-protected address the decider may not see is neither compared
+//!    with input nor changed by them, and a rescind of a My Number link needs an approver;
 //! 6. the pair assertion: the resulting state is computed with `evolve`'s own code and must
 //!    satisfy [`Recipient::check_invariants`]; otherwise nothing is written
 //!    ([`Rejection::InvariantViolation`]).
@@ -20,9 +22,10 @@ use crate::certificate::{Terms, TermsChange};
 use crate::command::{BasicInfo, Command, CommandBody, Fingerprint, Grant, ResidentRecord};
 use crate::config::{Config, Program};
 use crate::event::{Event, EventBody};
-use crate::ids::CertificateRef;
+use crate::ids::{CertificateRef, CommandId};
 use crate::numbers::RecipientNumber;
 use crate::period::Period;
+use crate::privacy::Protection;
 use crate::rejection::Rejection;
 use crate::state::{Certificate, Recipient, Residency, State, apply, replay};
 
@@ -49,12 +52,18 @@ pub struct Context<'a> {
     pub prior: Option<Fingerprint>,
     /// For `link_my_number`: who holds the number already.
     pub my_number_holder: MyNumberHolder,
+    /// Whether whoever decides now (the actor at a check, the approver at an approval) may see
+    /// a DV-protected address ([`crate::privacy::sees_protected_addresses`]). When not, a protected
+    /// address is never compared with input (the answer would confirm a guess) and never
+    /// changed by them ([`Rejection::ProtectedAddressWithheld`]).
+    pub sees_protected_addresses: bool,
 }
 
 impl<'a> Context<'a> {
-    /// A context with nothing looked up: no prior command, nobody holding the number.
+    /// The operator's context (CLI, import, demo) with nothing looked up: no prior command,
+    /// nobody holding the number; the operator owns the ledger's files and sees every address.
     pub fn new(today: NaiveDate, config: &'a Config) -> Self {
-        Self { today, config, prior: None, my_number_holder: MyNumberHolder::Nobody }
+        Self { today, config, prior: None, my_number_holder: MyNumberHolder::Nobody, sees_protected_addresses: true }
     }
 }
 
@@ -101,6 +110,9 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
     }
     // 5. The command's own rules.
     let event = |body: EventBody| vec![Event { command: cmd.id.clone(), effective: cmd.effective, body }];
+    // The current address, when the decider may not see it (covered by a DV support measure).
+    let address_withheld =
+        !ctx.sees_protected_addresses && Protection::of_state(state).covers(recipient.address.as_str());
     let events = match &cmd.body {
         CommandBody::RegisterRecipient(_) => return Err(Rejection::RecipientAlreadyRegistered),
         CommandBody::LinkMyNumber { my_number, approver, resident_record } => {
@@ -111,7 +123,8 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
             if ctx.my_number_holder == MyNumberHolder::Another {
                 return Err(Rejection::MyNumberInUse);
             }
-            let fields = mismatched_fields(recipient, resident_record);
+            // A withheld address is compared at the approval, by an approver who may see it.
+            let fields = mismatched_fields(recipient, resident_record, !address_withheld);
             if !fields.is_empty() {
                 return Err(Rejection::BasicInfoMismatch { fields });
             }
@@ -123,6 +136,9 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
         }
         CommandBody::ChangePersonalDetails { name, kana, address } => {
             not_after_today(cmd, ctx)?;
+            if address.is_some() && address_withheld {
+                return Err(Rejection::ProtectedAddressWithheld);
+            }
             // Only what really changes is recorded.
             let name = name.clone().filter(|n| *n != recipient.name);
             let kana = kana.clone().filter(|k| *k != recipient.kana);
@@ -134,6 +150,9 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
         }
         CommandBody::RecordMoveIn { address, from } => {
             not_after_today(cmd, ctx)?;
+            if address_withheld {
+                return Err(Rejection::ProtectedAddressWithheld);
+            }
             alive(recipient)?;
             match &recipient.residency {
                 Residency::Resident { .. } => return Err(Rejection::RecipientAlreadyResident),
@@ -238,7 +257,7 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
             }
             event(EventBody::CertificateReissued { certificate: cert.id.clone(), reason: *reason })
         }
-        CommandBody::Rescind { target, reason } => {
+        CommandBody::Rescind { target, reason, approver } => {
             not_after_today(cmd, ctx)?;
             let entry = state.entry(target).ok_or(Rejection::UnknownTarget)?;
             if entry.events.iter().any(|e| matches!(e.body, EventBody::CommandRescinded { .. })) {
@@ -257,6 +276,9 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
             let consistent = skips.is_empty() && after.as_ref().is_none_or(|r| r.check_invariants().is_ok());
             if !consistent {
                 return Err(Rejection::RescindConflictsWithLaterEvents);
+            }
+            if approver.is_none() && rescind_needs_approval(state, target) {
+                return Err(Rejection::ApprovalRequired);
             }
             event(EventBody::CommandRescinded { target: target.clone(), reason: reason.clone() })
         }
@@ -416,7 +438,17 @@ fn no_overlap(
 /// The names of the basic items that differ between the recipient and the resident record.
 /// Names and addresses are compared ignoring spaces and full-/half-width ASCII; nothing else is
 /// folded (a variant kanji is a real difference to resolve first).
-fn mismatched_fields(recipient: &Recipient, record: &ResidentRecord) -> Vec<&'static str> {
+/// Whether rescinding command `target` of this stream needs an approver: it linked or
+/// corrected a My Number, which took a second person.
+pub fn rescind_needs_approval(state: &State, target: &CommandId) -> bool {
+    state.entry(target).is_some_and(|e| {
+        e.events
+            .iter()
+            .any(|ev| matches!(ev.body, EventBody::MyNumberLinked { .. } | EventBody::MyNumberCorrected { .. }))
+    })
+}
+
+fn mismatched_fields(recipient: &Recipient, record: &ResidentRecord, compare_address: bool) -> Vec<&'static str> {
     let mut fields = Vec::new();
     if comparable(recipient.name.as_str()) != comparable(record.name.as_str()) {
         fields.push("氏名");
@@ -427,7 +459,7 @@ fn mismatched_fields(recipient: &Recipient, record: &ResidentRecord) -> Vec<&'st
     if recipient.sex != record.sex {
         fields.push("性別");
     }
-    if comparable(recipient.address.as_str()) != comparable(record.address.as_str()) {
+    if compare_address && comparable(recipient.address.as_str()) != comparable(record.address.as_str()) {
         fields.push("住所");
     }
     fields

@@ -18,11 +18,12 @@ pub mod ids;
 pub mod money;
 pub mod numbers;
 pub mod period;
+pub mod privacy;
 mod rejection;
 pub mod state;
 pub mod text;
 pub mod users;
 
-pub use decide::{Context, Decision, MyNumberHolder, decide};
+pub use decide::{Context, Decision, MyNumberHolder, decide, rescind_needs_approval};
 pub use rejection::Rejection;
 pub use state::{State, evolve};

@@ -91,6 +91,11 @@ pub enum Rejection {
     RescindConflictsWithLaterEvents,
     /// The events would break an invariant: a defect, refused rather than written.
     InvariantViolation,
+    /// An address the protection of a DV support measure covers is changed only by someone who
+    /// may see it (係長, 管理者); refused whatever the value, so the answer reveals nothing.
+    ProtectedAddressWithheld,
+    /// Undoing a My Number link or correction needs a second person, as the link did.
+    ApprovalRequired,
 }
 
 fn ymd(d: NaiveDate) -> String {
@@ -99,7 +104,7 @@ fn ymd(d: NaiveDate) -> String {
 
 impl Rejection {
     /// Every code, for documentation and tests that each rule has a test.
-    pub const CODES: [&'static str; 39] = [
+    pub const CODES: [&'static str; 41] = [
         "idempotency_key_reused",
         "approver_is_actor",
         "recipient_already_registered",
@@ -139,6 +144,8 @@ impl Rejection {
         "cannot_rescind_rescind",
         "rescind_conflicts_with_later_events",
         "invariant_violation",
+        "protected_address_withheld",
+        "approval_required",
     ];
 
     /// Stable code.
@@ -183,6 +190,8 @@ impl Rejection {
             Rejection::CannotRescindRescind => "cannot_rescind_rescind",
             Rejection::RescindConflictsWithLaterEvents => "rescind_conflicts_with_later_events",
             Rejection::InvariantViolation => "invariant_violation",
+            Rejection::ProtectedAddressWithheld => "protected_address_withheld",
+            Rejection::ApprovalRequired => "approval_required",
         }
     }
 
@@ -254,6 +263,12 @@ impl Rejection {
             }
             Rejection::InvariantViolation => {
                 "内部の整合性検査に失敗したため記録しませんでした。システム管理者に連絡してください".to_owned()
+            }
+            Rejection::ProtectedAddressWithheld => {
+                "支援措置の対象となっている住所は、住所を閲覧できる職員（係長・管理者）が記録します".to_owned()
+            }
+            Rejection::ApprovalRequired => {
+                "個人番号の登録・訂正の取消には、別の職員（係長）の承認が必要です".to_owned()
             }
         }
     }

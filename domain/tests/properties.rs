@@ -152,7 +152,7 @@ fn to_json(action: &Action, state: &State) -> Value {
             } else {
                 history[usize::from(*target) % history.len()].command.to_string()
             };
-            json!({"type": "rescind", "target": target, "reason": "試験", "effective": TODAY})
+            json!({"type": "rescind", "target": target, "reason": "試験", "effective": TODAY, "approver": "supervisor9"})
         }
     }
 }
@@ -286,7 +286,7 @@ proptest! {
         let target_index = candidates[pick.index(candidates.len())];
         let target = s.state.history()[target_index].command.to_string();
         let expected = fold_without(&s.state, target_index);
-        match s.run(json!({"type": "rescind", "target": target, "reason": "試験", "effective": TODAY})) {
+        match s.run(json!({"type": "rescind", "target": target, "reason": "試験", "effective": TODAY, "approver": "supervisor9"})) {
             Ok(events) => {
                 prop_assert_eq!(events.len(), 1);
                 prop_assert_eq!(s.state.recipient(), expected.recipient());

@@ -24,6 +24,7 @@ fn same_key_same_content_returns_the_first_outcome() {
         config: &s.config,
         prior: Some(cmd.fingerprint()),
         my_number_holder: MyNumberHolder::Nobody,
+        sees_protected_addresses: true,
     };
     assert_eq!(decide(&s.state, &cmd, &ctx), Ok(Decision::AlreadyApplied));
 }
@@ -39,6 +40,7 @@ fn same_key_different_content_is_rejected() {
         config: &s.config,
         prior: Some(first.fingerprint()),
         my_number_holder: MyNumberHolder::Nobody,
+        sees_protected_addresses: true,
     };
     assert_eq!(decide(&s.state, &second, &ctx), Err(Rejection::IdempotencyKeyReused));
 }
@@ -300,6 +302,73 @@ fn dv_support_starts_and_ends_once() {
     assert_eq!(s.recipient().dv_support_since, None);
     rejects(&[register(), start], json!({"type": "start_dv_support"}), "dv_support_already_active");
     rejects(&[register()], json!({"type": "end_dv_support"}), "dv_support_not_active");
+}
+
+/// A scenario whose decider (a caseworker, a viewer) may not see DV-protected addresses.
+fn blind(given: &[serde_json::Value]) -> Scenario {
+    let mut s = Scenario::new().given(given);
+    s.sees_protected = false;
+    s
+}
+
+#[test]
+fn a_protected_address_is_never_compared_with_a_guess_of_someone_who_may_not_see_it() {
+    let start = json!({"type": "start_dv_support", "effective": "2026-05-01"});
+    let guess = |address: &str| {
+        with(link("123456789018"), json!({"resident_record": with(matching_record(), json!({"address": address}))}))
+    };
+    // The right address and a wrong one get the same answer: the address is left to the
+    // approver, who may see it.
+    for address in ["さくら市本町1-2-3", "さくら市緑町9-9-9"] {
+        let mut s = blind(&[register(), start.clone()]);
+        let events = s.run(guess(address)).unwrap();
+        assert!(matches!(events[0].body, EventBody::MyNumberLinked { .. }), "{address}");
+    }
+    // The approver compares it.
+    rejects(&[register(), start.clone()], guess("さくら市緑町9-9-9"), "basic_info_mismatch");
+    // Without protection the caseworker's check compares it as always.
+    let mut s = blind(&[register()]);
+    assert_eq!(s.run(guess("さくら市緑町9-9-9")).unwrap_err(), Rejection::BasicInfoMismatch { fields: vec!["住所"] });
+    // Other items are still compared: the answer names them, never the address.
+    let mut s = blind(&[register(), start]);
+    let wrong_name = with(
+        guess("さくら市緑町9-9-9"),
+        json!({"resident_record": {"name": "山田 次郎", "birth_date": "2015-06-10",
+                                                                   "sex": "1", "address": "さくら市緑町9-9-9"}}),
+    );
+    assert_eq!(s.run(wrong_name).unwrap_err(), Rejection::BasicInfoMismatch { fields: vec!["氏名"] });
+}
+
+#[test]
+fn a_protected_address_is_changed_only_by_someone_who_may_see_it() {
+    let start = json!({"type": "start_dv_support", "effective": "2026-05-01"});
+    let change =
+        |address: &str| json!({"type": "change_personal_details", "address": address, "effective": "2026-06-01"});
+    // The same address and another one get the same refusal (no "nothing changes" oracle).
+    for address in ["さくら市本町1-2-3", "さくら市緑町9-9-9"] {
+        let mut s = blind(&[register(), start.clone()]);
+        let before = s.state.clone();
+        assert_eq!(s.run(change(address)).unwrap_err().code(), "protected_address_withheld");
+        assert_eq!(s.state, before);
+    }
+    // A name change without the address is the caseworker's to record.
+    let mut s = blind(&[register(), start.clone()]);
+    s.run(json!({"type": "change_personal_details", "name": "山田 一郎", "effective": "2026-06-01"})).unwrap();
+    // A supervisor (or the operator) records it.
+    accepts(&[register(), start.clone()], change("さくら市緑町9-9-9"));
+    // After the measure ends, the address it covered is still withheld; a later one is not.
+    let end = json!({"type": "end_dv_support", "effective": "2026-07-01"});
+    let mut s = blind(&[register(), start.clone(), end.clone()]);
+    assert_eq!(s.run(change("さくら市緑町9-9-9")).unwrap_err(), Rejection::ProtectedAddressWithheld);
+    let moved = json!({"type": "change_personal_details", "address": "さくら市東町4-4", "effective": "2026-08-01"});
+    let mut s = blind(&[register(), start.clone(), end, moved]);
+    s.run(change("さくら市緑町9-9-9")).unwrap();
+    // A move back in changes the address too.
+    let out = json!({"type": "move_out", "to": "ひみつ市", "effective": "2026-06-01"});
+    let back =
+        json!({"type": "move_in", "address": "さくら市本町1-2-3", "from": "ひみつ市", "effective": "2026-08-01"});
+    let mut s = blind(&[register(), start, out]);
+    assert_eq!(s.run(back).unwrap_err(), Rejection::ProtectedAddressWithheld);
 }
 
 // ---- 6. Certificates ----------------------------------------------------------------------
@@ -582,6 +651,26 @@ fn rescinding_a_death_reopens_the_spans() {
     let cert = s.recipient().certificate(&"k1".parse_ref()).unwrap();
     assert_eq!((cert.spans[0].period.to(), cert.ended), (Some(date("2027-03-31")), None));
     assert_eq!(s.recipient().died_on, None);
+}
+
+#[test]
+fn rescinding_a_my_number_link_needs_a_second_person() {
+    let linked = with(link("123456789018"), json!({"id": "lnk"}));
+    let rescind = json!({"type": "rescind", "target": "lnk", "reason": "別人の番号", "effective": "2026-05-01"});
+    rejects(&[register(), linked.clone()], rescind.clone(), "approval_required");
+    rejects(
+        &[register(), linked.clone()],
+        with(rescind.clone(), json!({"approver": "caseworker1"})),
+        "approver_is_actor",
+    );
+    let (events, s) = accepts(&[register(), linked.clone()], with(rescind.clone(), json!({"approver": "supervisor2"})));
+    assert!(matches!(events[0].body, EventBody::CommandRescinded { .. }));
+    assert_eq!(s.recipient().my_number, None);
+    // A correction too; other rescinds need no approver.
+    let corrected = with(link("111111111118"), json!({"id": "cor"}));
+    rejects(&[register(), linked, corrected], with(rescind, json!({"target": "cor"})), "approval_required");
+    let changed = json!({"type": "change_personal_details", "name": "山田 一郎", "id": "chg"});
+    accepts(&[register(), changed], json!({"type": "rescind", "target": "chg", "reason": "入力誤り"}));
 }
 
 #[test]

@@ -25,8 +25,11 @@ use daicho_store::{Envelope, Position, StreamId};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use daicho_domain::privacy::Channel;
+
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::pmh::prepare_out;
+use crate::reader::Reader;
 
 /// Format name written into every bundle manifest.
 pub const BUNDLE_FORMAT: &str = "daicho-audit-bundle-1";
@@ -205,20 +208,35 @@ fn position_at(ledger: &Ledger, t: DateTime<Utc>) -> Result<u64, String> {
     Ok(last)
 }
 
-/// `daicho replay --as-at POSITION|TIME [--as-of DATE] [--recipient ID]`: the register (one JSON
-/// line per recipient, in internal-number order) or one recipient, on `on` as known at the
-/// moment. My Number is masked and a DV-protected address hidden, as in `daicho show`.
-pub fn replay(
-    data: &Path,
-    at: &AsAt,
-    on: NaiveDate,
-    recipient: Option<&str>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> u8 {
+/// What `daicho replay` is asked.
+pub struct ReplayRequest<'a> {
+    pub data: &'a Path,
+    pub at: &'a AsAt,
+    pub on: NaiveDate,
+    /// Only this recipient (the caller's id).
+    pub recipient: Option<&'a str>,
+    /// The account whose role decides what is shown.
+    pub actor: Option<&'a str>,
+    /// The recorded date of the access records.
+    pub today: NaiveDate,
+}
+
+/// `daicho replay --as-at POSITION|TIME [--as-of DATE] [--recipient ID] [--actor ID]`: the register
+/// (one JSON line per recipient, in internal-number order) or one recipient, on `on` as known at
+/// the moment, as the privacy policy lets the reader see it, as in `daicho show`. Each part of
+/// the output is in the access log before it is printed.
+pub fn replay(request: &ReplayRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let ReplayRequest { data, at, on, recipient, actor, today } = *request;
     let ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
         Err(code) => return code,
+    };
+    let reader = match Reader::new(data, &ledger, actor, "daicho replay") {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_REJECTED;
+        }
     };
     let head = ledger.store().head().position.0;
     let position = match at {
@@ -250,6 +268,17 @@ pub fn replay(
         },
     };
     let mut shown = 0u64;
+    // Views wait here until their access records are durable.
+    let mut part: Vec<(u64, String, bool)> = Vec::new();
+    let flush = |part: &mut Vec<(u64, String, bool)>, out: &mut dyn Write| -> Result<(), String> {
+        let ns: Vec<u64> = part.iter().map(|(n, _, _)| *n).collect();
+        let protected: Vec<u64> = part.iter().filter(|(_, _, p)| *p).map(|(n, _, _)| *n).collect();
+        reader.record(&ns, &protected, today)?;
+        for (_, text, _) in part.drain(..) {
+            let _ = writeln!(out, "{text}");
+        }
+        Ok(())
+    };
     for stream in streams {
         let n = recipient_number(stream.as_str()).unwrap_or(0);
         let view = match as_of(ledger.store(), &stream, at, on) {
@@ -263,13 +292,24 @@ pub fn replay(
             // Not yet registered as known at that position.
             continue;
         }
+        let policy = reader.view(view.protection.clone(), Channel::Cli);
         let text = if recipient.is_some() {
-            serde_json::to_string_pretty(&view.view(n, at, on, false))
+            serde_json::to_string_pretty(&view.view(n, at, on, &policy))
         } else {
-            serde_json::to_string(&view.view(n, at, on, false))
+            serde_json::to_string(&view.view(n, at, on, &policy))
         };
-        let _ = writeln!(out, "{}", text.unwrap_or_default());
+        part.push((n, text.unwrap_or_default(), policy.shows_protected()));
         shown += 1;
+        if part.len() == crate::reader::RECIPIENTS_PER_RECORD_MAX
+            && let Err(e) = flush(&mut part, out)
+        {
+            let _ = writeln!(err, "{e}");
+            return EXIT_UNREADABLE;
+        }
+    }
+    if let Err(e) = flush(&mut part, out) {
+        let _ = writeln!(err, "{e}");
+        return EXIT_UNREADABLE;
     }
     if recipient.is_some() && shown == 0 {
         let _ = writeln!(err, "位置 {position} の時点では、この受給者は記録されていません");

@@ -16,7 +16,6 @@ use daicho_domain::billing::{Month, Policy};
 use daicho_domain::users::Role;
 use daicho_projections::billing::{BillingError, StatementFiles, default_dir};
 use daicho_projections::ledger::Ledger;
-use daicho_web::accounts::Accounts;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, open_ledger};
 
@@ -36,15 +35,14 @@ fn check_actor(ledger: &Ledger, actor: Option<&str>, roles: &[Role], what: &str)
     let Some(actor) = actor else {
         return Err(format!("--actor: {what}には担当者のIDが必要です"));
     };
-    let accounts = Accounts::load(ledger.store()).map_err(|e| e.to_string())?;
-    match accounts.get(actor) {
-        Some(a) if !a.disabled && roles.contains(&a.role) => Ok(actor.to_owned()),
-        Some(a) if a.disabled => Err(format!("--actor: 利用者 {actor} は無効です")),
-        Some(_) => Err(format!(
+    let role = crate::reader::enabled_account(ledger, actor)?;
+    if roles.contains(&role) {
+        Ok(actor.to_owned())
+    } else {
+        Err(format!(
             "--actor: {what}は{}の権限が必要です",
             roles.iter().map(|r| r.label()).collect::<Vec<_>>().join("または")
-        )),
-        None => Err(format!("--actor: 利用者 {actor} は登録されていません（daicho user add で登録します）")),
+        ))
     }
 }
 

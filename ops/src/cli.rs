@@ -132,11 +132,15 @@ enum Command {
         /// The log position to look from. Default: the head.
         #[arg(long)]
         as_at: Option<u64>,
+        /// The account whose role decides what is shown (default: what a viewer sees); the
+        /// access is recorded under the OS user.
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// The register (or one recipient) on a date as the ledger knew it at a past moment.
     ///
     /// Prints one JSON line per recipient known then (My Number masked, a DV-protected address
-    /// hidden), or one recipient's view.
+    /// hidden unless --actor names a supervisor or administrator), or one recipient's view.
     Replay {
         /// A log position, or a time: 2026-11-20T17:00:00+09:00, or 2026-11-20 17:00 (Japan time).
         #[arg(long, value_parser = crate::audit::parse_as_at)]
@@ -147,6 +151,10 @@ enum Command {
         /// Only this recipient (the caller's id).
         #[arg(long)]
         recipient: Option<String>,
+        /// The account whose role decides what is shown (default: what a viewer sees); the
+        /// access is recorded under the OS user.
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Paper certificates as PDF (embedded IPAex font).
     Certificate {
@@ -275,6 +283,10 @@ enum CertificateAction {
         /// The PDF to write (must not exist).
         #[arg(long)]
         out: PathBuf,
+        /// The account printing (a DV-protected person's certificate needs a supervisor or
+        /// administrator); the access is recorded under the OS user.
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Every certificate renewed with a new span starting between two dates, one per page.
     Batch {
@@ -284,6 +296,10 @@ enum CertificateAction {
         /// The PDF to write (must not exist).
         #[arg(long)]
         out: PathBuf,
+        /// The account printing (a DV-protected person's certificate needs a supervisor or
+        /// administrator); the access is recorded under the OS user.
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 
@@ -477,15 +493,21 @@ where
         Command::Demo { recipients, seed, jsonl: false } => {
             crate::demo::run(&cli.data, recipients, seed, today_in_japan(), out, err)
         }
-        Command::Replay { as_at, as_of, recipient } => crate::audit::replay(
-            &cli.data,
-            &as_at,
-            as_of.unwrap_or_else(today_in_japan),
-            recipient.as_deref(),
-            out,
-            err,
-        ),
-        Command::Certificate { action: CertificateAction::Print { recipient, certificate, as_of, out: file } } => {
+        Command::Replay { as_at, as_of, recipient, actor } => {
+            let today = today_in_japan();
+            let request = crate::audit::ReplayRequest {
+                data: &cli.data,
+                at: &as_at,
+                on: as_of.unwrap_or(today),
+                recipient: recipient.as_deref(),
+                actor: actor.as_deref(),
+                today,
+            };
+            crate::audit::replay(&request, out, err)
+        }
+        Command::Certificate {
+            action: CertificateAction::Print { recipient, certificate, as_of, out: file, actor },
+        } => {
             let today = today_in_japan();
             let request = crate::certificate::PrintRequest {
                 data: &cli.data,
@@ -494,12 +516,23 @@ where
                 on: as_of.unwrap_or(today),
                 today,
                 out_file: &file,
+                actor: actor.as_deref(),
             };
             crate::certificate::print(&request, out, err)
         }
-        Command::Certificate { action: CertificateAction::Batch { renewed_between, out: file } } => {
+        Command::Certificate { action: CertificateAction::Batch { renewed_between, out: file, actor } } => {
             match renewed_between[..] {
-                [from, to] => crate::certificate::batch(&cli.data, from, to, today_in_japan(), &file, out, err),
+                [from, to] => {
+                    let request = crate::certificate::BatchRequest {
+                        data: &cli.data,
+                        from,
+                        to,
+                        today: today_in_japan(),
+                        out_file: &file,
+                        actor: actor.as_deref(),
+                    };
+                    crate::certificate::batch(&request, out, err)
+                }
                 _ => EXIT_UNREADABLE,
             }
         }
@@ -507,8 +540,17 @@ where
             crate::audit::bundle(&cli.data, from, to, &dir, out, err)
         }
         Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
-        Command::Show { recipient, as_of, as_at } => {
-            crate::show::run(&cli.data, &recipient, as_of.unwrap_or_else(today_in_japan), as_at, out, err)
+        Command::Show { recipient, as_of, as_at, actor } => {
+            let today = today_in_japan();
+            let request = crate::show::ShowRequest {
+                data: &cli.data,
+                recipient: &recipient,
+                on: as_of.unwrap_or(today),
+                at: as_at,
+                actor: actor.as_deref(),
+                today,
+            };
+            crate::show::run(&request, out, err)
         }
         Command::Billing(BillingArgs {
             action: Some(BillingAction::Schedule { unit_yen, from_month, actor }), ..

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod import;
 pub mod outcome;
 pub mod pmh;
+pub mod reader;
 pub mod rebuild;
 pub mod serve;
 pub mod show;

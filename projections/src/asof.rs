@@ -4,10 +4,15 @@
 //! Person-level facts (name, address, residency, death, DV measure) are those of the events
 //! recorded by P that took effect by D; certificates are those known at P, each with the span
 //! covering D. Rescinds recorded by P always count: as known then, the target never happened.
+//!
+//! What a viewer sees of it is not decided by the state shown: the person's protection is read
+//! from the whole stream at the head ([`AsOf::protection`]) and applied through
+//! `daicho_domain::privacy`, so a view of the past never shows what is protected now.
 
 use chrono::NaiveDate;
 use daicho_domain::event::{Event, EventBody};
 use daicho_domain::ids::CommandId;
+use daicho_domain::privacy::{self, Protection};
 use daicho_domain::state::{Recipient, Residency, State};
 use daicho_domain::{codec, evolve};
 use daicho_store::{Position, Store, StreamId};
@@ -38,17 +43,21 @@ pub struct AsOf {
     pub person: Option<Recipient>,
     /// Everything known at the position (certificates with all their spans).
     pub known: Option<Recipient>,
+    /// The person's protection at the head of the log (not at `at`).
+    pub protection: Protection,
 }
 
 /// Computes the as-of view.
 pub fn as_of(store: &Store, stream: &StreamId, at: Position, on: NaiveDate) -> Result<AsOf, ProjectionError> {
-    let events = events_until(store, stream, at)?;
+    let all = events_until(store, stream, Position(u64::MAX))?;
+    let protection = Protection::of(all.iter().map(|(_, e)| e));
+    let events: Vec<&(Position, Event)> = all.iter().filter(|(p, _)| *p <= at).collect();
     let known = events.iter().fold(State::default(), |s, (_, e)| evolve(s, e));
     let person = events
         .iter()
         .filter(|(_, e)| e.effective <= on || matches!(e.body, EventBody::CommandRescinded { .. }))
         .fold(State::default(), |s, (_, e)| evolve(s, e));
-    Ok(AsOf { person: person.recipient().cloned(), known: known.recipient().cloned() })
+    Ok(AsOf { person: person.recipient().cloned(), known: known.recipient().cloned(), protection })
 }
 
 /// One certificate in a view.
@@ -108,9 +117,8 @@ fn span_view(s: &daicho_domain::state::Span) -> SpanView {
 }
 
 impl AsOf {
-    /// The printable view. `address_visible` is false for a DV-protected person when the reader
-    /// may not see the address.
-    pub fn view(&self, n: u64, at: Position, on: NaiveDate, address_visible: bool) -> RecipientView {
+    /// The printable view, as `policy` (made from [`AsOf::protection`]) lets its viewer see it.
+    pub fn view(&self, n: u64, at: Position, on: NaiveDate, policy: &privacy::View) -> RecipientView {
         let p = self.person.as_ref();
         let k = self.known.as_ref();
         let dv = p.map(|r| r.dv_support_since.is_some());
@@ -124,14 +132,8 @@ impl AsOf {
             kana: p.map(|r| r.kana.to_string()),
             birth_date: p.map(|r| r.birth_date.to_string()),
             sex: p.map(|r| r.sex.code().to_owned()),
-            address: p.map(|r| {
-                if dv == Some(true) && !address_visible {
-                    "（支援措置のため非表示）".to_owned()
-                } else {
-                    r.address.to_string()
-                }
-            }),
-            my_number: p.and_then(|r| r.my_number.as_ref().map(|m| m.masked())),
+            address: p.map(|r| policy.place(r.address.as_str()).to_owned()),
+            my_number: p.and_then(|r| r.my_number.as_ref().map(|m| policy.my_number(m, false))),
             resident: p.map(|r| matches!(r.residency, Residency::Resident { .. })),
             died_on: p.and_then(|r| r.died_on.map(|d| d.to_string())),
             dv_support: dv,

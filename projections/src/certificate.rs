@@ -9,6 +9,7 @@
 use chrono::NaiveDate;
 use daicho_domain::certificate::{CapSetting, CapUnit, CopayCap};
 use daicho_domain::config::{Config, FaceItem, PaperSize};
+use daicho_domain::privacy;
 use daicho_domain::state::{Certificate, Recipient};
 
 /// `12,345`.
@@ -88,17 +89,25 @@ impl FaceError {
     }
 }
 
+/// Where in the log a face was made: the position and its chain hash (hex).
+#[derive(Clone, Copy, Debug)]
+pub struct Made<'a> {
+    pub position: u64,
+    pub hash_hex: &'a str,
+}
+
 /// The face of `certificate` of `recipient` for the span valid on `on` (or the next one to
-/// start), issued on `issued`, made from the log at `position` whose chain hash is `hash_hex`.
+/// start), issued on `issued`, made from the log at `made`, showing what `policy` lets its
+/// reader see.
 pub fn face(
     config: &Config,
     recipient: &Recipient,
     certificate: &Certificate,
-    on: NaiveDate,
-    issued: NaiveDate,
-    position: u64,
-    hash_hex: &str,
+    (on, issued): (NaiveDate, NaiveDate),
+    made: Made<'_>,
+    policy: &privacy::View,
 ) -> Result<Face, FaceError> {
+    let Made { position, hash_hex } = made;
     let program = config.program(&certificate.program).ok_or(FaceError::UnknownProgram)?;
     let span = certificate
         .span_on(on)
@@ -118,7 +127,7 @@ pub fn face(
             FaceItem::Kana => one(recipient.kana.to_string()),
             FaceItem::BirthDate => one(wareki(recipient.birth_date)),
             FaceItem::Sex => one(recipient.sex.label().to_owned()),
-            FaceItem::Address => one(recipient.address.to_string()),
+            FaceItem::Address => one(policy.place(recipient.address.as_str()).to_owned()),
             FaceItem::Validity => {
                 let to = span.period.to().map_or_else(|| "定めなし".to_owned(), |d| format!("{}まで", wareki(d)));
                 one(format!("{}から {to}", wareki(span.period.from())))

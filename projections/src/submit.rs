@@ -13,6 +13,7 @@ use daicho_domain::config::Config;
 use daicho_domain::event::Event;
 use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
+use daicho_domain::users::Role;
 use daicho_domain::{Context, Decision, MyNumberHolder, Rejection, State, decide};
 
 /// What happened to a command.
@@ -91,11 +92,31 @@ enum Decided {
     Record(Box<Loaded>, Vec<Event>),
 }
 
+/// Who decides a command: the operator (CLI, import: the owner of the ledger's files) or a user
+/// of the web UI with a role. It matters for DV-protected addresses (see `decide`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decider {
+    /// `daicho apply`, `check`, `import`, `demo`.
+    Operator,
+    /// A web user; an approval is decided by the approver.
+    User(Role),
+}
+
+impl Decider {
+    fn sees_protected_addresses(self) -> bool {
+        match self {
+            Decider::Operator => true,
+            Decider::User(role) => daicho_domain::privacy::sees_protected_addresses(role),
+        }
+    }
+}
+
 fn decide_once(
     backend: &mut dyn Backend,
     config: &Config,
     today: NaiveDate,
     cmd: &Command,
+    decider: Decider,
 ) -> Result<Decided, BackendError> {
     if let Some((fingerprint, last)) = backend.prior(&cmd.id)? {
         return Ok(if fingerprint == cmd.fingerprint() {
@@ -109,7 +130,13 @@ fn decide_once(
         CommandBody::LinkMyNumber { my_number, .. } => backend.holder(my_number, &cmd.recipient)?,
         _ => MyNumberHolder::Nobody,
     };
-    let ctx = Context { today, config, prior: None, my_number_holder: holder };
+    let ctx = Context {
+        today,
+        config,
+        prior: None,
+        my_number_holder: holder,
+        sees_protected_addresses: decider.sees_protected_addresses(),
+    };
     Ok(match decide(&loaded.state, cmd, &ctx) {
         Err(r) => Decided::Rejected(r),
         // Not reachable with `prior: None`; refuse rather than guess.
@@ -124,8 +151,9 @@ pub fn preview(
     config: &Config,
     today: NaiveDate,
     cmd: &Command,
+    decider: Decider,
 ) -> Result<Preview, BackendError> {
-    Ok(match decide_once(backend, config, today, cmd)? {
+    Ok(match decide_once(backend, config, today, cmd, decider)? {
         Decided::AlreadyApplied(position) => Preview::AlreadyApplied { position },
         Decided::Rejected(r) => Preview::Rejected(r),
         Decided::Record(loaded, events) => {
@@ -135,15 +163,26 @@ pub fn preview(
     })
 }
 
-/// Decides and records one command.
+/// Decides and records one command as the operator (CLI, import).
 pub fn submit(
     backend: &mut dyn Backend,
     config: &Config,
     today: NaiveDate,
     cmd: &Command,
 ) -> Result<Submitted, BackendError> {
+    submit_as(backend, config, today, cmd, Decider::Operator)
+}
+
+/// Decides and records one command as `decider`.
+pub fn submit_as(
+    backend: &mut dyn Backend,
+    config: &Config,
+    today: NaiveDate,
+    cmd: &Command,
+    decider: Decider,
+) -> Result<Submitted, BackendError> {
     for _ in 0..CONFLICT_RETRIES_MAX {
-        let (loaded, events) = match decide_once(backend, config, today, cmd)? {
+        let (loaded, events) = match decide_once(backend, config, today, cmd, decider)? {
             Decided::AlreadyApplied(position) => return Ok(Submitted::AlreadyApplied { position }),
             Decided::Rejected(r) => return Ok(Submitted::Rejected(r)),
             Decided::Record(loaded, events) => (loaded, events),

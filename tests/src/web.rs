@@ -176,6 +176,23 @@ impl Response {
     pub fn has(&self, text: &str) -> bool {
         self.body.contains(text)
     }
+
+    /// On the approvals page: the requests about recipient `n`, oldest first, each as its
+    /// server-issued id and the digest its approve button carries (none on one's own request).
+    pub fn approvals(&self, n: u64) -> Vec<(String, Option<String>)> {
+        let link = format!("href=\"/recipients/{n}\"");
+        self.body
+            .split("<article class=\"approval\">")
+            .skip(1)
+            .filter(|a| a.contains(&link))
+            .filter_map(|a| {
+                let id = a.split("依頼ID ").nth(1)?.split('<').next()?.trim().to_owned();
+                let digest =
+                    Response { status: 200, headers: BTreeMap::new(), body: a.to_owned() }.input_value("digest");
+                Some((id, digest))
+            })
+            .collect()
+    }
 }
 
 fn unescape(s: &str) -> String {

@@ -130,10 +130,33 @@ fn print_writes_the_face_in_era_dates_on_the_templates_paper() {
 fn batch_prints_every_renewal_starting_in_the_range() {
     let tmp = tempfile::tempdir().unwrap();
     let data = ledger(tmp.path());
-    let pdf = tmp.path().join("renewed.pdf");
+    // Without an account of a role that may see protected addresses, R0003 (under a DV support
+    // measure) is left out, and the operator is told.
+    let pdf = tmp.path().join("viewer-batch.pdf");
     let (code, out, err) = daicho(
         &data,
         &["certificate", "batch", "--renewed-between", "2026-04-01", "2026-08-31", "--out", pdf.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1ページ"), "{out}");
+    assert!(err.contains("支援措置の対象者 1人分は印刷していません"), "{err}");
+    assert!(!pdftotext(&pdf).contains("令和8年8月1日から"));
+    let (code, _, err) = daicho(&data, &["user", "add", "boss", "--name", "係長", "--role", "supervisor"]);
+    assert_eq!(code, 0, "{err}");
+    let pdf = tmp.path().join("renewed.pdf");
+    let (code, out, err) = daicho(
+        &data,
+        &[
+            "certificate",
+            "batch",
+            "--renewed-between",
+            "2026-04-01",
+            "2026-08-31",
+            "--out",
+            pdf.to_str().unwrap(),
+            "--actor",
+            "boss",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2ページ"), "{out}");

@@ -146,19 +146,29 @@ fn my_number_link_needs_a_different_supervisor_and_reveals_are_logged() {
             ],
         )
         .unwrap();
-    let r = super1.post_form(&format!("/approvals/{own_id}/approve"), &[]).unwrap();
+    // Requests are named by the server, never by the form's key.
+    let list = super1.get("/approvals").unwrap();
+    let own = list.approvals(f.d);
+    assert_eq!(own.len(), 1);
+    let (own_request, own_digest) = own[0].clone();
+    assert_ne!(own_request, own_id, "the request id is the client's");
+    assert_eq!(own_digest, None, "one's own request has an approve button");
+    let r = super1.post_form(&format!("/approvals/{own_request}/approve"), &[("digest", "x")]).unwrap();
     assert!(r.has("ご自身が入力した依頼は承認できません"), "status {}", r.status);
     assert_eq!(head(&server), before);
 
     // super1 approves case1's request, having seen the full number (which is logged).
-    let list = super1.get("/approvals").unwrap();
-    assert!(list.has("123456789018") && list.has(&id));
+    assert!(list.has("123456789018"));
+    let (request, digest) = list.approvals(f.a)[0].clone();
+    assert_ne!(request, id);
     assert!(access_of(&server, "super1", Some(f.a)).iter().any(|(a, _)| a == "my_number_revealed"));
-    let r = super1.post_form(&format!("/approvals/{id}/approve"), &[]).unwrap();
+    let r = super1.post_form(&format!("/approvals/{request}/approve"), &[("digest", &digest.unwrap())]).unwrap();
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(head(&server) > before);
     let mut super2 = server.login("super2").unwrap();
-    assert_eq!(super2.post_form(&format!("/approvals/{own_id}/approve"), &[]).unwrap().status, 303);
+    let (_, digest) = super2.get("/approvals").unwrap().approvals(f.d)[0].clone();
+    let r = super2.post_form(&format!("/approvals/{own_request}/approve"), &[("digest", &digest.unwrap())]).unwrap();
+    assert_eq!(r.status, 303);
 
     // The timeline names both; the number is masked until revealed with a reason.
     let page = super1.get(&format!("/recipients/{}", f.a)).unwrap();

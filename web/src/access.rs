@@ -73,33 +73,17 @@ impl AccessLog {
         if records.is_empty() {
             return Ok(());
         }
-        let stream = StreamId::parse(ACCESS_STREAM).ok_or("access stream id")?;
-        let mut id_bytes = [0u8; 16];
-        getrandom::fill(&mut id_bytes).map_err(|e| format!("random: {e}"))?;
-        let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut digest = Sha256::new();
-        let mut events = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            let encoded = codec::encode_access(r).map_err(|e| e.to_string())?;
-            digest.update(&encoded.payload);
-            events.push(NewEvent {
-                event_id: format!("a-{id}#{i}"),
-                event_type: encoded.event_type.to_owned(),
-                schema_version: encoded.schema_version,
-                effective: today,
-                payload: encoded.payload,
-            });
+        self.store.append(request(&records, today)?).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Appends records from a thread that may block (the CLI), in requests of at most
+    /// [`EVENTS_PER_REQUEST_MAX`](daicho_store::limits::EVENTS_PER_REQUEST_MAX) records, each durable before the
+    /// next.
+    pub fn record_blocking(&self, records: &[AccessRecord], today: chrono::NaiveDate) -> Result<(), String> {
+        for part in records.chunks(daicho_store::limits::EVENTS_PER_REQUEST_MAX) {
+            self.store.append_blocking(request(part, today)?).map_err(|e| e.to_string())?;
         }
-        let request = AppendRequest {
-            target: Target::Stream { stream, expected: ExpectedVersion::Any },
-            request_id: format!("a-{id}"),
-            request_digest: digest.finalize().into(),
-            actor: records.first().map(|r| r.user.to_string()).unwrap_or_default(),
-            approver: None,
-            expected_head: None,
-            events,
-        };
-        self.store.append(request).await.map(|_| ()).map_err(|e| e.to_string())
+        Ok(())
     }
 
     /// Records matching `filter`, newest first, at most `limit`.
@@ -131,6 +115,36 @@ impl AccessLog {
         }
         Ok(out)
     }
+}
+
+/// One append request of `records` (each an event), under a random request id.
+fn request(records: &[AccessRecord], today: chrono::NaiveDate) -> Result<AppendRequest, String> {
+    let stream = StreamId::parse(ACCESS_STREAM).ok_or("access stream id")?;
+    let mut id_bytes = [0u8; 16];
+    getrandom::fill(&mut id_bytes).map_err(|e| format!("random: {e}"))?;
+    let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut digest = Sha256::new();
+    let mut events = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let encoded = codec::encode_access(r).map_err(|e| e.to_string())?;
+        digest.update(&encoded.payload);
+        events.push(NewEvent {
+            event_id: format!("a-{id}#{i}"),
+            event_type: encoded.event_type.to_owned(),
+            schema_version: encoded.schema_version,
+            effective: today,
+            payload: encoded.payload,
+        });
+    }
+    Ok(AppendRequest {
+        target: Target::Stream { stream, expected: ExpectedVersion::Any },
+        request_id: format!("a-{id}"),
+        request_digest: digest.finalize().into(),
+        actor: records.first().map(|r| r.user.to_string()).unwrap_or_default(),
+        approver: None,
+        expected_head: None,
+        events,
+    })
 }
 
 /// A record of `user` for `recipients` (none, one, or every row of a list) on `page`.

@@ -16,6 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use daicho_domain::ids::UserId;
+use daicho_domain::privacy::{self, Channel, Protection};
 use daicho_domain::users::Role;
 use sha2::{Digest, Sha256};
 
@@ -62,7 +63,10 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     match permission {
         P::View => true,
         P::Record => matches!(role, R::Caseworker | R::Supervisor | R::Admin),
-        P::Approve | P::Reveal | P::ProtectedAddress | P::PmhExport => matches!(role, R::Supervisor | R::Admin),
+        // What a role sees of a person is the privacy policy's (domain::privacy).
+        P::Reveal => privacy::may_reveal_my_number(role),
+        P::ProtectedAddress => privacy::sees_protected_addresses(role),
+        P::Approve | P::PmhExport => matches!(role, R::Supervisor | R::Admin),
         P::PmhView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
         P::Users | P::Health => matches!(role, R::Admin),
         P::AccessLog => matches!(role, R::Admin | R::Auditor),
@@ -227,6 +231,11 @@ impl CurrentUser {
     /// Whether the role has `p`.
     pub fn can(&self, p: Permission) -> bool {
         allows(self.role, p)
+    }
+
+    /// What this user sees of a person with `protection` in `channel`: the privacy policy.
+    pub fn view(&self, protection: Protection, channel: Channel) -> privacy::View {
+        privacy::view(protection, self.role, channel)
     }
 
     /// Refuses unless `token` is this session's CSRF token (compared in constant time).

@@ -1,13 +1,12 @@
 //! Japanese wording of domain values for screens: events in a timeline, terms of a certificate,
-//! amounts. My Numbers are always masked here; an address is replaced when it must be hidden.
+//! amounts. My Numbers are always masked here; addresses and places go through the privacy
+//! policy's view of the person.
 
 use daicho_domain::certificate::TermsChange;
 use daicho_domain::config::Config;
 use daicho_domain::event::{Event, EventBody};
+use daicho_domain::privacy;
 use daicho_domain::text::Sex;
-
-/// Shown instead of an address the reader may not see.
-pub const HIDDEN_ADDRESS: &str = "（支援措置のため非表示）";
 
 pub use daicho_projections::certificate::copay;
 
@@ -43,9 +42,9 @@ fn changes(c: &TermsChange) -> Vec<String> {
     out
 }
 
-/// One line describing an event.
-pub fn event(e: &Event, config: &Config, show_address: bool) -> String {
-    let address = |a: &str| if show_address { a.to_owned() } else { HIDDEN_ADDRESS.to_owned() };
+/// One line describing an event, as `view` lets its reader see the person.
+pub fn event(e: &Event, config: &Config, view: &privacy::View) -> String {
+    let address = |a: &str| view.place(a).to_owned();
     match &e.body {
         EventBody::RecipientRegistered { recipient, info } => format!(
             "受給者ID {recipient}、{}（{}）、{}生、{}、住所 {}",
@@ -70,8 +69,10 @@ pub fn event(e: &Event, config: &Config, show_address: bool) -> String {
             }
             parts.join("、")
         }
-        EventBody::MovedIn { address: a, from } => format!("{from}から転入、住所 {}", address(a.as_str())),
-        EventBody::MovedOut { to } => format!("{to}へ転出"),
+        EventBody::MovedIn { address: a, from } => {
+            format!("{}から転入、住所 {}", view.place(from.as_str()), address(a.as_str()))
+        }
+        EventBody::MovedOut { to } => format!("{}へ転出", view.place(to.as_str())),
         EventBody::Died | EventBody::DvSupportStarted | EventBody::DvSupportEnded => String::new(),
         EventBody::CertificateGranted { certificate, program, period, terms, .. } => {
             let mut s = format!(

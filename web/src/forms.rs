@@ -519,6 +519,12 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
             m.insert("approver".into(), Value::String(PENDING_APPROVER.to_owned()));
         }
     }
+    if form.kind == "rescind"
+        && let Some(a) = ctx.approver
+    {
+        // The rescind of a My Number link: approved like the link (a stand-in until then).
+        m.insert("approver".into(), Value::String(a.to_owned()));
+    }
     if !copay.is_empty() {
         m.insert("copay_cap".into(), Value::Object(copay));
     }

@@ -112,7 +112,7 @@ pub enum CommandBody {
     /// `reissue_certificate` (再交付).
     ReissueCertificate { certificate: CertificateRef, reason: ReissueReason },
     /// `rescind` (取消): undo the events of the command `target`.
-    Rescind { target: CommandId, reason: Note },
+    Rescind { target: CommandId, reason: Note, approver: Option<UserId> },
 }
 
 impl CommandBody {
@@ -140,6 +140,7 @@ impl CommandBody {
     pub fn approver(&self) -> Option<&UserId> {
         match self {
             CommandBody::LinkMyNumber { approver, .. } => Some(approver),
+            CommandBody::Rescind { approver, .. } => approver.as_ref(),
             _ => None,
         }
     }
@@ -282,9 +283,13 @@ impl Command {
                 c.field("certificate", certificate.as_str());
                 c.field("reason", reason.as_str());
             }
-            CommandBody::Rescind { target, reason } => {
+            CommandBody::Rescind { target, reason, approver } => {
                 c.field("target", target.as_str());
                 c.field("reason", reason.as_str());
+                // Added later: absent, the canonical bytes are those rescinds always had.
+                if let Some(a) = approver {
+                    c.field("approver", a.as_str());
+                }
             }
         }
         Fingerprint(c.0.finalize().into())

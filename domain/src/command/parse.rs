@@ -222,7 +222,8 @@ fn body(f: &mut Fields, type_name: &str) -> Option<CommandBody> {
         "rescind" => {
             let target = f.required("target", CommandId::parse);
             let reason = f.required("reason", Note::parse);
-            CommandBody::Rescind { target: target?, reason: reason? }
+            let approver = f.optional("approver", UserId::parse);
+            CommandBody::Rescind { target: target?, reason: reason?, approver: approver? }
         }
         _ => {
             // Without a known type, the other fields cannot be judged: report the type only.

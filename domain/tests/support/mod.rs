@@ -40,6 +40,8 @@ pub struct Scenario {
     pub state: State,
     pub today: NaiveDate,
     pub holder: MyNumberHolder,
+    /// Whether the decider may see DV-protected addresses (a supervisor or the operator).
+    pub sees_protected: bool,
     next_id: usize,
 }
 
@@ -50,6 +52,7 @@ impl Scenario {
             state: State::default(),
             today: date(TODAY),
             holder: MyNumberHolder::Nobody,
+            sees_protected: true,
             next_id: 0,
         }
     }
@@ -62,7 +65,13 @@ impl Scenario {
     }
 
     pub fn decide(&self, cmd: &Command) -> Result<Decision, Rejection> {
-        let ctx = Context { today: self.today, config: &self.config, prior: None, my_number_holder: self.holder };
+        let ctx = Context {
+            today: self.today,
+            config: &self.config,
+            prior: None,
+            my_number_holder: self.holder,
+            sees_protected_addresses: self.sees_protected,
+        };
         decide(&self.state, cmd, &ctx)
     }
 

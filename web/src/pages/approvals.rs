@@ -1,30 +1,41 @@
-//! 承認待ち (approvals): My Number links entered by a caseworker, approved or sent back by a
-//! supervisor who is not the one who entered them. The approver sees the full number to check it
-//! against the documents: that is a reveal, and it is logged.
+//! 承認待ち (approvals): My Number links and corrections entered by a caseworker, and rescinds of
+//! them, approved or sent back by a supervisor who is not the one who entered them. The approver
+//! sees the full number to check it against the documents: that is a reveal, and it is logged.
+//!
+//! What is approved is exactly what was shown: each approve button carries a digest of its
+//! request as the page showed it (the numbers, the ledger's and the resident record's items, the
+//! rescind's target), and the approval is refused when the request or the ledger now shows
+//! something else.
 
 use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use daicho_domain::event::EventBody;
+use daicho_domain::ids::CommandId;
 use daicho_domain::numbers::MyNumber;
+use daicho_domain::privacy::Channel;
 use daicho_domain::users::AccessAction;
-use daicho_projections::submit::{Submitted, submit};
+use daicho_projections::submit::{Decider, Submitted, submit_as};
+use sha2::{Digest, Sha256};
 
-use super::recipient::{address_visible, current};
+use super::recipient::{current, view_of};
 use super::{FormPairs, see_other, values};
 use crate::access::record;
 use crate::app::{App, blocking, format_recorded};
 use crate::auth::{CurrentUser, Permission};
-use crate::describe::HIDDEN_ADDRESS;
 use crate::error::{AppError, AppResult};
 use crate::forms::{self, Context, Values};
+use crate::pending::PendingLink;
 use crate::render::{Nav, html};
 
-/// One pending link as shown.
+/// One pending request as shown.
 pub struct Row {
     pub id: String,
     pub n: u64,
+    /// What is asked: 個人番号の登録・訂正, or its 取消.
+    pub what: &'static str,
     pub recipient_label: String,
     pub requested_by: String,
     pub requested_at: String,
@@ -32,6 +43,12 @@ pub struct Row {
     pub my_number: String,
     /// (label, registered value, resident-record value, same).
     pub items: Vec<(&'static str, String, String, bool)>,
+    /// (label, value): the rescind's target and reason.
+    pub details: Vec<(&'static str, String)>,
+    /// Digest of everything above, as shown (hex).
+    pub digest: String,
+    /// Whether a protected address was shown.
+    protected_shown: bool,
 }
 
 /// The page.
@@ -44,6 +61,105 @@ pub struct ApprovalsPage {
     pub error: Option<String>,
 }
 
+/// The row of `link` as `user` sees it; `None` when its recipient is gone (a rescinded
+/// registration).
+fn row(app: &App, user: &CurrentUser, link: &PendingLink) -> AppResult<Option<Row>> {
+    let accounts = app.accounts().clone();
+    let v = Values(link.fields.clone());
+    let (loaded, state) = current(app, link.recipient)?;
+    let Some(r) = state.recipient() else { return Ok(None) };
+    let view = view_of(user, &loaded, Channel::Screen);
+    let own = link.requested_by == user.id.as_str();
+    // The approver sees the number in full (a reveal, logged); one's own request masked.
+    let number = |raw: &str| MyNumber::parse(raw).map_or_else(|_| "（入力誤り）".into(), |m| view.my_number(&m, !own));
+    let (what, my_number, items, details) = if link.kind == "rescind" {
+        let target = CommandId::parse(v.trimmed("target")).ok();
+        let entry = target.as_ref().and_then(|t| state.entry(t));
+        let undone = entry
+            .and_then(|e| {
+                e.events.iter().find_map(|ev| match &ev.body {
+                    EventBody::MyNumberLinked { my_number, .. } | EventBody::MyNumberCorrected { my_number, .. } => {
+                        Some((ev.effective, ev.label(), my_number.clone()))
+                    }
+                    _ => None,
+                })
+            })
+            .map(|(effective, label, m)| (format!("{effective} {label}（処理 {}）", v.trimmed("target")), m));
+        let (target_text, m) = match undone {
+            Some((text, m)) => (text, number(m.reveal().as_str())),
+            None => ("（対象の記録がありません）".to_owned(), "—".to_owned()),
+        };
+        let details = vec![
+            ("取り消す処理", target_text),
+            ("取消理由", v.trimmed("reason").to_owned()),
+            ("発生日", v.trimmed("effective").to_owned()),
+        ];
+        ("個人番号の登録・訂正の取消", m, Vec::new(), details)
+    } else {
+        let items = vec![
+            ("氏名", r.name.to_string(), v.trimmed("resident_name").to_owned()),
+            ("生年月日", r.birth_date.to_string(), v.trimmed("resident_birth_date").to_owned()),
+            ("性別", r.sex.code().to_owned(), v.trimmed("resident_sex").to_owned()),
+            ("住所", r.address.to_string(), v.trimmed("resident_address").to_owned()),
+        ]
+        .into_iter()
+        .map(|(label, a, b)| {
+            let same = a == b;
+            if label == "住所" {
+                // The typed address is a guess at a possibly protected one: both go through the policy.
+                (label, view.place(&a).to_owned(), view.place(&b).to_owned(), same)
+            } else {
+                (label, a, b, same)
+            }
+        })
+        .collect();
+        ("個人番号の登録・訂正", number(v.trimmed("my_number")), items, Vec::new())
+    };
+    let mut out = Row {
+        id: link.id.clone(),
+        n: link.recipient,
+        what,
+        recipient_label: format!("{}（受給者ID {}）", r.name, r.id),
+        requested_by: accounts.display_name(&link.requested_by),
+        requested_at: format_recorded(link.requested_at_us),
+        own,
+        my_number,
+        items,
+        details,
+        digest: String::new(),
+        protected_shown: view.shows_protected(),
+    };
+    out.digest = digest(&out, link);
+    Ok(Some(out))
+}
+
+/// SHA-256 over what the row shows and what will be recorded, each part length-prefixed.
+fn digest(row: &Row, link: &PendingLink) -> String {
+    let mut h = Sha256::new();
+    let mut part = |s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    for s in [row.id.as_str(), &row.n.to_string(), row.what, &row.recipient_label, &row.requested_by, &row.my_number] {
+        part(s);
+    }
+    for (label, a, b, same) in &row.items {
+        for s in [*label, a.as_str(), b.as_str(), if *same { "1" } else { "0" }] {
+            part(s);
+        }
+    }
+    for (label, value) in &row.details {
+        part(label);
+        part(value);
+    }
+    part(&link.kind);
+    for (k, v) in &link.fields {
+        part(k);
+        part(v);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 async fn render(
     app: &Arc<App>,
     user: CurrentUser,
@@ -52,54 +168,34 @@ async fn render(
 ) -> AppResult<Response> {
     let u = user.clone();
     let rows = blocking(app, move |app| {
-        let accounts = app.accounts().clone();
         let mut rows = Vec::new();
         for link in app.pending.all().map_err(AppError::internal)? {
-            let v = Values(link.fields.clone());
-            let (_, state) = current(app, link.recipient)?;
-            let Some(r) = state.recipient() else { continue };
-            let show_address = address_visible(&u, r);
-            let address = |a: &str| if show_address { a.to_owned() } else { HIDDEN_ADDRESS.to_owned() };
-            let items = vec![
-                ("氏名", r.name.to_string(), v.trimmed("resident_name").to_owned()),
-                ("生年月日", r.birth_date.to_string(), v.trimmed("resident_birth_date").to_owned()),
-                ("性別", r.sex.code().to_owned(), v.trimmed("resident_sex").to_owned()),
-                ("住所", r.address.to_string(), v.trimmed("resident_address").to_owned()),
-            ]
-            .into_iter()
-            .map(|(label, a, b)| {
-                let same = a == b;
-                if label == "住所" { (label, address(&a), address(&b), same) } else { (label, a, b, same) }
-            })
-            .collect();
-            rows.push(Row {
-                id: link.id.clone(),
-                n: link.recipient,
-                recipient_label: format!("{}（受給者ID {}）", r.name, r.id),
-                requested_by: accounts.display_name(&link.requested_by),
-                requested_at: format_recorded(link.requested_at_us),
-                own: link.requested_by == u.id.as_str(),
-                my_number: MyNumber::parse(v.trimmed("my_number"))
-                    .map_or_else(|_| "（入力誤り）".into(), |m| m.reveal()),
-                items,
-            });
+            if let Some(r) = row(app, &u, &link)? {
+                rows.push(r);
+            }
         }
         Ok(rows)
     })
     .await?;
-    let records = rows
-        .iter()
-        .filter(|r| !r.own)
-        .map(|r| {
-            record(&user.id, vec![r.n], "/approvals", AccessAction::MyNumberRevealed, Some("承認のための確認".into()))
-        })
-        .collect();
-    app.access.record(records, app.today()).await.map_err(AppError::internal)?;
-    let mut rows = rows;
-    for r in rows.iter_mut().filter(|r| r.own) {
-        // One's own request: shown masked (nothing to approve, nothing revealed).
-        r.my_number = MyNumber::parse(&r.my_number).map_or_else(|_| r.my_number.clone(), |m| m.masked());
+    // Every person shown is in one record; each number shown in full, and each protected address
+    // shown, in one of its own.
+    let mut records = Vec::new();
+    if !rows.is_empty() {
+        records.push(record(&user.id, rows.iter().map(|r| r.n).collect(), "/approvals", AccessAction::Viewed, None));
     }
+    for r in rows.iter().filter(|r| !r.own) {
+        records.push(record(
+            &user.id,
+            vec![r.n],
+            "/approvals",
+            AccessAction::MyNumberRevealed,
+            Some("承認のための確認".into()),
+        ));
+    }
+    for r in rows.iter().filter(|r| r.protected_shown) {
+        records.push(record(&user.id, vec![r.n], "/approvals", AccessAction::ProtectedAddressShown, None));
+    }
+    app.access.record(records, app.today()).await.map_err(AppError::internal)?;
     Ok(html(&ApprovalsPage { nav: Nav::new(&user, &app.municipality, "approvals"), rows, notice, error }))
 }
 
@@ -121,8 +217,12 @@ pub async fn list(State(app): State<Arc<App>>, user: CurrentUser, Query(done): Q
     render(&app, user, notice, None).await
 }
 
-/// `POST /approvals/{id}/approve`: records the link with the caseworker as actor and the
-/// supervisor as approver.
+/// Shown when the approved page no longer matches the request or the ledger.
+pub const CHANGED_SINCE_SHOWN: &str =
+    "表示した後に依頼または台帳の内容が変わったため、承認しませんでした。表示し直した内容を確認してください。";
+
+/// `POST /approvals/{id}/approve`: records the request with the caseworker as actor and the
+/// supervisor as approver, when the page it was approved on showed what it holds now.
 pub async fn approve(
     State(app): State<Arc<App>>,
     user: CurrentUser,
@@ -132,6 +232,7 @@ pub async fn approve(
     let v = values(form);
     user.check_csrf(v.get("csrf"))?;
     user.require(Permission::Approve)?;
+    let shown_digest = v.trimmed("digest").to_owned();
     let today = app.today();
     let u = user.clone();
     let result = blocking(&app, move |app| {
@@ -139,9 +240,14 @@ pub async fn approve(
         if link.requested_by == u.id.as_str() {
             return Ok(Err("ご自身が入力した依頼は承認できません。別の係長に依頼してください。".to_owned()));
         }
+        let Some(shown) = row(app, &u, &link)? else { return Err(AppError::NotFound) };
+        if shown.digest != shown_digest {
+            tracing::warn!(approver = %u.id, recipient = link.recipient, "approval of a request not as shown refused");
+            return Ok(Err(CHANGED_SINCE_SHOWN.to_owned()));
+        }
         let (_, state) = current(app, link.recipient)?;
         let r = state.recipient().ok_or(AppError::NotFound)?;
-        let form = forms::form("link_my_number").ok_or(AppError::NotFound)?;
+        let form = forms::form(&link.kind).ok_or(AppError::NotFound)?;
         let reference = r.id.to_string();
         let ctx = Context {
             id: &link.id,
@@ -158,11 +264,11 @@ pub async fn approve(
         };
         let mut ledger = app.ledger();
         let config = ledger.config().clone();
-        match submit(&mut *ledger, &config, today, &cmd).map_err(AppError::internal)? {
+        match submit_as(&mut *ledger, &config, today, &cmd, Decider::User(u.role)).map_err(AppError::internal)? {
             Submitted::Accepted { position, .. } | Submitted::AlreadyApplied { position } => {
                 drop(ledger);
                 app.pending.remove(&link.id).map_err(AppError::internal)?;
-                tracing::info!(approver = %u.id, recipient = link.recipient, position, "my number link approved");
+                tracing::info!(approver = %u.id, recipient = link.recipient, position, "request approved");
                 Ok(Ok(position))
             }
             Submitted::Rejected(r) => Ok(Err(format!("記録できません: {}", r.message()))),
@@ -190,7 +296,7 @@ pub async fn reject(
     blocking(&app, move |app| {
         app.pending.get(&id).map_err(AppError::internal)?.ok_or(AppError::NotFound)?;
         app.pending.remove(&id).map_err(AppError::internal)?;
-        tracing::info!(user = %u.id, "my number link sent back");
+        tracing::info!(user = %u.id, "request sent back");
         Ok(())
     })
     .await?;

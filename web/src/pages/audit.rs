@@ -15,6 +15,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use daicho_domain::codec;
+use daicho_domain::privacy::Channel;
 use daicho_domain::users::AccessAction;
 use daicho_projections::asof::as_of;
 use daicho_store::{Checkpoint, Hash, Position, Store};
@@ -202,7 +203,6 @@ fn page(app: &App, user: &CurrentUser) -> AuditPage {
 /// `GET /audit`: the chains, and the difference for one recipient when asked.
 pub async fn show(State(app): State<Arc<App>>, user: CurrentUser, Query(q): Query<DiffQuery>) -> AppResult<Response> {
     user.require(Permission::Audit)?;
-    let address_visible = user.can(Permission::ProtectedAddress);
     let u = user.clone();
     let (page, shown) = blocking(&app, move |app| {
         let mut page = page(app, &u);
@@ -244,9 +244,13 @@ pub async fn show(State(app): State<Arc<App>>, user: CurrentUser, Query(q): Quer
         page.on = on;
         let (Some(n), Some(pa), Some(pb), Some(day)) = (n, pa, pb, day) else { return Ok((page, None)) };
         let stream = stream_of(n)?;
-        let view_at = |p: u64| -> AppResult<Value> {
+        // Both sides through the policy, from the person's protection at the head.
+        let mut protected_shown = false;
+        let mut view_at = |p: u64| -> AppResult<Value> {
             let v = as_of(&app.store, &stream, Position(p), day).map_err(AppError::internal)?;
-            serde_json::to_value(v.view(n, Position(p), day, address_visible)).map_err(AppError::internal)
+            let policy = u.view(v.protection.clone(), Channel::Screen);
+            protected_shown |= policy.shows_protected();
+            serde_json::to_value(v.view(n, Position(p), day, &policy)).map_err(AppError::internal)
         };
         let (va, vb) = (view_at(pa)?, view_at(pb)?);
         if vb.get("registered") != Some(&Value::Bool(true)) && va.get("registered") != Some(&Value::Bool(true)) {
@@ -286,14 +290,15 @@ pub async fn show(State(app): State<Arc<App>>, user: CurrentUser, Query(q): Quer
             .collect();
         drop(accounts);
         page.diff = Some(DiffView { n, a: pa, b: pb, on: day.to_string(), rows, events });
-        Ok((page, Some(n)))
+        Ok((page, Some((n, protected_shown))))
     })
     .await?;
-    if let Some(n) = shown {
-        app.access
-            .record(vec![record(&user.id, vec![n], "/audit", AccessAction::Viewed, None)], app.today())
-            .await
-            .map_err(AppError::internal)?;
+    if let Some((n, protected_shown)) = shown {
+        let mut records = vec![record(&user.id, vec![n], "/audit", AccessAction::Viewed, None)];
+        if protected_shown {
+            records.push(record(&user.id, vec![n], "/audit", AccessAction::ProtectedAddressShown, None));
+        }
+        app.access.record(records, app.today()).await.map_err(AppError::internal)?;
     }
     Ok(html(&page))
 }

@@ -9,10 +9,12 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use daicho_domain::calendar::parse_date;
 use daicho_domain::users::AccessAction;
-use daicho_projections::certificate::{Face, face};
+use daicho_projections::certificate::{Face, Made, face};
 use serde::Deserialize;
 
-use super::recipient::{fold, load};
+use daicho_domain::privacy::Channel;
+
+use super::recipient::{fold, load, view_of};
 use crate::access::record;
 use crate::app::{App, blocking};
 use crate::auth::{CurrentUser, Permission};
@@ -54,16 +56,25 @@ pub async fn print(
         let state = fold(&loaded.events);
         let recipient = state.recipient().ok_or(AppError::NotFound)?;
         let certificate = recipient.certificates.get(index).ok_or(AppError::NotFound)?;
-        // The face shows the address: for a DV-protected person only those who may see it print.
-        let protected = recipient.dv_support_since.is_some();
-        if protected && !u.can(Permission::ProtectedAddress) {
+        // The face shows the address: when the policy hides it from this user, they do not
+        // print (a certificate with a hidden address would be of no use, and would say why).
+        let view = view_of(&u, &loaded, Channel::Print);
+        if view.hides(recipient.address.as_str()) {
             return Err(AppError::Forbidden);
         }
+        let protected = view.shows_protected();
         // The face is made from the stream as recorded: its last event is the position printed.
         let last = loaded.envelopes.last().ok_or(AppError::NotFound)?;
         let config = app.ledger().config().clone();
-        let face = face(&config, recipient, certificate, on, today, last.position.0, &last.hash.to_hex())
-            .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
+        let face = face(
+            &config,
+            recipient,
+            certificate,
+            (on, today),
+            Made { position: last.position.0, hash_hex: &last.hash.to_hex() },
+            &view,
+        )
+        .map_err(|e| AppError::BadRequest(e.message().to_owned()))?;
         Ok((CertificatePage { size: face.size.code(), face, back: format!("/recipients/{n}") }, protected))
     })
     .await?;

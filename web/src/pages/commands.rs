@@ -18,13 +18,18 @@ use daicho_domain::command::{Command, CommandBody};
 use daicho_domain::config::Config;
 use daicho_domain::event::EventBody;
 use daicho_domain::evolve;
+use daicho_domain::ids::CommandId;
+use daicho_domain::privacy::{Channel, Protection};
+use daicho_domain::rescind_needs_approval;
 use daicho_domain::state::State as StreamState;
+use daicho_domain::users::AccessAction;
 use daicho_projections::changes::RecordChange;
 use daicho_projections::recipient_number;
-use daicho_projections::submit::{Preview, Submitted, preview, submit};
+use daicho_projections::submit::{Decider, Preview, Submitted, preview, submit_as};
 
 use super::recipient::current;
 use super::{FormPairs, see_other, values};
+use crate::access::record;
 use crate::app::{App, blocking, random_hex};
 use crate::auth::{CurrentUser, Permission};
 use crate::describe;
@@ -111,11 +116,19 @@ struct Subject {
     reference: Option<String>,
     label: String,
     state: StreamState,
+    /// The person's protection at the head of the log.
+    protection: Protection,
 }
 
 fn subject(app: &App, n: Option<u64>) -> AppResult<Subject> {
     let Some(n) = n else {
-        return Ok(Subject { n: None, reference: None, label: String::new(), state: StreamState::default() });
+        return Ok(Subject {
+            n: None,
+            reference: None,
+            label: String::new(),
+            state: StreamState::default(),
+            protection: Protection::none(),
+        });
     };
     let (_, state) = current(app, n)?;
     let r = state.recipient().ok_or(AppError::NotFound)?;
@@ -123,8 +136,25 @@ fn subject(app: &App, n: Option<u64>) -> AppResult<Subject> {
         n: Some(n),
         reference: Some(r.id.to_string()),
         label: format!("{}（受給者ID {}）", r.name, r.id),
+        protection: Protection::of_state(&state),
         state,
     })
+}
+
+/// Whether the command of this form waits for a second person: a My Number link, or the
+/// rescind of one.
+fn needs_approval(form: &Form, subject: &Subject, values: &Values) -> bool {
+    form.needs_approval
+        || (form.kind == "rescind"
+            && CommandId::parse(values.trimmed("target")).is_ok_and(|t| rescind_needs_approval(&subject.state, &t)))
+}
+
+/// The access record of a form or confirmation page about recipient `n` (it shows the name
+/// and the certificates).
+async fn record_view(app: &App, user: &CurrentUser, n: Option<u64>, path: &str) -> AppResult<()> {
+    let Some(n) = n else { return Ok(()) };
+    let records = vec![record(&user.id, vec![n], path, AccessAction::Viewed, None)];
+    app.access.record(records, app.today()).await.map_err(AppError::internal)
 }
 
 fn options(field: &Field, config: &Config, subject: &Subject, value: &str) -> Vec<Opt> {
@@ -256,6 +286,10 @@ fn back(n: Option<u64>) -> String {
     n.map_or_else(|| "/search".to_owned(), |n| format!("/recipients/{n}"))
 }
 
+/// Shown when a form whose request is waiting for approval is sent again with other values.
+pub const ALREADY_REQUESTED: &str =
+    "この画面の依頼は既に承認待ちです。内容を変えるときは、受給者画面から入力し直してください。";
+
 /// A new idempotency key for a form.
 pub fn new_id() -> AppResult<String> {
     Ok(format!("w-{}", random_hex(12)?))
@@ -290,6 +324,7 @@ async fn show_form(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: Strin
         Ok(form_page(app, &u, form, &subject, &Values(v), &[], &id, &config))
     })
     .await?;
+    record_view(&app, &user, n, &action(form, n)).await?;
     Ok(html(&page))
 }
 
@@ -408,13 +443,17 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
         if step == "edit" {
             return Ok(show_form(&[]));
         }
-        let ctx = Context { id: &id, actor: u.id.as_str(), recipient: subject.reference.as_deref(), approver: None };
+        let approval = needs_approval(form, &subject, &values);
+        // A rescind waiting for approval is decided with a stand-in approver, as a link is.
+        let approver = (approval && form.kind == "rescind").then_some(forms::PENDING_APPROVER);
+        let ctx = Context { id: &id, actor: u.id.as_str(), recipient: subject.reference.as_deref(), approver };
         let cmd = match forms::parse(form, &values, &ctx) {
             Ok(cmd) => cmd,
             Err(errors) => return Ok(show_form(&errors)),
         };
+        let decider = Decider::User(u.role);
         let mut ledger = app.ledger();
-        let previewed = preview(&mut *ledger, &config, today, &cmd).map_err(AppError::internal)?;
+        let previewed = preview(&mut *ledger, &config, today, &cmd, decider).map_err(AppError::internal)?;
         let (before, stream, events) = match previewed {
             Preview::Rejected(r) => return Ok(show_form(&rejection_error(form, &r))),
             Preview::AlreadyApplied { position } => {
@@ -423,27 +462,37 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
             Preview::Would { before, stream, events } => (before, stream, events),
         };
         if step == "confirm" {
-            if form.needs_approval {
+            if approval {
                 drop(ledger);
                 let n = n.ok_or(AppError::NotFound)?;
-                let fields = form
+                let fields: Vec<(String, String)> = form
                     .fields
                     .iter()
                     .map(|f| (f.name.to_owned(), values.get(f.name).unwrap_or("").to_owned()))
                     .collect();
+                // A second submit of the same form finds its request; a request is never
+                // replaced, and its id is the server's, not the form's.
+                if let Some(existing) = app.pending.by_form(u.id.as_str(), &id).map_err(AppError::internal)? {
+                    if existing.recipient == n && existing.kind == form.kind && existing.fields == fields {
+                        return Ok(Outcome::Redirect(format!("/recipients/{n}?requested=1")));
+                    }
+                    return Ok(show_form(&[FormError { field: None, message: ALREADY_REQUESTED.into() }]));
+                }
                 app.pending
-                    .put(&PendingLink {
-                        id: id.clone(),
+                    .insert(&PendingLink {
+                        id: new_id()?,
+                        form_key: id.clone(),
+                        kind: form.kind.to_owned(),
                         recipient: n,
                         requested_by: u.id.to_string(),
                         requested_at_us: crate::app::now().timestamp_micros(),
                         fields,
                     })
-                    .map_err(AppError::internal)?;
-                tracing::info!(user = %u.id, recipient = n, "my number link sent for approval");
+                    .map_err(|e| AppError::internal(format!("{e:?}")))?;
+                tracing::info!(user = %u.id, recipient = n, kind = form.kind, "sent for approval");
                 return Ok(Outcome::Redirect(format!("/recipients/{n}?requested=1")));
             }
-            return match submit(&mut *ledger, &config, today, &cmd).map_err(AppError::internal)? {
+            return match submit_as(&mut *ledger, &config, today, &cmd, decider).map_err(AppError::internal)? {
                 Submitted::Accepted { position, .. } | Submitted::AlreadyApplied { position } => {
                     drop(ledger);
                     Ok(Outcome::Redirect(done_location(app, &cmd, n, position)?))
@@ -457,9 +506,14 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
         let projections = ledger.projections().map_err(AppError::internal)?;
         let changes = projections.record_changes(&config, internal, after.recipient()).map_err(AppError::internal)?;
         drop(ledger);
-        Ok(Outcome::Confirm(confirm_page(app, &u, form, &subject, &values, &cmd, &events, &changes, &config, &id)))
+        Ok(Outcome::Confirm(confirm_page(
+            app, &u, form, &subject, &values, &cmd, &events, &changes, &config, &id, approval,
+        )))
     })
     .await?;
+    if !matches!(outcome, Outcome::Redirect(_)) {
+        record_view(&app, &user, n, &action(form, n)).await?;
+    }
     Ok(match outcome {
         Outcome::Form(page) => html(&page),
         Outcome::Confirm(page) => html(&page),
@@ -493,6 +547,7 @@ fn confirm_page(
     changes: &[RecordChange],
     config: &Config,
     id: &str,
+    needs_approval: bool,
 ) -> ConfirmPage {
     let change = matches!(cmd.body, CommandBody::RenewCertificate { .. } | CommandBody::ChangeCertificate { .. })
         || matches!(cmd.body, CommandBody::ChangePersonalDetails { .. });
@@ -511,8 +566,9 @@ fn confirm_page(
             }
         })
         .collect();
+    let view = user.view(subject.protection.clone(), Channel::Screen);
     let events =
-        events.iter().map(|e| (format!("{} {}", e.effective, e.label()), describe::event(e, config, true))).collect();
+        events.iter().map(|e| (format!("{} {}", e.effective, e.label()), describe::event(e, config, &view))).collect();
     let mut hidden: Vec<(String, String)> =
         form.fields.iter().map(|f| (f.name.to_owned(), values.get(f.name).unwrap_or("").to_owned())).collect();
     hidden.push(("id".into(), id.to_owned()));
@@ -526,6 +582,6 @@ fn confirm_page(
         events,
         changes: change_rows(changes, config),
         hidden,
-        needs_approval: form.needs_approval,
+        needs_approval,
     }
 }

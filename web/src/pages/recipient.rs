@@ -3,7 +3,9 @@
 //!
 //! The view is computed from the log, like `daicho show`: person-level facts are those of events
 //! recorded by the position that took effect by the date; certificates are those known at the
-//! position. PMH status is the register's (now).
+//! position. PMH status is the register's (now). What the user sees of the person (addresses,
+//! places, the My Number) is the privacy policy's, from the person's protection at the head of
+//! the log, whatever moment is shown.
 
 use std::sync::Arc;
 
@@ -14,7 +16,8 @@ use chrono::NaiveDate;
 use daicho_domain::calendar::legal_age;
 use daicho_domain::config::Config;
 use daicho_domain::event::{Event, EventBody};
-use daicho_domain::state::{Recipient, Residency, State as StreamState};
+use daicho_domain::privacy::{self, Channel, Protection};
+use daicho_domain::state::{Residency, State as StreamState};
 use daicho_domain::users::AccessAction;
 use daicho_domain::{calendar::parse_date, evolve};
 use daicho_projections::Entry;
@@ -27,7 +30,7 @@ use super::{FormPairs, date_ja, end_ja, values};
 use crate::access::record;
 use crate::app::{App, blocking, format_recorded};
 use crate::auth::{CurrentUser, Permission};
-use crate::describe::{self, HIDDEN_ADDRESS};
+use crate::describe;
 use crate::error::{AppError, AppResult};
 use crate::forms::FORMS;
 use crate::render::{Nav, html};
@@ -164,9 +167,9 @@ pub fn current(app: &App, n: u64) -> AppResult<(Loaded, StreamState)> {
     Ok((loaded, state))
 }
 
-/// Whether `user` sees the address of `r`.
-pub fn address_visible(user: &CurrentUser, r: &Recipient) -> bool {
-    r.dv_support_since.is_none() || user.can(Permission::ProtectedAddress)
+/// What `user` sees of the person whose whole stream (at the head) is `loaded`.
+pub fn view_of(user: &CurrentUser, loaded: &Loaded, channel: Channel) -> privacy::View {
+    user.view(Protection::of(&loaded.events), channel)
 }
 
 fn pmh_status(entry: Option<&Entry>, config: &Config) -> (String, &'static str) {
@@ -246,13 +249,15 @@ pub async fn render(
             .iter()
             .filter(|e| e.effective <= on || matches!(e.body, EventBody::CommandRescinded { .. }))
             .fold(StreamState::default(), |s, e| evolve(s, e));
+        let view = view_of(&u, &loaded, Channel::Screen);
         let mut page =
-            build(app, &u, n, &loaded, &known, &person, on, at, head, today, &config, &entries, &last_batches);
+            build(app, &u, &view, n, &loaded, &known, &person, on, at, head, today, &config, &entries, &last_batches);
         page.view_errors = view_errors;
         if reveal_reason.is_some()
+            && view.may_reveal()
             && let Some(m) = person.recipient().or(known.recipient()).and_then(|r| r.my_number.as_ref())
         {
-            page.my_number = m.reveal();
+            page.my_number = view.my_number(m, true);
             page.my_number_revealed = true;
         }
         page.reveal_error = reveal_error;
@@ -261,8 +266,7 @@ pub async fn render(
             (None, Some(_)) => Some("個人番号の登録を承認依頼しました。係長が承認すると記録されます。".into()),
             _ => None,
         };
-        let protected_shown = person.recipient().is_some_and(|r| r.dv_support_since.is_some()) && !page.address_hidden;
-        Ok((page, protected_shown))
+        Ok((page, view.shows_protected()))
     })
     .await?;
     let path = format!("/recipients/{n}");
@@ -281,6 +285,7 @@ pub async fn render(
 fn build(
     app: &App,
     user: &CurrentUser,
+    view: &privacy::View,
     n: u64,
     loaded: &Loaded,
     known: &StreamState,
@@ -297,11 +302,11 @@ fn build(
     let accounts = app.accounts();
     let p = person.recipient();
     let k = known.recipient();
-    let show_address = p.or(k).is_none_or(|r| address_visible(user, r));
-    let dv = p.is_some_and(|r| r.dv_support_since.is_some());
+    // Protected now is shown in every view, of the past too: the reader must know to be careful.
+    let dv = view.protected_at_head() || p.is_some_and(|r| r.dv_support_since.is_some());
     let residency = p.map_or(String::new(), |r| match &r.residency {
         Residency::Resident { since } => format!("在住（{since}から）"),
-        Residency::MovedOut { on, to } => format!("転出（{on}、{to}へ）"),
+        Residency::MovedOut { on, to } => format!("転出（{on}、{}へ）", view.place(to.as_str())),
     });
     let certificates = k
         .map(|r| {
@@ -310,7 +315,7 @@ fn build(
                 .enumerate()
                 .map(|(index, c)| {
                     let printable = user.can(Permission::Record)
-                        && address_visible(user, r)
+                        && !view.hides(r.address.as_str())
                         && c.spans.iter().any(|s| s.period.contains(on) || s.period.from() > on);
                     let print = printable.then(|| format!("/recipients/{n}/certificates/{index}/print?as_of={on}"));
                     let status = match (&c.ended, c.span_on(on)) {
@@ -382,7 +387,7 @@ fn build(
             recorded_at: format_recorded(env.recorded_at_us),
             effective: ev.effective.to_string(),
             label: ev.label(),
-            summary: describe::event(ev, config, show_address),
+            summary: describe::event(ev, config, view),
             actor: accounts.display_name(&env.actor),
             approver: env.approver.as_deref().map(|a| accounts.display_name(a)).unwrap_or_default(),
             command: ev.command.to_string(),
@@ -421,16 +426,17 @@ fn build(
         birth_date: basic.map(|r| date_ja(eras, r.birth_date)).unwrap_or_default(),
         age: basic.map(|r| format!("{}歳", legal_age(r.birth_date, on))).unwrap_or_default(),
         sex: basic.map(|r| describe::sex(r.sex).to_owned()).unwrap_or_default(),
-        address: basic
-            .map(|r| if show_address { r.address.to_string() } else { HIDDEN_ADDRESS.to_owned() })
-            .unwrap_or_default(),
-        address_hidden: !show_address,
+        address: basic.map(|r| view.place(r.address.as_str()).to_owned()).unwrap_or_default(),
+        address_hidden: basic.is_some_and(|r| view.hides(r.address.as_str())),
         dv,
         dv_since: p.and_then(|r| r.dv_support_since).map(|d| d.to_string()).unwrap_or_default(),
-        my_number: basic.and_then(|r| r.my_number.as_ref()).map(|m| m.masked()).unwrap_or_else(|| "未登録".into()),
+        my_number: basic
+            .and_then(|r| r.my_number.as_ref())
+            .map(|m| view.my_number(m, false))
+            .unwrap_or_else(|| "未登録".into()),
         has_my_number: basic.is_some_and(|r| r.my_number.is_some()),
         my_number_revealed: false,
-        can_reveal: user.can(Permission::Reveal),
+        can_reveal: view.may_reveal(),
         residency,
         died_on: p.and_then(|r| r.died_on).map(|d| d.to_string()).unwrap_or_default(),
         as_of: on.to_string(),

@@ -9,14 +9,16 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use daicho_domain::numbers::MyNumber;
+use daicho_domain::privacy::Channel;
 use daicho_domain::users::AccessAction;
 use daicho_projections::query::SearchBy;
 
+use super::recipient::{load, view_of};
 use super::{FormPairs, values};
 use crate::access::record;
 use crate::app::{App, blocking};
 use crate::auth::{CurrentUser, Permission};
-use crate::describe::{self, HIDDEN_ADDRESS};
+use crate::describe;
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
 
@@ -126,6 +128,7 @@ pub async fn search(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
         }
     };
     let today = app.today();
+    let u = user.clone();
     let (rows, more) = blocking(&app, move |app| {
         // Catch up under the ledger's lock, then read without it: searches run side by side.
         let (reader, config) = {
@@ -137,7 +140,9 @@ pub async fn search(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
         let mut rows = Vec::with_capacity(found.recipients.len());
         for n in found.recipients {
             let Some(r) = reader.recipient(n).map_err(AppError::internal)? else { continue };
-            let protected = r.dv_support_since.is_some();
+            // The person's protection at the head, from their stream; a list shows no
+            // protected address to anyone.
+            let view = view_of(&u, &load(app, n)?, Channel::List);
             let mut programs: Vec<String> = r
                 .certificates
                 .iter()
@@ -151,8 +156,8 @@ pub async fn search(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
                 name: r.name.to_string(),
                 kana: r.kana.to_string(),
                 birth_date: r.birth_date.to_string(),
-                address: if protected { HIDDEN_ADDRESS.to_owned() } else { r.address.to_string() },
-                protected,
+                address: view.place(r.address.as_str()).to_owned(),
+                protected: view.protected_at_head(),
                 programs: programs.join("、"),
             });
         }
