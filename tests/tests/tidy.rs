@@ -133,3 +133,59 @@ fn the_jis_x_0213_table_matches_its_generator() {
     let committed = std::fs::read(repo().join("domain/src/text/jisx0213_table.rs")).unwrap();
     assert!(generated == committed, "regenerate with: python3 domain/data/gen_jisx0213.py");
 }
+
+/// The printers of personal data: pages, timelines, prints, CLI output.
+const PRINTERS: [&str; 7] = [
+    "web/src/pages",
+    "web/src/describe.rs",
+    "ops/src/show.rs",
+    "ops/src/audit.rs",
+    "ops/src/certificate.rs",
+    "projections/src/asof.rs",
+    "projections/src/certificate.rs",
+];
+
+/// Where a printer reads a person's address, places or My Number without the privacy policy
+/// (`domain::privacy::View`): the lines, as `file:line`. A line that reads one for another use
+/// than showing it says why in a `// privacy: ...` comment.
+fn unguarded_reads(path: &Path, source: &str) -> Vec<String> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let through_policy = |l: &str| l.contains(".place(") || l.contains(".hides(") || l.contains("// privacy: ");
+        // A field read `.address` (not a method, not a longer name).
+        let reads_address = code.match_indices(".address").any(|(at, m)| {
+            let next = code[at + m.len()..].chars().next();
+            !next.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '(')
+        });
+        let reads_typed_address = code.contains("\"resident_address\"");
+        // A destination or origin, bound on this line and used on it or the next.
+        let binds_place = code.contains("MovedOut {") || code.contains("MovedIn {");
+        let next = lines.get(i + 1).copied().unwrap_or("");
+        let unguarded = ((reads_address || reads_typed_address) && !through_policy(line))
+            || (binds_place && !through_policy(line) && !through_policy(next))
+            || code.contains(".reveal()");
+        if unguarded {
+            found.push(format!("{}:{}", path.strip_prefix(repo()).unwrap_or(path).display(), i + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn printers_read_addresses_places_and_my_numbers_only_through_the_privacy_policy() {
+    let mut files = Vec::new();
+    for p in PRINTERS {
+        let path = repo().join(p);
+        if path.is_dir() { rust_files(&path, &mut files) } else { files.push(path) }
+    }
+    let found: Vec<String> =
+        files.iter().flat_map(|f| unguarded_reads(f, &std::fs::read_to_string(f).unwrap())).collect();
+    assert!(found.is_empty(), "read these through privacy::View (place, hides, my_number): {found:?}");
+    // The check itself finds what it is for.
+    let bad = "let a = r.address.to_string();\nlet m = n.reveal();\nMovedOut { to } => format!(\"{to}\"),\nx\n";
+    assert_eq!(unguarded_reads(Path::new("x.rs"), bad).len(), 3);
+    let good = "let a = view.place(r.address.as_str());\nMovedOut { to } => {\n  view.place(to)\n}\n";
+    assert!(unguarded_reads(Path::new("x.rs"), good).is_empty());
+}

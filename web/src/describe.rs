@@ -44,7 +44,6 @@ fn changes(c: &TermsChange) -> Vec<String> {
 
 /// One line describing an event, as `view` lets its reader see the person.
 pub fn event(e: &Event, config: &Config, view: &privacy::View) -> String {
-    let address = |a: &str| view.place(a).to_owned();
     match &e.body {
         EventBody::RecipientRegistered { recipient, info } => format!(
             "受給者ID {recipient}、{}（{}）、{}生、{}、住所 {}",
@@ -52,7 +51,7 @@ pub fn event(e: &Event, config: &Config, view: &privacy::View) -> String {
             info.kana,
             info.birth_date,
             info.sex.label(),
-            address(info.address.as_str())
+            view.place(info.address.as_str())
         ),
         EventBody::MyNumberLinked { my_number, .. } => format!("個人番号 {}", my_number.masked()),
         EventBody::MyNumberCorrected { my_number, .. } => format!("訂正後の個人番号 {}", my_number.masked()),
@@ -65,12 +64,12 @@ pub fn event(e: &Event, config: &Config, view: &privacy::View) -> String {
                 parts.push(format!("カナ {k}"));
             }
             if let Some(a) = addr {
-                parts.push(format!("住所 {}", address(a.as_str())));
+                parts.push(format!("住所 {}", view.place(a.as_str())));
             }
             parts.join("、")
         }
         EventBody::MovedIn { address: a, from } => {
-            format!("{}から転入、住所 {}", view.place(from.as_str()), address(a.as_str()))
+            format!("{}から転入、住所 {}", view.place(from.as_str()), view.place(a.as_str()))
         }
         EventBody::MovedOut { to } => format!("{}へ転出", view.place(to.as_str())),
         EventBody::Died | EventBody::DvSupportStarted | EventBody::DvSupportEnded => String::new(),

@@ -344,7 +344,7 @@ pub const FORMS: &[Form] = &[
     Form {
         kind: "rescind",
         title: "取消",
-        intro: "誤って記録した処理を取り消します。取り消した記録も履歴に残ります。",
+        intro: "誤って記録した処理を取り消します。取り消した記録も履歴に残ります。個人番号の登録・訂正の取消は、入力者とは別の係長が承認した時点で記録されます。",
         fields: &[
             EFFECTIVE,
             field("target", "取り消す処理", Input::Command, true),

@@ -79,14 +79,14 @@ fn row(app: &App, user: &CurrentUser, link: &PendingLink) -> AppResult<Option<Ro
             .and_then(|e| {
                 e.events.iter().find_map(|ev| match &ev.body {
                     EventBody::MyNumberLinked { my_number, .. } | EventBody::MyNumberCorrected { my_number, .. } => {
-                        Some((ev.effective, ev.label(), my_number.clone()))
+                        Some((ev.effective, ev.label(), view.my_number(my_number, !own)))
                     }
                     _ => None,
                 })
             })
             .map(|(effective, label, m)| (format!("{effective} {label}（処理 {}）", v.trimmed("target")), m));
         let (target_text, m) = match undone {
-            Some((text, m)) => (text, number(m.reveal().as_str())),
+            Some((text, m)) => (text, m),
             None => ("（対象の記録がありません）".to_owned(), "—".to_owned()),
         };
         let details = vec![
@@ -96,23 +96,21 @@ fn row(app: &App, user: &CurrentUser, link: &PendingLink) -> AppResult<Option<Ro
         ];
         ("個人番号の登録・訂正の取消", m, Vec::new(), details)
     } else {
-        let items = vec![
+        let mut items: Vec<(&'static str, String, String, bool)> = [
             ("氏名", r.name.to_string(), v.trimmed("resident_name").to_owned()),
             ("生年月日", r.birth_date.to_string(), v.trimmed("resident_birth_date").to_owned()),
             ("性別", r.sex.code().to_owned(), v.trimmed("resident_sex").to_owned()),
-            ("住所", r.address.to_string(), v.trimmed("resident_address").to_owned()),
         ]
         .into_iter()
         .map(|(label, a, b)| {
             let same = a == b;
-            if label == "住所" {
-                // The typed address is a guess at a possibly protected one: both go through the policy.
-                (label, view.place(&a).to_owned(), view.place(&b).to_owned(), same)
-            } else {
-                (label, a, b, same)
-            }
+            (label, a, b, same)
         })
         .collect();
+        // The typed address is a guess at a possibly protected one: both sides through the policy.
+        let typed = v.trimmed("resident_address"); // privacy: shown only through view.place below
+        let same = r.address.as_str() == typed; // privacy: compared, not shown
+        items.push(("住所", view.place(r.address.as_str()).to_owned(), view.place(typed).to_owned(), same));
         ("個人番号の登録・訂正", number(v.trimmed("my_number")), items, Vec::new())
     };
     let mut out = Row {
