@@ -608,7 +608,9 @@ pub fn rejection_field(code: &str, kind: &str) -> Option<&'static str> {
         "unknown_target"
         | "target_already_rescinded"
         | "cannot_rescind_rescind"
-        | "rescind_conflicts_with_later_events" => "target",
+        | "rescind_conflicts_with_later_events"
+        | "approval_required" => "target",
+        "protected_address_withheld" => "address",
         "recipient_already_registered" if kind == "register_recipient" => "recipient",
         _ => return None,
     })
