@@ -110,7 +110,13 @@ impl Server {
 
     /// A client without a session.
     pub fn client(&self) -> Client {
-        Client { addr: self.addr, cookies: BTreeMap::new(), csrf: None }
+        Client { addr: self.addr, source: None, cookies: BTreeMap::new(), csrf: None }
+    }
+
+    /// A client without a session whose connections come from `source` (any of 127.0.0.0/8:
+    /// another machine, as the server sees it).
+    pub fn client_from(&self, source: std::net::IpAddr) -> Client {
+        Client { addr: self.addr, source: Some(source), cookies: BTreeMap::new(), csrf: None }
     }
 
     /// A client logged in as `user` (with [`PASSWORD`]).
@@ -224,6 +230,7 @@ pub fn urlencode(pairs: &[(&str, &str)]) -> String {
 #[derive(Clone)]
 pub struct Client {
     addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
     cookies: BTreeMap<String, String>,
     csrf: Option<String>,
 }
@@ -282,7 +289,10 @@ impl Client {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<Response, String> {
-        let mut s = TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
+        let mut s = match self.source {
+            None => TcpStream::connect(self.addr).map_err(|e| e.to_string())?,
+            Some(source) => connect_from(source, self.addr)?,
+        };
         s.set_read_timeout(Some(Duration::from_secs(120))).map_err(|e| e.to_string())?;
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
         if !self.cookies.is_empty() {
@@ -325,6 +335,19 @@ impl Client {
     pub fn session(&self) -> Option<&str> {
         self.cookies.get("daicho_session").map(String::as_str)
     }
+}
+
+/// A connection to `addr` from the local address `source` (std cannot bind before connecting).
+fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Result<TcpStream, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(|e| e.to_string())?;
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(addr).await
+    });
+    let stream = stream.map_err(|e| e.to_string())?.into_std().map_err(|e| e.to_string())?;
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    Ok(stream)
 }
 
 fn parse(raw: &[u8]) -> Result<Response, String> {

@@ -35,12 +35,32 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Decide commands as of this day instead of today in Japan (tests and demos of the past).
     pub today: Option<NaiveDate>,
-    /// Failed logins of one account before it is locked for [`Settings::lockout`].
+    /// Failed logins of one account from one address before that pair is locked for
+    /// [`Settings::lockout`]; past as many from anywhere, each attempt of the account waits
+    /// (doubling from a second up to [`Settings::account_delay_max`]).
     pub account_failures_max: u32,
     /// Failed logins from one address before it is locked.
     pub address_failures_max: u32,
     /// How long a lock lasts, and the window in which failures are counted.
     pub lockout: Duration,
+    /// The longest wait an account's failures impose on its next attempt.
+    pub account_delay_max: Duration,
+    /// Password hashes computed at once (argon2id takes 19 MiB each); a login beyond them is
+    /// answered 429 at once.
+    pub password_hashes_max: usize,
+}
+
+impl Settings {
+    /// The login throttle's limits.
+    pub fn throttle_limits(&self) -> crate::auth::ThrottleLimits {
+        crate::auth::ThrottleLimits {
+            pair_failures_max: self.account_failures_max,
+            address_failures_max: self.address_failures_max,
+            account_failures_max: self.account_failures_max,
+            account_delay_max: self.account_delay_max,
+            window: self.lockout,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -53,6 +73,8 @@ impl Default for Settings {
             account_failures_max: 5,
             address_failures_max: 20,
             lockout: Duration::from_secs(15 * 60),
+            account_delay_max: Duration::from_secs(30),
+            password_hashes_max: 4,
         }
     }
 }
@@ -70,6 +92,8 @@ pub struct App {
     pub sessions: Sessions,
     /// Failed-login counters.
     pub throttle: Throttle,
+    /// Permits to compute a password hash (see [`Settings::password_hashes_max`]).
+    pub password_hashes: Arc<tokio::sync::Semaphore>,
     /// My Number links waiting for a supervisor.
     pub pending: PendingLinks,
     /// Settings.
@@ -104,6 +128,7 @@ impl App {
             accounts: RwLock::new(accounts),
             sessions: Sessions::default(),
             throttle: Throttle::default(),
+            password_hashes: Arc::new(tokio::sync::Semaphore::new(settings.password_hashes_max.max(1))),
             pending,
             settings,
             data: data.to_path_buf(),

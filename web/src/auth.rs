@@ -140,9 +140,39 @@ impl Sessions {
 struct Failures {
     count: u32,
     first: Instant,
+    last: Instant,
 }
 
-/// Failed-login counters, per account (`u:<id>`) and per address (`a:<ip>`).
+/// The limits of the login throttle.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleLimits {
+    /// Failures of one account from one address before that pair is locked for `window`.
+    pub pair_failures_max: u32,
+    /// Failures from one address (over any accounts) before it is locked for `window`.
+    pub address_failures_max: u32,
+    /// Failures of one account (from any address) after which each attempt must wait, doubling
+    /// from one second, up to `account_delay_max`: a stranger slows an account down but cannot
+    /// lock its owner out.
+    pub account_failures_max: u32,
+    /// The longest wait an account's failures impose.
+    pub account_delay_max: Duration,
+    /// How long failures count, and how long a lock lasts.
+    pub window: Duration,
+}
+
+/// Why an attempt is refused before its password is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The pair or the address is locked until the window passes.
+    Locked,
+    /// The account's failures ask for a wait of this long.
+    Wait(Duration),
+}
+
+/// Failed-login counters: per account and address (`p:<id>|<ip>`), per address (`a:<ip>`) and
+/// per account (`u:<id>`). An attempt is counted *before* its password is hashed
+/// ([`Throttle::attempt`]), so parallel attempts cannot pass a limit together; a success forgets
+/// the account's and the pair's counts.
 #[derive(Default)]
 pub struct Throttle {
     inner: Mutex<HashMap<String, Failures>>,
@@ -153,26 +183,43 @@ impl Throttle {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether a login for these keys is refused now (each key with its limit).
-    pub fn locked(&self, keys: &[(&str, u32)], window: Duration) -> bool {
+    /// Checks and counts one attempt of `user` from `addr` at `now`.
+    pub fn attempt(&self, user: &str, addr: &str, limits: &ThrottleLimits, now: Instant) -> Result<(), Refused> {
         let mut map = self.map();
-        let now = Instant::now();
-        map.retain(|_, f| now.duration_since(f.first) <= window);
-        keys.iter().any(|(k, max)| map.get(*k).is_some_and(|f| f.count >= *max))
-    }
-
-    /// Counts a failure for each key.
-    pub fn fail(&self, keys: &[&str]) {
-        let mut map = self.map();
-        let now = Instant::now();
-        for k in keys {
-            map.entry((*k).to_owned()).and_modify(|f| f.count += 1).or_insert(Failures { count: 1, first: now });
+        map.retain(|_, f| now.saturating_duration_since(f.first) <= limits.window);
+        let (pair, address, account) = (format!("p:{user}|{addr}"), format!("a:{addr}"), format!("u:{user}"));
+        let count = |k: &str| map.get(k).map_or(0, |f| f.count);
+        if count(&pair) >= limits.pair_failures_max || count(&address) >= limits.address_failures_max {
+            return Err(Refused::Locked);
         }
+        if let Some(f) = map.get(&account).filter(|f| f.count >= limits.account_failures_max) {
+            let doublings = (f.count - limits.account_failures_max).min(16);
+            let wait = Duration::from_secs(1u64 << doublings).min(limits.account_delay_max);
+            let ready = f.last + wait;
+            if now < ready {
+                return Err(Refused::Wait(ready - now));
+            }
+        }
+        for k in [pair, address, account] {
+            map.entry(k)
+                .and_modify(|f| {
+                    f.count += 1;
+                    f.last = now;
+                })
+                .or_insert(Failures { count: 1, first: now, last: now });
+        }
+        Ok(())
     }
 
-    /// Forgets the failures of a key (the account, after a successful login).
-    pub fn clear(&self, key: &str) {
-        self.map().remove(key);
+    /// Forgets the account's failures and the pair's, after a successful login (the address's
+    /// count stays: one good password does not license guessing others).
+    pub fn succeeded(&self, user: &str, addr: &str) {
+        let mut map = self.map();
+        map.remove(&format!("u:{user}"));
+        map.remove(&format!("p:{user}|{addr}"));
+        if let Some(f) = map.get_mut(&format!("a:{addr}")) {
+            f.count = f.count.saturating_sub(1);
+        }
     }
 }
 
@@ -281,18 +328,71 @@ mod tests {
         assert!(s.get(&t, Duration::from_secs(60), Duration::from_secs(60)).is_none());
     }
 
-    #[test]
-    fn throttle_locks_at_the_limit_and_forgets_after_the_window() {
-        let t = Throttle::default();
-        let w = Duration::from_millis(50);
-        for _ in 0..3 {
-            assert!(!t.locked(&[("u:x", 3)], w));
-            t.fail(&["u:x"]);
+    fn limits() -> ThrottleLimits {
+        ThrottleLimits {
+            pair_failures_max: 3,
+            address_failures_max: 10,
+            account_failures_max: 3,
+            account_delay_max: Duration::from_secs(8),
+            window: Duration::from_secs(900),
         }
-        assert!(t.locked(&[("u:x", 3)], w));
-        assert!(!t.locked(&[("u:y", 3)], w));
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(!t.locked(&[("u:x", 3)], w));
+    }
+
+    #[test]
+    fn a_pair_locks_at_its_limit_and_is_forgotten_after_the_window() {
+        let (t, l, t0) = (Throttle::default(), limits(), Instant::now());
+        for i in 0..3 {
+            assert_eq!(t.attempt("x", "1.1.1.1", &l, t0 + Duration::from_secs(20 * i)), Ok(()));
+        }
+        assert_eq!(t.attempt("x", "1.1.1.1", &l, t0 + Duration::from_secs(100)), Err(Refused::Locked));
+        assert_eq!(t.attempt("x", "1.1.1.1", &l, t0 + Duration::from_secs(901)), Ok(()));
+    }
+
+    #[test]
+    fn a_stranger_slows_an_account_down_but_cannot_lock_its_owner_out() {
+        let (t, l, t0) = (Throttle::default(), limits(), Instant::now());
+        // A stranger fails 3 times from one address, then is locked there.
+        for i in 0..3 {
+            assert_eq!(t.attempt("x", "6.6.6.6", &l, t0 + Duration::from_millis(i)), Ok(()));
+        }
+        assert_eq!(t.attempt("x", "6.6.6.6", &l, t0 + Duration::from_secs(1)), Err(Refused::Locked));
+        // The owner, elsewhere, waits a second, not the window.
+        let at = t0 + Duration::from_millis(2);
+        assert_eq!(t.attempt("x", "10.0.0.1", &l, at), Err(Refused::Wait(Duration::from_secs(1))));
+        assert_eq!(t.attempt("x", "10.0.0.1", &l, at + Duration::from_secs(1)), Ok(()));
+        t.succeeded("x", "10.0.0.1");
+        assert_eq!(t.attempt("x", "10.0.0.1", &l, at + Duration::from_secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn an_accounts_wait_doubles_up_to_its_maximum() {
+        let (t, l, t0) = (Throttle::default(), limits(), Instant::now());
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for i in 0..8u32 {
+            let addr = format!("10.0.0.{i}");
+            match t.attempt("x", &addr, &l, now) {
+                Ok(()) => {}
+                Err(Refused::Wait(w)) => {
+                    waits.push(w.as_secs());
+                    now += w;
+                    assert_eq!(t.attempt("x", &addr, &l, now), Ok(()));
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8, 8]);
+    }
+
+    #[test]
+    fn parallel_attempts_cannot_pass_a_limit_together() {
+        let t = std::sync::Arc::new(Throttle::default());
+        let (l, t0) = (limits(), Instant::now());
+        let passed: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..30).map(|_| s.spawn(|| t.attempt("x", "6.6.6.6", &l, t0).is_ok())).collect();
+            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(passed, 3);
     }
 
     #[test]

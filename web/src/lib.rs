@@ -1,9 +1,10 @@
 //! daicho-web: the caseworker web UI (axum + askama), server-rendered Japanese pages that work
 //! without JavaScript.
 //!
-//! Layers, outermost first: panics become a 500 page; a request timeout; a body limit; CSRF
-//! protection by `Sec-Fetch-Site`/`Origin` (tower-http) on every non-GET request, in addition to
-//! the per-session token every form carries; security headers on every response. Handlers check
+//! Layers, outermost first: security headers on every response (the inner layers' refusals
+//! included; HSTS when served over TLS); panics become a 500 page; a request timeout; a body
+//! limit; CSRF protection by `Sec-Fetch-Site`/`Origin` (tower-http) on every non-GET request, in
+//! addition to the per-session token every form carries. Handlers check
 //! the session and the role, do their work on a blocking thread, append access records for any
 //! personal data shown, then render.
 //!
@@ -81,12 +82,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/static/app.js", get(render::app_js))
         .route("/static/print.css", get(render::print_css))
         .fallback(not_found)
-        .with_state(app)
-        .layer(axum::middleware::from_fn(render::security_headers))
+        .with_state(app.clone())
         .layer(CsrfLayer::new())
         .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(CatchPanicLayer::new())
+        // Outermost: every response carries the headers, the layers' own refusals too.
+        .layer(axum::middleware::from_fn_with_state(app, render::security_headers))
 }
 
 /// Serves until `shutdown` completes.

@@ -2,11 +2,15 @@
 //! and the app's own static files (no CDN: municipal terminals have no internet).
 
 use askama::Template;
+use std::sync::Arc;
+
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::app::App;
 use crate::auth::{CurrentUser, Permission};
 
 /// Renders a template; a template error is a 500 without detail.
@@ -77,10 +81,14 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// Adds the security headers to every response; `no-store` to everything but static files.
-pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
+pub async fn security_headers(State(app): State<Arc<App>>, request: Request<Body>, next: Next) -> Response {
     let is_static = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    if app.settings.secure_cookies {
+        // Served over TLS: browsers are told never to come back over plain HTTP.
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use askama::Template;
 use axum::extract::connect_info::ConnectInfo;
@@ -13,7 +14,7 @@ use axum::response::Response;
 use super::{FormPairs, see_other, values};
 use crate::accounts::verify_password;
 use crate::app::{App, blocking};
-use crate::auth::{CurrentUser, clear_cookie, session_cookie, session_token};
+use crate::auth::{CurrentUser, Refused, clear_cookie, session_cookie, session_token};
 use crate::error::AppResult;
 use crate::render::html;
 
@@ -47,9 +48,21 @@ fn with_status(mut r: Response, status: StatusCode) -> Response {
     r
 }
 
-/// `POST /login`: checks the throttle, then the password (a verification runs even for an
-/// unknown user, so timing does not tell which ids exist); on success a new session replaces
-/// any the browser had.
+/// 429 with `Retry-After`.
+fn busy(r: Response, retry_after_secs: u64) -> Response {
+    let mut r = with_status(r, StatusCode::TOO_MANY_REQUESTS);
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Logged instead of an id that names no account (what was typed is never logged).
+const UNKNOWN_USER: &str = "(unknown)";
+
+/// `POST /login`: takes a hashing permit, counts the attempt in the throttle, then checks the
+/// password (a verification runs even for an unknown user, so timing does not tell which ids
+/// exist); on success a new session replaces any the browser had.
 pub async fn login(
     State(app): State<Arc<App>>,
     ClientAddr(addr): ClientAddr,
@@ -64,21 +77,36 @@ pub async fn login(
         user: user.clone(),
         message: Some(message.to_owned()),
     };
-    let user_key = format!("u:{user}");
-    let addr_key = format!("a:{}", addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string()));
-    let s = &app.settings;
-    if app.throttle.locked(&[(&user_key, s.account_failures_max), (&addr_key, s.address_failures_max)], s.lockout) {
-        tracing::warn!(user = %user, "login refused: too many failures");
-        let minutes = s.lockout.as_secs().div_ceil(60);
-        return Ok(with_status(
-            html(&page(&format!(
+    let addr = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    // Only ids that exist reach the log, never what was typed (a newline, a password).
+    let known = app.accounts().get(&user).map(|a| a.id.clone());
+    let who = known.as_ref().map_or(UNKNOWN_USER, |u| u.as_str()).to_owned();
+    // A bounded number of hashes at once: each takes 19 MiB; the excess waits for nothing.
+    let Ok(permit) = app.password_hashes.clone().try_acquire_owned() else {
+        tracing::warn!(user = %who, "login refused: too many at once");
+        return Ok(busy(html(&page("ただいま混み合っています。少し待ってからやり直してください。")), 1));
+    };
+    // Counted before the hash, so parallel attempts cannot pass the limit together.
+    match app.throttle.attempt(&user, &addr, &app.settings.throttle_limits(), Instant::now()) {
+        Ok(()) => {}
+        Err(Refused::Locked) => {
+            tracing::warn!(user = %who, "login refused: too many failures");
+            let minutes = app.settings.lockout.as_secs().div_ceil(60);
+            let message = format!(
                 "ログインの失敗が続いたため、{minutes}分間ログインできません。しばらくしてからやり直してください。"
-            ))),
-            StatusCode::TOO_MANY_REQUESTS,
-        ));
+            );
+            return Ok(busy(html(&page(&message)), app.settings.lockout.as_secs()));
+        }
+        Err(Refused::Wait(wait)) => {
+            tracing::warn!(user = %who, "login delayed: failures of the account");
+            let seconds = wait.as_secs().max(1);
+            let message = format!("この利用者IDのログインの失敗が続いています。{seconds}秒後にやり直してください。");
+            return Ok(busy(html(&page(&message)), seconds));
+        }
     }
     let id = user.clone();
     let ok = blocking(&app, move |app| {
+        let _permit = permit;
         let account = app.accounts().get(&id).filter(|a| !a.disabled).cloned();
         Ok(match account {
             Some(a) if password.chars().count() <= crate::accounts::PASSWORD_CHARS_MAX => {
@@ -92,16 +120,15 @@ pub async fn login(
     })
     .await?;
     if !ok {
-        app.throttle.fail(&[&user_key, &addr_key]);
-        tracing::info!(user = %user, "login failed");
+        tracing::info!(user = %who, "login failed");
         return Ok(with_status(html(&page("利用者IDまたはパスワードが正しくありません。")), StatusCode::UNAUTHORIZED));
     }
-    app.throttle.clear(&user_key);
+    app.throttle.succeeded(&user, &addr);
     if let Some(old) = session_token(&headers, app.settings.secure_cookies) {
         app.sessions.remove(&old);
     }
     let token = app.sessions.create(&user)?;
-    tracing::info!(user = %user, "login");
+    tracing::info!(user = %who, "login");
     let mut r = see_other("/search");
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&token, app.settings.secure_cookies)) {
         r.headers_mut().insert(header::SET_COOKIE, v);

@@ -1,0 +1,126 @@
+//! The hardening issue's attacks on a running server, each as it was made and the answer that
+//! shows it refused: parallel password guesses, a stranger locking an owner out, hashing without
+//! bound, forged log lines, and refusals of the outer layers without the security headers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use daicho_tests::web::{PASSWORD, Server, make_ledger};
+use daicho_web::Settings;
+
+fn start(settings: Settings) -> (tempfile::TempDir, Server) {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    make_ledger(dir.path(), 3).unwrap();
+    let server = Server::start(dir.path(), settings).unwrap();
+    (dir, server)
+}
+
+/// Everything the servers of this test binary logged (one global subscriber, installed once).
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOG: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    struct Sink;
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            logs().lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = LOG.get_or_init(|| Mutex::new(Vec::new()));
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let _ = tracing_subscriber::fmt().with_ansi(false).with_writer(|| Sink).try_init();
+    });
+    log
+}
+
+#[test]
+fn item1_parallel_wrong_passwords_cannot_pass_the_limit_together() {
+    let (_dir, server) = start(Settings { account_failures_max: 5, ..Settings::default() });
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..30)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut c = server.client();
+                    c.post("/login", &[("user", "case1"), ("password", "wrong-guess")]).unwrap().status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let guessed = statuses.iter().filter(|s| **s == 401).count();
+    assert!(guessed <= 5, "{guessed} of 30 parallel guesses had their password checked: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+}
+
+#[test]
+fn item1_a_login_beyond_the_hashing_permits_is_refused_at_once() {
+    let (_dir, server) = start(Settings { password_hashes_max: 2, ..Settings::default() });
+    // Two logins hashing now (held by the test), a third is answered without hashing.
+    let held = server.app.password_hashes.clone().try_acquire_many_owned(2).unwrap();
+    let r = server.client().post("/login", &[("user", "case1"), ("password", PASSWORD)]).unwrap();
+    assert_eq!(r.status, 429);
+    assert!(r.has("混み合っています"), "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    drop(held);
+    assert!(server.login("case1").is_ok(), "a login fails once permits are free");
+}
+
+#[test]
+fn item1_a_stranger_cannot_lock_the_owner_out() {
+    let settings =
+        Settings { account_failures_max: 5, account_delay_max: Duration::ZERO, ..Settings::default() };
+    let (_dir, server) = start(settings);
+    let mut stranger = server.client_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| stranger.post("/login", &[("user", "case1"), ("password", "wrong-guess")]).unwrap().status)
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses[5..], [429; 5], "the stranger's address is not locked for this account");
+    // The owner, from the usual address, logs in.
+    assert!(server.login("case1").is_ok(), "the owner is locked out by a stranger's failures");
+}
+
+#[test]
+fn item3_typed_ids_and_passwords_never_reach_the_log() {
+    let (_dir, server) = start(Settings::default());
+    let forged = "nobody\n2026-12-01T00:00:00.000000Z  INFO daicho_web::pages::login: login user=kanri";
+    let mut c = server.client();
+    assert_eq!(c.post("/login", &[("user", forged), ("password", "hunter2-secret")]).unwrap().status, 401);
+    // A password typed into the id field.
+    assert_eq!(c.post("/login", &[("user", "tr0ub4dor-and-3"), ("password", "x")]).unwrap().status, 401);
+    // A real id with a wrong password is logged as itself.
+    assert_eq!(c.post("/login", &[("user", "case2"), ("password", "x")]).unwrap().status, 401);
+    let text = String::from_utf8(logs().lock().unwrap().clone()).unwrap();
+    assert!(!text.contains("nobody"), "typed id logged:\n{text}");
+    assert!(!text.contains("login user=kanri"), "forged line in the log:\n{text}");
+    assert!(!text.contains("hunter2") && !text.contains("tr0ub4dor"), "a password in the log:\n{text}");
+    assert!(text.lines().any(|l| l.contains("login failed") && l.contains("case2")), "{text}");
+}
+
+#[test]
+fn item6_refusals_of_the_outer_layers_carry_the_security_headers() {
+    let (_dir, server) = start(Settings { secure_cookies: true, ..Settings::default() });
+    let mut c = server.client();
+    let cross_site =
+        c.request("POST", "/login", Some("user=a&password=b"), &[("Sec-Fetch-Site", "cross-site")]).unwrap();
+    let big = "x=".to_owned() + &"a".repeat(daicho_web::BODY_BYTES_MAX + 10);
+    let too_large = c.request("POST", "/login", Some(&big), &[("Sec-Fetch-Site", "same-origin")]).unwrap();
+    let page = c.get("/login").unwrap();
+    for (what, r, status) in [("csrf", &cross_site, 403), ("body limit", &too_large, 413), ("page", &page, 200)] {
+        assert_eq!(r.status, status, "{what}");
+        assert!(r.header("content-security-policy").is_some_and(|v| v.contains("default-src 'self'")), "{what}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{what}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
+        assert!(r.header("strict-transport-security").is_some_and(|v| v.contains("max-age=")), "{what}: no HSTS");
+    }
+    // Without TLS, no HSTS (it would lock browsers out of a plain-HTTP install).
+    let (_dir, plain) = start(Settings::default());
+    assert_eq!(plain.client().get("/login").unwrap().header("strict-transport-security"), None);
+}
