@@ -20,6 +20,9 @@ pub const DEMO_TOML: &str = include_str!("../data/sakura.toml");
 /// Names of 法別番号 and 分類番号 (data from PMH.md).
 const CATALOGUE_TOML: &str = include_str!("../data/catalogue.toml");
 
+/// A name that a spreadsheet would run as a formula (it reaches the fee statement's CSV files).
+const FORMULA_PROBLEM: &str = "先頭に = + - @ は使えません（表計算ソフトで数式として扱われるため）";
+
 /// 制度キー (program key): names a program in commands and files; `[a-z][a-z0-9_]{0,31}`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProgramKey(String);
@@ -411,6 +414,9 @@ impl Config {
         if raw.municipality.name.trim().is_empty() {
             problems.add("municipality.name", "入力してください");
         }
+        if crate::text::formula_like(raw.municipality.name.trim()) {
+            problems.add("municipality.name", FORMULA_PROBLEM);
+        }
         if raw.program.is_empty() {
             problems.add("program", "制度を1つ以上設定してください");
         }
@@ -437,6 +443,15 @@ impl Config {
             }
             if p.name.trim().is_empty() {
                 problems.add(at("name"), "入力してください");
+            }
+            for (field, text) in [
+                ("name", Some(&p.name)),
+                ("certificate_name", Some(&p.certificate_name)),
+                ("department", p.department.as_ref()),
+            ] {
+                if text.is_some_and(|t| crate::text::formula_like(t.trim())) {
+                    problems.add(at(field), FORMULA_PROBLEM);
+                }
             }
             if p.certificate_name.trim().is_empty() || p.certificate_name.chars().count() > 100 {
                 problems.add(at("certificate_name"), "1〜100文字で指定してください");

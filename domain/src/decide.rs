@@ -10,8 +10,10 @@
 //! 4. dates: not before birth; not after today, except grants and renewals up to the program's
 //!    `advance_days`;
 //! 5. the command's own rules (life status, certificates, periods, age limits, rescinds), among
-//!    them the privacy rules: a DV-protected address the decider may not see is neither compared
-//!    with input nor changed by them, and a rescind of a My Number link needs an approver;
+//!    them the privacy rules: a DV-protected address the decider may not see is not compared
+//!    with input; for a person with any protection, someone who may not see protected addresses
+//!    records no address or place (nor rescinds one), and neither ends a measure nor rescinds
+//!    one; a rescind of a My Number link needs an approver;
 //! 6. the pair assertion: the resulting state is computed with `evolve`'s own code and must
 //!    satisfy [`Recipient::check_invariants`]; otherwise nothing is written
 //!    ([`Rejection::InvariantViolation`]).
@@ -111,8 +113,12 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
     // 5. The command's own rules.
     let event = |body: EventBody| vec![Event { command: cmd.id.clone(), effective: cmd.effective, body }];
     // The current address, when the decider may not see it (covered by a DV support measure).
-    let address_withheld =
-        !ctx.sees_protected_addresses && Protection::of_state(state).covers(recipient.address.as_str());
+    let protection = Protection::of_state(state);
+    let address_withheld = !ctx.sees_protected_addresses && protection.covers(recipient.address.as_str());
+    // A place recorded for a person with any protection, by someone who may not see what it
+    // covers: refused whatever the value, since how it would be shown (hidden or not) or sent
+    // (changed or not) would tell whether a guess names a covered place.
+    let places_withheld = !ctx.sees_protected_addresses && protection.any();
     let events = match &cmd.body {
         CommandBody::RegisterRecipient(_) => return Err(Rejection::RecipientAlreadyRegistered),
         CommandBody::LinkMyNumber { my_number, approver, resident_record } => {
@@ -136,7 +142,7 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
         }
         CommandBody::ChangePersonalDetails { name, kana, address } => {
             not_after_today(cmd, ctx)?;
-            if address.is_some() && address_withheld {
+            if address.is_some() && places_withheld {
                 return Err(Rejection::ProtectedAddressWithheld);
             }
             // Only what really changes is recorded.
@@ -150,7 +156,7 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
         }
         CommandBody::RecordMoveIn { address, from } => {
             not_after_today(cmd, ctx)?;
-            if address_withheld {
+            if places_withheld {
                 return Err(Rejection::ProtectedAddressWithheld);
             }
             alive(recipient)?;
@@ -165,6 +171,9 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
         }
         CommandBody::RecordMoveOut { to } => {
             not_after_today(cmd, ctx)?;
+            if places_withheld {
+                return Err(Rejection::ProtectedAddressWithheld);
+            }
             alive(recipient)?;
             match &recipient.residency {
                 Residency::MovedOut { .. } => return Err(Rejection::RecipientNotResident),
@@ -189,6 +198,9 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
         }
         CommandBody::EndDvSupport => {
             not_after_today(cmd, ctx)?;
+            if !ctx.sees_protected_addresses {
+                return Err(Rejection::DvSupportRestricted);
+            }
             if recipient.dv_support_since.is_none() {
                 return Err(Rejection::DvSupportNotActive);
             }
@@ -276,6 +288,24 @@ pub fn decide(state: &State, cmd: &Command, ctx: &Context<'_>) -> Result<Decisio
             let consistent = skips.is_empty() && after.as_ref().is_none_or(|r| r.check_invariants().is_ok());
             if !consistent {
                 return Err(Rejection::RescindConflictsWithLaterEvents);
+            }
+            let undoes = |f: fn(&EventBody) -> bool| entry.events.iter().any(|e| f(&e.body));
+            if !ctx.sees_protected_addresses
+                && undoes(|b| matches!(b, EventBody::DvSupportStarted | EventBody::DvSupportEnded))
+            {
+                return Err(Rejection::DvSupportRestricted);
+            }
+            if places_withheld
+                && undoes(|b| {
+                    matches!(
+                        b,
+                        EventBody::PersonalDetailsChanged { address: Some(_), .. }
+                            | EventBody::MovedIn { .. }
+                            | EventBody::MovedOut { .. }
+                    )
+                })
+            {
+                return Err(Rejection::ProtectedAddressWithheld);
             }
             if approver.is_none() && rescind_needs_approval(state, target) {
                 return Err(Rejection::ApprovalRequired);

@@ -49,6 +49,8 @@ pub enum ValueError {
     TooLarge { max: i64 },
     /// An era date outside its era (平成32年, 令和元年4月1日): the era it names never had that day.
     OutsideEra { era: String },
+    /// Free text that starts with `=`, `+`, `-` or `@`: a spreadsheet would run it as a formula.
+    FormulaLike,
 }
 
 impl ValueError {
@@ -75,6 +77,7 @@ impl ValueError {
             ValueError::Markup { .. } => "markup",
             ValueError::TooLarge { .. } => "too_large",
             ValueError::OutsideEra { .. } => "outside_era",
+            ValueError::FormulaLike => "formula_like",
         }
     }
 
@@ -112,6 +115,7 @@ impl ValueError {
             ValueError::Markup { position } => {
                 format!("{position}文字目に使えない記号（< または >）があります")
             }
+            ValueError::FormulaLike => "先頭に = + - @ は使えません（表計算ソフトで数式として扱われるため）".to_owned(),
         }
     }
 }

@@ -21,7 +21,10 @@
 
 use std::collections::BTreeSet;
 
+use chrono::NaiveDate;
+
 use crate::event::{Event, EventBody};
+use crate::ids::CommandId;
 use crate::numbers::MyNumber;
 use crate::state::State;
 use crate::users::Role;
@@ -59,6 +62,8 @@ pub fn may_reveal_my_number(role: Role) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Protection {
     now: bool,
+    /// A measure was ever recorded (even one later rescinded).
+    ever: bool,
     places: BTreeSet<String>,
 }
 
@@ -78,48 +83,87 @@ impl Protection {
 
     /// The protection of a person from their stream folded to the head of the log (its history
     /// keeps rescinded commands' events).
+    ///
+    /// A measure covers, from its start until an end that was not later rescinded: the address
+    /// and destination in force when it started (both as last recorded and as in force after
+    /// the rescinds recorded so far), every address and place recorded during it, and every one
+    /// recorded at any time whose effective date falls within it.
     pub fn of_state(state: &State) -> Protection {
         let now = state.recipient().is_some_and(|r| r.dv_support_since.is_some());
-        let events = state.history().iter().flat_map(|h| &h.events);
+        // An end rescinded by the head never ended its measure.
+        let rescinded: BTreeSet<&CommandId> =
+            state.history().iter().filter(|h| h.rescinded_by.is_some()).map(|h| &h.command).collect();
         let mut places = BTreeSet::new();
-        let mut during = false;
-        // What a measure starting now covers: the address, and the place last moved to.
-        let (mut address, mut destination): (Option<String>, Option<String>) = (None, None);
-        for e in events {
-            let seen: Vec<String> = match &e.body {
-                EventBody::RecipientRegistered { info, .. } => {
-                    address = Some(info.address.to_string());
-                    vec![info.address.to_string()]
+        let (mut ever, mut during) = (false, false);
+        // Rescinds seen so far, in log order.
+        let mut undone: BTreeSet<&CommandId> = BTreeSet::new();
+        let mut addresses: Vec<(&CommandId, String)> = Vec::new();
+        let mut destinations: Vec<(&CommandId, Option<String>)> = Vec::new();
+        // Measures by effective date, and every place with its effective date.
+        let mut periods: Vec<(NaiveDate, Option<NaiveDate>)> = Vec::new();
+        let mut dated: Vec<(NaiveDate, String)> = Vec::new();
+        for h in state.history() {
+            let c = &h.command;
+            for e in &h.events {
+                let seen: Vec<String> = match &e.body {
+                    EventBody::RecipientRegistered { info, .. } => {
+                        addresses.push((c, info.address.to_string()));
+                        vec![info.address.to_string()]
+                    }
+                    EventBody::PersonalDetailsChanged { address: Some(a), .. } => {
+                        addresses.push((c, a.to_string()));
+                        vec![a.to_string()]
+                    }
+                    EventBody::MovedIn { address: a, from } => {
+                        addresses.push((c, a.to_string()));
+                        destinations.push((c, None));
+                        vec![a.to_string(), from.to_string()]
+                    }
+                    EventBody::MovedOut { to } => {
+                        destinations.push((c, Some(to.to_string())));
+                        vec![to.to_string()]
+                    }
+                    EventBody::CommandRescinded { target, .. } => {
+                        undone.insert(target);
+                        Vec::new()
+                    }
+                    EventBody::DvSupportStarted => {
+                        ever = true;
+                        during = true;
+                        periods.push((e.effective, None));
+                        let active = |c: &&CommandId| !undone.contains(*c);
+                        let in_force = [
+                            addresses.last().map(|(_, a)| a.clone()),
+                            addresses.iter().rev().find(|(c, _)| active(c)).map(|(_, a)| a.clone()),
+                            destinations.last().and_then(|(_, d)| d.clone()),
+                            destinations.iter().rev().find(|(c, _)| active(c)).and_then(|(_, d)| d.clone()),
+                        ];
+                        places.extend(in_force.into_iter().flatten());
+                        Vec::new()
+                    }
+                    EventBody::DvSupportEnded => {
+                        if !rescinded.contains(c) {
+                            during = false;
+                            if let Some(p) = periods.last_mut() {
+                                p.1 = Some(e.effective);
+                            }
+                        }
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                };
+                dated.extend(seen.iter().map(|v| (e.effective, v.clone())));
+                if during {
+                    places.extend(seen);
                 }
-                EventBody::PersonalDetailsChanged { address: Some(a), .. } => {
-                    address = Some(a.to_string());
-                    vec![a.to_string()]
-                }
-                EventBody::MovedIn { address: a, from } => {
-                    address = Some(a.to_string());
-                    destination = None;
-                    vec![a.to_string(), from.to_string()]
-                }
-                EventBody::MovedOut { to } => {
-                    destination = Some(to.to_string());
-                    vec![to.to_string()]
-                }
-                EventBody::DvSupportStarted => {
-                    during = true;
-                    places.extend(address.iter().chain(&destination).cloned());
-                    Vec::new()
-                }
-                EventBody::DvSupportEnded => {
-                    during = false;
-                    Vec::new()
-                }
-                _ => Vec::new(),
-            };
-            if during {
-                places.extend(seen);
             }
         }
-        Protection { now, places }
+        for (day, value) in dated {
+            if periods.iter().any(|(from, to)| day >= *from && to.is_none_or(|t| day <= t)) {
+                places.insert(value);
+            }
+        }
+        Protection { now, ever, places }
     }
 
     /// Whether a DV support measure is in force at the head.
@@ -134,7 +178,7 @@ impl Protection {
 
     /// Whether the person has any protection, now or of the past.
     pub fn any(&self) -> bool {
-        self.now || !self.places.is_empty()
+        self.now || self.ever || !self.places.is_empty()
     }
 }
 
@@ -205,8 +249,6 @@ impl View {
 
 #[cfg(test)]
 mod tests {
-    use chrono::NaiveDate;
-
     use super::*;
     use crate::command::BasicInfo;
     use crate::ids::{CommandId, RecipientRef};
@@ -335,6 +377,80 @@ mod tests {
         let p = Protection::of(&events);
         assert!(!p.is_protected_at_head());
         assert_eq!(view(p, Role::Caseworker, Channel::Screen).place("本町1-1"), HIDDEN);
+    }
+
+    fn rescind(n: u32, target: u32) -> Event {
+        ev(
+            n,
+            EventBody::CommandRescinded {
+                target: CommandId::parse(&format!("c{target}")).unwrap(),
+                reason: crate::text::Note::parse("誤り").unwrap(),
+            },
+        )
+    }
+
+    #[test]
+    fn an_end_that_was_rescinded_never_ended_its_measure() {
+        let events = [
+            registered("本町1-1"),
+            ev(2, EventBody::DvSupportStarted),
+            ev(3, EventBody::DvSupportEnded),
+            rescind(4, 3),
+            moved(5, "緑町5-5"),
+            ev(6, EventBody::DvSupportEnded),
+        ];
+        let p = Protection::of(&events);
+        assert!(!p.is_protected_at_head());
+        assert_eq!(view(p, Role::Caseworker, Channel::Screen).place("緑町5-5"), HIDDEN);
+    }
+
+    #[test]
+    fn the_address_in_force_at_a_start_is_covered_after_rescinds_too() {
+        // A change rescinded before the measure: the address in force is the first one.
+        let events = [
+            registered("本町1-1"),
+            moved(2, "緑町2-2"),
+            rescind(3, 2),
+            ev(4, EventBody::DvSupportStarted),
+            ev(5, EventBody::DvSupportEnded),
+        ];
+        let v = view(Protection::of(&events), Role::Viewer, Channel::Screen);
+        assert_eq!(v.place("本町1-1"), HIDDEN);
+        assert_eq!(v.place("緑町2-2"), HIDDEN);
+        // A move-in rescinded before the measure: the person is away, at the destination.
+        let events = [
+            registered("本町1-1"),
+            moved_out(2, "ひみつ市"),
+            ev(
+                3,
+                EventBody::MovedIn {
+                    address: Address::parse("桜台3-3").unwrap(),
+                    from: PlaceName::parse("ひみつ市").unwrap(),
+                },
+            ),
+            rescind(4, 3),
+            ev(5, EventBody::DvSupportStarted),
+            ev(6, EventBody::DvSupportEnded),
+        ];
+        assert_eq!(view(Protection::of(&events), Role::Viewer, Channel::Screen).place("ひみつ市"), HIDDEN);
+    }
+
+    #[test]
+    fn a_place_recorded_later_but_effective_during_a_measure_is_covered() {
+        let late = Event {
+            command: CommandId::parse("late").unwrap(),
+            effective: day(5),
+            body: EventBody::PersonalDetailsChanged {
+                name: None,
+                kana: None,
+                address: Some(Address::parse("西町9-9").unwrap()),
+            },
+        };
+        let events =
+            [registered("本町1-1"), ev(2, EventBody::DvSupportStarted), ev(10, EventBody::DvSupportEnded), late];
+        let v = view(Protection::of(&events), Role::Viewer, Channel::Screen);
+        assert_eq!(v.place("西町9-9"), HIDDEN);
+        assert!(v.hides_protected());
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub enum Rejection {
     ProtectedAddressWithheld,
     /// Undoing a My Number link or correction needs a second person, as the link did.
     ApprovalRequired,
+    /// Ending a DV support measure, or rescinding its start or end, is for those who may see
+    /// protected addresses (係長, 管理者).
+    DvSupportRestricted,
 }
 
 fn ymd(d: NaiveDate) -> String {
@@ -104,7 +107,7 @@ fn ymd(d: NaiveDate) -> String {
 
 impl Rejection {
     /// Every code, for documentation and tests that each rule has a test.
-    pub const CODES: [&'static str; 41] = [
+    pub const CODES: [&'static str; 42] = [
         "idempotency_key_reused",
         "approver_is_actor",
         "recipient_already_registered",
@@ -146,6 +149,7 @@ impl Rejection {
         "invariant_violation",
         "protected_address_withheld",
         "approval_required",
+        "dv_support_restricted",
     ];
 
     /// Stable code.
@@ -192,6 +196,7 @@ impl Rejection {
             Rejection::InvariantViolation => "invariant_violation",
             Rejection::ProtectedAddressWithheld => "protected_address_withheld",
             Rejection::ApprovalRequired => "approval_required",
+            Rejection::DvSupportRestricted => "dv_support_restricted",
         }
     }
 
@@ -265,10 +270,14 @@ impl Rejection {
                 "内部の整合性検査に失敗したため記録しませんでした。システム管理者に連絡してください".to_owned()
             }
             Rejection::ProtectedAddressWithheld => {
-                "支援措置の対象となっている住所は、住所を閲覧できる職員（係長・管理者）が記録します".to_owned()
+                "支援措置の対象となった方の住所・転出先・転入元は、住所を閲覧できる職員（係長・管理者）が記録します"
+                    .to_owned()
             }
             Rejection::ApprovalRequired => {
                 "個人番号の登録・訂正の取消には、別の職員（係長）の承認が必要です".to_owned()
+            }
+            Rejection::DvSupportRestricted => {
+                "支援措置の終了と、支援措置の記録の取消は、係長または管理者が記録します".to_owned()
             }
         }
     }

@@ -356,19 +356,40 @@ fn a_protected_address_is_changed_only_by_someone_who_may_see_it() {
     s.run(json!({"type": "change_personal_details", "name": "山田 一郎", "effective": "2026-06-01"})).unwrap();
     // A supervisor (or the operator) records it.
     accepts(&[register(), start.clone()], change("さくら市緑町9-9-9"));
-    // After the measure ends, the address it covered is still withheld; a later one is not.
+    // After the measure ends, the person's places are still the privileged's to record: a
+    // destination or an address would otherwise be shown hidden exactly when it is a covered one.
     let end = json!({"type": "end_dv_support", "effective": "2026-07-01"});
     let mut s = blind(&[register(), start.clone(), end.clone()]);
     assert_eq!(s.run(change("さくら市緑町9-9-9")).unwrap_err(), Rejection::ProtectedAddressWithheld);
-    let moved = json!({"type": "change_personal_details", "address": "さくら市東町4-4", "effective": "2026-08-01"});
+    let out = json!({"type": "move_out", "to": "ひみつ市", "effective": "2026-08-01"});
+    assert_eq!(s.run(out).unwrap_err(), Rejection::ProtectedAddressWithheld);
+    let moved =
+        json!({"id": "mv", "type": "change_personal_details", "address": "さくら市東町4-4", "effective": "2026-08-01"});
     let mut s = blind(&[register(), start.clone(), end, moved]);
-    s.run(change("さくら市緑町9-9-9")).unwrap();
+    let undo = json!({"type": "rescind", "target": "mv", "reason": "誤り", "effective": "2026-08-02"});
+    assert_eq!(s.run(undo).unwrap_err(), Rejection::ProtectedAddressWithheld, "a rescind changes the address too");
     // A move back in changes the address too.
     let out = json!({"type": "move_out", "to": "ひみつ市", "effective": "2026-06-01"});
     let back =
         json!({"type": "move_in", "address": "さくら市本町1-2-3", "from": "ひみつ市", "effective": "2026-08-01"});
     let mut s = blind(&[register(), start, out]);
     assert_eq!(s.run(back).unwrap_err(), Rejection::ProtectedAddressWithheld);
+}
+
+#[test]
+fn a_measure_is_ended_or_undone_only_by_someone_who_may_see_what_it_protects() {
+    let start = json!({"id": "dv", "type": "start_dv_support", "effective": "2026-05-01"});
+    let end = json!({"type": "end_dv_support", "effective": "2026-07-01"});
+    let mut s = blind(&[register(), start.clone()]);
+    let before = s.state.clone();
+    assert_eq!(s.run(end.clone()).unwrap_err().code(), "dv_support_restricted");
+    let undo = json!({"type": "rescind", "target": "dv", "reason": "誤り", "effective": "2026-05-02"});
+    assert_eq!(s.run(undo.clone()).unwrap_err(), Rejection::DvSupportRestricted);
+    assert_eq!(s.state, before);
+    // A caseworker starts one; a supervisor ends or undoes it.
+    blind(&[register()]).run(json!({"type": "start_dv_support", "effective": "2026-05-01"})).unwrap();
+    accepts(&[register(), start.clone()], end);
+    accepts(&[register(), start], undo);
 }
 
 // ---- 6. Certificates ----------------------------------------------------------------------

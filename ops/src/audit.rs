@@ -292,7 +292,9 @@ pub fn replay(request: &ReplayRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
             // Not yet registered as known at that position.
             continue;
         }
-        let policy = reader.view(view.protection.clone(), Channel::Cli);
+        // The whole register is a list: no protected place in it, for anyone.
+        let channel = if recipient.is_some() { Channel::Cli } else { Channel::List };
+        let policy = reader.view(view.protection.clone(), channel);
         let text = if recipient.is_some() {
             serde_json::to_string_pretty(&view.view(n, at, on, &policy))
         } else {

@@ -266,5 +266,13 @@ fn health_lines(h: &Health, serving: bool) -> Vec<String> {
     }
     let disk: Vec<String> = h.disk.iter().map(|(name, bytes)| format!("{name} {}", human_bytes(*bytes))).collect();
     lines.push(format!("ディスク使用量: {}", disk.join("、")));
+    if h.exposed.is_empty() {
+        lines.push("ファイルの権限: すべて所有者のみ".into());
+    }
+    for (path, mode) in &h.exposed {
+        lines.push(format!(
+            "警告: {path} の権限が {mode:04o} です（所有者以外も読めます。chmod go-rwx で直してください）"
+        ));
+    }
     lines
 }

@@ -433,6 +433,9 @@ pub fn recipient_stream(
     }
 }
 
+/// The process umask: nothing for group and others.
+pub const PRIVATE_UMASK: u32 = 0o077;
+
 /// Exit status: every line accepted (or already applied), or the subcommand succeeded.
 pub const EXIT_OK: u8 = 0;
 /// Exit status: some line was rejected, or the input is invalid.
@@ -447,6 +450,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // Every file and directory this process creates is its owner's only (the ledger, PMH
+    // files with full My Numbers, backups): group and others get nothing.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(PRIVATE_UMASK));
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

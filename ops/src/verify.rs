@@ -14,6 +14,12 @@ use daicho_projections::ledger::store_dir;
 
 /// Runs `verify`: the ledger's log, then (when the web UI has written one) the access log.
 pub fn run(data: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if data.exists()
+        && let Err(e) = daicho_projections::ledger::check_private(data)
+    {
+        let _ = writeln!(err, "{}: {e}", data.display());
+        return crate::cli::EXIT_UNREADABLE;
+    }
     let mut payload = |e: &daicho_store::Envelope| -> Result<(), String> {
         codec::decode_any(&e.event_type, e.schema_version, &e.payload).map_err(|e| e.to_string())?;
         if e.stream.as_str() != daicho_projections::ledger::CONFIG_STREAM {

@@ -101,6 +101,8 @@ pub struct RecipientView {
     pub resident: Option<bool>,
     pub died_on: Option<String>,
     pub dv_support: Option<bool>,
+    /// Under a DV support measure now (at the head), whatever the moment shown.
+    pub protected_at_head: bool,
     pub certificates: Vec<CertificateView>,
 }
 
@@ -137,6 +139,7 @@ impl AsOf {
             resident: p.map(|r| matches!(r.residency, Residency::Resident { .. })),
             died_on: p.and_then(|r| r.died_on.map(|d| d.to_string())),
             dv_support: dv,
+            protected_at_head: policy.protected_at_head(),
             certificates: k
                 .map(|r| {
                     r.certificates

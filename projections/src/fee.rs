@@ -23,6 +23,7 @@ use chrono::NaiveDate;
 use daicho_domain::billing::{FeeRecord, FeeSchedule, Month, Policy, count_person, units_of};
 use daicho_domain::codec::{MonthClosed, date_to_days, days_to_date};
 use daicho_domain::config::Config;
+use daicho_domain::text::spreadsheet_safe;
 use serde::{Deserialize, Serialize};
 
 use crate::pmh::{CsvWriter, PmhRecord};
@@ -328,6 +329,8 @@ impl Reader {
                 }
                 for line in count_person(&now, month, basis.policy) {
                     let (name, dept) = department(&line.program);
+                    // Free text of the configuration, for people's spreadsheets; codes as they are.
+                    let (name, dept) = (spreadsheet_safe(name), spreadsheet_safe(dept));
                     let payer = line.payer_number.as_deref().unwrap_or_default();
                     let by_payer = match summary.get_mut(line.program.as_str()) {
                         Some(m) => m,
@@ -352,9 +355,9 @@ impl Reader {
                         &month_text,
                         &person.n.to_string(),
                         &line.program,
-                        name,
+                        &name,
                         payer,
-                        dept,
+                        &dept,
                         &line.units.to_string(),
                         &unit_text,
                         &yen.to_string(),
@@ -464,15 +467,16 @@ impl Reader {
             let event = source(position);
             a.reason = reason_of(&event).to_owned();
             a.source_event = event;
-            let (name, _) = department(&a.program);
+            let name = spreadsheet_safe(department(&a.program).0);
+            let adjusted_department = spreadsheet_safe(&a.department);
             csv.row(&[
                 "調整",
                 &a.closed_month,
                 &a.recipient.to_string(),
                 &a.program,
-                name,
+                &name,
                 &a.payer_number,
-                &a.department,
+                &adjusted_department,
                 &a.units.to_string(),
                 &a.unit_yen.to_string(),
                 &a.yen.to_string(),

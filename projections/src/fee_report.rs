@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 
 use crate::fee::Statement;
+use daicho_domain::text::spreadsheet_safe;
+
 use crate::pmh::csv_document;
 
 /// A file of a statement: name and SHA-256 (hex).
@@ -55,9 +57,9 @@ pub fn summary_csv(s: &Statement) -> Vec<u8> {
             "当月".into(),
             s.month.clone(),
             r.program.clone(),
-            r.program_name.clone(),
+            spreadsheet_safe(&r.program_name).into_owned(),
             r.payer_number.clone(),
-            r.department.clone(),
+            spreadsheet_safe(&r.department).into_owned(),
             r.units.to_string(),
             unit.clone(),
             r.yen.to_string(),

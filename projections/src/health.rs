@@ -37,7 +37,14 @@ pub struct Health {
     pub pmh: Vec<PmhNote>,
     /// Bytes on disk per part of the data directory, and in all.
     pub disk: Vec<(String, u64)>,
+    /// Files and directories that group or others may access (path, mode), at most
+    /// [`EXPOSED_LISTED_MAX`].
+    #[serde(default)]
+    pub exposed: Vec<(String, u32)>,
 }
+
+/// Files more open than the owner's listed by the health, at most.
+pub const EXPOSED_LISTED_MAX: usize = 20;
 
 /// A verified checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -122,6 +129,7 @@ impl Health {
             last_backup: last_backup(data),
             pmh,
             disk,
+            exposed: crate::ledger::exposed_files(data, EXPOSED_LISTED_MAX),
         })
     }
 }

@@ -57,6 +57,8 @@ pub enum LedgerError {
     Store(StoreError),
     /// The configuration recorded (or given) is invalid.
     Config(String),
+    /// The data directory can be read or entered by users other than its owner.
+    Exposed { mode: u32 },
     /// Anything else, described.
     Other(String),
 }
@@ -66,6 +68,11 @@ impl std::fmt::Display for LedgerError {
         match self {
             LedgerError::Store(e) => write!(f, "{e}"),
             LedgerError::Config(e) => write!(f, "設定が正しくありません: {e}"),
+            LedgerError::Exposed { mode } => write!(
+                f,
+                "データディレクトリの権限が {mode:04o} で、所有者以外も読めます。個人情報を守るため開きません。\
+                 `chmod 700` でこのディレクトリを所有者だけのものにしてから、やり直してください"
+            ),
             LedgerError::Other(e) => f.write_str(e),
         }
     }
@@ -117,10 +124,58 @@ pub(crate) fn system_event(id: &str, encoded: codec::Encoded, today: NaiveDate) 
     }]
 }
 
+/// The mode of a data directory and of every directory in it: the owner's only.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and its parents) for the owner only, and makes it so if it exists.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR_MODE).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))
+}
+
+/// Refuses a data directory that others may read or enter.
+pub fn check_private(data: &Path) -> Result<(), LedgerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data).map_err(|e| LedgerError::Store(e.into()))?.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 { Err(LedgerError::Exposed { mode }) } else { Ok(()) }
+}
+
+/// Files and directories under `data` that group or others may access (relative paths with
+/// their modes), at most `max` of them.
+pub fn exposed_files(data: &Path, max: usize) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(root: &Path, dir: &Path, max: usize, out: &mut Vec<(String, u32)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if out.len() >= max {
+                return;
+            }
+            let Ok(meta) = e.path().symlink_metadata() else { continue };
+            let mode = meta.permissions().mode() & 0o7777;
+            // A socket is reached only through its directory; its own mode is set when bound.
+            if mode & 0o077 != 0 && !meta.file_type().is_symlink() {
+                let name = e.path().strip_prefix(root).map_or_else(|_| e.path(), Path::to_path_buf);
+                out.push((name.display().to_string(), mode));
+            }
+            if meta.is_dir() {
+                walk(root, &e.path(), max, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(data, data, max, &mut out);
+    out
+}
+
 impl Ledger {
-    /// Creates a ledger in `data` with the configuration `toml` (validated first).
+    /// Creates a ledger in `data` with the configuration `toml` (validated first). The data
+    /// directory is made the owner's only.
     pub fn init(data: &Path, toml: &str, today: NaiveDate) -> Result<Ledger, LedgerError> {
         let config = Config::from_toml(toml).map_err(|e| LedgerError::Config(e.to_string()))?;
+        private_dir(data).map_err(|e| LedgerError::Store(e.into()))?;
         let store = Store::create(&store_dir(data))?;
         let encoded = codec::encode_configuration(toml).map_err(|e| LedgerError::Config(e.to_string()))?;
         let request = AppendRequest {
@@ -140,9 +195,10 @@ impl Ledger {
         Ok(Ledger { store, config, projections })
     }
 
-    /// Opens the ledger in `data`.
+    /// Opens the ledger in `data`; refuses a data directory that others may read.
     pub fn open(data: &Path) -> Result<Ledger, LedgerError> {
         let store = Store::open(&store_dir(data))?;
+        check_private(data)?;
         let config_stream =
             StreamId::parse(CONFIG_STREAM).ok_or_else(|| LedgerError::Other("config stream id".into()))?;
         let last = store

@@ -340,9 +340,10 @@ fn every_channel_shows_each_role_exactly_what_the_policy_allows() {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, out, err) = cli(dir.path(), &argv);
         assert_eq!(code, 0, "{err}");
+        // The whole register is a list: what is covered is hidden from every role.
         for person in ["P", "M", "E", "O"] {
-            let (_, now) = addresses(role, person);
-            assert_shows("replay of the register", role, person, &out, false, &now.into_iter().collect::<Vec<_>>());
+            let (_, now) = addresses("viewer", person);
+            assert_shows("replay of the register", role, person, &out, true, &now.into_iter().collect::<Vec<_>>());
         }
     }
 }
@@ -472,7 +473,47 @@ fn item2_guessing_a_protected_address_gets_one_answer_whatever_the_guess() {
         answers.push(errors(&r));
     }
     assert_eq!(answers[0], answers[1], "the answer depends on the guess");
-    assert!(answers[0].iter().any(|e| e.contains("支援措置の対象となっている住所")), "{:?}", answers[0]);
+    assert!(answers[0].iter().any(|e| e.contains("住所を閲覧できる職員")), "{:?}", answers[0]);
+    // After a measure ended, a covered place is still not to be guessed: a move-out to the
+    // place E lived while protected, or an address change to it, gets the answer any other gets.
+    let e = w.n("R-E");
+    for (kind, field) in [("move_out", "to"), ("change_personal_details", "address")] {
+        let path = format!("/recipients/{e}/do/{kind}");
+        let mut answers = Vec::new();
+        for guess in [E_SHELTER, "さくら市違町9-9"] {
+            let id = case1.get(&path).unwrap().input_value("id").unwrap();
+            let r = case1.command(&path, &id, "check", &[("effective", "2026-11-20"), (field, guess)]).unwrap();
+            assert!(!r.has("（確認）"), "{kind}: a caseworker records a place of a protected person");
+            answers.push(errors(&r));
+        }
+        assert_eq!(answers[0], answers[1], "{kind}: the answer depends on the guess");
+    }
+}
+
+#[test]
+fn review_a_caseworker_alone_neither_ends_a_measure_nor_undoes_one() {
+    let w = World::new();
+    let p = w.n("R-P");
+    let mut case1 = w.login("case1");
+    let before = w.head();
+    let path = format!("/recipients/{p}/do/end_dv_support");
+    let id = case1.get(&path).unwrap().input_value("id").unwrap();
+    let r = case1.command(&path, &id, "confirm", &[("effective", "2026-11-20")]).unwrap();
+    assert_ne!(r.status, 303, "a caseworker ended a DV support measure");
+    assert!(r.has("係長または管理者が記録します"), "{:?}", errors(&r));
+    let path = format!("/recipients/{p}/do/rescind");
+    let id = case1.get(&path).unwrap().input_value("id").unwrap();
+    let r = case1
+        .command(&path, &id, "confirm", &[("effective", "2026-11-20"), ("target", "p4"), ("reason", "誤り")])
+        .unwrap();
+    assert_ne!(r.status, 303, "a caseworker rescinded a DV support measure");
+    assert_eq!(w.head(), before);
+    // A supervisor ends it.
+    let mut super1 = w.login("super1");
+    let path = format!("/recipients/{p}/do/end_dv_support");
+    let id = super1.get(&path).unwrap().input_value("id").unwrap();
+    super1.record(&path, &id, &[("effective", "2026-11-20")]).unwrap();
+    assert!(w.head() > before);
 }
 
 #[test]

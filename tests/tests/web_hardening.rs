@@ -74,8 +74,7 @@ fn item1_a_login_beyond_the_hashing_permits_is_refused_at_once() {
 
 #[test]
 fn item1_a_stranger_cannot_lock_the_owner_out() {
-    let settings =
-        Settings { account_failures_max: 5, account_delay_max: Duration::ZERO, ..Settings::default() };
+    let settings = Settings { account_failures_max: 5, account_delay_max: Duration::ZERO, ..Settings::default() };
     let (_dir, server) = start(settings);
     let mut stranger = server.client_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
     let statuses: Vec<u16> = (0..10)

@@ -610,6 +610,8 @@ pub fn rejection_field(code: &str, kind: &str) -> Option<&'static str> {
         | "cannot_rescind_rescind"
         | "rescind_conflicts_with_later_events"
         | "approval_required" => "target",
+        "protected_address_withheld" | "dv_support_restricted" if kind == "rescind" => "target",
+        "protected_address_withheld" if kind == "move_out" => "to",
         "protected_address_withheld" => "address",
         "recipient_already_registered" if kind == "register_recipient" => "recipient",
         _ => return None,

@@ -320,6 +320,11 @@ fn terms_change(f: &mut Fields) -> Option<TermsChange> {
 ///
 /// Every accessor returns `None` when it recorded an error, so `?` stops building the command
 /// while the errors collected so far are kept.
+/// Fields of free text (names, addresses, places, reasons, notes): they end up in CSV files that
+/// people open, so a leading formula character is refused ([`ValueError::FormulaLike`]).
+const FREE_TEXT_FIELDS: [&str; 8] =
+    ["name", "address", "to", "from", "reason", "disease", "income_segment", "designated_institutions"];
+
 struct Fields {
     map: Map<String, Value>,
     prefix: String,
@@ -351,6 +356,11 @@ impl Fields {
         let text = self.string(name, value)?;
         if let Some(i) = text.chars().position(|c| c == '<' || c == '>') {
             self.error(name, ValueError::Markup { position: i + 1 });
+            return None;
+        }
+        let base = name.split('[').next().unwrap_or(name);
+        if FREE_TEXT_FIELDS.contains(&base) && crate::text::formula_like(text.trim_start_matches([' ', '\u{3000}'])) {
+            self.error(name, ValueError::FormulaLike);
             return None;
         }
         parse(&text).map_err(|e| self.error(name, e)).ok()

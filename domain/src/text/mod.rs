@@ -20,6 +20,22 @@ use std::fmt;
 
 use crate::error::ValueError;
 
+/// Characters that make a spreadsheet read a cell as a formula when they lead it (CSV, or
+/// formula, injection): refused at the head of free text at input, and neutralised in CSV files
+/// meant for people.
+pub const FORMULA_LEADS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether a spreadsheet would read `text` as a formula.
+pub fn formula_like(text: &str) -> bool {
+    text.starts_with(FORMULA_LEADS)
+}
+
+/// A free-text cell of a CSV file meant for people: a leading formula character gets a `'`
+/// before it, so Excel shows it as text. Numbers and codes are never passed here.
+pub fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(text) { format!("'{text}").into() } else { text.into() }
+}
+
 /// Spaces that are trimmed from both ends of text input: ASCII space and 全角スペース.
 fn is_edge_space(c: char) -> bool {
     c == ' ' || c == '\u{3000}'

@@ -34,7 +34,7 @@ use crate::render::{Nav, html};
 pub struct Row {
     pub id: String,
     pub n: u64,
-    /// What is asked: 個人番号の登録・訂正, or its 取消.
+    /// What is asked: 個人番号の登録, 個人番号の訂正, or the 取消 of one.
     pub what: &'static str,
     pub recipient_label: String,
     pub requested_by: String,
@@ -111,7 +111,12 @@ fn row(app: &App, user: &CurrentUser, link: &PendingLink) -> AppResult<Option<Ro
         let typed = v.trimmed("resident_address"); // privacy: shown only through view.place below
         let same = r.address.as_str() == typed; // privacy: compared, not shown
         items.push(("住所", view.place(r.address.as_str()).to_owned(), view.place(typed).to_owned(), same));
-        ("個人番号の登録・訂正", number(v.trimmed("my_number")), items, Vec::new())
+        // Whether this records a first number or replaces one, and which: part of what is approved.
+        let (what, current) = match &r.my_number {
+            None => ("個人番号の登録", "未登録".to_owned()),
+            Some(m) => ("個人番号の訂正", view.my_number(m, false)),
+        };
+        (what, number(v.trimmed("my_number")), items, vec![("現在の個人番号", current)])
     };
     let mut out = Row {
         id: link.id.clone(),
@@ -237,6 +242,11 @@ pub async fn approve(
         let link = app.pending.get(&id).map_err(AppError::internal)?.ok_or(AppError::NotFound)?;
         if link.requested_by == u.id.as_str() {
             return Ok(Err("ご自身が入力した依頼は承認できません。別の係長に依頼してください。".to_owned()));
+        }
+        if app.accounts().get(&link.requested_by).is_none_or(|a| a.disabled) {
+            return Ok(Err(
+                "依頼した職員の利用者IDが無効になっているため、承認できません。差し戻してください。".to_owned()
+            ));
         }
         let Some(shown) = row(app, &u, &link)? else { return Err(AppError::NotFound) };
         if shown.digest != shown_digest {
