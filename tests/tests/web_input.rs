@@ -32,9 +32,11 @@ enum Category {
     Control,
     HalfWidthKana,
     OutsideJis,
+    /// A leading `=`: a spreadsheet would run it (CSV injection).
+    Formula,
 }
 
-const CATEGORIES: [Category; 9] = [
+const CATEGORIES: [Category; 10] = [
     Category::Empty,
     Category::TooLong,
     Category::WrongDigits,
@@ -44,6 +46,7 @@ const CATEGORIES: [Category; 9] = [
     Category::Control,
     Category::HalfWidthKana,
     Category::OutsideJis,
+    Category::Formula,
 ];
 
 /// What a field holds, decided by its name (and its form).
@@ -126,12 +129,15 @@ fn case(class: Class, cat: Category, required: bool, maxlength: usize) -> Option
         (C::HalfWidthKana | C::OutsideJis, K::Free) => (sample(cat), Fine),
         (C::HalfWidthKana | C::OutsideJis, K::Checkbox) => (sample(cat), Error),
         (C::HalfWidthKana | C::OutsideJis, _) => (sample(cat), Error),
+        (C::Formula, K::PmhText | K::Resident | K::Free) => ("=1+2".into(), Error),
+        (C::Formula, _) => return None,
     })
 }
 
 fn sample(cat: Category) -> String {
     match cat {
         Category::HalfWidthKana => "ﾔﾏﾀﾞ".into(),
+        Category::Formula => "=1+2".into(),
         _ => "髙橋𠮷".into(),
     }
 }
@@ -301,11 +307,14 @@ fn every_field_of_every_form_refuses_bad_input_and_writes_nothing() {
     make_ledger(dir.path(), 20).unwrap();
     let server = Server::start(dir.path(), Settings::default()).unwrap();
     let fx = fixture(&server).unwrap();
-    let mut c = server.login("case1").unwrap();
+    let mut caseworker = server.login("case1").unwrap();
+    // Ending a DV support measure is a supervisor's (privacy rules).
+    let mut supervisor = server.login("super1").unwrap();
     let mut checked = 0;
     let mut failures = Vec::new();
     assert_eq!(CASES.len(), 14, "one case per command type");
     for case in CASES {
+        let c = if case.kind == "end_dv_support" { &mut supervisor } else { &mut caseworker };
         let path = match (case.recipient)(&fx) {
             Some(n) => format!("/recipients/{n}/do/{}", case.kind),
             None => "/recipients/new".to_owned(),

@@ -171,6 +171,17 @@ impl Sex {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_formula_lead_is_neutralised_and_nothing_else_is_touched() {
+        for lead in ["=1+2", "+81", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(super::spreadsheet_safe(lead), format!("'{lead}"));
+            assert!(super::formula_like(lead));
+        }
+        for fine in ["山田-花子", "A=1", "", "1234", "こども医療費助成"] {
+            assert_eq!(super::spreadsheet_safe(fine), fine);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -840,9 +840,11 @@ impl Report {
     fn row(&mut self, l: &ReportLine) -> std::io::Result<()> {
         let position = l.position.map(|p| p.to_string()).unwrap_or_default();
         let cells = [l.line.to_string(), l.result.to_owned(), position, l.events.clone(), l.code.to_owned()];
-        // The column's name comes from the imported file's header: free text for a spreadsheet.
-        let column = daicho_domain::text::spreadsheet_safe(&l.column);
-        let cells = cells.iter().map(|c| csv_cell(c)).chain([csv_cell(&column), csv_cell(&l.message)]);
+        // The column's name comes from the imported file's header (and heads some messages):
+        // free text for a spreadsheet.
+        let (column, message) =
+            (daicho_domain::text::spreadsheet_safe(&l.column), daicho_domain::text::spreadsheet_safe(&l.message));
+        let cells = cells.iter().map(|c| csv_cell(c)).chain([csv_cell(&column), csv_cell(&message)]);
         let line: Vec<_> = cells.collect();
         write!(self.out, "{}\r\n", line.join(","))
     }
