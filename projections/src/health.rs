@@ -80,6 +80,13 @@ impl Health {
     /// Collects the health of the ledger in `data`; `access` is the access log's store when
     /// open (the server) or absent.
     pub fn collect(data: &Path, ledger: &mut Ledger, access: Option<&Store>) -> Result<Health, String> {
+        let mut h = Health::of_ledger(data, ledger, access)?;
+        h.measure_disk(data);
+        Ok(h)
+    }
+
+    /// What the ledger says (head, lags, verify, backup, batches), without the disk figures.
+    pub fn of_ledger(data: &Path, ledger: &mut Ledger, access: Option<&Store>) -> Result<Health, String> {
         let head = ledger.store().head();
         let (register_position, _) = ledger.projections_unsynced().checkpoint().map_err(|e| e.to_string())?;
         let last_verify = Checkpoint::read(&store_dir(data)).map_err(|e| e.to_string())?.map(|c| VerifyNote {
@@ -105,6 +112,24 @@ impl Health {
                 None => pmh.push(note),
             }
         }
+        Ok(Health {
+            municipality: ledger.config().municipality.name.clone(),
+            head_position: head.position.0,
+            head_hash: head.hash.to_hex(),
+            head_recorded_at_us: head.recorded_at_us,
+            register_position: register_position.0,
+            register_lag: head.position.0.saturating_sub(register_position.0),
+            access_position: access.map(|a| a.head().position.0),
+            last_verify,
+            last_backup: last_backup(data),
+            pmh,
+            disk: Vec::new(),
+            exposed: Vec::new(),
+        })
+    }
+
+    /// Walks the data directory: bytes per part and in all, and what others may access.
+    pub fn measure_disk(&mut self, data: &Path) {
         let mut disk = Vec::new();
         let mut total = 0;
         if let Ok(entries) = std::fs::read_dir(data) {
@@ -117,20 +142,8 @@ impl Health {
             }
         }
         disk.push(("合計".to_owned(), total));
-        Ok(Health {
-            municipality: ledger.config().municipality.name.clone(),
-            head_position: head.position.0,
-            head_hash: head.hash.to_hex(),
-            head_recorded_at_us: head.recorded_at_us,
-            register_position: register_position.0,
-            register_lag: head.position.0.saturating_sub(register_position.0),
-            access_position: access.map(|a| a.head().position.0),
-            last_verify,
-            last_backup: last_backup(data),
-            pmh,
-            disk,
-            exposed: crate::ledger::exposed_files(data, EXPOSED_LISTED_MAX),
-        })
+        self.disk = disk;
+        self.exposed = crate::ledger::exposed_files(data, EXPOSED_LISTED_MAX);
     }
 }
 

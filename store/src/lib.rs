@@ -412,6 +412,18 @@ impl Store {
         })
     }
 
+    /// Durable events from the head back to position 1, newest first (a bounded scan of the
+    /// recent past reads only what it needs).
+    pub fn read_back(&self) -> impl Iterator<Item = Result<Envelope, StoreError>> + '_ {
+        let head = self.head().position;
+        self.inner.tree.range(keys::log(Position(1))..=keys::log(head)).rev().map(move |item| {
+            let (key, value) = item?;
+            let position = Position(keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0));
+            Envelope::from_record(&value)
+                .map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
+        })
+    }
+
     /// Follows the log from `from`: first every durable event already there, then each new one
     /// as it becomes durable, with no gap and no duplicate at the switch.
     pub fn subscribe(&self, from: Position) -> Subscription {

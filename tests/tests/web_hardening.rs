@@ -123,3 +123,61 @@ fn item6_refusals_of_the_outer_layers_carry_the_security_headers() {
     let (_dir, plain) = start(Settings::default());
     assert_eq!(plain.client().get("/login").unwrap().header("strict-transport-security"), None);
 }
+
+#[test]
+fn item5_healthz_answers_from_its_cache_while_the_ledger_is_busy() {
+    let (_dir, server) = start(Settings::default());
+    let mut c = server.client();
+    assert_eq!(c.get("/healthz").unwrap().status, 200);
+    // The ledger is held (a long recording, a batch): /healthz still answers.
+    let held = server.app.ledger();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut again = server.client();
+    let probe = std::thread::spawn(move || tx.send(again.get("/healthz").map(|r| r.status)).unwrap());
+    let answer = rx.recv_timeout(Duration::from_secs(30));
+    drop(held);
+    probe.join().unwrap();
+    assert_eq!(answer.ok().and_then(Result::ok), Some(200), "/healthz waited for the ledger lock");
+}
+
+#[test]
+fn item5_an_access_log_search_reads_a_bounded_number_of_records() {
+    let (_dir, server) = start(Settings { access_scanned_max: 5, ..Settings::default() });
+    let mut viewer = server.login("viewer1").unwrap();
+    for _ in 0..8 {
+        assert_eq!(viewer.get("/recipients/1").unwrap().status, 200);
+    }
+    let mut admin = server.login("admin1").unwrap();
+    let r = admin.get("/admin/access?user=nobody").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.has("新しい順に5件まで調べました"), "the scan did not stop: {}", r.body);
+    // What the bound reaches is found.
+    let r = admin.get("/admin/access?user=viewer1").unwrap();
+    assert!(r.has("/recipients/1"), "the newest records are not listed");
+}
+
+#[test]
+fn item5_one_chain_walk_at_a_time() {
+    let (_dir, server) = start(Settings::default());
+    let mut auditor = server.login("audit1").unwrap();
+    let running = server.app.verifying.clone().try_acquire_owned().unwrap();
+    let r = auditor.post_form("/audit/verify", &[]).unwrap();
+    assert_eq!(r.status, 429);
+    assert!(r.has("確認中"), "{}", r.body);
+    drop(running);
+    assert_eq!(auditor.post_form("/audit/verify", &[]).unwrap().status, 200);
+}
+
+#[test]
+fn item5_connections_beyond_the_limit_wait_for_one_to_close() {
+    let (_dir, server) = start(Settings { connections_max: 1, ..Settings::default() });
+    // One idle connection holds the only place.
+    let idle = std::net::TcpStream::connect(server.addr).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut c = server.client();
+    let waiting = std::thread::spawn(move || tx.send(c.get("/login").map(|r| r.status)).unwrap());
+    assert!(rx.recv_timeout(Duration::from_secs(2)).is_err(), "a second connection was served beside the first");
+    drop(idle);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(200));
+    waiting.join().unwrap();
+}

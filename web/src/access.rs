@@ -88,12 +88,25 @@ impl AccessLog {
 
     /// Records matching `filter`, newest first, at most `limit`.
     pub fn search(&self, filter: &AccessFilter, limit: usize) -> Result<Vec<AccessEntry>, String> {
-        let stream = StreamId::parse(ACCESS_STREAM).ok_or("access stream id")?;
+        self.search_bounded(filter, limit, usize::MAX).map(|(found, _)| found)
+    }
+
+    /// Records matching `filter`, newest first, at most `limit`, looking at no more than
+    /// `scanned_max` records; `true` when the scan stopped there with older records unread.
+    pub fn search_bounded(
+        &self,
+        filter: &AccessFilter,
+        limit: usize,
+        scanned_max: usize,
+    ) -> Result<(Vec<AccessEntry>, bool), String> {
         let mut out = Vec::new();
-        // Newest first: the stream is read whole and walked backwards. Fine for the years of a
-        // municipality's log at tens of thousands of records a day; an index comes when needed.
-        let all = self.store.read_stream(&stream).map_err(|e| e.to_string())?;
-        for e in all.iter().rev() {
+        // Newest first, straight from the log (the access log holds one stream): a search reads
+        // back from the head and stops at the limit, at the period's start or at `scanned_max`.
+        for (scanned, item) in self.store.read_back().enumerate() {
+            if scanned >= scanned_max {
+                return Ok((out, true));
+            }
+            let e = item.map_err(|e| e.to_string())?;
             if filter.from_us.is_some_and(|f| e.recorded_at_us < f) {
                 break;
             }
@@ -113,7 +126,7 @@ impl AccessLog {
                 break;
             }
         }
-        Ok(out)
+        Ok((out, false))
     }
 }
 

@@ -48,6 +48,14 @@ pub struct Settings {
     /// Password hashes computed at once (argon2id takes 19 MiB each); a login beyond them is
     /// answered 429 at once.
     pub password_hashes_max: usize,
+    /// Access records one search of the access-log page reads at most, newest first.
+    pub access_scanned_max: usize,
+    /// Connections served at once; more wait in the listen queue.
+    pub connections_max: usize,
+    /// Live sessions at most; a login beyond them is refused until some end.
+    pub sessions_max: usize,
+    /// How long the health figures of `/healthz` and the health page are reused.
+    pub health_ttl: Duration,
 }
 
 impl Settings {
@@ -75,6 +83,10 @@ impl Default for Settings {
             lockout: Duration::from_secs(15 * 60),
             account_delay_max: Duration::from_secs(30),
             password_hashes_max: 4,
+            access_scanned_max: 200_000,
+            connections_max: 512,
+            sessions_max: 10_000,
+            health_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -94,6 +106,12 @@ pub struct App {
     pub throttle: Throttle,
     /// Permits to compute a password hash (see [`Settings::password_hashes_max`]).
     pub password_hashes: Arc<tokio::sync::Semaphore>,
+    /// One walk of both hash chains at a time (`/audit/verify`).
+    pub verifying: Arc<tokio::sync::Semaphore>,
+    /// Connections served at once (see [`Settings::connections_max`]).
+    pub connections: Arc<tokio::sync::Semaphore>,
+    /// The last health figures and when they were collected (see [`Settings::health_ttl`]).
+    health: Mutex<Option<(std::time::Instant, daicho_projections::health::Health)>>,
     /// My Number links waiting for a supervisor.
     pub pending: PendingLinks,
     /// Settings.
@@ -129,6 +147,9 @@ impl App {
             sessions: Sessions::default(),
             throttle: Throttle::default(),
             password_hashes: Arc::new(tokio::sync::Semaphore::new(settings.password_hashes_max.max(1))),
+            verifying: Arc::new(tokio::sync::Semaphore::new(1)),
+            connections: Arc::new(tokio::sync::Semaphore::new(settings.connections_max.max(1))),
+            health: Mutex::new(None),
             pending,
             settings,
             data: data.to_path_buf(),
@@ -148,6 +169,25 @@ impl App {
     /// Today in Japan (or the configured day).
     pub fn today(&self) -> NaiveDate {
         self.settings.today.unwrap_or_else(|| now().date_naive())
+    }
+
+    /// The health figures, reused for [`Settings::health_ttl`]; collected again (one request at a
+    /// time) when older. Only the ledger's part takes the ledger lock; the walk of the data
+    /// directory runs without it.
+    pub fn health(&self) -> Result<daicho_projections::health::Health, String> {
+        let mut cached = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, h)) = cached.as_ref()
+            && at.elapsed() <= self.settings.health_ttl
+        {
+            return Ok(h.clone());
+        }
+        let mut h = {
+            let mut ledger = self.ledger();
+            daicho_projections::health::Health::of_ledger(&self.data, &mut ledger, Some(self.access.store()))?
+        };
+        h.measure_disk(&self.data);
+        *cached = Some((std::time::Instant::now(), h.clone()));
+        Ok(h)
     }
 
     /// How many My Number links wait for approval.

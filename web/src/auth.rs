@@ -102,13 +102,31 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts a session for `user`; returns its token (for the cookie).
-    pub fn create(&self, user: &str) -> AppResult<String> {
+    /// Starts a session for `user`; returns its token (for the cookie). Expired sessions are
+    /// swept first; with `max` live ones, the login is refused ([`AppError::Busy`]).
+    pub fn create(&self, user: &str, idle: Duration, absolute: Duration, max: usize) -> AppResult<String> {
         let token = random_hex(32)?;
         let now = Instant::now();
         let session = Session { user: user.to_owned(), csrf: random_hex(32)?, created: now, last_seen: now };
-        self.map().insert(token_hash(&token), session);
+        let mut map = self.map();
+        map.retain(|_, s| now.duration_since(s.last_seen) <= idle && now.duration_since(s.created) <= absolute);
+        if map.len() >= max {
+            return Err(AppError::Busy(
+                "ログイン中の利用者が上限に達しています。しばらくしてからやり直してください。".into(),
+            ));
+        }
+        map.insert(token_hash(&token), session);
         Ok(token)
+    }
+
+    /// Live sessions (expired ones not yet swept included).
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The live session of `token`, touched; expired sessions are removed.
@@ -316,14 +334,15 @@ mod tests {
     #[test]
     fn sessions_expire_when_idle_or_old() {
         let s = Sessions::default();
-        let t = s.create("sato").unwrap();
+        let long = Duration::from_secs(60);
+        let t = s.create("sato", long, long, 10).unwrap();
         assert!(s.get(&t, Duration::from_secs(60), Duration::from_secs(60)).is_some());
         std::thread::sleep(Duration::from_millis(30));
         assert!(s.get(&t, Duration::from_millis(10), Duration::from_secs(60)).is_none());
-        let t = s.create("sato").unwrap();
+        let t = s.create("sato", long, long, 10).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         assert!(s.get(&t, Duration::from_secs(60), Duration::from_millis(10)).is_none());
-        let t = s.create("sato").unwrap();
+        let t = s.create("sato", long, long, 10).unwrap();
         s.remove_user("sato");
         assert!(s.get(&t, Duration::from_secs(60), Duration::from_secs(60)).is_none());
     }
@@ -393,6 +412,19 @@ mod tests {
             handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
         });
         assert_eq!(passed, 3);
+    }
+
+    #[test]
+    fn expired_sessions_are_swept_at_each_login_and_live_ones_are_bounded() {
+        let s = Sessions::default();
+        let long = Duration::from_secs(60);
+        for _ in 0..3 {
+            s.create("sato", long, long, 3).unwrap();
+        }
+        assert!(matches!(s.create("sato", long, long, 3), Err(AppError::Busy(_))));
+        // A login with a zero idle timeout finds every earlier session expired: swept.
+        s.create("sato", Duration::ZERO, long, 3).unwrap();
+        assert_eq!(s.len(), 1);
     }
 
     #[test]

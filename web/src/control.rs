@@ -96,9 +96,16 @@ pub async fn serve(listener: tokio::net::UnixListener, app: Arc<App>) {
 fn handle(app: &App, request: Request) -> Value {
     match request {
         Request::Status => {
-            let mut ledger = app.ledger();
-            match Health::collect(&app.data, &mut ledger, Some(app.access.store())) {
-                Ok(health) => json!({"ok": true, "health": health}),
+            // Fresh figures; the data directory is walked without the ledger lock.
+            let health = {
+                let mut ledger = app.ledger();
+                Health::of_ledger(&app.data, &mut ledger, Some(app.access.store()))
+            };
+            match health {
+                Ok(mut health) => {
+                    health.measure_disk(&app.data);
+                    json!({"ok": true, "health": health})
+                }
                 Err(e) => json!({"ok": false, "error": e}),
             }
         }

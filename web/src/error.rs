@@ -22,6 +22,9 @@ pub enum AppError {
     BadRequest(String),
     /// The form's CSRF token is missing or wrong.
     CsrfMismatch,
+    /// Too much at once (a bounded resource is full): try again shortly. The message is safe to
+    /// show.
+    Busy(String),
     /// A failure of ours: logged, shown generically.
     Internal(String),
 }
@@ -41,6 +44,7 @@ impl std::fmt::Display for AppError {
             AppError::NotFound => f.write_str("not found"),
             AppError::BadRequest(m) => write!(f, "bad request: {m}"),
             AppError::CsrfMismatch => f.write_str("csrf token mismatch"),
+            AppError::Busy(m) => write!(f, "busy: {m}"),
             AppError::Internal(m) => write!(f, "internal: {m}"),
         }
     }
@@ -65,6 +69,7 @@ impl IntoResponse for AppError {
                 "画面の有効期限が切れたか、ほかのサイトからの送信です。画面を開き直してから操作してください。"
                     .to_owned(),
             ),
+            AppError::Busy(m) => (StatusCode::TOO_MANY_REQUESTS, "混み合っています", m.clone()),
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
                 (

@@ -91,13 +91,102 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn_with_state(app, render::security_headers))
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes, at most [`Settings::connections_max`] connections at once
+/// (more wait in the listen queue until one closes).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` gives the limited listener axum's connect info (the client's address).
+    let listener = limit::Limited { inner: listener, permits: app.connections.clone() }.tap_io(|_| {});
     axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+mod limit {
+    //! A listener that holds a permit per open connection.
+
+    use std::io;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+    /// Accepts only while a permit is free.
+    pub struct Limited {
+        pub inner: TcpListener,
+        pub permits: Arc<Semaphore>,
+    }
+
+    /// A connection and its permit, given back when it closes.
+    pub struct LimitedIo {
+        stream: TcpStream,
+        _permit: OwnedSemaphorePermit,
+    }
+
+    impl axum::serve::Listener for Limited {
+        type Io = LimitedIo;
+        type Addr = SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            loop {
+                let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                    // The semaphore is never closed; wait as for an error.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
+                match self.inner.accept().await {
+                    Ok((stream, addr)) => return (LimitedIo { stream, _permit: permit }, addr),
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, as axum's own listener does.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.inner.local_addr()
+        }
+    }
+
+    impl AsyncRead for LimitedIo {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.stream).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for LimitedIo {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.stream).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.stream).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.stream).poll_shutdown(cx)
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.stream.is_write_vectored()
+        }
+    }
 }

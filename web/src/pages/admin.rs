@@ -256,6 +256,8 @@ pub struct AccessPage {
     pub errors: Vec<(String, String)>,
     pub rows: Vec<AccessRow>,
     pub limit: usize,
+    /// The search stopped after this many records, newest first, with older ones unread.
+    pub scan_stopped: Option<usize>,
 }
 
 impl AccessPage {
@@ -303,11 +305,14 @@ pub async fn access(
     }
     let u2 = user.clone();
     let page = blocking(&app, move |app| {
+        let scanned_max = app.settings.access_scanned_max;
+        let mut scan_stopped = None;
         let rows = if errors.is_empty() {
             let accounts = app.accounts();
-            app.access
-                .search(&filter, ACCESS_ROWS_MAX)
-                .map_err(AppError::internal)?
+            let (found, stopped) =
+                app.access.search_bounded(&filter, ACCESS_ROWS_MAX, scanned_max).map_err(AppError::internal)?;
+            scan_stopped = stopped.then_some(scanned_max);
+            found
                 .into_iter()
                 .map(|mut e| {
                     let mut recipients = std::mem::take(&mut e.record.recipients);
@@ -341,6 +346,7 @@ pub async fn access(
             errors,
             rows,
             limit: ACCESS_ROWS_MAX,
+            scan_stopped,
         })
     })
     .await?;

@@ -308,8 +308,15 @@ pub async fn verify(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
     let v = values(form);
     user.check_csrf(v.get("csrf"))?;
     user.require(Permission::Audit)?;
+    // One walk of the chains at a time: each reads the whole of both logs.
+    let Ok(permit) = app.verifying.clone().try_acquire_owned() else {
+        return Err(AppError::Busy(
+            "ほかの利用者がハッシュチェーンを確認中です。終わってからやり直してください。".into(),
+        ));
+    };
     let u = user.clone();
     let page = blocking(&app, move |app| {
+        let _permit = permit;
         let mut page = page(app, &u);
         page.chains[0].checked = Some(check_chain(&app.store, &ledger_payload));
         page.chains[1].checked = Some(check_chain(app.access.store(), &access_payload));

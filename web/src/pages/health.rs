@@ -37,8 +37,7 @@ pub struct HealthPage {
 }
 
 fn collect(app: &App) -> Result<Health, String> {
-    let mut ledger = app.ledger();
-    Health::collect(&app.data, &mut ledger, Some(app.access.store()))
+    app.health()
 }
 
 /// `GET /admin/health`.

@@ -127,7 +127,8 @@ pub async fn login(
     if let Some(old) = session_token(&headers, app.settings.secure_cookies) {
         app.sessions.remove(&old);
     }
-    let token = app.sessions.create(&user)?;
+    let s = &app.settings;
+    let token = app.sessions.create(&user, s.idle_timeout, s.absolute_timeout, s.sessions_max)?;
     tracing::info!(user = %who, "login");
     let mut r = see_other("/search");
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&token, app.settings.secure_cookies)) {
