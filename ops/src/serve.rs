@@ -99,6 +99,8 @@ pub fn run(req: &ServeRequest<'_>, today: NaiveDate, out: &mut dyn Write, err: &
         absolute_timeout: Duration::from_secs(req.absolute_hours.max(1) * 3600),
         secure_cookies: req.secure_cookies,
         today: req.today,
+        // The demo prints its users' passwords to be used as they are.
+        force_password_change: !req.demo,
         ..Settings::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -54,9 +54,11 @@ pub fn add_test_users(data: &Path) -> Result<(), String> {
     for (id, name, role) in USERS {
         let user = daicho_domain::ids::UserId::parse(id).map_err(|e| e.to_string())?;
         accounts
+            // Recorded as chosen by each user (not issued by an administrator, which would make
+            // the first login a password change).
             .record(
                 ledger.store(),
-                "test",
+                id,
                 UserEvent::Added { user, name: name.to_owned(), role, password_hash: hash.clone() },
             )
             .map_err(|e| e.to_string())?;

@@ -174,7 +174,12 @@ fn my_number_link_needs_a_different_supervisor_and_reveals_are_logged() {
     let page = super1.get(&format!("/recipients/{}", f.a)).unwrap();
     assert!(page.has("担当 一") && page.has("係長 一"), "actor and approver not on the timeline");
     assert!(page.has("********9018") && !page.has("123456789018"), "My Number not masked");
-    let r = super1.post_form(&format!("/recipients/{}/reveal", f.a), &[("reason", "窓口で本人確認のため")]).unwrap();
+    let r = super1
+        .post_form(
+            &format!("/recipients/{}/reveal", f.a),
+            &[("reason", "窓口で本人確認のため"), ("password", daicho_tests::web::PASSWORD)],
+        )
+        .unwrap();
     assert_eq!(r.status, 200);
     assert!(r.has("123456789018"));
     let reveals: Vec<_> = access_of(&server, "super1", Some(f.a))
@@ -345,6 +350,16 @@ fn an_admin_adds_a_user_whose_password_is_shown_once_and_resets_it() {
     assert!(!admin.get("/admin/users").unwrap().has(&password));
     let mut sato = server.client();
     assert_eq!(sato.post("/login", &[("user", "sato"), ("password", &password)]).unwrap().status, 303);
+    // An issued password is changed first.
+    assert_eq!(sato.get("/recipients/new").unwrap().header("location"), Some("/account/password"));
+    let csrf = sato.get("/account/password").unwrap().csrf().unwrap();
+    let chosen = [
+        ("csrf", csrf.as_str()),
+        ("current", &password),
+        ("new", "sato-chose-this-one"),
+        ("again", "sato-chose-this-one"),
+    ];
+    assert_eq!(sato.post("/account/password", &chosen).unwrap().status, 303);
     assert_eq!(sato.get("/recipients/new").unwrap().status, 200, "a caseworker may record");
     // The same id again is refused.
     let r = admin.post_form("/admin/users", &[("id", "sato"), ("name", "佐藤 花子"), ("role", "viewer")]).unwrap();

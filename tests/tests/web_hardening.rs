@@ -181,3 +181,81 @@ fn item5_connections_beyond_the_limit_wait_for_one_to_close() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(200));
     waiting.join().unwrap();
 }
+
+/// An account an administrator adds through the web UI: its id and the generated password.
+fn issued_account(server: &Server, id: &str) -> String {
+    let mut admin = server.login("admin1").unwrap();
+    let r = admin.post_form("/admin/users", &[("id", id), ("name", "新人 一"), ("role", "caseworker")]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The generated password is shown once.
+    let shown = r.body.split("id=\"new-password\">").nth(1).and_then(|c| c.split('<').next());
+    shown.unwrap_or_else(|| panic!("no generated password on the page: {}", r.body)).to_owned()
+}
+
+#[test]
+fn item7_an_issued_password_must_be_changed_before_anything_else() {
+    let (_dir, server) = start(Settings::default());
+    let issued = issued_account(&server, "newcomer");
+    let mut c = server.client();
+    assert_eq!(c.post("/login", &[("user", "newcomer"), ("password", &issued)]).unwrap().status, 303);
+    for path in ["/search", "/recipients/1", "/recipients/new"] {
+        let r = c.get(path).unwrap();
+        assert_eq!((r.status, r.header("location")), (303, Some("/account/password")), "{path} before the change");
+    }
+    let page = c.get("/account/password").unwrap();
+    assert!(page.has("管理者が発行したパスワード"), "{}", page.body);
+    let csrf = page.csrf().unwrap();
+    let change = |c: &mut daicho_tests::web::Client, current: &str, new: &str, again: &str| {
+        c.post("/account/password", &[("csrf", &csrf), ("current", current), ("new", new), ("again", again)]).unwrap()
+    };
+    assert!(
+        change(&mut c, "wrong-password", "a-brand-new-password", "a-brand-new-password")
+            .has("現在のパスワードが正しくありません")
+    );
+    assert!(change(&mut c, &issued, "short", "short").has("文字以上"));
+    assert!(change(&mut c, &issued, "a-brand-new-password", "a-different-one!!").has("一致しません"));
+    assert_eq!(change(&mut c, &issued, "a-brand-new-password", "a-brand-new-password").status, 303);
+    assert_eq!(c.get("/search").unwrap().status, 200, "still sent to the password page after the change");
+    // The issued password no longer works; the chosen one does, with no change asked again.
+    let mut fresh = server.client();
+    assert_eq!(fresh.post("/login", &[("user", "newcomer"), ("password", &issued)]).unwrap().status, 401);
+    assert_eq!(
+        fresh.post("/login", &[("user", "newcomer"), ("password", "a-brand-new-password")]).unwrap().status,
+        303
+    );
+    assert_eq!(fresh.get("/search").unwrap().status, 200);
+}
+
+#[test]
+fn item7_the_demo_keeps_its_printed_passwords() {
+    let (_dir, server) = start(Settings { force_password_change: false, ..Settings::default() });
+    let issued = issued_account(&server, "demo-user");
+    let mut c = server.client();
+    assert_eq!(c.post("/login", &[("user", "demo-user"), ("password", &issued)]).unwrap().status, 303);
+    assert_eq!(c.get("/search").unwrap().status, 200);
+}
+
+#[test]
+fn item7_a_reveal_asks_for_the_password_again() {
+    let (_dir, server) = start(Settings::default());
+    let mut super1 = server.login("super1").unwrap();
+    // A recipient with a My Number (the demo links numbers to most).
+    let n = (1..=3)
+        .find(|n| super1.get(&format!("/recipients/{n}")).unwrap().has("個人番号を表示"))
+        .expect("a recipient with a My Number");
+    let path = format!("/recipients/{n}/reveal");
+    let page = super1.get(&format!("/recipients/{n}")).unwrap();
+    assert!(page.has("name=\"password\""), "the reveal form does not ask for the password");
+    let without = super1.post_form(&path, &[("reason", "窓口で本人確認のため")]).unwrap();
+    assert!(
+        without.has("パスワードをもう一度入力してください") && without.has("個人番号を表示"),
+        "revealed without it"
+    );
+    let wrong = super1.post_form(&path, &[("reason", "窓口で本人確認のため"), ("password", "wrong")]).unwrap();
+    assert!(wrong.has("パスワードが正しくありません"));
+    let right = super1.post_form(&path, &[("reason", "窓口で本人確認のため"), ("password", PASSWORD)]).unwrap();
+    assert!(right.has("表示を記録しました"), "not revealed with the password");
+    // For a few minutes after, the password is not asked again.
+    let again = super1.post_form(&path, &[("reason", "再確認")]).unwrap();
+    assert!(again.has("表示を記録しました"));
+}

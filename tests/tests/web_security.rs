@@ -45,6 +45,15 @@ const MATRIX: &[Row] = &[
         form: &[("user", "nobody"), ("password", "wrong")],
         expect: [401; 6],
     },
+    Row { method: "GET", route: "/account/password", path: "/account/password", form: &[], expect: ANY },
+    // A wrong current password: the page again with a message, nothing recorded.
+    Row {
+        method: "POST",
+        route: "/account/password",
+        path: "/account/password",
+        form: &[("current", "wrong"), ("new", "another-long-password"), ("again", "another-long-password")],
+        expect: ANY,
+    },
     Row { method: "GET", route: "/search", path: "/search", form: &[], expect: ANY },
     Row { method: "POST", route: "/search", path: "/search", form: &[("by", "kana"), ("q", "ヤマダ")], expect: ANY },
     Row { method: "GET", route: "/recipients/new", path: "/recipients/new", form: &[], expect: RECORD },

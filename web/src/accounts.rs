@@ -38,6 +38,9 @@ pub struct Account {
     pub password_hash: String,
     /// Disabled accounts cannot log in.
     pub disabled: bool,
+    /// The password was issued by someone else (an administrator, the CLI): the user must
+    /// choose their own before anything else.
+    pub must_change: bool,
 }
 
 /// Every account, folded from the `users` stream.
@@ -87,13 +90,14 @@ impl Accounts {
         for e in store.read_stream(&users_stream()?).map_err(|e| AccountError::Failed(e.to_string()))? {
             let event = codec::decode_user(&e.event_type, e.schema_version, &e.payload)
                 .map_err(|x| AccountError::Failed(format!("position {}: {x}", e.position)))?;
-            accounts.apply(&event);
+            accounts.apply(&event, &e.actor);
             accounts.version = e.stream_version;
         }
         Ok(accounts)
     }
 
-    fn apply(&mut self, event: &UserEvent) {
+    /// Applies `event`, recorded by `actor`: a password someone else set must be changed.
+    fn apply(&mut self, event: &UserEvent, actor: &str) {
         match event {
             UserEvent::Added { user, name, role, password_hash } => {
                 self.by_id.insert(
@@ -104,12 +108,14 @@ impl Accounts {
                         role: *role,
                         password_hash: password_hash.clone(),
                         disabled: false,
+                        must_change: actor != user.as_str(),
                     },
                 );
             }
             UserEvent::PasswordSet { user, password_hash } => {
                 if let Some(a) = self.by_id.get_mut(user.as_str()) {
                     a.password_hash = password_hash.clone();
+                    a.must_change = actor != user.as_str();
                 }
             }
             UserEvent::Disabled { user } => {
@@ -174,7 +180,7 @@ impl Accounts {
         };
         match store.append_blocking(request) {
             Ok(o) => {
-                self.apply(&event);
+                self.apply(&event, actor);
                 self.version = o.stream_version;
                 Ok(())
             }
@@ -274,6 +280,31 @@ pub fn reset_password(accounts: &mut Accounts, store: &Store, actor: &str, id: &
 }
 
 /// Disables a user.
+/// The user `id` chooses a new password, knowing the current one; recorded with the user as
+/// the actor, so it need not be changed again.
+pub fn change_own_password(
+    accounts: &mut Accounts,
+    store: &Store,
+    id: &str,
+    current: &str,
+    new: &str,
+) -> Result<(), AccountError> {
+    let account = accounts.get(id).filter(|a| !a.disabled).ok_or(AccountError::Unknown)?;
+    if current.chars().count() > PASSWORD_CHARS_MAX || !verify_password(&account.password_hash, current) {
+        return Err(AccountError::Invalid("現在のパスワードが正しくありません".into()));
+    }
+    check_password(new)?;
+    if new == current {
+        return Err(AccountError::Invalid("新しいパスワードは現在のものと別にしてください".into()));
+    }
+    if new.trim().eq_ignore_ascii_case(id) {
+        return Err(AccountError::Invalid("利用者IDと同じパスワードは使えません".into()));
+    }
+    let password_hash = hash_password(new)?;
+    let user = account.id.clone();
+    accounts.record(store, id, UserEvent::PasswordSet { user, password_hash })
+}
+
 pub fn disable_user(accounts: &mut Accounts, store: &Store, actor: &str, id: &str) -> Result<(), AccountError> {
     let user = UserId::parse(id).map_err(|_| AccountError::Unknown)?;
     if accounts.get(id).is_some_and(|a| a.disabled) {

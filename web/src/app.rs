@@ -56,6 +56,11 @@ pub struct Settings {
     pub sessions_max: usize,
     /// How long the health figures of `/healthz` and the health page are reused.
     pub health_ttl: Duration,
+    /// A password issued by an administrator (or the CLI) must be changed at the first login.
+    /// Off only for `serve --demo`, whose printed passwords are the demo's.
+    pub force_password_change: bool,
+    /// How long after typing the password again a user may reveal My Numbers.
+    pub reauth_window: Duration,
 }
 
 impl Settings {
@@ -87,6 +92,8 @@ impl Default for Settings {
             connections_max: 512,
             sessions_max: 10_000,
             health_ttl: Duration::from_secs(10),
+            force_password_change: true,
+            reauth_window: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -171,13 +178,13 @@ impl App {
         self.settings.today.unwrap_or_else(|| now().date_naive())
     }
 
-    /// The health figures, reused for [`Settings::health_ttl`]; collected again (one request at a
-    /// time) when older. Only the ledger's part takes the ledger lock; the walk of the data
+    /// The health figures, reused when at most `max_age` old; collected again (one request at
+    /// a time) when older. Only the ledger's part takes the ledger lock; the walk of the data
     /// directory runs without it.
-    pub fn health(&self) -> Result<daicho_projections::health::Health, String> {
+    pub fn health(&self, max_age: Duration) -> Result<daicho_projections::health::Health, String> {
         let mut cached = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((at, h)) = cached.as_ref()
-            && at.elapsed() <= self.settings.health_ttl
+            && at.elapsed() <= max_age
         {
             return Ok(h.clone());
         }

@@ -85,6 +85,8 @@ pub struct Session {
     pub csrf: String,
     created: Instant,
     last_seen: Instant,
+    /// When the user last typed their password again in this session (before a reveal).
+    reauthenticated: Option<Instant>,
 }
 
 /// Every live session, by token hash.
@@ -107,7 +109,13 @@ impl Sessions {
     pub fn create(&self, user: &str, idle: Duration, absolute: Duration, max: usize) -> AppResult<String> {
         let token = random_hex(32)?;
         let now = Instant::now();
-        let session = Session { user: user.to_owned(), csrf: random_hex(32)?, created: now, last_seen: now };
+        let session = Session {
+            user: user.to_owned(),
+            csrf: random_hex(32)?,
+            created: now,
+            last_seen: now,
+            reauthenticated: None,
+        };
         let mut map = self.map();
         map.retain(|_, s| now.duration_since(s.last_seen) <= idle && now.duration_since(s.created) <= absolute);
         if map.len() >= max {
@@ -151,6 +159,24 @@ impl Sessions {
     /// Ends every session of `user` (disabled, or given a new password).
     pub fn remove_user(&self, user: &str) {
         self.map().retain(|_, s| s.user != user);
+    }
+
+    /// Ends every session of `user` but the one with key `keep` (the user changed their password
+    /// there).
+    pub fn remove_others(&self, user: &str, keep: &[u8; 32]) {
+        self.map().retain(|k, s| s.user != user || k == keep);
+    }
+
+    /// Notes that the password was typed again in session `key` now.
+    pub fn reauthenticated(&self, key: &[u8; 32]) {
+        if let Some(s) = self.map().get_mut(key) {
+            s.reauthenticated = Some(Instant::now());
+        }
+    }
+
+    /// Whether the password was typed (at login or again) in session `key` within `window`.
+    pub fn recently_authenticated(&self, key: &[u8; 32], window: Duration) -> bool {
+        self.map().get(key).and_then(|s| s.reauthenticated).is_some_and(|t| t.elapsed() <= window)
     }
 }
 
@@ -285,7 +311,14 @@ pub struct CurrentUser {
     pub role: Role,
     /// The session's CSRF token.
     pub csrf: String,
+    /// The session's key (the SHA-256 of its token).
+    pub session: [u8; 32],
+    /// The password was issued by someone else and must be changed first.
+    pub must_change: bool,
 }
+
+/// Paths a user whose password must be changed may still reach.
+const WHILE_MUST_CHANGE: [&str; 2] = ["/account/password", "/logout"];
 
 impl CurrentUser {
     /// Refuses unless the role has `p`.
@@ -323,7 +356,18 @@ impl FromRequestParts<Arc<App>> for CurrentUser {
             .ok_or(AppError::Unauthenticated)?;
         let accounts = app.accounts();
         let account = accounts.get(&session.user).filter(|a| !a.disabled).ok_or(AppError::Unauthenticated)?;
-        Ok(CurrentUser { id: account.id.clone(), name: account.name.clone(), role: account.role, csrf: session.csrf })
+        let must_change = account.must_change && app.settings.force_password_change;
+        if must_change && !WHILE_MUST_CHANGE.contains(&parts.uri.path()) {
+            return Err(AppError::PasswordChangeRequired);
+        }
+        Ok(CurrentUser {
+            id: account.id.clone(),
+            name: account.name.clone(),
+            role: account.role,
+            csrf: session.csrf,
+            session: token_hash(&token),
+            must_change,
+        })
     }
 }
 

@@ -14,6 +14,8 @@ use crate::render::{ErrorPage, html};
 pub enum AppError {
     /// No valid session: log in first.
     Unauthenticated,
+    /// The password was issued by someone else: choose one first.
+    PasswordChangeRequired,
     /// The role may not do this.
     Forbidden,
     /// No such page or recipient.
@@ -40,6 +42,7 @@ impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AppError::Unauthenticated => f.write_str("unauthenticated"),
+            AppError::PasswordChangeRequired => f.write_str("password change required"),
             AppError::Forbidden => f.write_str("forbidden"),
             AppError::NotFound => f.write_str("not found"),
             AppError::BadRequest(m) => write!(f, "bad request: {m}"),
@@ -55,6 +58,9 @@ impl IntoResponse for AppError {
         let (status, title, message) = match &self {
             AppError::Unauthenticated => {
                 return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+            }
+            AppError::PasswordChangeRequired => {
+                return (StatusCode::SEE_OTHER, [(header::LOCATION, "/account/password")]).into_response();
             }
             AppError::Forbidden => {
                 (StatusCode::FORBIDDEN, "権限がありません", "この操作を行う権限がありません。".to_owned())

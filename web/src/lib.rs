@@ -54,6 +54,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(pages::search::home))
         .route("/login", get(pages::login::page).post(pages::login::login))
         .route("/logout", post(pages::login::logout))
+        .route("/account/password", get(pages::account::form).post(pages::account::change))
         .route("/search", get(pages::search::form).post(pages::search::search))
         .route("/recipients/new", get(pages::commands::new_form).post(pages::commands::new_post))
         .route("/recipients/{n}", get(pages::recipient::show))

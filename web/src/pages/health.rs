@@ -36,14 +36,16 @@ pub struct HealthPage {
     pub disk: Vec<(String, String)>,
 }
 
-fn collect(app: &App) -> Result<Health, String> {
-    app.health()
+/// Fresh figures for the administrator's page; `/healthz` (no login) reuses them for
+/// [`crate::Settings::health_ttl`].
+fn collect(app: &App, fresh: bool) -> Result<Health, String> {
+    app.health(if fresh { std::time::Duration::ZERO } else { app.settings.health_ttl })
 }
 
 /// `GET /admin/health`.
 pub async fn page(State(app): State<Arc<App>>, user: CurrentUser) -> AppResult<Response> {
     user.require(Permission::Health)?;
-    let h = blocking(&app, |app| collect(app).map_err(crate::error::AppError::internal)).await?;
+    let h = blocking(&app, |app| collect(app, true).map_err(crate::error::AppError::internal)).await?;
     Ok(html(&HealthPage {
         nav: Nav::new(&user, &app.municipality, "health"),
         head_position: h.head_position,
@@ -70,7 +72,7 @@ pub async fn page(State(app): State<Arc<App>>, user: CurrentUser) -> AppResult<R
 pub async fn healthz(State(app): State<Arc<App>>) -> Response {
     let health = tokio::task::spawn_blocking({
         let app = app.clone();
-        move || collect(&app)
+        move || collect(&app, false)
     })
     .await;
     let hours_since = |us: i64| (now().timestamp_micros() - us).max(0) / 3_600_000_000;

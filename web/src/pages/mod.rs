@@ -1,6 +1,7 @@
 //! The pages: one module per screen. Handlers check the permission first, do their work on a
 //! blocking thread, record access, then render.
 
+pub mod account;
 pub mod admin;
 pub mod approvals;
 pub mod audit;

@@ -118,6 +118,8 @@ pub struct RecipientPage {
     pub has_my_number: bool,
     pub my_number_revealed: bool,
     pub can_reveal: bool,
+    /// The reveal form asks for the password (not typed in this session a few minutes ago).
+    pub reauth_needed: bool,
     pub residency: String,
     pub died_on: String,
     pub as_of: String,
@@ -437,6 +439,7 @@ fn build(
         has_my_number: basic.is_some_and(|r| r.my_number.is_some()),
         my_number_revealed: false,
         can_reveal: view.may_reveal(),
+        reauth_needed: !app.sessions.recently_authenticated(&user.session, app.settings.reauth_window),
         residency,
         died_on: p.and_then(|r| r.died_on).map(|d| d.to_string()).unwrap_or_default(),
         as_of: on.to_string(),
@@ -487,6 +490,41 @@ pub async fn reveal(
     if reason.is_empty() || reason.chars().count() > REASON_CHARS_MAX || reason.chars().any(char::is_control) {
         let message = format!("表示する理由を{REASON_CHARS_MAX}文字以内で入力してください（改行は使えません）");
         return render(&app, user, n, query, None, Some(message)).await;
+    }
+    // A reveal asks for the password again, unless it was typed in this session a few minutes ago.
+    if !app.sessions.recently_authenticated(&user.session, app.settings.reauth_window) {
+        let password = v.get("password").unwrap_or("").to_owned();
+        if password.is_empty() {
+            let message = "表示するには、パスワードをもう一度入力してください".to_owned();
+            return render(&app, user, n, query, None, Some(message)).await;
+        }
+        let Ok(permit) = app.password_hashes.clone().try_acquire_owned() else {
+            return Err(AppError::Busy("ただいま混み合っています。少し待ってからやり直してください。".into()));
+        };
+        let throttle = app.throttle.attempt(
+            user.id.as_str(),
+            "reauthentication",
+            &app.settings.throttle_limits(),
+            std::time::Instant::now(),
+        );
+        if throttle.is_err() {
+            let message = "パスワードの誤りが続いたため、しばらく表示できません".to_owned();
+            return render(&app, user, n, query, None, Some(message)).await;
+        }
+        let id = user.id.to_string();
+        let ok = blocking(&app, move |app| {
+            let _permit = permit;
+            let hash = app.accounts().get(&id).map(|a| a.password_hash.clone()).unwrap_or_default();
+            Ok(password.chars().count() <= crate::accounts::PASSWORD_CHARS_MAX
+                && crate::accounts::verify_password(&hash, &password))
+        })
+        .await?;
+        if !ok {
+            tracing::info!(user = %user.id, "reauthentication failed");
+            return render(&app, user, n, query, None, Some("パスワードが正しくありません".to_owned())).await;
+        }
+        app.throttle.succeeded(user.id.as_str(), "reauthentication");
+        app.sessions.reauthenticated(&user.session);
     }
     render(&app, user, n, query, Some(reason), None).await
 }
