@@ -16,6 +16,7 @@
 //! | `A` | program, 0x00, recipient number, span number | (empty): current record exists |
 //! | `B` | program | last batch: to-position (u64 BE), batch number (u64 BE) |
 //! | `V` | recipient number (u64 BE), span number (u32 BE) | fee history: what the record was at each position, and when first exported |
+//! | `P` | recipient number (u64 BE) | (empty): a DV support measure was ever recorded for the person (never removed), so lists read the stream for the privacy policy only for them |
 
 pub const RECIPIENT: u8 = b'R';
 pub const NAME: u8 = b'N';
@@ -28,10 +29,17 @@ pub const DIRTY: u8 = b'D';
 pub const ACTIVE: u8 = b'A';
 pub const LAST_BATCH: u8 = b'B';
 pub const FEE: u8 = b'V';
+pub const EVER_PROTECTED: u8 = b'P';
 
 pub const CHECKPOINT: &[u8] = b"Mcheckpoint";
 pub const CONFIG: &[u8] = b"Mconfig";
 pub const FORMAT: &[u8] = b"Mformat";
+
+pub fn ever_protected(n: u64) -> Vec<u8> {
+    let mut k = vec![EVER_PROTECTED];
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
 
 pub fn recipient(n: u64) -> Vec<u8> {
     let mut k = vec![RECIPIENT];

@@ -141,6 +141,12 @@ impl Reader {
         Ok(self.search(&SearchBy::MyNumber(n.clone()), 0, 1)?.recipients.first().copied())
     }
 
+    /// Whether a DV support measure was ever recorded for recipient `n` (then the privacy policy
+    /// must read the person's stream; otherwise nothing of theirs is protected).
+    pub fn ever_protected(&self, n: u64) -> Result<bool, ProjectionError> {
+        Ok(self.tree.contains_key(keys::ever_protected(n))?)
+    }
+
     /// The PMH entries of a recipient, by span number.
     pub fn pmh_entries(&self, n: u64) -> Result<Vec<(u32, Entry)>, ProjectionError> {
         let mut out = Vec::new();

@@ -146,6 +146,10 @@ impl Fold<'_> {
     fn apply_recipient(&mut self, n: u64, e: &Envelope) -> Result<(), ProjectionError> {
         let old = self.load(n)?;
         let event = decode_event(e)?;
+        if matches!(event.body, EventBody::DvSupportStarted) {
+            // Kept even when the measure is rescinded: the privacy policy still covers it.
+            self.overlay.put(keys::ever_protected(n), Vec::new());
+        }
         // Records of spans that ended before a change to the basic items took effect keep the
         // items they had: they were true then (and PMH need not hear of them again).
         let mut keep_basic_before = match event.body {

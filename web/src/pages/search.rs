@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use daicho_domain::numbers::MyNumber;
-use daicho_domain::privacy::Channel;
+use daicho_domain::privacy::{Channel, Protection};
 use daicho_domain::users::AccessAction;
 use daicho_projections::query::SearchBy;
 
@@ -140,9 +140,13 @@ pub async fn search(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
         let mut rows = Vec::with_capacity(found.recipients.len());
         for n in found.recipients {
             let Some(r) = reader.recipient(n).map_err(AppError::internal)? else { continue };
-            // The person's protection at the head, from their stream; a list shows no
-            // protected address to anyone.
-            let view = view_of(&u, &load(app, n)?, Channel::List);
+            // The person's protection at the head, from their stream (read only for those a
+            // measure was ever recorded for); a list shows no protected address to anyone.
+            let view = if reader.ever_protected(n).map_err(AppError::internal)? {
+                view_of(&u, &load(app, n)?, Channel::List)
+            } else {
+                u.view(Protection::none(), Channel::List)
+            };
             let mut programs: Vec<String> = r
                 .certificates
                 .iter()
