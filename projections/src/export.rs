@@ -19,6 +19,7 @@ use crate::pmh::{
     CsvWriter, HoldReason, JsonWriter, Outgoing, PmhRecord, csv_document, csv_header, csv_row, unrepresentable,
     validate,
 };
+use crate::query::Reader;
 use crate::register::entry_from;
 use crate::{ProjectionError, Projections, keys};
 
@@ -154,62 +155,63 @@ fn io_err(e: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Corrupt(format!("writing a batch file: {e}"))
 }
 
-impl Projections {
-    /// Visits every record a batch of `program` in `mode` would send, in file order, with
-    /// whether it is sent as deleted; collects held-back records and "●" warnings.
-    fn scan(
-        &self,
-        program: &Program,
-        mode: PmhMode,
-        each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
-    ) -> Result<Scanned, ProjectionError> {
-        let key = program.key.as_str();
-        let prefix = match mode {
-            PmhMode::DiffHistory => keys::program_prefix(keys::DIRTY, key),
-            PmhMode::Full => keys::program_prefix(keys::ACTIVE, key),
-        };
-        let mut out = Scanned { records: 0, deleted: 0, held_back: Vec::new(), warnings: Vec::new() };
-        for item in self.tree().scan_prefix(&prefix) {
-            let (k, _) = item?;
-            let Some((n, span)) = keys::tail_ids(&k) else { continue };
-            let Some(bytes) = self.tree().get(keys::entry(n, span))? else { continue };
-            let entry = entry_from(&bytes)?;
-            match (entry.current, entry.exported) {
-                (Some(current), _) => {
-                    let reasons = validate(&current, Some(program));
-                    if reasons.is_empty() {
-                        for (field, characters) in unrepresentable(&current) {
-                            out.warnings.push(Warning {
-                                history_key: current.history_key().to_string(),
-                                field,
-                                characters,
-                            });
-                        }
-                        each(&current, false)?;
-                        out.records = out.records.saturating_add(1);
-                    } else {
-                        out.held_back.push(Held {
-                            recipient: n,
-                            certificate: current.certificate.clone(),
+/// Visits every record a batch of `program` in `mode` would send, in file order, with
+/// whether it is sent as deleted; collects held-back records and "●" warnings.
+fn scan(
+    tree: &sled::Tree,
+    program: &Program,
+    mode: PmhMode,
+    each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
+) -> Result<Scanned, ProjectionError> {
+    let key = program.key.as_str();
+    let prefix = match mode {
+        PmhMode::DiffHistory => keys::program_prefix(keys::DIRTY, key),
+        PmhMode::Full => keys::program_prefix(keys::ACTIVE, key),
+    };
+    let mut out = Scanned { records: 0, deleted: 0, held_back: Vec::new(), warnings: Vec::new() };
+    for item in tree.scan_prefix(&prefix) {
+        let (k, _) = item?;
+        let Some((n, span)) = keys::tail_ids(&k) else { continue };
+        let Some(bytes) = tree.get(keys::entry(n, span))? else { continue };
+        let entry = entry_from(&bytes)?;
+        match (entry.current, entry.exported) {
+            (Some(current), _) => {
+                let reasons = validate(&current, Some(program));
+                if reasons.is_empty() {
+                    for (field, characters) in unrepresentable(&current) {
+                        out.warnings.push(Warning {
                             history_key: current.history_key().to_string(),
-                            reasons: reasons.into_iter().map(Into::into).collect(),
+                            field,
+                            characters,
                         });
                     }
-                }
-                (None, Some(exported)) if mode == PmhMode::DiffHistory => {
-                    each(&exported, true)?;
+                    each(&current, false)?;
                     out.records = out.records.saturating_add(1);
-                    out.deleted = out.deleted.saturating_add(1);
+                } else {
+                    out.held_back.push(Held {
+                        recipient: n,
+                        certificate: current.certificate.clone(),
+                        history_key: current.history_key().to_string(),
+                        reasons: reasons.into_iter().map(Into::into).collect(),
+                    });
                 }
-                (None, _) => {}
             }
+            (None, Some(exported)) if mode == PmhMode::DiffHistory => {
+                each(&exported, true)?;
+                out.records = out.records.saturating_add(1);
+                out.deleted = out.deleted.saturating_add(1);
+            }
+            (None, _) => {}
         }
-        Ok(out)
     }
+    Ok(out)
+}
 
-    /// What a program's batch would hold now, without rendering its files.
+impl Reader {
+    /// What a program's batch would hold now, without rendering its files (no lock on the
+    /// ledger: take the reader after catching up).
     pub fn batch_summary(&self, program: &Program, mode: PmhMode) -> Result<Summary, ProjectionError> {
-        let s = self.scan(program, mode, &mut |_, _| Ok(()))?;
+        let s = scan(&self.tree, program, mode, &mut |_, _| Ok(()))?;
         Ok(Summary {
             program: program.key.clone(),
             mode,
@@ -218,6 +220,23 @@ impl Projections {
             held_back: s.held_back,
             warnings: s.warnings,
         })
+    }
+}
+
+impl Projections {
+    /// See [`scan`].
+    fn scan(
+        &self,
+        program: &Program,
+        mode: PmhMode,
+        each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
+    ) -> Result<Scanned, ProjectionError> {
+        scan(self.tree(), program, mode, each)
+    }
+
+    /// See [`Reader::batch_summary`].
+    pub fn batch_summary(&self, program: &Program, mode: PmhMode) -> Result<Summary, ProjectionError> {
+        self.reader().batch_summary(program, mode)
     }
 
     /// Computes a program's batch, streaming its JSON and CSV into writers made by `open` (called

@@ -608,16 +608,30 @@ fn a_supervisor_sees_the_fee_statement_closes_a_month_and_downloads_its_files() 
     // October was closed under one policy: its files under another do not exist.
     let other = sup.get(&format!("/billing/2026-10/{name}?policy=certificates-overlapping")).unwrap();
     assert_eq!(other.status, 400);
-    // A draft is made for each download and leaves nothing behind; unknown names are not found.
+    // A draft is kept for the head it was made at, so its other files are not computed again,
+    // and replaced once the head moves; no temporary directory is left behind.
     let draft = sup.get("/billing/2026-11/billing-2026-11.json").unwrap();
     assert_eq!((draft.status, draft.header("content-type")), (200, Some("application/json")));
     assert!(draft.has("\"status\": \"draft\""), "{}", draft.body);
-    let leftovers: Vec<_> = std::fs::read_dir(&server.app.exports)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with('.') || n.contains("2026-11"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let exports = |prefix: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&server.app.exports)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    };
+    let first = exports("draft-2026-11");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(sup.get("/billing/2026-11/billing-2026-11-summary.csv").unwrap().status, 200);
+    assert_eq!(exports("draft-2026-11"), first, "the same draft was made again");
+    let r = admin.post_form("/billing/schedule", &[("from_month", "2027-06"), ("unit_yen", "3")]).unwrap();
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(sup.get("/billing/2026-11/billing-2026-11.json").unwrap().status, 200);
+    let second = exports("draft-2026-11");
+    assert!(second.len() == 1 && second != first, "{first:?} then {second:?}");
+    assert!(exports(".").is_empty(), "{:?}", exports("."));
     assert_eq!(sup.get("/billing/2026-10/manifest.json").unwrap().status, 404);
     // The download is logged; a second closing is refused with the reason.
     let downloads =

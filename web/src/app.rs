@@ -115,6 +115,8 @@ pub struct App {
     pub password_hashes: Arc<tokio::sync::Semaphore>,
     /// One walk of both hash chains at a time (`/audit/verify`).
     pub verifying: Arc<tokio::sync::Semaphore>,
+    /// One fee statement computed at a time for downloads (each reads the whole register).
+    pub statements: Mutex<()>,
     /// Connections served at once (see [`Settings::connections_max`]).
     pub connections: Arc<tokio::sync::Semaphore>,
     /// The last health figures and when they were collected (see [`Settings::health_ttl`]).
@@ -155,6 +157,7 @@ impl App {
             throttle: Throttle::default(),
             password_hashes: Arc::new(tokio::sync::Semaphore::new(settings.password_hashes_max.max(1))),
             verifying: Arc::new(tokio::sync::Semaphore::new(1)),
+            statements: Mutex::new(()),
             connections: Arc::new(tokio::sync::Semaphore::new(settings.connections_max.max(1))),
             health: Mutex::new(None),
             pending,

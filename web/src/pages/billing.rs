@@ -319,8 +319,17 @@ pub async fn download(
     let policy = parse_policy(choice.policy.as_deref()).map_err(AppError::BadRequest)?;
     let name = file.clone();
     let opened = blocking(&app, move |app| {
-        let fees = app.ledger().fee_reader().map_err(AppError::internal)?;
+        let (fees, head) = {
+            let mut ledger = app.ledger();
+            let fees = ledger.fee_reader().map_err(AppError::internal)?;
+            (fees, app.store.head().position.0)
+        };
         let kept = app.exports.join(format!("billing-{month}"));
+        // A draft is kept for the head it was made at: its other files, and the same download
+        // again, are served without computing the statement again.
+        let policy_code = policy.map_or("default", |p| p.code());
+        let draft_prefix = format!("draft-{month}-");
+        let draft = app.exports.join(format!("{draft_prefix}{policy_code}-{head}"));
         if let Some(closed) = fees.log().map_err(AppError::internal)?.closed.get(&month) {
             if let Some(p) = policy
                 && p != closed.policy
@@ -334,6 +343,17 @@ pub async fn download(
                 return std::fs::File::open(kept.join(&name)).map_err(AppError::internal);
             }
         }
+        if draft.join(&name).is_file() {
+            return std::fs::File::open(draft.join(&name)).map_err(AppError::internal);
+        }
+        // One statement computed at a time: each reads the whole register.
+        let _computing = match app.statements.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(AppError::Busy("ほかの利用者の明細を作成中です。終わってからやり直してください。".into()));
+            }
+        };
         let tmp = app.exports.join(format!(".billing-{}", random_hex(8)?));
         std::fs::create_dir_all(&tmp).map_err(AppError::internal)?;
         let made = match fees.statement_into(month, policy, &tmp) {
@@ -362,7 +382,17 @@ pub async fn download(
                 )));
             }
             None => {
-                let _ = std::fs::remove_dir_all(&tmp);
+                // Drafts of this month made at an earlier head are out of date.
+                if let Ok(entries) = std::fs::read_dir(&app.exports) {
+                    for e in entries.filter_map(Result::ok) {
+                        if e.file_name().to_string_lossy().starts_with(&draft_prefix) {
+                            let _ = std::fs::remove_dir_all(e.path());
+                        }
+                    }
+                }
+                if std::fs::rename(&tmp, &draft).is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
             }
         }
         opened

@@ -88,14 +88,18 @@ pub async fn page(State(app): State<Arc<App>>, user: CurrentUser, Query(done): Q
     user.require(Permission::PmhView)?;
     let u = user.clone();
     let page = blocking(&app, move |app| {
-        let mut ledger = app.ledger();
-        let config = ledger.config().clone();
-        let recorded = ledger.pmh_batches().map_err(AppError::internal)?;
-        let projections = ledger.projections().map_err(AppError::internal)?;
+        // Catch up under the ledger's lock; summarise (a scan of every pending record) without it.
+        let (config, recorded, reader) = {
+            let mut ledger = app.ledger();
+            let config = ledger.config().clone();
+            let recorded = ledger.pmh_batches().map_err(AppError::internal)?;
+            let reader = ledger.projections().map_err(AppError::internal)?.reader();
+            (config, recorded, reader)
+        };
         let mut programs = Vec::new();
         for p in config.programs() {
-            let s = projections.batch_summary(p, p.pmh_mode).map_err(AppError::internal)?;
-            let last = projections.last_batch(p.key.as_str()).map_err(AppError::internal)?;
+            let s = reader.batch_summary(p, p.pmh_mode).map_err(AppError::internal)?;
+            let last = reader.last_batch(p.key.as_str()).map_err(AppError::internal)?;
             programs.push(ProgramRow {
                 key: p.key.to_string(),
                 name: p.name.clone(),
@@ -119,7 +123,6 @@ pub async fn page(State(app): State<Arc<App>>, user: CurrentUser, Query(done): Q
             });
         }
         let head = app.store.head().position.0;
-        drop(ledger);
         let accounts = app.accounts();
         let batches = recorded
             .iter()
