@@ -19,6 +19,10 @@ struct Cli {
     /// The ledger's data directory.
     #[arg(long, global = true, env = "DAICHO_DATA", default_value = "daicho-data")]
     data: PathBuf,
+    /// Decide and record as of this date (YYYY-MM-DD) instead of today in Japan: for tests,
+    /// trials and demos of the past, never for a ledger in use.
+    #[arg(long, global = true, env = "DAICHO_TODAY")]
+    today: Option<NaiveDate>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,9 +39,6 @@ enum Command {
         /// Municipality configuration (TOML). Default: the bundled さくら市 demo.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Decide as of this date (YYYY-MM-DD). Default: today in Japan.
-        #[arg(long)]
-        today: Option<NaiveDate>,
     },
     /// Create a ledger in the data directory, with a municipality configuration.
     ///
@@ -79,9 +80,6 @@ enum Command {
         /// Who imports (the actor of every recorded command).
         #[arg(long)]
         actor: String,
-        /// Decide as of this date instead of today in Japan (trials and tests).
-        #[arg(long)]
-        today: Option<NaiveDate>,
     },
     /// Write a backup of the ledger and the access log to one file, while the server runs or not.
     ///
@@ -217,9 +215,6 @@ enum Command {
         /// Mark cookies Secure (set when a TLS proxy serves the UI).
         #[arg(long)]
         secure_cookies: bool,
-        /// Decide commands as of this date instead of today in Japan (demos and tests).
-        #[arg(long)]
-        today: Option<NaiveDate>,
     },
     /// Users of the web UI (run while the server is stopped).
     User {
@@ -460,21 +455,23 @@ where
             return if e.use_stderr() { EXIT_UNREADABLE } else { EXIT_OK };
         }
     };
+    // The day decided and recorded on: today in Japan unless `--today` fixes it.
+    let today = cli.today.unwrap_or_else(today_in_japan);
     match cli.command {
-        Command::Check { file, config, today } => {
+        Command::Check { file, config } => {
             let config = match load_config(config.as_ref(), err) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            crate::check::run(&file, &config, today.unwrap_or_else(today_in_japan), out, err)
+            crate::check::run(&file, &config, today, out, err)
         }
-        Command::Init { config } => init(&cli.data, config.as_ref(), out, err),
-        Command::Apply { file } => crate::apply::run(&cli.data, &file, today_in_japan(), out, err),
+        Command::Init { config } => init(&cli.data, config.as_ref(), today, out, err),
+        Command::Apply { file } => crate::apply::run(&cli.data, &file, today, out, err),
         Command::Verify => crate::verify::run(&cli.data, out, err),
         Command::Backup { out: file } => crate::backup::backup(&cli.data, &file, out, err),
         Command::Restore { from } => crate::backup::restore(&cli.data, &from, out, err),
         Command::Status { json } => crate::backup::status(&cli.data, json, out, err),
-        Command::Import { file, profile, report, dry_run, actor, today } => {
+        Command::Import { file, profile, report, dry_run, actor } => {
             let request = crate::import::ImportRequest {
                 data: &cli.data,
                 profile: &profile,
@@ -482,13 +479,13 @@ where
                 report: report.as_deref(),
                 dry_run,
                 actor: &actor,
-                today: today.unwrap_or_else(today_in_japan),
+                today,
             };
             crate::import::run(&request, out, err)
         }
         Command::Demo { recipients, seed, jsonl: true } => {
             for i in 1..=recipients {
-                for line in crate::synth::history(seed, i, today_in_japan()) {
+                for line in crate::synth::history(seed, i, today) {
                     if writeln!(out, "{line}").is_err() {
                         return EXIT_UNREADABLE;
                     }
@@ -497,10 +494,9 @@ where
             EXIT_OK
         }
         Command::Demo { recipients, seed, jsonl: false } => {
-            crate::demo::run(&cli.data, recipients, seed, today_in_japan(), out, err)
+            crate::demo::run(&cli.data, recipients, seed, today, out, err)
         }
         Command::Replay { as_at, as_of, recipient, actor } => {
-            let today = today_in_japan();
             let request = crate::audit::ReplayRequest {
                 data: &cli.data,
                 at: &as_at,
@@ -514,7 +510,6 @@ where
         Command::Certificate {
             action: CertificateAction::Print { recipient, certificate, as_of, out: file, actor },
         } => {
-            let today = today_in_japan();
             let request = crate::certificate::PrintRequest {
                 data: &cli.data,
                 recipient: &recipient,
@@ -533,7 +528,7 @@ where
                         data: &cli.data,
                         from,
                         to,
-                        today: today_in_japan(),
+                        today,
                         out_file: &file,
                         actor: actor.as_deref(),
                     };
@@ -547,7 +542,6 @@ where
         }
         Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
         Command::Show { recipient, as_of, as_at, actor } => {
-            let today = today_in_japan();
             let request = crate::show::ShowRequest {
                 data: &cli.data,
                 recipient: &recipient,
@@ -562,7 +556,7 @@ where
             action: Some(BillingAction::Schedule { unit_yen, from_month, actor }), ..
         }) => {
             let set = unit_yen.zip(from_month.as_deref());
-            crate::billing::schedule(&cli.data, set, actor.as_deref(), today_in_japan(), out, err)
+            crate::billing::schedule(&cli.data, set, actor.as_deref(), today, out, err)
         }
         Command::Billing(BillingArgs { action: None, month, policy, out: dir, close, actor }) => {
             let request = crate::billing::StatementRequest {
@@ -572,7 +566,7 @@ where
                 out_dir: dir.as_deref(),
                 close,
                 actor: actor.as_deref(),
-                today: today_in_japan(),
+                today,
             };
             crate::billing::statement(&request, out, err)
         }
@@ -585,12 +579,12 @@ where
                 out_dir: &dir,
                 mode,
                 program: program.as_deref(),
-                today: today_in_japan(),
+                today,
                 actor: &actor,
             };
             crate::pmh::export(&request, out, err)
         }
-        Command::Serve { listen, demo, recipients, idle_minutes, absolute_hours, secure_cookies, today } => {
+        Command::Serve { listen, demo, recipients, idle_minutes, absolute_hours, secure_cookies } => {
             init_logging();
             let request = crate::serve::ServeRequest {
                 data: &cli.data,
@@ -600,9 +594,9 @@ where
                 idle_minutes,
                 absolute_hours,
                 secure_cookies,
-                today,
+                today: cli.today,
             };
-            crate::serve::run(&request, today.unwrap_or_else(today_in_japan), out, err)
+            crate::serve::run(&request, today, out, err)
         }
         Command::User { action, actor } => {
             use crate::serve::UserAction;
@@ -651,7 +645,7 @@ where
                 return EXIT_REJECTED;
             }
             match daicho_projections::ledger::Ledger::open(&cli.data) {
-                Ok(mut ledger) => match ledger.set_config(&text, &actor, today_in_japan()) {
+                Ok(mut ledger) => match ledger.set_config(&text, &actor, today) {
                     Ok(position) => {
                         let _ = writeln!(out, "設定を記録しました（位置 {position}）");
                         EXIT_OK
@@ -694,7 +688,13 @@ fn init_logging() {
 }
 
 /// `daicho init`.
-fn init(data: &std::path::Path, config: Option<&PathBuf>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn init(
+    data: &std::path::Path,
+    config: Option<&PathBuf>,
+    today: NaiveDate,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     // Validate before creating anything, so a bad file leaves no half-made ledger.
     let loaded = match load_config(config, err) {
         Ok(c) => c,
@@ -714,7 +714,7 @@ fn init(data: &std::path::Path, config: Option<&PathBuf>, out: &mut dyn Write, e
         let _ = writeln!(err, "{}: 台帳が既にあります。上書きしません", data.display());
         return EXIT_REJECTED;
     }
-    match daicho_projections::ledger::Ledger::init(data, &text, today_in_japan()) {
+    match daicho_projections::ledger::Ledger::init(data, &text, today) {
         Ok(ledger) => {
             let head = ledger.store().head();
             let _ = writeln!(

@@ -164,6 +164,13 @@ pub fn history_start() -> NaiveDate {
     NaiveDate::from_ymd_opt(2016, 4, 1).unwrap_or_default()
 }
 
+/// Every this many recipients, the linked My Number is corrected the next day.
+const CORRECTED_EVERY: u64 = 53;
+/// The correcting numbers are those of recipients this far on (no municipality has so many).
+const CORRECTED_OFFSET: u64 = 50_000_000;
+/// Every this many of the recipients who move out come back 60 days later.
+const MOVED_BACK_EVERY: u64 = 7;
+
 /// A valid My Number, unique for each `i`.
 pub fn my_number(i: u64) -> String {
     let body = format!("{:011}", 40_000_000_000u64 + i);
@@ -274,12 +281,22 @@ pub fn history(seed: u64, i: u64, today: NaiveDate) -> Vec<Value> {
     );
     if rng.chance(95) {
         let on = add_days(registered, 1 + rng.below(30)).min(today);
+        let record = json!({"name": name, "birth_date": birth.to_string(), "sex": sex, "address": address});
         push(
-            json!({"type": "link_my_number", "my_number": my_number(i), "approver": "mori",
-                   "resident_record": {"name": name, "birth_date": birth.to_string(), "sex": sex, "address": address}}),
+            json!({"type": "link_my_number", "my_number": my_number(i), "approver": "mori", "resident_record": record}),
             on,
             &mut out,
         );
+        // Now and then a wrong number is corrected the next day (decided by the number, not
+        // the generator, so every other history stays as it was).
+        if i.is_multiple_of(CORRECTED_EVERY) {
+            push(
+                json!({"type": "link_my_number", "my_number": my_number(i + CORRECTED_OFFSET), "approver": "mori",
+                       "resident_record": record}),
+                add_days(on, 1).min(today),
+                &mut out,
+            );
+        }
     }
     let programs: Vec<&str> = match profile {
         "child" => {
@@ -434,7 +451,13 @@ pub fn history(seed: u64, i: u64, today: NaiveDate) -> Vec<Value> {
         if (profile == "kosei" || profile == "disabled") && rng.chance(3) {
             push(json!({"type": "record_death"}), late, &mut out);
         } else if rng.chance(3) {
-            push(json!({"type": "move_out", "to": rng.pick(&ELSEWHERE)}), late, &mut out);
+            let to = rng.pick(&ELSEWHERE);
+            push(json!({"type": "move_out", "to": to}), late, &mut out);
+            // Some come back (again decided by the number).
+            let back = add_days(late, 60);
+            if i.is_multiple_of(MOVED_BACK_EVERY) && back < today {
+                push(json!({"type": "move_in", "address": address, "from": to}), back, &mut out);
+            }
         }
     }
     out

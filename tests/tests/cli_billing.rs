@@ -269,17 +269,25 @@ fn closing_october_then_a_late_death_and_a_rescinded_grant_adjust_november_only(
     let html = std::fs::read_to_string(nov.dir.join("billing-2026-11.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("死亡の届出"), "{html}");
 
-    // November has not ended: it cannot be closed, and nothing is written.
+    // On a day in November, November has not ended: it cannot be closed, and nothing is written.
     let dir = l.dir("nov-close");
-    let (status, out, err) =
-        l.run(&["billing", "--month", "2026-11", "--out", dir.to_str().unwrap(), "--close", "--actor", "boss"]);
-    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap()).date_naive();
-    if today <= "2026-11-30".parse().unwrap() {
-        assert_eq!(status, 1, "{out}{err}");
-        assert!(err.contains("まだ終わっていない"), "{err}");
-        assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none());
-    }
-    // The month in progress can never be closed, whatever the date.
+    let (status, out, err) = l.run(&[
+        "--today",
+        "2026-11-20",
+        "billing",
+        "--month",
+        "2026-11",
+        "--out",
+        dir.to_str().unwrap(),
+        "--close",
+        "--actor",
+        "boss",
+    ]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(err.contains("まだ終わっていない"), "{err}");
+    assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none());
+    // The month in progress (of the tests' day) can never be closed.
+    let today: chrono::NaiveDate = daicho_tests::cli::TODAY.parse().unwrap();
     let current = format!("{}", today.format("%Y-%m"));
     let (status, _, err) =
         l.run(&["billing", "--month", &current, "--close", "--actor", "boss", "--out", l.dir("now").to_str().unwrap()]);

@@ -11,7 +11,7 @@ use daicho_projections::{KeyValue, Projections};
 use daicho_store::Position;
 
 fn today() -> chrono::NaiveDate {
-    daicho::cli::today_in_japan()
+    daicho_tests::cli::TODAY.parse().unwrap()
 }
 
 fn export(data: &Path, out: &Path, mode: Option<&str>) {

@@ -67,7 +67,12 @@ fn grant_with_confirmation_and_a_double_submit_records_once() {
         check.body.lines().filter(|l| l.contains("error")).collect::<Vec<_>>().join("\n")
     );
     assert!(check.has("C-D1") && check.has("15139991"), "the confirmation does not show the certificate");
-    assert!(check.has("PMH"), "the confirmation does not show the PMH records to be sent");
+    // The PMH record to be sent: the new span's history key (R<recipient>S<span>) as a new record.
+    assert!(
+        check.has(&format!("R{}S", f.d)),
+        "the confirmation does not show the PMH record to be sent: {}",
+        check.body
+    );
     assert_eq!(head(&server), before);
     // Confirm twice (a double click, a reload): one recording, the same answer.
     let first = c.record(&path, &id, &fields).unwrap();
@@ -87,6 +92,7 @@ fn grant_with_confirmation_and_a_double_submit_records_once() {
     changed.extend_from_slice(&other);
     let r = c.command(&path, &id, "confirm", &changed).unwrap();
     assert_eq!(r.status, 200);
+    assert!(r.has(&daicho_domain::Rejection::IdempotencyKeyReused.message()), "the re-use is not refused by name");
     assert_eq!(head(&server), after);
 
     // Moving out ends the certificate's span; the page as of the day before still shows it open.
