@@ -87,10 +87,28 @@ struct BundleManifest {
 }
 
 /// `daicho audit bundle --from P --to P --out DIR`.
-pub fn bundle(data: &Path, from: u64, to: Option<u64>, out_dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+///
+/// A bundle holds every person of its range raw (it is the log, not a view): the OS user is
+/// recorded in the access log as having seen each of them, before the command reports the
+/// bundle written; if that record cannot be written, the bundle is removed.
+pub fn bundle(
+    data: &Path,
+    (from, to): (u64, Option<u64>),
+    today: NaiveDate,
+    out_dir: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
         Err(code) => return code,
+    };
+    let reader = match Reader::new(data, &ledger, None, "daicho audit bundle") {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_REJECTED;
+        }
     };
     let store = ledger.store();
     let head = store.head();
@@ -104,7 +122,16 @@ pub fn bundle(data: &Path, from: u64, to: Option<u64>, out_dir: &Path, out: &mut
         let _ = writeln!(err, "{e}");
         return EXIT_UNREADABLE;
     }
-    let written = write_bundle(&ledger, from, to, out_dir);
+    let written = write_bundle(&ledger, from, to, out_dir).and_then(|(m, people)| {
+        let people: Vec<u64> = people.into_iter().collect();
+        match reader.record(&people, &[], today) {
+            Ok(()) => Ok(m),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(out_dir);
+                Err(e)
+            }
+        }
+    });
     match written {
         Ok(m) => {
             let _ = writeln!(
@@ -121,7 +148,14 @@ pub fn bundle(data: &Path, from: u64, to: Option<u64>, out_dir: &Path, out: &mut
     }
 }
 
-fn write_bundle(ledger: &Ledger, from: u64, to: u64, out_dir: &Path) -> Result<BundleManifest, String> {
+/// Writes the bundle; returns its manifest and the internal numbers of the people in it.
+fn write_bundle(
+    ledger: &Ledger,
+    from: u64,
+    to: u64,
+    out_dir: &Path,
+) -> Result<(BundleManifest, std::collections::BTreeSet<u64>), String> {
+    let mut people = std::collections::BTreeSet::new();
     let store = ledger.store();
     let head = store.head();
     let path = out_dir.join("events.jsonl");
@@ -142,6 +176,7 @@ fn write_bundle(ledger: &Ledger, from: u64, to: u64, out_dir: &Path) -> Result<B
         serde_json::to_writer(&mut w, &line(&e)).map_err(|e| e.to_string())?;
         w.write_all(b"\n").map_err(|e| e.to_string())?;
         *types.entry(e.event_type.clone()).or_default() += 1;
+        people.extend(recipient_number(e.stream.as_str()));
         last_hash = e.hash.to_hex();
         count += 1;
     }
@@ -165,7 +200,7 @@ fn write_bundle(ledger: &Ledger, from: u64, to: u64, out_dir: &Path) -> Result<B
     bytes.push(b'\n');
     crate::pmh::write_file(out_dir, "manifest.json", &bytes)?;
     std::fs::File::open(out_dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
-    Ok(manifest)
+    Ok((manifest, people))
 }
 
 /// A moment of knowledge: a position, or a time (the last position recorded at or before it).

@@ -538,7 +538,7 @@ where
             }
         }
         Command::Audit { action: AuditAction::Bundle { from, to, out: dir } } => {
-            crate::audit::bundle(&cli.data, from, to, &dir, out, err)
+            crate::audit::bundle(&cli.data, (from, to), today, &dir, out, err)
         }
         Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
         Command::Show { recipient, as_of, as_at, actor } => {

@@ -60,6 +60,7 @@ fn the_independent_verifier_confirms_a_bundle_and_catches_tampering() {
     assert!(first["payload"]["toml"].as_str().unwrap().contains("さくら市"));
 
     // A middle range.
+    let seen_before = daicho_web::access::AccessLog::open(&data).unwrap().store().head().position.0;
     let middle = tmp.path().join("middle");
     let (code, _, _) =
         daicho(&data, &["audit", "bundle", "--from", "40", "--to", "90", "--out", middle.to_str().unwrap()]);
@@ -67,6 +68,27 @@ fn the_independent_verifier_confirms_a_bundle_and_catches_tampering() {
     let (status, text) = verify_bundle(&middle);
     assert_eq!(status, 0, "{text}");
     assert!(text.contains("positions 40-90"), "{text}");
+    // The bundle holds people's data raw: the OS user is recorded as having seen every person
+    // of the range, and no one else.
+    let people: std::collections::BTreeSet<u64> = std::fs::read_to_string(middle.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["stream"].as_str().and_then(|s| s.strip_prefix("recipient-")).map(|n| n.parse().unwrap())
+        })
+        .collect();
+    assert!(!people.is_empty());
+    let log = daicho_web::access::AccessLog::open(&data).unwrap();
+    let recorded: std::collections::BTreeSet<u64> = log
+        .search(&daicho_web::access::AccessFilter::default(), 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.position > seen_before && e.record.page == "daicho audit bundle")
+        .filter(|e| e.record.user.as_str().starts_with("os."))
+        .flat_map(|e| e.record.recipients)
+        .collect();
+    assert_eq!(people, recorded, "the access record of the bundle does not name exactly its people");
 
     // One changed payload byte, with the file's hash in the manifest updated to match: the
     // chain names the position.
