@@ -749,11 +749,57 @@ fn a_state_breaking_an_invariant_is_never_extended() {
 
 #[test]
 fn every_rejection_code_has_a_scenario() {
+    // Every other test of this file, run again on this thread: the codes `decide` actually
+    // answered while they ran (each test asserts the code it expects) must be every code there is.
+    let scenarios: &[fn()] = &[
+        same_key_same_content_returns_the_first_outcome,
+        same_key_different_content_is_rejected,
+        a_key_already_in_the_stream_is_never_reused,
+        fingerprints_cover_every_field_and_are_pinned,
+        my_number_link_needs_a_second_person,
+        registration_happens_once,
+        registration_records_the_basic_information_as_entered,
+        effective_dates_are_not_in_the_future,
+        grants_may_be_decided_up_to_the_programs_advance_days,
+        nothing_happens_before_birth,
+        my_number_is_linked_when_the_four_items_match,
+        a_second_link_is_a_correction,
+        a_my_number_held_by_another_recipient_is_refused,
+        basic_items_must_match_the_resident_record,
+        personal_details_change_records_only_what_changed,
+        move_out_ends_every_open_span_on_the_move_out_date,
+        no_grant_or_renewal_after_moving_out_unless_moved_in_again,
+        death_ends_every_open_span_and_no_grant_follows,
+        dv_support_starts_and_ends_once,
+        a_protected_address_is_never_compared_with_a_guess_of_someone_who_may_not_see_it,
+        a_protected_address_is_changed_only_by_someone_who_may_see_it,
+        a_measure_is_ended_or_undone_only_by_someone_who_may_see_what_it_protects,
+        a_grant_opens_a_certificate_with_its_first_span,
+        grant_rules,
+        a_program_without_payer_numbers_takes_grants_without_one,
+        national_recipient_numbers_pass_their_check_digit,
+        no_two_certificates_of_one_program_overlap,
+        age_limited_programs_end_on_the_first_31_march_after_the_limit_age,
+        the_1_april_birthday_belongs_to_the_earlier_school_year,
+        renewal_adds_a_contiguous_span_with_changed_terms,
+        renewal_rules,
+        a_mid_span_change_splits_the_span,
+        a_change_on_the_first_day_changes_the_span_in_place_and_null_clears,
+        change_rules,
+        loss_of_eligibility_ends_the_span_and_withdraws_later_ones,
+        reissue_prints_again_for_current_certificates_only,
+        rescinding_undoes_the_target_as_if_it_had_never_happened,
+        rescinding_a_death_reopens_the_spans,
+        rescinding_a_my_number_link_needs_a_second_person,
+        rescind_rules,
+        a_state_breaking_an_invariant_is_never_extended,
+    ];
     let source = include_str!("rules.rs");
-    for code in Rejection::CODES {
-        let by_helper = source.contains(&format!("\"{code}\")"));
-        assert!(by_helper || source.contains(&format!("\"{code}\",\n")), "no scenario rejects with {code}");
-    }
+    let tests = source.matches(&format!("#[{}]\nfn ", "test")).count();
+    assert_eq!(scenarios.len() + 1, tests, "a test of this file is missing above");
+    let seen = support::rejections_observed(|| scenarios.iter().for_each(|f| f()));
+    let missing: Vec<&str> = Rejection::CODES.iter().copied().filter(|c| !seen.contains(c)).collect();
+    assert!(missing.is_empty(), "no scenario makes decide answer {missing:?}");
 }
 
 // ---- helpers ------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use daicho_app::ledger::Ledger;
 use daicho_domain::codec;
 use daicho_projections::asof::as_of;
 use daicho_projections::export::Hashing;
-use daicho_projections::ledger::Ledger;
 use daicho_projections::recipient_number;
 use daicho_store::{Envelope, Position, StreamId};
 use serde::Serialize;
@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 use daicho_domain::privacy::Channel;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use crate::pmh::prepare_out;
 use crate::reader::Reader;
+use daicho_app::files::empty_output_dir as prepare_out;
 
 /// Format name written into every bundle manifest.
 pub const BUNDLE_FORMAT: &str = "daicho-audit-bundle-1";
@@ -198,8 +198,8 @@ fn write_bundle(
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
     bytes.push(b'\n');
-    crate::pmh::write_file(out_dir, "manifest.json", &bytes)?;
-    std::fs::File::open(out_dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+    daicho_app::files::write_synced(out_dir, "manifest.json", &bytes)?;
+    daicho_app::files::sync_dir(out_dir)?;
     Ok((manifest, people))
 }
 
@@ -221,7 +221,7 @@ pub fn parse_as_at(s: &str) -> Result<AsAt, String> {
     }
     for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, format)
-            && let Some(t) = t.and_local_timezone(crate::cli::JST).single()
+            && let Some(t) = t.and_local_timezone(daicho_app::clock::JST).single()
         {
             return Ok(AsAt::Time(t.with_timezone(&Utc)));
         }

@@ -1,7 +1,8 @@
 //! `daicho backup`, `daicho restore` and `daicho status`: the operator's safety net.
 //!
 //! While a server runs on the data directory it holds the database lock, so `backup` and
-//! `status` ask it through its control socket (`daicho_web::control`); otherwise they open the
+//! `status` ask it through its control socket (`daicho_app::ledger::control_socket`, served by
+//! `daicho_web::control`); otherwise they open the
 //! ledger themselves. `restore` builds a new data directory from a backup file: every record's
 //! place in the hash chain is checked as it is written, then the whole ledger is verified (as
 //! `daicho verify` does) and the register projection rebuilt.
@@ -9,19 +10,18 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
-use chrono::DateTime;
+use daicho_app::health::{Health, human_bytes};
+use daicho_app::ledger::{Ledger, store_dir};
 use daicho_projections::backup::{BackupNote, backup_to};
-use daicho_projections::health::{Health, human_bytes};
-use daicho_projections::ledger::{Ledger, store_dir};
 use daicho_store::Store;
 use serde_json::{Value, json};
 
-use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, JST};
+use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 
 /// Asks the server running on `data`, if there is one: `None` when nobody answers.
 #[cfg(unix)]
 fn ask_server(data: &Path, request: &Value) -> Option<Result<Value, String>> {
-    let path = daicho_web::control::socket_path(data);
+    let path = daicho_app::ledger::control_socket(data);
     let mut stream = std::os::unix::net::UnixStream::connect(&path).ok()?;
     let mut line = request.to_string();
     line.push('\n');
@@ -52,7 +52,7 @@ fn ask_server(_: &Path, _: &Value) -> Option<Result<Value, String>> {
 /// not on `err` and gives the exit status.
 fn open_local(data: &Path, err: &mut dyn Write) -> Result<(Ledger, Option<Store>), u8> {
     let ledger = crate::cli::open_ledger(data, err)?;
-    let dir = daicho_web::access::access_dir(data);
+    let dir = daicho_app::access::access_dir(data);
     if !dir.exists() {
         return Ok((ledger, None));
     }
@@ -86,7 +86,7 @@ pub fn backup(data: &Path, file: &Path, out: &mut dyn Write, err: &mut dyn Write
             if let Some(a) = &access {
                 logs.push(("access", a));
             }
-            let created = chrono::Utc::now().with_timezone(&JST).to_rfc3339();
+            let created = daicho_app::clock::now().to_rfc3339();
             backup_to(data, &logs, &ledger.config().municipality.name, &created, &target)
         }
     };
@@ -135,7 +135,7 @@ pub fn restore(data: &Path, from: &Path, out: &mut dyn Write, err: &mut dyn Writ
     let mut input = BufReader::with_capacity(1 << 20, file);
     let dir_of = |name: &str| match name {
         "ledger" => Some(store_dir(data)),
-        "access" => Some(daicho_web::access::access_dir(data)),
+        "access" => Some(daicho_app::access::access_dir(data)),
         _ => None,
     };
     let mut progress = |name: &str, n: u64, total: u64| {
@@ -217,8 +217,7 @@ pub fn status(data: &Path, as_json: bool, out: &mut dyn Write, err: &mut dyn Wri
 
 /// A time in µs since the epoch, in Japan.
 pub fn jst_time(us: i64) -> String {
-    DateTime::from_timestamp_micros(us)
-        .map_or_else(|| "-".into(), |t| t.with_timezone(&JST).format("%Y-%m-%d %H:%M").to_string())
+    daicho_app::clock::format_minute(us)
 }
 
 /// The status as lines of text.

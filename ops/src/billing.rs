@@ -12,12 +12,13 @@ use std::io::Write;
 use std::path::Path;
 
 use chrono::NaiveDate;
+use daicho_app::billing::{BillingError, StatementFiles, default_dir};
+use daicho_app::ledger::Ledger;
+use daicho_app::{Actor, App, Failure, Outcome, Request};
 use daicho_domain::billing::{Month, Policy};
-use daicho_domain::users::Role;
-use daicho_projections::billing::{BillingError, StatementFiles, default_dir};
-use daicho_projections::ledger::Ledger;
+use daicho_domain::ids::UserId;
 
-use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, open_ledger};
+use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, failed, open_ledger};
 
 /// What `daicho billing` is asked to do.
 pub struct StatementRequest<'a> {
@@ -30,20 +31,14 @@ pub struct StatementRequest<'a> {
     pub today: NaiveDate,
 }
 
-/// Refuses an actor who is not an enabled account with one of `roles`.
-fn check_actor(ledger: &Ledger, actor: Option<&str>, roles: &[Role], what: &str) -> Result<String, String> {
+/// The `--actor` of a billing write: an enabled account (what it may do is `execute`'s to say).
+fn billing_actor(ledger: &Ledger, actor: Option<&str>, what: &str) -> Result<Actor, String> {
     let Some(actor) = actor else {
         return Err(format!("--actor: {what}には担当者のIDが必要です"));
     };
     let role = crate::reader::enabled_account(ledger, actor)?;
-    if roles.contains(&role) {
-        Ok(actor.to_owned())
-    } else {
-        Err(format!(
-            "--actor: {what}は{}の権限が必要です",
-            roles.iter().map(|r| r.label()).collect::<Vec<_>>().join("または")
-        ))
-    }
+    let id = UserId::parse(actor).map_err(|e| format!("--actor: {}", e.message()))?;
+    Ok(Actor::User { id, role })
 }
 
 fn refused(err: &mut dyn Write, e: &BillingError) -> u8 {
@@ -99,12 +94,12 @@ pub fn statement(request: &StatementRequest<'_>, out: &mut dyn Write, err: &mut 
             return EXIT_REJECTED;
         }
     };
-    let mut ledger = match open_ledger(request.data, err) {
+    let ledger = match open_ledger(request.data, err) {
         Ok(l) => l,
         Err(code) => return code,
     };
     let actor = if request.close {
-        match check_actor(&ledger, request.actor, &[Role::Supervisor, Role::Admin], "月の締め") {
+        match billing_actor(&ledger, request.actor, "月の締め") {
             Ok(a) => Some(a),
             Err(e) => {
                 let _ = writeln!(err, "{e}");
@@ -114,20 +109,33 @@ pub fn statement(request: &StatementRequest<'_>, out: &mut dyn Write, err: &mut 
     } else {
         None
     };
+    let app = match App::of(ledger, request.data) {
+        Ok(app) => app,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_UNREADABLE;
+        }
+    };
     let dir = request.out_dir.map(Path::to_path_buf).unwrap_or_else(|| default_dir(month));
     // Refuse a closing that cannot succeed before touching the output directory.
     if request.close && month.last_day() >= request.today {
         return refused(err, &BillingError::NotEnded(month));
     }
-    if let Err(e) = crate::pmh::prepare_out(&dir) {
+    if let Err(e) = daicho_app::files::empty_output_dir(&dir) {
         let _ = writeln!(err, "{e}");
         return EXIT_UNREADABLE;
     }
     let result = match &actor {
-        Some(actor) => ledger
-            .close_fee_month(month, policy.unwrap_or(Policy::PersonsOverlapping), request.today, actor, Some(&dir))
-            .map(|(files, position)| (files, Some(position))),
-        None => ledger.fee_statement_into(month, policy, &dir).map(|files| (files, None)),
+        Some(actor) => {
+            let close =
+                Request::CloseMonth { month, policy: policy.unwrap_or(Policy::PersonsOverlapping), dir: Some(&dir) };
+            match app.execute(actor, close, request.today) {
+                Ok(Outcome::MonthClosed { files, position }) => Ok((*files, Some(position))),
+                Ok(other) => Err(Failure::Infrastructure(format!("unexpected outcome {other:?}"))),
+                Err(e) => Err(e),
+            }
+        }
+        None => app.ledger().fee_statement_into(month, policy, &dir).map(|files| (files, None)).map_err(Failure::from),
     };
     match result {
         Ok((files, closed_at)) => {
@@ -155,7 +163,12 @@ pub fn statement(request: &StatementRequest<'_>, out: &mut dyn Write, err: &mut 
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
-            refused(err, &e)
+            if let Ok(mut entries) = std::fs::read_dir(&dir)
+                && entries.next().is_none()
+            {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            failed(err, &e)
         }
     }
 }
@@ -169,11 +182,25 @@ pub fn schedule(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let mut ledger = match open_ledger(data, err) {
+    let ledger = match open_ledger(data, err) {
         Ok(l) => l,
         Err(code) => return code,
     };
-    if let Some((unit_yen, from)) = set {
+    let actor = match set.map(|_| billing_actor(&ledger, actor, "料金表の設定")).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_REJECTED;
+        }
+    };
+    let app = match App::of(ledger, data) {
+        Ok(app) => app,
+        Err(e) => {
+            let _ = writeln!(err, "{e}");
+            return EXIT_UNREADABLE;
+        }
+    };
+    if let (Some((unit_yen, from)), Some(actor)) = (set, actor) {
         let from = match Month::parse(from) {
             Ok(m) => m,
             Err(e) => {
@@ -181,21 +208,19 @@ pub fn schedule(
                 return EXIT_REJECTED;
             }
         };
-        let actor = match check_actor(&ledger, actor, &[Role::Admin], "料金表の設定") {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = writeln!(err, "{e}");
-                return EXIT_REJECTED;
-            }
-        };
-        match ledger.set_fee_schedule(from, unit_yen, &actor, today) {
-            Ok(position) => {
+        match app.execute(&actor, Request::FeeSchedule { from, unit_yen }, today) {
+            Ok(outcome) => {
+                let position = match outcome {
+                    Outcome::Recorded { position, .. } => position,
+                    _ => 0,
+                };
                 let _ = writeln!(out, "{}から1人1か月{unit_yen}円（位置 {position}）", from.label_ja());
             }
-            Err(e) => return refused(err, &e),
+            Err(e) => return failed(err, &e),
         }
     }
-    match ledger.billing_log() {
+    let log = app.ledger().billing_log();
+    match log {
         Ok(log) => {
             if log.schedule.first_month().is_none() {
                 let _ = writeln!(out, "料金表はまだありません（課金されません）");

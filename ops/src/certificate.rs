@@ -15,12 +15,12 @@ use std::io::Write;
 use std::path::Path;
 
 use chrono::NaiveDate;
+use daicho_app::ledger::Ledger;
 use daicho_domain::event::EventBody;
 use daicho_domain::ids::CertificateRef;
 use daicho_domain::privacy::{Channel, Protection};
 use daicho_domain::{State, evolve};
 use daicho_projections::certificate::{Face, Made, face};
-use daicho_projections::ledger::Ledger;
 use daicho_projections::pdf::{font_path, load_font, render};
 use daicho_projections::recipient_number;
 use daicho_store::{Envelope, Position, StreamId};
@@ -50,8 +50,12 @@ fn write_pdf(faces: &[Face], out_file: &Path) -> Result<usize, String> {
     }
     let font = load_font(&font_path())?;
     let bytes = render(faces, &font)?;
-    let mut f = std::fs::File::create(out_file).map_err(|e| format!("{}: {e}", out_file.display()))?;
-    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", out_file.display()))?;
+    let (dir, name) = match (out_file.parent(), out_file.file_name().and_then(|n| n.to_str())) {
+        (Some(dir), Some(name)) => (if dir.as_os_str().is_empty() { Path::new(".") } else { dir }, name),
+        _ => return Err(format!("{}: ファイル名が正しくありません", out_file.display())),
+    };
+    daicho_app::files::write_synced(dir, name, &bytes)?;
+    daicho_app::files::sync_dir(dir)?;
     Ok(bytes.len())
 }
 

@@ -20,7 +20,7 @@ use daicho_domain::{MyNumberHolder, State, evolve};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::outcome::{InputLine, Outcome, for_each_line, input_rejection, warnings};
-use daicho_projections::submit::{Appended, Backend, BackendError, Loaded, Submitted};
+use daicho_app::submit::{Appended, Backend, BackendError, Loaded, Submitted};
 
 /// A ledger in memory.
 #[derive(Default)]
@@ -70,18 +70,16 @@ impl Backend for MemoryBackend {
     }
 }
 
-/// Decides one line against `backend`.
-pub fn submit_line(
-    backend: &mut dyn Backend,
-    config: &Config,
-    today: NaiveDate,
-    line: &str,
-) -> Result<Outcome, BackendError> {
+/// How a command is decided: against the ledger (`apply`: `execute`) or in memory (`check`).
+pub type Decide<'a> = dyn FnMut(&Command) -> Result<Submitted, BackendError> + 'a;
+
+/// Decides one line.
+pub fn submit_line(decide: &mut Decide<'_>, line: &str) -> Result<Outcome, BackendError> {
     let cmd = match parse_command_line(line) {
         Ok(cmd) => cmd,
         Err(e) => return Ok(input_rejection(line, &e)),
     };
-    Ok(match daicho_projections::submit::submit(backend, config, today, &cmd)? {
+    Ok(match decide(&cmd)? {
         Submitted::Accepted { position, events } => Outcome::Accepted {
             id: cmd.id.clone(),
             position,
@@ -92,6 +90,7 @@ pub fn submit_line(
         Submitted::Rejected(r) => {
             Outcome::Rejected { id: Some(cmd.id.to_string()), code: r.code(), message: r.message(), errors: Vec::new() }
         }
+        Submitted::Conflict => return Err(BackendError(daicho_app::CONFLICT_MESSAGE.to_owned())),
     })
 }
 
@@ -106,14 +105,7 @@ pub fn open_input(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
 
 /// Runs every line of `path` through `backend`, printing one outcome per line; returns the exit
 /// status and the counts (accepted or already applied, rejected).
-pub fn run_lines(
-    path: &Path,
-    backend: &mut dyn Backend,
-    config: &Config,
-    today: NaiveDate,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> (u8, usize, usize) {
+pub fn run_lines(path: &Path, decide: &mut Decide<'_>, out: &mut dyn Write, err: &mut dyn Write) -> (u8, usize, usize) {
     let mut reader = match open_input(path) {
         Ok(r) => r,
         Err(e) => {
@@ -126,7 +118,7 @@ pub fn run_lines(
     let result = for_each_line(&mut *reader, |line_no, line| {
         let outcome = match line {
             InputLine::Refused(outcome) => outcome,
-            InputLine::Text(text) => match submit_line(backend, config, today, text) {
+            InputLine::Text(text) => match submit_line(decide, text) {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     failure = Some(format!("{line_no}行目で台帳に記録できませんでした: {e}"));
@@ -155,7 +147,8 @@ pub fn run_lines(
 /// `daicho check FILE`.
 pub fn run(path: &Path, config: &Config, today: NaiveDate, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let mut backend = MemoryBackend::default();
-    let (status, good, bad) = run_lines(path, &mut backend, config, today, out, err);
+    let mut decide = |cmd: &Command| daicho_app::submit::submit(&mut backend, config, today, cmd);
+    let (status, good, bad) = run_lines(path, &mut decide, out, err);
     if status != EXIT_UNREADABLE {
         let _ = writeln!(err, "{}: 受理 {good}件、却下 {bad}件（確認のみ。何も記録していません）", path.display());
     }

@@ -8,8 +8,9 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
+use daicho_app::{Actor, Request};
 use daicho_domain::config::{Config, DEMO_TOML, PmhMode};
 
 /// 台帳 daicho: ledger of medical-subsidy recipients.
@@ -389,20 +390,21 @@ fn parse_mode(s: &str) -> Result<PmhMode, String> {
     }
 }
 
-/// Japan Standard Time: UTC+9 all year (no daylight saving).
-pub(crate) const JST: FixedOffset = match FixedOffset::east_opt(9 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+9 is a valid offset"),
-};
+pub use daicho_app::clock::today_in_japan;
 
-/// Today's date in Japan: the recorded date of anything decided now.
-pub fn today_in_japan() -> NaiveDate {
-    Utc::now().with_timezone(&JST).date_naive()
+/// Says why a write failed on `err`; the exit status (1: refused by a rule or lost a race,
+/// 2: storage or I/O failed).
+pub(crate) fn failed(err: &mut dyn Write, e: &daicho_app::Failure) -> u8 {
+    let _ = writeln!(err, "{e}");
+    match e {
+        daicho_app::Failure::Infrastructure(_) => EXIT_UNREADABLE,
+        _ => EXIT_REJECTED,
+    }
 }
 
 /// Opens the ledger in `data`, or says why not on `err` and gives the exit status.
-pub fn open_ledger(data: &std::path::Path, err: &mut dyn Write) -> Result<daicho_projections::ledger::Ledger, u8> {
-    daicho_projections::ledger::Ledger::open(data).map_err(|e| {
+pub fn open_ledger(data: &std::path::Path, err: &mut dyn Write) -> Result<daicho_app::ledger::Ledger, u8> {
+    daicho_app::ledger::Ledger::open(data).map_err(|e| {
         let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
         EXIT_UNREADABLE
     })
@@ -411,11 +413,11 @@ pub fn open_ledger(data: &std::path::Path, err: &mut dyn Write) -> Result<daicho
 /// The stream of the recipient the caller calls `id`, or says why not on `err` and gives the
 /// exit status.
 pub fn recipient_stream(
-    ledger: &daicho_projections::ledger::Ledger,
+    ledger: &daicho_app::ledger::Ledger,
     id: &str,
     err: &mut dyn Write,
 ) -> Result<daicho_store::StreamId, u8> {
-    match ledger.store().stream_for_key(daicho_projections::ledger::RECIPIENT_CATEGORY, id) {
+    match ledger.store().stream_for_key(daicho_app::ledger::RECIPIENT_CATEGORY, id) {
         Ok(Some(s)) => Ok(s),
         Ok(None) => {
             let _ = writeln!(err, "受給者が見つかりません");
@@ -612,27 +614,25 @@ where
             let _ = out.write_all(DEMO_TOML.as_bytes());
             EXIT_OK
         }
-        Command::Config { action: ConfigAction::Current } => {
-            match daicho_projections::ledger::Ledger::open(&cli.data) {
-                Ok(ledger) => match ledger.store().read_stream(&daicho_projections::ledger::config_stream()) {
-                    Ok(events) => {
-                        let text = events.last().and_then(|e| {
-                            daicho_domain::codec::decode_configuration(e.schema_version, &e.payload).ok()
-                        });
-                        let _ = out.write_all(text.unwrap_or_default().as_bytes());
-                        EXIT_OK
-                    }
-                    Err(e) => {
-                        let _ = writeln!(err, "{e}");
-                        EXIT_UNREADABLE
-                    }
-                },
+        Command::Config { action: ConfigAction::Current } => match daicho_app::ledger::Ledger::open(&cli.data) {
+            Ok(ledger) => match ledger.store().read_stream(&daicho_app::ledger::config_stream()) {
+                Ok(events) => {
+                    let text = events
+                        .last()
+                        .and_then(|e| daicho_domain::codec::decode_configuration(e.schema_version, &e.payload).ok());
+                    let _ = out.write_all(text.unwrap_or_default().as_bytes());
+                    EXIT_OK
+                }
                 Err(e) => {
-                    let _ = writeln!(err, "{}: 台帳を開けません: {e}", cli.data.display());
+                    let _ = writeln!(err, "{e}");
                     EXIT_UNREADABLE
                 }
+            },
+            Err(e) => {
+                let _ = writeln!(err, "{}: 台帳を開けません: {e}", cli.data.display());
+                EXIT_UNREADABLE
             }
-        }
+        },
         Command::Config { action: ConfigAction::Set { file, actor } } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
@@ -644,16 +644,17 @@ where
             if load_config(Some(&file), err).is_err() {
                 return EXIT_REJECTED;
             }
-            match daicho_projections::ledger::Ledger::open(&cli.data) {
-                Ok(mut ledger) => match ledger.set_config(&text, &actor, today) {
-                    Ok(position) => {
+            match daicho_app::App::open(&cli.data) {
+                Ok(app) => match app.execute(&Actor::Operator(actor), Request::Configuration { toml: &text }, today) {
+                    Ok(outcome) => {
+                        let position = match outcome {
+                            daicho_app::Outcome::Recorded { position, .. } => position,
+                            _ => 0,
+                        };
                         let _ = writeln!(out, "設定を記録しました（位置 {position}）");
                         EXIT_OK
                     }
-                    Err(e) => {
-                        let _ = writeln!(err, "{e}");
-                        EXIT_UNREADABLE
-                    }
+                    Err(e) => failed(err, &e),
                 },
                 Err(e) => {
                     let _ = writeln!(err, "{}: 台帳を開けません: {e}", cli.data.display());
@@ -710,11 +711,11 @@ fn init(
             }
         },
     };
-    if daicho_projections::ledger::store_dir(data).exists() {
+    if daicho_app::ledger::store_dir(data).exists() {
         let _ = writeln!(err, "{}: 台帳が既にあります。上書きしません", data.display());
         return EXIT_REJECTED;
     }
-    match daicho_projections::ledger::Ledger::init(data, &text, today) {
+    match daicho_app::ledger::Ledger::init(data, &text, today) {
         Ok(ledger) => {
             let head = ledger.store().head();
             let _ = writeln!(

@@ -15,11 +15,12 @@ use chrono::NaiveDate;
 use daicho_domain::command::parse_command_value;
 use daicho_domain::config::Config;
 use daicho_domain::{Context, Decision, State, decide, evolve};
-use daicho_store::{ExpectedVersion, Pending, Store, Target};
+use daicho_store::Store;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::synth::history;
-use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY, append_request};
+use daicho_app::bulk::{self, Queued};
+use daicho_app::ledger::{Ledger, RECIPIENT_CATEGORY};
 
 /// Appends queued before the loader waits for the oldest.
 pub const QUEUE_APPENDS_MAX: usize = 4096;
@@ -55,12 +56,11 @@ pub fn load(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Loaded, String> {
     let ctx = Context::new(today, config);
-    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut queue: VecDeque<Queued> = VecDeque::new();
     let mut loaded = Loaded::default();
     for i in first..=last {
         let mut state = State::default();
         let mut version = 0u64;
-        let key = format!("D{i:07}");
         for raw in history(seed, i, today) {
             let cmd = parse_command_value(raw).map_err(|e| format!("recipient {i}: generated command: {e}"))?;
             let events = match decide(&state, &cmd, &ctx) {
@@ -72,17 +72,7 @@ pub fn load(
                     continue;
                 }
             };
-            let target = if version == 0 {
-                Target::NewKeyed { category: RECIPIENT_CATEGORY.into(), key: key.clone() }
-            } else {
-                Target::Key {
-                    category: RECIPIENT_CATEGORY.into(),
-                    key: key.clone(),
-                    expected: ExpectedVersion::Exactly(version),
-                }
-            };
-            let request = append_request(&cmd, &events, target)?;
-            queue.push_back(store.submit_blocking(request).map_err(|e| e.to_string())?);
+            queue.push_back(bulk::queue(store, &cmd, &events, version)?);
             if queue.len() >= QUEUE_APPENDS_MAX
                 && let Some(p) = queue.pop_front()
             {
@@ -106,7 +96,7 @@ pub fn load(
 
 /// `daicho demo`: creates the ledger if needed and loads the synthetic municipality.
 pub fn run(data: &Path, recipients: u64, seed: u64, today: NaiveDate, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let ledger = if daicho_projections::ledger::store_dir(data).exists() {
+    let ledger = if daicho_app::ledger::store_dir(data).exists() {
         Ledger::open(data)
     } else {
         Ledger::init(data, daicho_domain::config::DEMO_TOML, today)

@@ -1,7 +1,7 @@
 //! daicho (ops): the operator CLI as a library, so tests can run it in-process.
 //!
 //! Entry point: [`cli::main`]. Subcommands live in their own modules. Commands are decided and
-//! recorded by `daicho_projections::submit`, against the ledger (`daicho_projections::ledger`)
+//! recorded by `daicho_app::submit`, against the ledger (`daicho_app::ledger`)
 //! or in memory ([`check`]).
 
 pub mod apply;

@@ -10,10 +10,10 @@
 use std::io::Write;
 use std::path::Path;
 
+use daicho_app::ledger::Ledger;
+use daicho_app::{Actor, App, Outcome, Request};
 use daicho_domain::config::{PmhMode, ProgramKey};
-use daicho_projections::export::{Batch, manifest, rejects_csv};
-use daicho_projections::ledger::Ledger;
-use daicho_store::Position;
+use daicho_projections::export::Batch;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 
@@ -22,36 +22,12 @@ fn fail(err: &mut dyn Write, what: impl std::fmt::Display) -> u8 {
     EXIT_UNREADABLE
 }
 
-/// Refuses an output directory with files in it: a batch never overwrites another.
-pub fn prepare_out(out: &Path) -> Result<(), String> {
-    if out.exists() && std::fs::read_dir(out).map_err(|e| e.to_string())?.next().is_some() {
-        return Err(format!("{}: 出力先が空ではありません（別のディレクトリを指定してください）", out.display()));
-    }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: 出力先を作れません: {e}", out.display()))
-}
-
-/// Writes and fsyncs one file.
-pub fn write_file(out: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
-    let path = out.join(name);
-    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Writes `manifest.json` and (when needed) `rejects.csv` into `out`, beside the batches' data
-/// files (already written there while the batches were computed).
-pub fn write_batches(
-    ledger: &Ledger,
-    out: &Path,
-    batches: &[(Option<u64>, Batch)],
-    head: (u64, String),
-) -> Result<(), String> {
+/// Writes the companion files of `batches` into `out`, beside the batches' data files (already
+/// written there while the batches were computed), anchored at the head.
+fn write_batches(ledger: &Ledger, out: &Path, batches: &[(Option<u64>, Batch)]) -> Result<(), String> {
     let refs: Vec<(Option<u64>, &Batch)> = batches.iter().map(|(n, b)| (*n, b)).collect();
-    write_file(out, "manifest.json", &manifest(ledger.config(), &refs, head.0, &head.1))?;
-    let held: Vec<&Batch> = batches.iter().map(|(_, b)| b).filter(|b| !b.held_back.is_empty()).collect();
-    if !held.is_empty() {
-        write_file(out, "rejects.csv", &rejects_csv(&held))?;
-    }
-    std::fs::File::open(out).and_then(|d| d.sync_all()).map_err(|e| format!("{}: {e}", out.display()))
+    let head = ledger.store().head().position.0;
+    daicho_app::pmh::write_companions(ledger, out, &refs, head).map_err(|e| e.to_string())
 }
 
 /// What `daicho pmh export` is asked to do.
@@ -73,13 +49,14 @@ pub struct ExportRequest<'a> {
 /// `daicho pmh export`.
 pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let ExportRequest { data, out_dir, mode, program, today, actor } = *request;
-    let mut ledger = match Ledger::open(data) {
-        Ok(l) => l,
+    let app = match App::open(data) {
+        Ok(app) => app,
         Err(e) => return fail(err, format!("{}: 台帳を開けません: {e}", data.display())),
     };
-    if let Err(e) = prepare_out(out_dir) {
+    if let Err(e) = daicho_app::files::empty_output_dir(out_dir) {
         return fail(err, e);
     }
+    let ledger = app.ledger();
     let programs: Vec<ProgramKey> = match program {
         Some(p) => match ProgramKey::parse(p).ok().filter(|k| ledger.config().program(k).is_some()) {
             Some(k) => vec![k],
@@ -90,15 +67,18 @@ pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
         },
         None => ledger.config().programs().iter().map(|p| p.key.clone()).collect(),
     };
+    drop(ledger);
+    let operator = Actor::Operator(actor.to_owned());
     let mut batches: Vec<(Option<u64>, Batch)> = Vec::new();
     for key in programs {
-        match ledger.record_pmh_batch_into(&key, mode, today, actor, out_dir) {
-            Ok(b) => batches.push(b),
+        match app.execute(&operator, Request::PmhBatch { program: &key, mode, dir: out_dir }, today) {
+            Ok(Outcome::Batch { number, batch }) => batches.push((number, *batch)),
+            Ok(other) => return fail(err, format!("{key}: unexpected outcome {other:?}")),
             Err(e) => return fail(err, format!("{key}: {e}")),
         }
     }
-    let head = ledger.store().head();
-    if let Err(e) = write_batches(&ledger, out_dir, &batches, (head.position.0, head.hash.to_hex())) {
+    let ledger = app.ledger();
+    if let Err(e) = write_batches(&ledger, out_dir, &batches) {
         return fail(err, e);
     }
     for (number, b) in &batches {
@@ -131,25 +111,13 @@ pub fn regenerate(data: &Path, number: u64, out_dir: &Path, out: &mut dyn Write,
         }
         Err(e) => return fail(err, e),
     }
-    if let Err(e) = prepare_out(out_dir) {
+    if let Err(e) = daicho_app::files::empty_output_dir(out_dir) {
         return fail(err, e);
     }
-    let (recorded, batch) = match ledger.regenerate_pmh_batch_into(number, out_dir) {
-        Ok(r) => r,
+    let same = match daicho_app::pmh::regenerate_into(&ledger, number, out_dir) {
+        Ok(r) => r.matches,
         Err(e) => return fail(err, format!("バッチ {number}: {e}")),
     };
-    let hash = ledger
-        .store()
-        .get(Position(recorded.batch.to_position))
-        .ok()
-        .flatten()
-        .map(|e| e.hash.to_hex())
-        .unwrap_or_default();
-    let same = batch.files.len() == recorded.batch.files.len()
-        && batch.files.iter().zip(&recorded.batch.files).all(|(f, (name, h))| f.name == *name && f.sha256 == *h);
-    if let Err(e) = write_batches(&ledger, out_dir, &[(Some(number), batch)], (recorded.batch.to_position, hash)) {
-        return fail(err, e);
-    }
     if same {
         let _ = writeln!(out, "バッチ {number} を再生成しました。記録されたハッシュと一致します");
         EXIT_OK

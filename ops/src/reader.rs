@@ -11,12 +11,12 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
+use daicho_app::access::AccessLog;
+use daicho_app::accounts::Accounts;
+use daicho_app::ledger::Ledger;
 use daicho_domain::ids::UserId;
 use daicho_domain::privacy::{self, Channel, Protection};
 use daicho_domain::users::{AccessAction, AccessRecord, Role};
-use daicho_projections::ledger::Ledger;
-use daicho_web::access::AccessLog;
-use daicho_web::accounts::Accounts;
 
 /// People named in one access record, at most (a record is one event of at most 64 KiB).
 pub const RECIPIENTS_PER_RECORD_MAX: usize = 5_000;

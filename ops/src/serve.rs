@@ -12,9 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use daicho_app::ledger::store_dir;
+use daicho_app::{Actor, Outcome, Request};
 use daicho_domain::users::Role;
-use daicho_projections::ledger::{Ledger, store_dir};
-use daicho_web::accounts::{self, Accounts};
 use daicho_web::{App, Settings};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
@@ -41,16 +41,17 @@ pub const DEMO_USERS: [(&str, &str, Role); 5] = [
 ];
 
 /// Adds the demo users (when the ledger has no users yet); returns (id, role, password).
-pub fn add_demo_users(ledger: &Ledger) -> Result<Vec<(String, Role, String)>, String> {
-    let store = ledger.store();
-    let mut accounts = Accounts::load(store).map_err(|e| e.to_string())?;
-    if !accounts.is_empty() {
+pub fn add_demo_users(app: &daicho_app::App, today: NaiveDate) -> Result<Vec<(String, Role, String)>, String> {
+    if !app.accounts().is_empty() {
         return Ok(Vec::new());
     }
+    let operator = Actor::Operator("daicho-demo".into());
     let mut out = Vec::new();
     for (id, name, role) in DEMO_USERS {
-        let pw = accounts::add_user(&mut accounts, store, "daicho-demo", id, name, role).map_err(|e| e.to_string())?;
-        out.push((id.to_owned(), role, pw));
+        match app.execute(&operator, Request::AddUser { id, name, role }, today).map_err(|e| e.to_string())? {
+            Outcome::Password(pw) => out.push((id.to_owned(), role, pw)),
+            other => return Err(format!("unexpected outcome {other:?}")),
+        }
     }
     Ok(out)
 }
@@ -73,7 +74,7 @@ pub fn run(req: &ServeRequest<'_>, today: NaiveDate, out: &mut dyn Write, err: &
         }
     }
     if req.demo {
-        let created = Ledger::open(req.data).map_err(|e| e.to_string()).and_then(|l| add_demo_users(&l));
+        let created = daicho_app::App::open(req.data).and_then(|app| add_demo_users(&app, today));
         match created {
             Ok(users) if !users.is_empty() => {
                 let _ = writeln!(out, "デモの利用者（パスワードはこの一度だけ表示します）:");
@@ -167,7 +168,7 @@ pub fn run(req: &ServeRequest<'_>, today: NaiveDate, out: &mut dyn Write, err: &
         #[cfg(unix)]
         if let Some(control) = control {
             control.abort();
-            let _ = std::fs::remove_file(daicho_web::control::socket_path(req.data));
+            let _ = std::fs::remove_file(daicho_app::ledger::control_socket(req.data));
         }
         match served {
             Ok(()) => EXIT_OK,
@@ -193,28 +194,38 @@ pub fn user(data: &Path, action: &UserAction<'_>, actor: &str, out: &mut dyn Wri
         Ok(l) => l,
         Err(code) => return code,
     };
-    let store = ledger.store();
-    let mut accounts = match Accounts::load(store) {
-        Ok(a) => a,
+    let app = match daicho_app::App::of(ledger, data) {
+        Ok(app) => app,
         Err(e) => {
             let _ = writeln!(err, "{e}");
             return EXIT_UNREADABLE;
         }
     };
+    let operator = Actor::Operator(actor.to_owned());
+    let today = daicho_app::clock::today_in_japan();
+    let password = |outcome: Outcome| match outcome {
+        Outcome::Password(pw) => pw,
+        _ => String::new(),
+    };
     let result = match action {
         UserAction::Add { id, name, role } => match Role::parse(role) {
-            Err(e) => Err(accounts::AccountError::Invalid(format!("--role: {}", e.message()))),
-            Ok(role) => accounts::add_user(&mut accounts, store, actor, id, name, role).map(|pw| {
+            Err(e) => {
+                let _ = writeln!(err, "--role: {}", e.message());
+                return EXIT_REJECTED;
+            }
+            Ok(role) => app.execute(&operator, Request::AddUser { id, name, role }, today).map(|o| {
+                let pw = password(o);
                 format!("利用者 {id} を追加しました（{}）。初期パスワード（一度だけ表示）: {pw}", role.label())
             }),
         },
         UserAction::Disable { id } => {
-            accounts::disable_user(&mut accounts, store, actor, id).map(|()| format!("利用者 {id} を無効にしました"))
+            app.execute(&operator, Request::DisableUser { id }, today).map(|_| format!("利用者 {id} を無効にしました"))
         }
-        UserAction::ResetPassword { id } => accounts::reset_password(&mut accounts, store, actor, id)
-            .map(|pw| format!("利用者 {id} の新しいパスワード（一度だけ表示）: {pw}")),
+        UserAction::ResetPassword { id } => app
+            .execute(&operator, Request::ResetPassword { id }, today)
+            .map(|o| format!("利用者 {id} の新しいパスワード（一度だけ表示）: {}", password(o))),
         UserAction::List => {
-            for a in accounts.all() {
+            for a in app.accounts().all() {
                 let state = if a.disabled { "無効" } else { "有効" };
                 let _ = writeln!(out, "{}\t{}\t{}\t{state}", a.id, a.name, a.role.code());
             }
@@ -226,13 +237,6 @@ pub fn user(data: &Path, action: &UserAction<'_>, actor: &str, out: &mut dyn Wri
             let _ = writeln!(out, "{message}");
             EXIT_OK
         }
-        Err(e @ accounts::AccountError::Failed(_)) => {
-            let _ = writeln!(err, "{e}");
-            EXIT_UNREADABLE
-        }
-        Err(e) => {
-            let _ = writeln!(err, "{e}");
-            EXIT_REJECTED
-        }
+        Err(e) => crate::cli::failed(err, &e),
     }
 }

@@ -10,25 +10,25 @@ use daicho_domain::ids::CommandId;
 use daicho_store::verify::{VerifyOptions, verify_dir};
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
-use daicho_projections::ledger::store_dir;
+use daicho_app::ledger::store_dir;
 
 /// Runs `verify`: the ledger's log, then (when the web UI has written one) the access log.
 pub fn run(data: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if data.exists()
-        && let Err(e) = daicho_projections::ledger::check_private(data)
+        && let Err(e) = daicho_app::ledger::check_private(data)
     {
         let _ = writeln!(err, "{}: {e}", data.display());
         return crate::cli::EXIT_UNREADABLE;
     }
     let mut payload = |e: &daicho_store::Envelope| -> Result<(), String> {
         codec::decode_any(&e.event_type, e.schema_version, &e.payload).map_err(|e| e.to_string())?;
-        if e.stream.as_str() != daicho_projections::ledger::CONFIG_STREAM {
+        if e.stream.as_str() != daicho_app::ledger::CONFIG_STREAM {
             CommandId::parse(&e.correlation_id).map_err(|_| "correlation id is not a command id".to_owned())?;
         }
         Ok(())
     };
     let code = verify_one(&store_dir(data), "", &mut payload, out, err);
-    let access = daicho_web::access::access_dir(data);
+    let access = daicho_app::access::access_dir(data);
     if code != EXIT_OK || !access.exists() {
         return code;
     }

@@ -9,27 +9,22 @@
 //!
 //! The projections database (`DATA/projections/`) is derived data: deleting it loses nothing.
 //!
-//! This crate also holds the application layer both surfaces (the CLI and the web UI) use:
-//! [`ledger::Ledger`] (the store, the configuration recorded in it, the register) and
-//! [`submit::submit`], the one algorithm that decides and records a command.
+//! Folds and queries only: nothing here writes to the event log (that is `daicho-app`'s
+//! `execute`).
 
 pub mod asof;
 pub mod backup;
-pub mod billing;
 pub mod certificate;
 pub mod changes;
 pub mod export;
 pub mod fee;
 pub mod fee_report;
-pub mod health;
 mod keyed;
 mod keys;
-pub mod ledger;
 pub mod pdf;
 pub mod pmh;
 pub mod query;
 mod register;
-pub mod submit;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use daicho_app::accounts::{Accounts, hash_password};
+use daicho_app::ledger::Ledger;
 use daicho_domain::users::{Role, UserEvent};
-use daicho_projections::ledger::Ledger;
-use daicho_web::accounts::{Accounts, hash_password};
 use daicho_web::{App, Settings};
 
 /// The password every test user has.

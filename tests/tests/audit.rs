@@ -60,7 +60,7 @@ fn the_independent_verifier_confirms_a_bundle_and_catches_tampering() {
     assert!(first["payload"]["toml"].as_str().unwrap().contains("さくら市"));
 
     // A middle range.
-    let seen_before = daicho_web::access::AccessLog::open(&data).unwrap().store().head().position.0;
+    let seen_before = daicho_app::access::AccessLog::open(&data).unwrap().store().head().position.0;
     let middle = tmp.path().join("middle");
     let (code, _, _) =
         daicho(&data, &["audit", "bundle", "--from", "40", "--to", "90", "--out", middle.to_str().unwrap()]);
@@ -79,9 +79,9 @@ fn the_independent_verifier_confirms_a_bundle_and_catches_tampering() {
         })
         .collect();
     assert!(!people.is_empty());
-    let log = daicho_web::access::AccessLog::open(&data).unwrap();
+    let log = daicho_app::access::AccessLog::open(&data).unwrap();
     let recorded: std::collections::BTreeSet<u64> = log
-        .search(&daicho_web::access::AccessFilter::default(), 100)
+        .search(&daicho_app::access::AccessFilter::default(), 100)
         .unwrap()
         .into_iter()
         .filter(|e| e.position > seen_before && e.record.page == "daicho audit bundle")

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use daicho_projections::ledger::Ledger;
+use daicho_app::ledger::Ledger;
 use daicho_tests::cli::daicho;
 use daicho_tests::web::{Server, fixture, make_ledger};
 use daicho_web::Settings;

@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use daicho_app::access::AccessFilter;
 use daicho_tests::cli::daicho as cli;
 use daicho_tests::web::{Client, Server, USERS, add_test_users};
 use daicho_web::Settings;
-use daicho_web::access::AccessFilter;
 
 // Addresses and places, each a secret of its own.
 /// P: the address at registration (before the measure, but P is protected now).
@@ -575,7 +575,7 @@ fn item4_every_view_of_a_person_is_in_the_access_log() {
         let (code, _, err) = cli(data, &args);
         assert_eq!(code, 0, "{args:?}: {err}");
     }
-    let log = daicho_web::access::AccessLog::open(data).unwrap();
+    let log = daicho_app::access::AccessLog::open(data).unwrap();
     let cli_records: Vec<_> = log
         .search(&AccessFilter::default(), 1000)
         .unwrap()

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use daicho::demo::load;
-use daicho_projections::ledger::Ledger;
+use daicho_app::ledger::Ledger;
 use daicho_projections::{KeyValue, Projections};
 use daicho_store::Position;
 

@@ -9,7 +9,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-const CRATES: [&str; 6] = ["domain", "store", "projections", "web", "ops", "tests"];
+const CRATES: [&str; 7] = ["domain", "store", "projections", "app", "web", "ops", "tests"];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -66,6 +66,59 @@ fn the_domain_does_no_io_and_reads_no_clock() {
             assert!(!text.contains(word), "{} uses {word}", file.strip_prefix(repo()).unwrap().display());
         }
     }
+}
+
+/// Code lines of `source` (comments dropped: a doc may say "the store is sled").
+fn code_lines(source: &str) -> Vec<(usize, &str)> {
+    source.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")).map(|(i, l)| (i + 1, l)).collect()
+}
+
+/// Where `words` appear in the code of `crates` (and in their manifests' dependencies).
+fn uses_of(crates: &[&str], words: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for krate in crates {
+        let mut files = Vec::new();
+        rust_files(&repo().join(krate).join("src"), &mut files);
+        files.push(repo().join(krate).join("Cargo.toml"));
+        for file in files {
+            let source = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in code_lines(&source) {
+                let manifest = file.extension().is_some_and(|e| e == "toml");
+                // A manifest names a dependency at the start of a line; descriptions may mention it.
+                let hit = |w: &&&str| {
+                    let dep = line.trim_start();
+                    if manifest {
+                        dep.starts_with(&format!("{w}.")) || dep.starts_with(&format!("{w} "))
+                    } else {
+                        line.contains(**w)
+                    }
+                };
+                if let Some(w) = words.iter().find(hit) {
+                    found.push(format!("{}:{n}: {w}", file.strip_prefix(repo()).unwrap().display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_web_and_the_cli_write_only_through_the_application_layer() {
+    // Appends are built in daicho-app (execute, bulk); the store's engine is the store's.
+    let found = uses_of(&["web", "ops"], &["AppendRequest", "sled", "append_blocking", "submit_blocking"]);
+    assert!(found.is_empty(), "web/ops reach past daicho-app: {found:?}");
+    // The check itself finds what it looks for.
+    assert!(!uses_of(&["app"], &["AppendRequest", "sled"]).is_empty());
+    // The CLI needs the web crate only to serve it.
+    let mut files = Vec::new();
+    rust_files(&repo().join("ops/src"), &mut files);
+    let web: Vec<String> = files
+        .iter()
+        .filter(|f| !f.ends_with("serve.rs"))
+        .filter(|f| code_lines(&std::fs::read_to_string(f).unwrap()).iter().any(|(_, l)| l.contains("daicho_web")))
+        .map(|f| f.strip_prefix(repo()).unwrap().display().to_string())
+        .collect();
+    assert!(web.is_empty(), "ops uses daicho-web beyond serve: {web:?}");
 }
 
 #[test]

@@ -3,10 +3,10 @@
 //! addresses in the access log, PMH batches, and the `daicho user` commands.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use daicho_app::access::AccessFilter;
 use daicho_tests::cli::daicho as cli;
 use daicho_tests::web::{Server, fixture, make_ledger, recipient_in};
 use daicho_web::Settings;
-use daicho_web::access::AccessFilter;
 
 fn head(server: &Server) -> u64 {
     server.app.store.head().position.0

@@ -379,9 +379,12 @@ fn every_response_carries_the_security_headers() {
 
 #[test]
 fn sessions_rotate_expire_and_end() {
+    // The server's clock moves only when the test moves it: no sleeping for timeouts.
+    let clock = daicho_app::clock::Monotonic::manual();
     let settings = Settings {
-        idle_timeout: Duration::from_millis(1500),
-        absolute_timeout: Duration::from_secs(4),
+        idle_timeout: Duration::from_secs(15 * 60),
+        absolute_timeout: Duration::from_secs(8 * 3600),
+        clock: clock.clone(),
         ..Settings::default()
     };
     let (_dir, server) = start(settings);
@@ -407,22 +410,22 @@ fn sessions_rotate_expire_and_end() {
     let r = old.request("GET", "/search", None, &[("Cookie", &format!("daicho_session={first}"))]).unwrap();
     assert_eq!(r.status, 303, "the old session still works");
 
-    // Idle timeout: activity keeps the session, silence ends it.
+    // Idle timeout: activity keeps the session (each request within 15 minutes of the last,
+    // 42 minutes in all), silence ends it.
     for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(700));
+        clock.advance(Duration::from_secs(14 * 60));
         assert_eq!(c.get("/search").unwrap().status, 200, "an active session expired early");
     }
-    std::thread::sleep(Duration::from_millis(1800));
+    clock.advance(Duration::from_secs(15 * 60 + 1));
     assert_eq!(c.get("/search").unwrap().status, 303, "idle timeout not applied");
 
-    // Absolute timeout: even an active session ends.
+    // Absolute timeout: even an active session ends, 8 hours after its login.
     let mut c = server.login("viewer1").unwrap();
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_millis(3500) {
+    for _ in 0..(8 * 60 / 14) {
+        clock.advance(Duration::from_secs(14 * 60));
         assert_eq!(c.get("/search").unwrap().status, 200);
-        std::thread::sleep(Duration::from_millis(500));
     }
-    std::thread::sleep(Duration::from_millis(1000));
+    clock.advance(Duration::from_secs(14 * 60));
     assert_eq!(c.get("/search").unwrap().status, 303, "absolute timeout not applied");
 
     // Logout ends the session on the server, not only in the browser.

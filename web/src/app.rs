@@ -6,23 +6,17 @@
 //! (timelines, as-of views) use a clone of the store and take no lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use daicho_projections::ledger::Ledger;
-use daicho_store::Store;
+use chrono::NaiveDate;
+use daicho_app::ledger::Ledger;
 
-use crate::access::AccessLog;
-use crate::accounts::Accounts;
 use crate::auth::{Sessions, Throttle};
 use crate::error::{AppError, AppResult};
-use crate::pending::PendingLinks;
+use daicho_app::pending::PendingLinks;
 
-/// Japan Standard Time (no daylight saving).
-pub fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!("+09:00 is a valid offset"))
-}
+pub use daicho_app::clock::{format_recorded, now};
 
 /// Settings of the web server.
 #[derive(Clone, Debug)]
@@ -35,6 +29,9 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Decide commands as of this day instead of today in Japan (tests and demos of the past).
     pub today: Option<NaiveDate>,
+    /// The clock of session timeouts, re-authentication and the login throttle (the system's;
+    /// tests move a manual one).
+    pub clock: daicho_app::clock::Monotonic,
     /// Failed logins of one account from one address before that pair is locked for
     /// [`Settings::lockout`]; past as many from anywhere, each attempt of the account waits
     /// (doubling from a second up to [`Settings::account_delay_max`]).
@@ -83,6 +80,7 @@ impl Default for Settings {
             absolute_timeout: Duration::from_secs(8 * 3600),
             secure_cookies: false,
             today: None,
+            clock: daicho_app::clock::Monotonic::system(),
             account_failures_max: 5,
             address_failures_max: 20,
             lockout: Duration::from_secs(15 * 60),
@@ -98,15 +96,10 @@ impl Default for Settings {
     }
 }
 
-/// Everything a request can reach.
+/// Everything a request can reach: the application layer's [`daicho_app::App`] (ledger, store,
+/// accounts, access log, `execute`), reached through `Deref`, and what only the web has.
 pub struct App {
-    ledger: Mutex<Ledger>,
-    /// The ledger's store, for reads without the lock.
-    pub store: Store,
-    /// The hash-chained access log.
-    pub access: AccessLog,
-    /// Users and their roles.
-    pub accounts: RwLock<Accounts>,
+    core: daicho_app::App,
     /// Logged-in sessions.
     pub sessions: Sessions,
     /// Failed-login counters.
@@ -120,13 +113,11 @@ pub struct App {
     /// Connections served at once (see [`Settings::connections_max`]).
     pub connections: Arc<tokio::sync::Semaphore>,
     /// The last health figures and when they were collected (see [`Settings::health_ttl`]).
-    health: Mutex<Option<(std::time::Instant, daicho_projections::health::Health)>>,
+    health: Mutex<Option<(std::time::Instant, daicho_app::health::Health)>>,
     /// My Number links waiting for a supervisor.
     pub pending: PendingLinks,
     /// Settings.
     pub settings: Settings,
-    /// The data directory.
-    pub data: PathBuf,
     /// Where generated PMH files are kept (`DATA/exports`).
     pub exports: PathBuf,
     /// Municipality name for page headers.
@@ -141,19 +132,14 @@ impl App {
         let mut ledger = Ledger::open(data).map_err(|e| e.to_string())?;
         // Bring the register up to date now rather than on the first request.
         ledger.projections().map_err(|e| e.to_string())?;
-        let store = ledger.store().clone();
-        let accounts = Accounts::load(&store).map_err(|e| e.to_string())?;
-        let access = AccessLog::open(data).map_err(|e| e.to_string())?;
-        let pending = PendingLinks::open(data).map_err(|e| e.to_string())?;
         let municipality = ledger.config().municipality.name.clone();
-        let dummy_hash =
-            crate::accounts::hash_password(&random_hex(16).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let core = daicho_app::App::of(ledger, data)?;
+        let pending = PendingLinks::open(data).map_err(|e| e.to_string())?;
+        let dummy_hash = daicho_app::accounts::hash_password(&random_hex(16).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
         Ok(Arc::new(App {
-            ledger: Mutex::new(ledger),
-            store,
-            access,
-            accounts: RwLock::new(accounts),
-            sessions: Sessions::default(),
+            core,
+            sessions: Sessions::new(settings.clock.clone()),
             throttle: Throttle::default(),
             password_hashes: Arc::new(tokio::sync::Semaphore::new(settings.password_hashes_max.max(1))),
             verifying: Arc::new(tokio::sync::Semaphore::new(1)),
@@ -162,18 +148,10 @@ impl App {
             health: Mutex::new(None),
             pending,
             settings,
-            data: data.to_path_buf(),
             exports: data.join("exports"),
             municipality,
             dummy_hash,
         }))
-    }
-
-    /// The ledger, locked. A panic while it was held cannot have left it half-written (the
-    /// store commits whole requests; the register commits whole chunks), so the lock is taken
-    /// back rather than failing every later request.
-    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Today in Japan (or the configured day).
@@ -184,7 +162,7 @@ impl App {
     /// The health figures, reused when at most `max_age` old; collected again (one request at
     /// a time) when older. Only the ledger's part takes the ledger lock; the walk of the data
     /// directory runs without it.
-    pub fn health(&self, max_age: Duration) -> Result<daicho_projections::health::Health, String> {
+    pub fn health(&self, max_age: Duration) -> Result<daicho_app::health::Health, String> {
         let mut cached = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((at, h)) = cached.as_ref()
             && at.elapsed() <= max_age
@@ -193,7 +171,7 @@ impl App {
         }
         let mut h = {
             let mut ledger = self.ledger();
-            daicho_projections::health::Health::of_ledger(&self.data, &mut ledger, Some(self.access.store()))?
+            daicho_app::health::Health::of_ledger(&self.data, &mut ledger, Some(self.access.store()))?
         };
         h.measure_disk(&self.data);
         *cached = Some((std::time::Instant::now(), h.clone()));
@@ -204,28 +182,13 @@ impl App {
     pub fn pending_count(&self) -> usize {
         self.pending.all().map_or(0, |l| l.len())
     }
-
-    /// The accounts, read.
-    pub fn accounts(&self) -> std::sync::RwLockReadGuard<'_, Accounts> {
-        self.accounts.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The accounts, to change.
-    pub fn accounts_mut(&self) -> std::sync::RwLockWriteGuard<'_, Accounts> {
-        self.accounts.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
-/// Now in Japan.
-pub fn now() -> DateTime<FixedOffset> {
-    Utc::now().with_timezone(&jst())
-}
-
-/// A recorded time (microseconds since the Unix epoch) in Japan, `2026-11-22 14:03:05`.
-pub fn format_recorded(us: i64) -> String {
-    DateTime::from_timestamp_micros(us)
-        .map(|t| t.with_timezone(&jst()).format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".to_owned())
+impl std::ops::Deref for App {
+    type Target = daicho_app::App;
+    fn deref(&self) -> &daicho_app::App {
+        &self.core
+    }
 }
 
 /// Runs `f` on a blocking thread with the app (sled, argon2 and fsync must not block the async

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use daicho_app::clock::Monotonic;
 use daicho_domain::ids::UserId;
 use daicho_domain::privacy::{self, Channel, Protection};
 use daicho_domain::users::Role;
@@ -23,58 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::app::{App, random_hex};
 use crate::error::{AppError, AppResult};
 
-/// What a role may do. Each handler asks for one permission.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Permission {
-    /// Search and view recipients (My Number masked).
-    View,
-    /// Record life events.
-    Record,
-    /// Approve a My Number link entered by someone else.
-    Approve,
-    /// Show a My Number in full (with a reason; logged).
-    Reveal,
-    /// See the address of a DV-protected recipient (logged).
-    ProtectedAddress,
-    /// See the PMH export preview and past batches.
-    PmhView,
-    /// Generate PMH batches and download their files.
-    PmhExport,
-    /// Manage users.
-    Users,
-    /// Search the access log.
-    AccessLog,
-    /// The audit page: chain status and checks, differences between positions.
-    Audit,
-    /// The health page (稼働状況): head, lags, last verify and backup, disk use.
-    Health,
-    /// The fee statement page (運営費明細) and its files.
-    BillingView,
-    /// Close a billing month.
-    BillingClose,
-    /// Record a fee schedule entry (料金表).
-    FeeSchedule,
-}
-
-/// Whether `role` has `permission`.
-pub fn allows(role: Role, permission: Permission) -> bool {
-    use Permission as P;
-    use Role as R;
-    match permission {
-        P::View => true,
-        P::Record => matches!(role, R::Caseworker | R::Supervisor | R::Admin),
-        // What a role sees of a person is the privacy policy's (domain::privacy).
-        P::Reveal => privacy::may_reveal_my_number(role),
-        P::ProtectedAddress => privacy::sees_protected_addresses(role),
-        P::Approve | P::PmhExport => matches!(role, R::Supervisor | R::Admin),
-        P::PmhView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
-        P::Users | P::Health => matches!(role, R::Admin),
-        P::AccessLog => matches!(role, R::Admin | R::Auditor),
-        P::Audit | P::BillingView => matches!(role, R::Supervisor | R::Admin | R::Auditor),
-        P::BillingClose => matches!(role, R::Supervisor | R::Admin),
-        P::FeeSchedule => matches!(role, R::Admin),
-    }
-}
+pub use daicho_app::policy::{Permission, allows};
 
 /// One session.
 #[derive(Clone, Debug)]
@@ -89,10 +39,11 @@ pub struct Session {
     reauthenticated: Option<Instant>,
 }
 
-/// Every live session, by token hash.
+/// Every live session, by token hash, timed by `clock`.
 #[derive(Default)]
 pub struct Sessions {
     inner: Mutex<HashMap<[u8; 32], Session>>,
+    clock: Monotonic,
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -100,6 +51,11 @@ fn token_hash(token: &str) -> [u8; 32] {
 }
 
 impl Sessions {
+    /// No sessions yet, timed by `clock`.
+    pub fn new(clock: Monotonic) -> Sessions {
+        Sessions { inner: Mutex::default(), clock }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -108,7 +64,7 @@ impl Sessions {
     /// swept first; with `max` live ones, the login is refused ([`AppError::Busy`]).
     pub fn create(&self, user: &str, idle: Duration, absolute: Duration, max: usize) -> AppResult<String> {
         let token = random_hex(32)?;
-        let now = Instant::now();
+        let now = self.clock.now();
         let session = Session {
             user: user.to_owned(),
             csrf: random_hex(32)?,
@@ -141,7 +97,7 @@ impl Sessions {
     pub fn get(&self, token: &str, idle: Duration, absolute: Duration) -> Option<Session> {
         let key = token_hash(token);
         let mut map = self.map();
-        let now = Instant::now();
+        let now = self.clock.now();
         let s = map.get_mut(&key)?;
         if now.duration_since(s.last_seen) > idle || now.duration_since(s.created) > absolute {
             map.remove(&key);
@@ -170,13 +126,14 @@ impl Sessions {
     /// Notes that the password was typed again in session `key` now.
     pub fn reauthenticated(&self, key: &[u8; 32]) {
         if let Some(s) = self.map().get_mut(key) {
-            s.reauthenticated = Some(Instant::now());
+            s.reauthenticated = Some(self.clock.now());
         }
     }
 
     /// Whether the password was typed (at login or again) in session `key` within `window`.
     pub fn recently_authenticated(&self, key: &[u8; 32], window: Duration) -> bool {
-        self.map().get(key).and_then(|s| s.reauthenticated).is_some_and(|t| t.elapsed() <= window)
+        let now = self.clock.now();
+        self.map().get(key).and_then(|s| s.reauthenticated).is_some_and(|t| now.duration_since(t) <= window)
     }
 }
 
@@ -321,6 +278,11 @@ pub struct CurrentUser {
 const WHILE_MUST_CHANGE: [&str; 2] = ["/account/password", "/logout"];
 
 impl CurrentUser {
+    /// The user as the actor of a write.
+    pub fn actor(&self) -> daicho_app::Actor {
+        daicho_app::Actor::User { id: self.id.clone(), role: self.role }
+    }
+
     /// Refuses unless the role has `p`.
     pub fn require(&self, p: Permission) -> AppResult<()> {
         if allows(self.role, p) { Ok(()) } else { Err(AppError::Forbidden) }
@@ -377,14 +339,17 @@ mod tests {
 
     #[test]
     fn sessions_expire_when_idle_or_old() {
-        let s = Sessions::default();
+        let clock = Monotonic::manual();
+        let s = Sessions::new(clock.clone());
         let long = Duration::from_secs(60);
         let t = s.create("sato", long, long, 10).unwrap();
         assert!(s.get(&t, Duration::from_secs(60), Duration::from_secs(60)).is_some());
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(s.get(&t, Duration::from_millis(10), Duration::from_secs(60)).is_none());
+        clock.advance(Duration::from_millis(30));
+        assert!(s.get(&t, Duration::from_millis(30), Duration::from_secs(60)).is_some(), "not yet idle");
+        clock.advance(Duration::from_millis(31));
+        assert!(s.get(&t, Duration::from_millis(30), Duration::from_secs(60)).is_none());
         let t = s.create("sato", long, long, 10).unwrap();
-        std::thread::sleep(Duration::from_millis(30));
+        clock.advance(Duration::from_millis(30));
         assert!(s.get(&t, Duration::from_secs(60), Duration::from_millis(10)).is_none());
         let t = s.create("sato", long, long, 10).unwrap();
         s.remove_user("sato");
@@ -480,19 +445,5 @@ mod tests {
         assert_eq!(session_token(&h, true), None);
         h.insert("cookie", "daicho_session=<script>".parse().unwrap());
         assert_eq!(session_token(&h, false), None);
-    }
-
-    #[test]
-    fn roles_and_permissions() {
-        assert!(allows(Role::Viewer, Permission::View));
-        assert!(!allows(Role::Viewer, Permission::Record));
-        assert!(allows(Role::Caseworker, Permission::Record));
-        assert!(!allows(Role::Caseworker, Permission::Approve));
-        assert!(!allows(Role::Caseworker, Permission::ProtectedAddress));
-        assert!(allows(Role::Supervisor, Permission::Reveal));
-        assert!(!allows(Role::Supervisor, Permission::Users));
-        assert!(allows(Role::Admin, Permission::Users));
-        assert!(allows(Role::Auditor, Permission::AccessLog));
-        assert!(!allows(Role::Auditor, Permission::Record));
     }
 }

@@ -14,20 +14,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use daicho_app::health::Health;
 use daicho_projections::backup::backup_to;
-use daicho_projections::health::Health;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::app::{App, now};
 
-/// The socket's file name in the data directory.
-pub const SOCKET_NAME: &str = "daicho.sock";
-
 /// The socket's path for a data directory.
 pub fn socket_path(data: &Path) -> PathBuf {
-    data.join(SOCKET_NAME)
+    daicho_app::ledger::control_socket(data)
 }
 
 /// A request line.

@@ -27,8 +27,22 @@ pub enum AppError {
     /// Too much at once (a bounded resource is full): try again shortly. The message is safe to
     /// show.
     Busy(String),
+    /// Someone else changed the record first; nothing of this request was written.
+    Conflict,
     /// A failure of ours: logged, shown generically.
     Internal(String),
+}
+
+impl From<daicho_app::Failure> for AppError {
+    fn from(e: daicho_app::Failure) -> Self {
+        use daicho_app::{Failure, Refusal};
+        match e {
+            Failure::Rejected(Refusal::Forbidden { .. }) => AppError::Forbidden,
+            Failure::Rejected(r) => AppError::BadRequest(r.to_string()),
+            Failure::Conflict => AppError::Conflict,
+            Failure::Infrastructure(m) => AppError::Internal(m),
+        }
+    }
 }
 
 impl AppError {
@@ -48,6 +62,7 @@ impl std::fmt::Display for AppError {
             AppError::BadRequest(m) => write!(f, "bad request: {m}"),
             AppError::CsrfMismatch => f.write_str("csrf token mismatch"),
             AppError::Busy(m) => write!(f, "busy: {m}"),
+            AppError::Conflict => f.write_str("conflict"),
             AppError::Internal(m) => write!(f, "internal: {m}"),
         }
     }
@@ -76,6 +91,9 @@ impl IntoResponse for AppError {
                     .to_owned(),
             ),
             AppError::Busy(m) => (StatusCode::TOO_MANY_REQUESTS, "混み合っています", m.clone()),
+            AppError::Conflict => {
+                (StatusCode::CONFLICT, "更新が重なりました", format!("{}。", daicho_app::CONFLICT_MESSAGE))
+            }
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
                 (

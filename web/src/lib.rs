@@ -10,8 +10,6 @@
 //!
 //! No state changes on GET: every route that records something is a POST.
 
-pub mod access;
-pub mod accounts;
 mod app;
 mod auth;
 pub mod control;
@@ -19,7 +17,6 @@ mod describe;
 mod error;
 mod forms;
 mod pages;
-mod pending;
 mod render;
 
 use std::future::Future;
@@ -35,7 +32,7 @@ use tower_http::csrf::CsrfLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-pub use app::{App, Settings, jst, now};
+pub use app::{App, Settings, now};
 pub use auth::{Permission, allows};
 
 /// Largest request body (forms are small; this bounds what a client can make us buffer).

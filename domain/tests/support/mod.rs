@@ -34,6 +34,23 @@ pub fn command(v: Value) -> Command {
     parse_command_value(with_defaults(v)).unwrap_or_else(|e| panic!("test command does not parse: {e}"))
 }
 
+thread_local! {
+    /// The rejection codes `decide` answered on this thread (see [`rejections_observed`]).
+    static OBSERVED: std::cell::RefCell<std::collections::BTreeSet<&'static str>> = Default::default();
+}
+
+/// Notes that `decide` answered with `r` on this thread.
+pub fn observed(r: &Rejection) {
+    OBSERVED.with(|o| o.borrow_mut().insert(r.code()));
+}
+
+/// Runs `f` and returns the rejection codes `decide` answered on this thread meanwhile.
+pub fn rejections_observed(f: impl FnOnce()) -> std::collections::BTreeSet<&'static str> {
+    OBSERVED.with(|o| o.borrow_mut().clear());
+    f();
+    OBSERVED.with(|o| std::mem::take(&mut *o.borrow_mut()))
+}
+
 /// A recipient stream and the lookups a caller would make.
 pub struct Scenario {
     pub config: Config,
@@ -73,7 +90,11 @@ impl Scenario {
             my_number_holder: self.holder,
             sees_protected_addresses: self.sees_protected,
         };
-        decide(&self.state, cmd, &ctx)
+        let decided = decide(&self.state, cmd, &ctx);
+        if let Err(r) = &decided {
+            observed(r);
+        }
+        decided
     }
 
     /// Decides and applies; returns the events or the rejection.

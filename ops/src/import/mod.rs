@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use daicho_app::bulk::{self, Queued};
+use daicho_app::ledger::Ledger;
+use daicho_app::submit::{Appended, Backend, BackendError, Loaded, Submitted, submit};
 use daicho_domain::calendar::{EraTable, GREGORIAN_START};
 use daicho_domain::command::{Command, Fingerprint, InputError, TextWarning, parse_command_value};
 use daicho_domain::config::Config;
@@ -34,9 +37,6 @@ use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::text::{decode_cp932, half_width_kana_to_full_width};
 use daicho_domain::{MyNumberHolder, State, evolve};
-use daicho_projections::ledger::{Ledger, RECIPIENT_CATEGORY, append_request};
-use daicho_projections::submit::{Appended, Backend, BackendError, Loaded, Submitted, submit};
-use daicho_store::{ExpectedVersion, Pending, Target};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -267,7 +267,7 @@ enum Failure {
 
 /// What happened to one row.
 enum RowOutcome {
-    Accepted { events: Vec<&'static str>, pending: Vec<Pending> },
+    Accepted { events: Vec<&'static str>, pending: Vec<Queued> },
     AlreadyApplied,
     Rejected { code: &'static str, column: String, message: String },
     Blank,
@@ -300,7 +300,7 @@ struct Scratch<'a> {
     overlay: &'a Overlay,
     recipients: HashMap<RecipientRef, (State, u64)>,
     requests: HashMap<CommandId, Fingerprint>,
-    appends: Vec<(Command, Vec<Event>, Target)>,
+    appends: Vec<(Command, Vec<Event>, u64)>,
 }
 
 impl Backend for Scratch<'_> {
@@ -328,17 +328,11 @@ impl Backend for Scratch<'_> {
     }
 
     fn append(&mut self, loaded: &Loaded, cmd: &Command, events: &[Event]) -> Result<Appended, BackendError> {
-        let key = cmd.recipient.to_string();
-        let target = if loaded.version == 0 {
-            Target::NewKeyed { category: RECIPIENT_CATEGORY.into(), key }
-        } else {
-            Target::Key { category: RECIPIENT_CATEGORY.into(), key, expected: ExpectedVersion::Exactly(loaded.version) }
-        };
         let state = events.iter().fold(loaded.state.clone(), evolve);
         let version = loaded.version + events.len() as u64;
         self.recipients.insert(cmd.recipient.clone(), (state, version));
         self.requests.insert(cmd.id.clone(), cmd.fingerprint());
-        self.appends.push((cmd.clone(), events.to_vec(), target));
+        self.appends.push((cmd.clone(), events.to_vec(), loaded.version));
         Ok(Appended::Written { last: 0 })
     }
 }
@@ -431,7 +425,7 @@ impl Importer<'_> {
                     for p in pending {
                         let done =
                             p.wait().map_err(|e| Failure::Io(format!("{line}行目を台帳に記録できません: {e}")))?;
-                        entry.position = Some(done.last.0);
+                        entry.position = Some(done);
                     }
                     entry.result = if self.dry_run { "受理（確認のみ）" } else { "受理" };
                     entry.events = events.join(" ");
@@ -705,6 +699,8 @@ impl Importer<'_> {
             match submit(&mut scratch, config, self.today, cmd)? {
                 Submitted::Accepted { events: e, .. } => events.extend(e.iter().map(Event::type_name)),
                 Submitted::AlreadyApplied { .. } => {}
+                // The scratch ledger is this import's alone: nobody else writes to it.
+                Submitted::Conflict => return Err(BackendError(daicho_app::CONFLICT_MESSAGE.into())),
                 Submitted::Rejected(r) => {
                     return Ok((
                         RowOutcome::Rejected { code: r.code(), column: String::new(), message: r.message() },
@@ -721,9 +717,8 @@ impl Importer<'_> {
         self.overlay.requests.extend(requests);
         let mut pending = Vec::new();
         if !self.dry_run {
-            for (cmd, events, target) in appends {
-                let request = append_request(&cmd, &events, target).map_err(BackendError)?;
-                pending.push(ledger.store().submit_blocking(request).map_err(|e| BackendError(e.to_string()))?);
+            for (cmd, events, version) in appends {
+                pending.push(bulk::queue(ledger.store(), &cmd, &events, version).map_err(BackendError)?);
             }
         }
         Ok((RowOutcome::Accepted { events, pending }, warnings))

@@ -9,11 +9,12 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::{FormPairs, see_other, values};
-use crate::accounts::{self, AccountError, PASSWORD_CHARS_MIN};
 use crate::app::{App, blocking};
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
+use daicho_app::accounts::PASSWORD_CHARS_MIN;
+use daicho_app::{CONFLICT_MESSAGE, Failure, Request};
 
 /// The page.
 #[derive(Template)]
@@ -58,20 +59,17 @@ pub async fn change(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
     let u = user.clone();
     let result = blocking(&app, move |app| {
         let _permit = permit;
-        let mut accounts = app.accounts_mut();
-        Ok(accounts::change_own_password(&mut accounts, &app.store, u.id.as_str(), &current, &new))
+        Ok(app.execute(&u.actor(), Request::ChangeOwnPassword { current: &current, new: &new }, app.today()))
     })
     .await?;
     match result {
-        Ok(()) => {
+        Ok(_) => {
             app.sessions.remove_others(user.id.as_str(), &user.session);
             tracing::info!(user = %user.id, "password changed by its user");
             Ok(see_other("/search"))
         }
-        Err(AccountError::Invalid(message)) => Ok(html(&page(&app, &user, Some(message)))),
-        Err(AccountError::Conflict) => {
-            Ok(html(&page(&app, &user, Some("ほかの操作と重なりました。もう一度操作してください".into()))))
-        }
-        Err(e) => Err(AppError::internal(e)),
+        Err(Failure::Rejected(r)) => Ok(html(&page(&app, &user, Some(r.to_string())))),
+        Err(Failure::Conflict) => Ok(html(&page(&app, &user, Some(CONFLICT_MESSAGE.to_owned())))),
+        Err(e) => Err(e.into()),
     }
 }

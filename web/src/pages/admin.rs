@@ -11,12 +11,12 @@ use daicho_domain::users::Role;
 use serde::Deserialize;
 
 use super::{FormPairs, values};
-use crate::access::AccessFilter;
-use crate::accounts::{self, AccountError};
-use crate::app::{App, blocking, format_recorded, jst};
+use crate::app::{App, blocking, format_recorded};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
+use daicho_app::access::AccessFilter;
+use daicho_app::{CONFLICT_MESSAGE, Failure, Outcome, Refusal, Request};
 
 /// One account as listed.
 pub struct UserRow {
@@ -78,14 +78,23 @@ pub async fn users(State(app): State<Arc<App>>, user: CurrentUser) -> AppResult<
     Ok(html(&users_page(&app, &user)))
 }
 
-fn account_error(e: AccountError) -> AppResult<(Option<&'static str>, String)> {
+/// A refused account change as (the field it is about, the message); a failure of ours as an
+/// error.
+fn account_error(e: Failure) -> AppResult<(Option<&'static str>, String)> {
     match e {
-        AccountError::Exists => Ok((Some("id"), e.to_string())),
-        AccountError::Invalid(m) if m.starts_with("利用者ID") => Ok((Some("id"), m)),
-        AccountError::Invalid(m) if m.starts_with("氏名") => Ok((Some("name"), m)),
-        AccountError::Invalid(m) => Ok((None, m)),
-        AccountError::Unknown | AccountError::Conflict => Ok((None, e.to_string())),
-        AccountError::Failed(m) => Err(AppError::internal(m)),
+        Failure::Rejected(Refusal::Account { field, message }) => Ok((field, message)),
+        Failure::Rejected(Refusal::Forbidden { .. }) => Err(AppError::Forbidden),
+        Failure::Rejected(r) => Ok((None, r.to_string())),
+        Failure::Conflict => Ok((None, CONFLICT_MESSAGE.to_owned())),
+        Failure::Infrastructure(m) => Err(AppError::internal(m)),
+    }
+}
+
+/// A generated password from an account change.
+fn password(outcome: Outcome) -> AppResult<String> {
+    match outcome {
+        Outcome::Password(p) => Ok(p),
+        other => Err(AppError::internal(format!("unexpected outcome {other:?}"))),
     }
 }
 
@@ -109,9 +118,10 @@ pub async fn add(State(app): State<Arc<App>>, user: CurrentUser, form: FormPairs
                 return Ok(page);
             }
         };
-        let result = {
-            let mut accounts = app.accounts_mut();
-            accounts::add_user(&mut accounts, &app.store, u.id.as_str(), &id, &name, role)
+        let result = app.execute(&u.actor(), Request::AddUser { id: &id, name: &name, role }, app.today());
+        let result = match result {
+            Ok(outcome) => Ok(password(outcome)?),
+            Err(e) => Err(e),
         };
         match result {
             Ok(password) => {
@@ -154,10 +164,7 @@ pub async fn disable(
             page.errors.push(("form".into(), "ご自身は無効にできません".into()));
             return Ok(page);
         }
-        let result = {
-            let mut accounts = app.accounts_mut();
-            accounts::disable_user(&mut accounts, &app.store, u.id.as_str(), &id)
-        };
+        let result = app.execute(&u.actor(), Request::DisableUser { id: &id }, app.today()).map(|_| ());
         let mut page = match result {
             Ok(()) => {
                 app.sessions.remove_user(&id);
@@ -193,9 +200,10 @@ pub async fn reset(
     user.require(Permission::Users)?;
     let u = user.clone();
     let page = blocking(&app, move |app| {
-        let result = {
-            let mut accounts = app.accounts_mut();
-            accounts::reset_password(&mut accounts, &app.store, u.id.as_str(), &id)
+        let result = app.execute(&u.actor(), Request::ResetPassword { id: &id }, app.today());
+        let result = match result {
+            Ok(outcome) => Ok(password(outcome)?),
+            Err(e) => Err(e),
         };
         match result {
             Ok(password) => {
@@ -271,7 +279,7 @@ impl AccessPage {
 pub const ACCESS_ROWS_MAX: usize = 500;
 
 fn day_start_us(d: NaiveDate) -> Option<i64> {
-    d.and_hms_opt(0, 0, 0)?.and_local_timezone(jst()).single().map(|t| t.timestamp_micros())
+    d.and_hms_opt(0, 0, 0)?.and_local_timezone(daicho_app::clock::JST).single().map(|t| t.timestamp_micros())
 }
 
 /// `GET /admin/access`.

@@ -12,23 +12,23 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use daicho_app::{CONFLICT_MESSAGE, Failure, Outcome, Refusal, Request};
 use daicho_domain::event::EventBody;
 use daicho_domain::ids::CommandId;
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::privacy::Channel;
 use daicho_domain::users::AccessAction;
-use daicho_projections::submit::{Decider, Submitted, submit_as};
 use sha2::{Digest, Sha256};
 
 use super::recipient::{current, view_of};
 use super::{FormPairs, see_other, values};
-use crate::access::record;
 use crate::app::{App, blocking, format_recorded};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::forms::{self, Context, Values};
-use crate::pending::PendingLink;
 use crate::render::{Nav, html};
+use daicho_app::access::record;
+use daicho_app::pending::PendingLink;
 
 /// One pending request as shown.
 pub struct Row {
@@ -270,16 +270,16 @@ pub async fn approve(
                 return Ok(Err(format!("依頼の内容に誤りがあります: {}", m.join("／"))));
             }
         };
-        let mut ledger = app.ledger();
-        let config = ledger.config().clone();
-        match submit_as(&mut *ledger, &config, today, &cmd, Decider::User(u.role)).map_err(AppError::internal)? {
-            Submitted::Accepted { position, .. } | Submitted::AlreadyApplied { position } => {
-                drop(ledger);
+        match app.execute(&u.actor(), Request::Recipient { command: &cmd, seen: None }, today) {
+            Ok(Outcome::Recorded { position, .. } | Outcome::AlreadyApplied { position }) => {
                 app.pending.remove(&link.id).map_err(AppError::internal)?;
                 tracing::info!(approver = %u.id, recipient = link.recipient, position, "request approved");
                 Ok(Ok(position))
             }
-            Submitted::Rejected(r) => Ok(Err(format!("記録できません: {}", r.message()))),
+            Ok(other) => Err(AppError::internal(format!("unexpected outcome {other:?}"))),
+            Err(Failure::Rejected(Refusal::Rule(r))) => Ok(Err(format!("記録できません: {}", r.message()))),
+            Err(Failure::Conflict) => Ok(Err(format!("{CONFLICT_MESSAGE}。"))),
+            Err(e) => Err(e.into()),
         }
     })
     .await?;

@@ -25,11 +25,11 @@ use serde_json::Value;
 
 use super::recipient::stream_of;
 use super::{FormPairs, values};
-use crate::access::record;
 use crate::app::{App, blocking, format_recorded};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
+use daicho_app::access::record;
 
 /// One chain's status.
 pub struct ChainRow {

@@ -10,19 +10,20 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use daicho_app::billing::{BillingError, StatementFiles, file_names};
 use daicho_domain::billing::{Month, Policy};
 use daicho_domain::users::AccessAction;
-use daicho_projections::billing::{BillingError, StatementFiles, file_names};
 use daicho_projections::fee::{Adjustment, Status, SummaryRow};
 use daicho_projections::fee_report::trend_svg;
 use serde::Deserialize;
 
 use super::{FormPairs, attachment, file_body, file_sha256, see_other, values};
-use crate::access::record;
 use crate::app::{App, blocking, format_recorded, random_hex};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
+use daicho_app::access::record;
+use daicho_app::{Failure, Outcome, Refusal, Request};
 
 /// One policy's count on the page.
 pub struct PolicyRow {
@@ -234,13 +235,18 @@ pub async fn close(State(app): State<Arc<App>>, user: CurrentUser, form: FormPai
             let messages = Messages { month: Some(month_message(&month_raw)), ..Messages::default() };
             return Ok(Err(render_page(app, &u, &month_raw, Some(policy), messages)?));
         };
-        let closed = app.ledger().close_fee_month(month, policy, today, u.id.as_str(), None);
+        let closed = app.execute(&u.actor(), Request::CloseMonth { month, policy, dir: None }, today);
         match closed {
-            Ok((_, position)) => {
+            Ok(outcome) => {
+                let position = match outcome {
+                    Outcome::MonthClosed { position, .. } => position,
+                    other => return Err(AppError::internal(format!("unexpected outcome {other:?}"))),
+                };
                 tracing::info!(user = %u.id, month = %month, position, "billing month closed");
                 Ok(Ok(format!("/billing?month={month}&closed=1")))
             }
-            Err(BillingError::Other(e)) => Err(AppError::internal(e)),
+            Err(Failure::Infrastructure(e)) => Err(AppError::internal(e)),
+            Err(Failure::Rejected(Refusal::Forbidden { .. })) => Err(AppError::Forbidden),
             Err(e) => {
                 let messages = Messages { close: Some(e.to_string()), ..Messages::default() };
                 Ok(Err(render_page(app, &u, &month_raw, Some(policy), messages)?))
@@ -271,14 +277,17 @@ pub async fn schedule(State(app): State<Arc<App>>, user: CurrentUser, form: Form
         let problem = match (&from, unit) {
             (Err(_), _) => Some("開始月は YYYY-MM の形で入力してください（例: 2027-04）".to_owned()),
             (_, None) => Some(BillingError::UnitTooLarge.to_string()),
-            (Ok(from), Some(unit)) => match app.ledger().set_fee_schedule(*from, unit, u.id.as_str(), today) {
-                Ok(position) => {
-                    tracing::info!(user = %u.id, from = %from, unit, position, "fee schedule set");
-                    None
+            (Ok(from), Some(unit)) => {
+                match app.execute(&u.actor(), Request::FeeSchedule { from: *from, unit_yen: unit }, today) {
+                    Ok(_) => {
+                        tracing::info!(user = %u.id, from = %from, unit, "fee schedule set");
+                        None
+                    }
+                    Err(Failure::Infrastructure(e)) => return Err(AppError::internal(e)),
+                    Err(Failure::Rejected(Refusal::Forbidden { .. })) => return Err(AppError::Forbidden),
+                    Err(e) => Some(e.to_string()),
                 }
-                Err(BillingError::Other(e)) => return Err(AppError::internal(e)),
-                Err(e) => Some(e.to_string()),
-            },
+            }
         };
         match problem {
             None => Ok(Ok(format!("/billing?month={back}&scheduled=1"))),

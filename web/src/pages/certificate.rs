@@ -15,11 +15,11 @@ use serde::Deserialize;
 use daicho_domain::privacy::Channel;
 
 use super::recipient::{fold, load, view_of};
-use crate::access::record;
 use crate::app::{App, blocking};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::render::html;
+use daicho_app::access::record;
 
 /// The print page.
 #[derive(Template)]

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use daicho_app::submit::Preview;
+use daicho_app::{CONFLICT_MESSAGE, Failure, Outcome as Executed, Refusal, Request};
 use daicho_domain::command::{Command, CommandBody};
 use daicho_domain::config::Config;
 use daicho_domain::event::EventBody;
@@ -25,18 +27,17 @@ use daicho_domain::state::State as StreamState;
 use daicho_domain::users::AccessAction;
 use daicho_projections::changes::RecordChange;
 use daicho_projections::recipient_number;
-use daicho_projections::submit::{Decider, Preview, Submitted, preview, submit_as};
 
 use super::recipient::current;
 use super::{FormPairs, see_other, values};
-use crate::access::record;
 use crate::app::{App, blocking, random_hex};
 use crate::auth::{CurrentUser, Permission};
 use crate::describe;
 use crate::error::{AppError, AppResult};
 use crate::forms::{self, Context, Field, Form, FormError, Input, Values};
-use crate::pending::PendingLink;
 use crate::render::{Nav, html};
+use daicho_app::access::record;
+use daicho_app::pending::PendingLink;
 
 /// One option of a select.
 pub struct Opt {
@@ -451,19 +452,17 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
             Ok(cmd) => cmd,
             Err(errors) => return Ok(show_form(&errors)),
         };
-        let decider = Decider::User(u.role);
-        let mut ledger = app.ledger();
-        let previewed = preview(&mut *ledger, &config, today, &cmd, decider).map_err(AppError::internal)?;
-        let (before, stream, events) = match previewed {
+        let actor = u.actor();
+        let previewed = app.preview(&actor, &cmd, today)?;
+        let (before, stream, version, events) = match previewed {
             Preview::Rejected(r) => return Ok(show_form(&rejection_error(form, &r))),
             Preview::AlreadyApplied { position } => {
                 return Ok(Outcome::Redirect(done_location(app, &cmd, n, position)?));
             }
-            Preview::Would { before, stream, events } => (before, stream, events),
+            Preview::Would { before, stream, version, events } => (before, stream, version, events),
         };
         if step == "confirm" {
             if approval {
-                drop(ledger);
                 let n = n.ok_or(AppError::NotFound)?;
                 let fields: Vec<(String, String)> = form
                     .fields
@@ -492,14 +491,30 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
                 tracing::info!(user = %u.id, recipient = n, kind = form.kind, "sent for approval");
                 return Ok(Outcome::Redirect(format!("/recipients/{n}?requested=1")));
             }
-            return match submit_as(&mut *ledger, &config, today, &cmd, decider).map_err(AppError::internal)? {
-                Submitted::Accepted { position, .. } | Submitted::AlreadyApplied { position } => {
-                    drop(ledger);
+            // The version the confirmation page was made at: a record changed since is a
+            // conflict, not something to decide again behind the caseworker's back.
+            let seen = match values.get("seen") {
+                None | Some("") => None,
+                Some(v) => {
+                    Some(v.parse::<u64>().map_err(|_| AppError::BadRequest("画面を開き直してください。".into()))?)
+                }
+            };
+            return match app.execute(&actor, Request::Recipient { command: &cmd, seen }, today) {
+                Ok(Executed::Recorded { position, .. } | Executed::AlreadyApplied { position }) => {
                     Ok(Outcome::Redirect(done_location(app, &cmd, n, position)?))
                 }
-                Submitted::Rejected(r) => Ok(show_form(&rejection_error(form, &r))),
+                Ok(other) => Err(AppError::internal(format!("unexpected outcome {other:?}"))),
+                Err(Failure::Rejected(Refusal::Rule(r))) => Ok(show_form(&rejection_error(form, &r))),
+                Err(Failure::Conflict) => {
+                    tracing::info!(user = %u.id, command = %cmd.id, "lost a concurrent change; nothing written");
+                    // The form again, as entered: confirming it again decides on the record as
+                    // it is now.
+                    Ok(show_form(&[FormError { field: None, message: format!("{CONFLICT_MESSAGE}。") }]))
+                }
+                Err(e) => Err(e.into()),
             };
         }
+        let mut ledger = app.ledger();
         // The confirmation.
         let after = events.iter().fold(*before, evolve);
         let internal = stream.as_deref().and_then(recipient_number);
@@ -507,7 +522,17 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
         let changes = projections.record_changes(&config, internal, after.recipient()).map_err(AppError::internal)?;
         drop(ledger);
         Ok(Outcome::Confirm(confirm_page(
-            app, &u, form, &subject, &values, &cmd, &events, &changes, &config, &id, approval,
+            app,
+            &u,
+            form,
+            &subject,
+            &values,
+            &cmd,
+            &events,
+            &changes,
+            &config,
+            (&id, version),
+            approval,
         )))
     })
     .await?;
@@ -527,7 +552,7 @@ fn done_location(app: &App, cmd: &Command, n: Option<u64>, position: u64) -> App
         Some(n) => n,
         None => app
             .store
-            .stream_for_key(daicho_projections::ledger::RECIPIENT_CATEGORY, cmd.recipient.as_str())
+            .stream_for_key(daicho_app::ledger::RECIPIENT_CATEGORY, cmd.recipient.as_str())
             .map_err(AppError::internal)?
             .and_then(|s| recipient_number(s.as_str()))
             .ok_or_else(|| AppError::internal("recorded recipient has no stream"))?,
@@ -546,7 +571,7 @@ fn confirm_page(
     events: &[daicho_domain::event::Event],
     changes: &[RecordChange],
     config: &Config,
-    id: &str,
+    (id, version): (&str, u64),
     needs_approval: bool,
 ) -> ConfirmPage {
     let change = matches!(cmd.body, CommandBody::RenewCertificate { .. } | CommandBody::ChangeCertificate { .. })
@@ -572,6 +597,7 @@ fn confirm_page(
     let mut hidden: Vec<(String, String)> =
         form.fields.iter().map(|f| (f.name.to_owned(), values.get(f.name).unwrap_or("").to_owned())).collect();
     hidden.push(("id".into(), id.to_owned()));
+    hidden.push(("seen".into(), version.to_string()));
     ConfirmPage {
         nav: Nav::new(user, &app.municipality, if subject.n.is_none() { "new" } else { "search" }),
         title: form.title,

@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use daicho_projections::health::{Health, human_bytes};
+use daicho_app::health::{Health, human_bytes};
 
 use crate::app::{App, blocking, format_recorded, now};
 use crate::auth::{CurrentUser, Permission};

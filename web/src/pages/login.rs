@@ -2,7 +2,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use askama::Template;
 use axum::extract::connect_info::ConnectInfo;
@@ -12,11 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::{FormPairs, see_other, values};
-use crate::accounts::verify_password;
 use crate::app::{App, blocking};
 use crate::auth::{CurrentUser, Refused, clear_cookie, session_cookie, session_token};
 use crate::error::AppResult;
 use crate::render::html;
+use daicho_app::accounts::verify_password;
 
 /// The login page.
 #[derive(Template)]
@@ -87,7 +86,7 @@ pub async fn login(
         return Ok(busy(html(&page("ただいま混み合っています。少し待ってからやり直してください。")), 1));
     };
     // Counted before the hash, so parallel attempts cannot pass the limit together.
-    match app.throttle.attempt(&user, &addr, &app.settings.throttle_limits(), Instant::now()) {
+    match app.throttle.attempt(&user, &addr, &app.settings.throttle_limits(), app.settings.clock.now()) {
         Ok(()) => {}
         Err(Refused::Locked) => {
             tracing::warn!(user = %who, "login refused: too many failures");
@@ -109,7 +108,7 @@ pub async fn login(
         let _permit = permit;
         let account = app.accounts().get(&id).filter(|a| !a.disabled).cloned();
         Ok(match account {
-            Some(a) if password.chars().count() <= crate::accounts::PASSWORD_CHARS_MAX => {
+            Some(a) if password.chars().count() <= daicho_app::accounts::PASSWORD_CHARS_MAX => {
                 verify_password(&a.password_hash, &password)
             }
             _ => {

@@ -13,6 +13,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::NaiveDate;
+use daicho_app::ledger::Ledger;
 use daicho_domain::calendar::legal_age;
 use daicho_domain::config::Config;
 use daicho_domain::event::{Event, EventBody};
@@ -21,19 +22,18 @@ use daicho_domain::state::{Residency, State as StreamState};
 use daicho_domain::users::AccessAction;
 use daicho_domain::{calendar::parse_date, evolve};
 use daicho_projections::Entry;
-use daicho_projections::ledger::Ledger;
 use daicho_projections::pmh::validate;
 use daicho_store::{Envelope, StreamId};
 use serde::Deserialize;
 
 use super::{FormPairs, date_ja, end_ja, values};
-use crate::access::record;
 use crate::app::{App, blocking, format_recorded};
 use crate::auth::{CurrentUser, Permission};
 use crate::describe;
 use crate::error::{AppError, AppResult};
 use crate::forms::FORMS;
 use crate::render::{Nav, html};
+use daicho_app::access::record;
 
 /// Query of the recipient page (no personal data: a date, a position, a notice).
 #[derive(Debug, Default, Deserialize)]
@@ -505,7 +505,7 @@ pub async fn reveal(
             user.id.as_str(),
             "reauthentication",
             &app.settings.throttle_limits(),
-            std::time::Instant::now(),
+            app.settings.clock.now(),
         );
         if throttle.is_err() {
             let message = "パスワードの誤りが続いたため、しばらく表示できません".to_owned();
@@ -515,8 +515,8 @@ pub async fn reveal(
         let ok = blocking(&app, move |app| {
             let _permit = permit;
             let hash = app.accounts().get(&id).map(|a| a.password_hash.clone()).unwrap_or_default();
-            Ok(password.chars().count() <= crate::accounts::PASSWORD_CHARS_MAX
-                && crate::accounts::verify_password(&hash, &password))
+            Ok(password.chars().count() <= daicho_app::accounts::PASSWORD_CHARS_MAX
+                && daicho_app::accounts::verify_password(&hash, &password))
         })
         .await?;
         if !ok {

@@ -15,12 +15,12 @@ use daicho_projections::query::SearchBy;
 
 use super::recipient::{load, view_of};
 use super::{FormPairs, values};
-use crate::access::record;
 use crate::app::{App, blocking};
 use crate::auth::{CurrentUser, Permission};
 use crate::describe;
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
+use daicho_app::access::record;
 
 /// Results per page.
 pub const PAGE_SIZE: usize = 50;

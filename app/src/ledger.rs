@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{ProjectionError, Projections, recipient_number};
 use chrono::NaiveDate;
 use daicho_domain::codec::{self, CONFIGURATION_SET};
 use daicho_domain::command::{Command, Fingerprint};
@@ -17,18 +16,17 @@ use daicho_domain::event::Event;
 use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::{MyNumberHolder, State, evolve};
-use daicho_store::{
-    AppendError, AppendRequest, Envelope, ExpectedVersion, NewEvent, Store, StoreError, StreamId, Target,
-};
+use daicho_projections::{ProjectionError, Projections, recipient_number};
+use daicho_store::{AppendError, Envelope, Store, StoreError, StreamId};
 
-use crate::export::Batch;
-use crate::submit::{Appended, Backend, BackendError, Loaded};
+use crate::append::{RETRIES_MAX, System, lost_race, recipient_request, text_digest};
+
+use crate::files::{DiskFile, FinishFile, sync_dir};
+use crate::submit::{Appended, BackendError, Loaded};
+use daicho_projections::export::Batch;
 
 /// The system stream of PMH batches (its stream version is the batch number).
 pub const PMH_STREAM: &str = "pmh";
-
-/// Attempts to record a PMH batch while others keep writing.
-const HEAD_RETRIES_MAX: usize = 20;
 
 /// A recorded PMH batch, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +92,12 @@ pub fn store_dir(data: &Path) -> PathBuf {
     data.join("store")
 }
 
+/// The control socket of a running server inside a data directory (`daicho.sock`, mode 0600):
+/// the CLI's `status` and `backup` ask the server through it.
+pub fn control_socket(data: &Path) -> PathBuf {
+    data.join("daicho.sock")
+}
+
 /// The projections directory inside a data directory.
 pub fn projections_dir(data: &Path) -> PathBuf {
     data.join("projections")
@@ -104,24 +108,6 @@ pub struct Ledger {
     store: Store,
     config: Config,
     projections: Projections,
-}
-
-/// SHA-256 of a text: the digest of a system request (the configuration text, a batch or
-/// billing event's debug form).
-pub(crate) fn text_digest(text: &str) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes()).into()
-}
-
-/// The one event of a system request (configuration, PMH batch, billing) with id `id`.
-pub(crate) fn system_event(id: &str, encoded: codec::Encoded, today: NaiveDate) -> Vec<NewEvent> {
-    vec![NewEvent {
-        event_id: format!("{id}#0"),
-        event_type: encoded.event_type.to_owned(),
-        schema_version: encoded.schema_version,
-        effective: today,
-        payload: encoded.payload,
-    }]
 }
 
 /// The mode of a data directory and of every directory in it: the owner's only.
@@ -178,19 +164,18 @@ impl Ledger {
         private_dir(data).map_err(|e| LedgerError::Store(e.into()))?;
         let store = Store::create(&store_dir(data))?;
         let encoded = codec::encode_configuration(toml).map_err(|e| LedgerError::Config(e.to_string()))?;
-        let request = AppendRequest {
-            target: Target::Stream {
-                stream: StreamId::parse(CONFIG_STREAM).ok_or_else(|| LedgerError::Other("config stream id".into()))?,
-                expected: ExpectedVersion::NoStream,
-            },
-            request_id: "init".into(),
-            request_digest: text_digest(toml),
-            actor: "daicho-init".into(),
-            approver: None,
+        let system = System {
+            stream: CONFIG_STREAM,
+            version: Some(0),
+            id: "init",
+            digest: text_digest(toml),
+            actor: "daicho-init",
             expected_head: None,
-            events: system_event("init", encoded, today),
+            effective: today,
         };
-        store.append_blocking(request).map_err(|e| LedgerError::Other(e.to_string()))?;
+        store
+            .append_blocking(system.request(vec![encoded]).map_err(LedgerError::Other)?)
+            .map_err(|e| LedgerError::Other(e.to_string()))?;
         let projections = Projections::open(&projections_dir(data)).map_err(|e| LedgerError::Other(e.to_string()))?;
         Ok(Ledger { store, config, projections })
     }
@@ -242,16 +227,19 @@ impl Ledger {
         let version = self.store.stream_version(&stream)?;
         let encoded = codec::encode_configuration(toml).map_err(|e| LedgerError::Config(e.to_string()))?;
         let id = format!("config-v{}", version + 1);
-        let request = AppendRequest {
-            target: Target::Stream { stream, expected: ExpectedVersion::Exactly(version) },
-            request_id: id.clone(),
-            request_digest: text_digest(toml),
-            actor: actor.to_owned(),
-            approver: None,
+        let system = System {
+            stream: CONFIG_STREAM,
+            version: Some(version),
+            id: &id,
+            digest: text_digest(toml),
+            actor,
             expected_head: None,
-            events: system_event(&id, encoded, today),
+            effective: today,
         };
-        let outcome = self.store.append_blocking(request).map_err(|e| LedgerError::Other(e.to_string()))?;
+        let outcome = self
+            .store
+            .append_blocking(system.request(vec![encoded]).map_err(LedgerError::Other)?)
+            .map_err(|e| LedgerError::Other(e.to_string()))?;
         self.config = config;
         Ok(outcome.last.0)
     }
@@ -290,7 +278,7 @@ impl Ledger {
         if number.is_none() {
             writers.into_iter().for_each(|(_, w)| w.discard());
         } else {
-            sync_dir(dir).map_err(|e| LedgerError::Other(format!("{}: {e}", dir.display())))?;
+            sync_dir(dir).map_err(LedgerError::Other)?;
         }
         Ok((number, batch))
     }
@@ -304,7 +292,7 @@ impl Ledger {
         open: &mut dyn FnMut(&str) -> std::io::Result<W>,
     ) -> Result<(Option<u64>, Batch, Written<W>), LedgerError> {
         let stream = StreamId::parse(PMH_STREAM).ok_or_else(|| LedgerError::Other("pmh stream id".into()))?;
-        for _ in 0..HEAD_RETRIES_MAX {
+        for _ in 0..RETRIES_MAX {
             let head = self.store.head();
             let projections = self.projections()?;
             let config = projections.config().cloned().ok_or_else(|| LedgerError::Config("no configuration".into()))?;
@@ -332,19 +320,19 @@ impl Ledger {
                 files: batch.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect(),
             };
             let encoded = codec::encode_pmh_batch(&event).map_err(|e| LedgerError::Other(e.to_string()))?;
-            let id = format!("pmh-{key}-{}-{}", crate::export::mode_name(mode), head.position);
-            let request = AppendRequest {
-                target: Target::Stream { stream: stream.clone(), expected: ExpectedVersion::Exactly(version) },
-                request_id: id.clone(),
-                request_digest: text_digest(&format!("{event:?}")),
-                actor: actor.to_owned(),
-                approver: None,
+            let id = format!("pmh-{key}-{}-{}", daicho_projections::export::mode_name(mode), head.position);
+            let system = System {
+                stream: PMH_STREAM,
+                version: Some(version),
+                id: &id,
+                digest: text_digest(&format!("{event:?}")),
+                actor,
                 expected_head: Some(head.position),
-                events: system_event(&id, encoded, today),
+                effective: today,
             };
-            match self.store.append_blocking(request) {
+            match self.store.append_blocking(system.request(vec![encoded]).map_err(LedgerError::Other)?) {
                 Ok(o) => return Ok((Some(o.stream_version), batch, finished)),
-                Err(AppendError::HeadMoved { .. } | AppendError::WrongExpectedVersion { .. }) => {
+                Err(e) if lost_race(&e) => {
                     for (_, w) in finished {
                         w.discard();
                     }
@@ -400,7 +388,7 @@ impl Ledger {
             for (_, w) in writers {
                 w.finish_file().map_err(|e| LedgerError::Other(format!("batch file: {e}")))?;
             }
-            sync_dir(dir).map_err(|e| LedgerError::Other(format!("{}: {e}", dir.display())))?;
+            sync_dir(dir).map_err(LedgerError::Other)?;
         }
         Ok((recorded, batch))
     }
@@ -456,21 +444,20 @@ fn store_err(e: StoreError) -> BackendError {
     BackendError(e.to_string())
 }
 
-impl Backend for Ledger {
-    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
-        Ok(self.store.request(id.as_str()).map_err(store_err)?.map(|r| (Fingerprint(r.digest), r.outcome.last.0)))
+/// Reads of recipient streams that deciding a command needs.
+impl Ledger {
+    /// The earlier request with this id: its fingerprint and last position.
+    pub fn prior(&self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
+        prior(&self.store, id)
     }
 
-    fn load(&mut self, recipient: &RecipientRef) -> Result<Loaded, BackendError> {
-        let Some(stream) = self.store.stream_for_key(RECIPIENT_CATEGORY, recipient.as_str()).map_err(store_err)? else {
-            return Ok(Loaded { state: State::default(), stream: None, version: 0 });
-        };
-        let envelopes = self.store.read_stream(&stream).map_err(store_err)?;
-        let version = envelopes.last().map_or(0, |e| e.stream_version);
-        Ok(Loaded { state: Ledger::fold(&envelopes)?, stream: Some(stream.to_string()), version })
+    /// The recipient's stream, folded.
+    pub fn load(&self, recipient: &RecipientRef) -> Result<Loaded, BackendError> {
+        load(&self.store, recipient)
     }
 
-    fn holder(&mut self, my_number: &MyNumber, recipient: &RecipientRef) -> Result<MyNumberHolder, BackendError> {
+    /// Who holds a My Number now (the register is caught up first).
+    pub fn holder(&mut self, my_number: &MyNumber, recipient: &RecipientRef) -> Result<MyNumberHolder, BackendError> {
         let holder = self.projections().map_err(|e| BackendError(e.to_string()))?.my_number_holder(my_number);
         let holder = holder.map_err(|e| BackendError(e.to_string()))?;
         let mine = self.store.stream_for_key(RECIPIENT_CATEGORY, recipient.as_str()).map_err(store_err)?;
@@ -481,107 +468,42 @@ impl Backend for Ledger {
             Some(_) => MyNumberHolder::Another,
         })
     }
-
-    fn append(&mut self, loaded: &Loaded, cmd: &Command, events: &[Event]) -> Result<Appended, BackendError> {
-        let target = match &loaded.stream {
-            Some(s) => Target::Stream {
-                stream: StreamId::parse(s).ok_or_else(|| BackendError(format!("bad stream id {s}")))?,
-                expected: ExpectedVersion::Exactly(loaded.version),
-            },
-            None => Target::NewKeyed { category: RECIPIENT_CATEGORY.into(), key: cmd.recipient.to_string() },
-        };
-        let request = append_request(cmd, events, target).map_err(BackendError)?;
-        match self.store.append_blocking(request) {
-            Ok(o) if o.already_applied => Ok(Appended::AlreadyApplied { last: o.last.0 }),
-            Ok(o) => Ok(Appended::Written { last: o.last.0 }),
-            Err(AppendError::WrongExpectedVersion { .. } | AppendError::StreamKeyTaken { .. }) => {
-                Ok(Appended::Conflict)
-            }
-            Err(AppendError::RequestIdReused | AppendError::EventIdReused { .. }) => Ok(Appended::IdReused),
-            Err(e) => Err(BackendError(e.to_string())),
-        }
-    }
 }
 
-/// The store request that records the `events` `cmd` was decided to, at `target`: one event id
-/// per event (`<command id>#<n>`), the command's fingerprint as the request digest.
-pub fn append_request(cmd: &Command, events: &[Event], target: Target) -> Result<AppendRequest, String> {
-    let mut new_events = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let encoded = codec::encode(&e.body).map_err(|e| e.to_string())?;
-        new_events.push(NewEvent {
-            event_id: format!("{}#{i}", cmd.id),
-            event_type: encoded.event_type.into(),
-            schema_version: encoded.schema_version,
-            effective: e.effective,
-            payload: encoded.payload,
-        });
+/// The earlier request with this id in `store`: its fingerprint and last position.
+pub(crate) fn prior(store: &Store, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
+    Ok(store.request(id.as_str()).map_err(store_err)?.map(|r| (Fingerprint(r.digest), r.outcome.last.0)))
+}
+
+/// The recipient's stream in `store`, folded.
+pub(crate) fn load(store: &Store, recipient: &RecipientRef) -> Result<Loaded, BackendError> {
+    let Some(stream) = store.stream_for_key(RECIPIENT_CATEGORY, recipient.as_str()).map_err(store_err)? else {
+        return Ok(Loaded { state: State::default(), stream: None, version: 0 });
+    };
+    let envelopes = store.read_stream(&stream).map_err(store_err)?;
+    let version = envelopes.last().map_or(0, |e| e.stream_version);
+    Ok(Loaded { state: Ledger::fold(&envelopes)?, stream: Some(stream.to_string()), version })
+}
+
+/// Appends the events `cmd` was decided to on the recipient stream loaded at `version`; with
+/// `head`, only if the log's head is still there.
+pub(crate) fn append(
+    store: &Store,
+    version: u64,
+    head: Option<daicho_store::Position>,
+    cmd: &Command,
+    events: &[Event],
+) -> Result<Appended, BackendError> {
+    let mut request = recipient_request(cmd, events, version).map_err(BackendError)?;
+    request.expected_head = head;
+    match store.append_blocking(request) {
+        Ok(o) if o.already_applied => Ok(Appended::AlreadyApplied { last: o.last.0 }),
+        Ok(o) => Ok(Appended::Written { last: o.last.0 }),
+        Err(e) if lost_race(&e) => Ok(Appended::Conflict),
+        Err(AppendError::RequestIdReused | AppendError::EventIdReused { .. }) => Ok(Appended::IdReused),
+        Err(e) => Err(BackendError(e.to_string())),
     }
-    Ok(AppendRequest {
-        target,
-        request_id: cmd.id.to_string(),
-        request_digest: cmd.fingerprint().0,
-        actor: cmd.actor.to_string(),
-        approver: cmd.body.approver().map(ToString::to_string),
-        expected_head: None,
-        events: new_events,
-    })
 }
 
 /// A batch's data files as written: (name, writer), JSON first.
 type Written<W> = Vec<(String, W)>;
-
-/// A batch file's writer, finished once the batch is to be recorded.
-trait FinishFile: std::io::Write + Sized {
-    /// Makes the content durable (a file: flushed and fsynced).
-    fn finish_file(self) -> std::io::Result<Self>;
-    /// Throws the content away (a file is removed).
-    fn discard(self);
-}
-
-impl FinishFile for Vec<u8> {
-    fn finish_file(self) -> std::io::Result<Self> {
-        Ok(self)
-    }
-    fn discard(self) {}
-}
-
-/// A batch file being written on disk.
-struct DiskFile {
-    path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
-}
-
-impl DiskFile {
-    fn create(path: &Path) -> std::io::Result<DiskFile> {
-        let file = std::fs::File::create(path)?;
-        Ok(DiskFile { path: path.to_path_buf(), out: std::io::BufWriter::with_capacity(1 << 20, file) })
-    }
-}
-
-impl std::io::Write for DiskFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.out.write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
-
-impl FinishFile for DiskFile {
-    fn finish_file(mut self) -> std::io::Result<Self> {
-        use std::io::Write;
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
-        Ok(self)
-    }
-    fn discard(self) {
-        // Best effort: the content is regenerable from the log.
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Makes new directory entries durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}

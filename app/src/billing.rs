@@ -9,26 +9,23 @@
 //! adjustment lines in the first open month.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use daicho_domain::billing::{FeeSchedule, Month, Policy};
 use daicho_domain::codec::{self, BillingEvent, CONFIGURATION_SET, MonthClosed};
 use daicho_domain::config::Config;
-use daicho_store::{AppendError, AppendRequest, ExpectedVersion, Position, Store, StreamId, Target};
+use daicho_store::{Position, Store, StreamId};
 
-use crate::export::Hashing;
-use crate::fee::{Basis, Statement, Status};
-use crate::fee_report::{statement_html, statement_json, summary_csv};
-use crate::ledger::{CONFIG_STREAM, Ledger, system_event, text_digest};
-use crate::query::Reader;
+use crate::append::{RETRIES_MAX, System, lost_race, text_digest};
+use crate::ledger::{CONFIG_STREAM, Ledger};
+use daicho_projections::export::Hashing;
+use daicho_projections::fee::{Basis, Statement, Status};
+use daicho_projections::fee_report::{statement_html, statement_json, summary_csv};
+use daicho_projections::query::Reader;
 
 /// The system stream of the fee schedule and closed months.
 pub const BILLING_STREAM: &str = "billing";
-
-/// Attempts to close a month while others keep writing.
-const HEAD_RETRIES_MAX: usize = 20;
 
 /// Why a billing request was refused or failed. Messages are Japanese and name no person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +42,8 @@ pub enum BillingError {
     ScheduleClosed { from: Month, closed: Month },
     /// The unit price is out of range.
     UnitTooLarge,
+    /// Others kept writing meanwhile: nothing recorded; try again.
+    Conflict,
     /// Anything else (I/O, store), described.
     Other(String),
 }
@@ -67,6 +66,7 @@ impl std::fmt::Display for BillingError {
                 closed.label_ja()
             ),
             BillingError::UnitTooLarge => write!(f, "単価は0〜{}円で指定してください", codec::UNIT_YEN_MAX),
+            BillingError::Conflict => f.write_str(crate::execute::CONFLICT_MESSAGE),
             BillingError::Other(e) => f.write_str(e),
         }
     }
@@ -161,11 +161,6 @@ enum Sink<'a> {
     Dir(&'a Path),
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BillingError> {
-    let mut f = std::fs::File::create(path).map_err(|e| other(format!("{}: {e}", path.display())))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| other(format!("{}: {e}", path.display())))
-}
-
 impl Ledger {
     /// The `billing` stream at the head.
     pub fn billing_log(&self) -> Result<BillingLog, BillingError> {
@@ -190,10 +185,8 @@ impl Ledger {
         }
         let event = BillingEvent::FeeScheduleSet { from_month: from, unit_yen };
         let id = format!("fee-schedule-{}", log.version + 1);
-        self.append_billing(&event, &id, log.version, None, actor, today).map_err(|e| match e {
-            Some(e) => e,
-            None => other("台帳が同時に更新されました。もう一度実行してください"),
-        })
+        self.append_billing(&event, &id, log.version, None, actor, today)
+            .map_err(|e| e.unwrap_or(BillingError::Conflict))
     }
 
     fn append_billing(
@@ -206,21 +199,18 @@ impl Ledger {
         today: NaiveDate,
     ) -> Result<u64, Option<BillingError>> {
         let encoded = codec::encode_billing(event).map_err(|e| Some(other(e)))?;
-        let request = AppendRequest {
-            target: Target::Stream {
-                stream: billing_stream().map_err(Some)?,
-                expected: ExpectedVersion::Exactly(version),
-            },
-            request_id: id.to_owned(),
-            request_digest: text_digest(&format!("{event:?}")),
-            actor: actor.to_owned(),
-            approver: None,
+        let system = System {
+            stream: BILLING_STREAM,
+            version: Some(version),
+            id,
+            digest: text_digest(&format!("{event:?}")),
+            actor,
             expected_head,
-            events: system_event(id, encoded, today),
+            effective: today,
         };
-        match self.store().append_blocking(request) {
+        match self.store().append_blocking(system.request(vec![encoded]).map_err(|e| Some(other(e)))?) {
             Ok(o) => Ok(o.last.0),
-            Err(AppendError::HeadMoved { .. } | AppendError::WrongExpectedVersion { .. }) => Err(None),
+            Err(e) if lost_race(&e) => Err(None),
             Err(e) => Err(Some(other(e))),
         }
     }
@@ -257,7 +247,7 @@ impl Ledger {
         if month.last_day() >= today {
             return Err(BillingError::NotEnded(month));
         }
-        for _ in 0..HEAD_RETRIES_MAX {
+        for _ in 0..RETRIES_MAX {
             let log = self.billing_log()?;
             if log.closed.contains_key(&month) {
                 return Err(BillingError::AlreadyClosed(month));
@@ -298,7 +288,7 @@ impl Ledger {
                 Err(Some(e)) => return Err(e),
             }
         }
-        Err(other("台帳の更新が続いたため締められませんでした。もう一度実行してください"))
+        Err(BillingError::Conflict)
     }
 }
 
@@ -411,23 +401,18 @@ impl FeeReader {
         let mut files = vec![StatementFile { name: names[0].clone(), sha256: csv_files[0].1.clone() }];
         for (name, bytes) in [(&names[1], summary), (&names[2], json), (&names[3], html)] {
             if let Sink::Dir(dir) = sink {
-                write_synced(&dir.join(name), &bytes)?;
+                crate::files::write_synced(dir, name, &bytes).map_err(other)?;
             }
             files.push(StatementFile { name: name.clone(), sha256: sha_hex(&bytes) });
         }
         if let Sink::Dir(dir) = sink {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| other(format!("{}: {e}", dir.display())))?;
+            crate::files::sync_dir(dir).map_err(other)?;
         }
         Ok(StatementFiles { statement, files, matches_closed: None })
     }
 }
 
-fn sha_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::files::sha256_hex as sha_hex;
 
 /// The default output directory of a month's statement.
 pub fn default_dir(month: Month) -> PathBuf {

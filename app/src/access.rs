@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use daicho_domain::codec;
 use daicho_domain::ids::UserId;
 use daicho_domain::users::{AccessAction, AccessRecord};
-use daicho_store::{AppendRequest, ExpectedVersion, NewEvent, Store, StoreError, StreamId, Target};
+use daicho_store::{Store, StoreError};
+
+use crate::append::System;
 use sha2::{Digest, Sha256};
 
 /// The stream of access records.
@@ -131,33 +133,28 @@ impl AccessLog {
 }
 
 /// One append request of `records` (each an event), under a random request id.
-fn request(records: &[AccessRecord], today: chrono::NaiveDate) -> Result<AppendRequest, String> {
-    let stream = StreamId::parse(ACCESS_STREAM).ok_or("access stream id")?;
+fn request(records: &[AccessRecord], today: chrono::NaiveDate) -> Result<daicho_store::AppendRequest, String> {
     let mut id_bytes = [0u8; 16];
     getrandom::fill(&mut id_bytes).map_err(|e| format!("random: {e}"))?;
-    let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let id = format!("a-{}", crate::files::hex(&id_bytes));
     let mut digest = Sha256::new();
-    let mut events = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let encoded = codec::encode_access(r).map_err(|e| e.to_string())?;
-        digest.update(&encoded.payload);
-        events.push(NewEvent {
-            event_id: format!("a-{id}#{i}"),
-            event_type: encoded.event_type.to_owned(),
-            schema_version: encoded.schema_version,
-            effective: today,
-            payload: encoded.payload,
-        });
+    let mut encoded = Vec::with_capacity(records.len());
+    for r in records {
+        let e = codec::encode_access(r).map_err(|e| e.to_string())?;
+        digest.update(&e.payload);
+        encoded.push(e);
     }
-    Ok(AppendRequest {
-        target: Target::Stream { stream, expected: ExpectedVersion::Any },
-        request_id: format!("a-{id}"),
-        request_digest: digest.finalize().into(),
-        actor: records.first().map(|r| r.user.to_string()).unwrap_or_default(),
-        approver: None,
+    let actor = records.first().map(|r| r.user.to_string()).unwrap_or_default();
+    let system = System {
+        stream: ACCESS_STREAM,
+        version: None,
+        id: &id,
+        digest: digest.finalize().into(),
+        actor: &actor,
         expected_head: None,
-        events,
-    })
+        effective: today,
+    };
+    system.request(encoded)
 }
 
 /// A record of `user` for `recipients` (none, one, or every row of a list) on `page`.

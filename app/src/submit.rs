@@ -25,6 +25,9 @@ pub enum Submitted {
     AlreadyApplied { position: u64 },
     /// Refused by a rule; nothing written.
     Rejected(Rejection),
+    /// The recipient's record changed since the user saw it (or kept changing while this was
+    /// retried): nothing written; reload and decide again.
+    Conflict,
 }
 
 /// Attempts before a command that keeps meeting concurrent writers is given up.
@@ -82,13 +85,14 @@ pub enum Preview {
     AlreadyApplied { position: u64 },
     /// Refused by a rule.
     Rejected(Rejection),
-    /// Would record these events on a stream whose state is `before`.
-    Would { before: Box<State>, stream: Option<String>, events: Vec<Event> },
+    /// Would record these events on a stream whose state is `before` at `version`.
+    Would { before: Box<State>, stream: Option<String>, version: u64, events: Vec<Event> },
 }
 
 enum Decided {
     AlreadyApplied(u64),
     Rejected(Rejection),
+    Stale,
     Record(Box<Loaded>, Vec<Event>),
 }
 
@@ -117,6 +121,7 @@ fn decide_once(
     today: NaiveDate,
     cmd: &Command,
     decider: Decider,
+    seen: Option<u64>,
 ) -> Result<Decided, BackendError> {
     if let Some((fingerprint, last)) = backend.prior(&cmd.id)? {
         return Ok(if fingerprint == cmd.fingerprint() {
@@ -126,6 +131,9 @@ fn decide_once(
         });
     }
     let loaded = backend.load(&cmd.recipient)?;
+    if seen.is_some_and(|v| v != loaded.version) {
+        return Ok(Decided::Stale);
+    }
     let holder = match &cmd.body {
         CommandBody::LinkMyNumber { my_number, .. } => backend.holder(my_number, &cmd.recipient)?,
         _ => MyNumberHolder::Nobody,
@@ -153,12 +161,14 @@ pub fn preview(
     cmd: &Command,
     decider: Decider,
 ) -> Result<Preview, BackendError> {
-    Ok(match decide_once(backend, config, today, cmd, decider)? {
+    Ok(match decide_once(backend, config, today, cmd, decider, None)? {
         Decided::AlreadyApplied(position) => Preview::AlreadyApplied { position },
         Decided::Rejected(r) => Preview::Rejected(r),
+        // Not reachable without `seen`.
+        Decided::Stale => Preview::Rejected(Rejection::IdempotencyKeyReused),
         Decided::Record(loaded, events) => {
-            let Loaded { state, stream, .. } = *loaded;
-            Preview::Would { before: Box::new(state), stream, events }
+            let Loaded { state, stream, version } = *loaded;
+            Preview::Would { before: Box::new(state), stream, version, events }
         }
     })
 }
@@ -170,21 +180,26 @@ pub fn submit(
     today: NaiveDate,
     cmd: &Command,
 ) -> Result<Submitted, BackendError> {
-    submit_as(backend, config, today, cmd, Decider::Operator)
+    submit_as(backend, config, today, cmd, Decider::Operator, None)
 }
 
-/// Decides and records one command as `decider`.
+/// Decides and records one command as `decider`. With `seen` (the stream version the user
+/// confirmed), a stream at another version is a conflict: the user decided on what is no longer
+/// there. A concurrent append between reading and appending is retried; one that keeps losing
+/// is a conflict too. Nothing is written on a conflict.
 pub fn submit_as(
     backend: &mut dyn Backend,
     config: &Config,
     today: NaiveDate,
     cmd: &Command,
     decider: Decider,
+    seen: Option<u64>,
 ) -> Result<Submitted, BackendError> {
     for _ in 0..CONFLICT_RETRIES_MAX {
-        let (loaded, events) = match decide_once(backend, config, today, cmd, decider)? {
+        let (loaded, events) = match decide_once(backend, config, today, cmd, decider, seen)? {
             Decided::AlreadyApplied(position) => return Ok(Submitted::AlreadyApplied { position }),
             Decided::Rejected(r) => return Ok(Submitted::Rejected(r)),
+            Decided::Stale => return Ok(Submitted::Conflict),
             Decided::Record(loaded, events) => (loaded, events),
         };
         match backend.append(&loaded, cmd, &events)? {
@@ -194,5 +209,6 @@ pub fn submit_as(
             Appended::Conflict => continue,
         }
     }
-    Err(BackendError(format!("{CONFLICT_RETRIES_MAX} concurrent conflicts in a row; giving up on this command")))
+    tracing::warn!(command = %cmd.id, "{CONFLICT_RETRIES_MAX} concurrent conflicts in a row; given up");
+    Ok(Submitted::Conflict)
 }

@@ -12,7 +12,9 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use daicho_domain::codec;
 use daicho_domain::ids::UserId;
 use daicho_domain::users::{Role, UserEvent};
-use daicho_store::{AppendError, AppendRequest, ExpectedVersion, NewEvent, Store, StreamId, Target};
+use daicho_store::{AppendError, Store, StreamId};
+
+use crate::append::System;
 use sha2::{Digest, Sha256};
 
 /// The system stream of users.
@@ -163,22 +165,16 @@ impl Accounts {
         }
         let encoded = codec::encode_user(&event).map_err(|e| AccountError::Failed(e.to_string()))?;
         let id = format!("users-v{}", self.version + 1);
-        let request = AppendRequest {
-            target: Target::Stream { stream: users_stream()?, expected: ExpectedVersion::Exactly(self.version) },
-            request_id: id.clone(),
-            request_digest: Sha256::digest(&encoded.payload).into(),
-            actor: actor.to_owned(),
-            approver: None,
+        let system = System {
+            stream: USERS_STREAM,
+            version: Some(self.version),
+            id: &id,
+            digest: Sha256::digest(&encoded.payload).into(),
+            actor,
             expected_head: None,
-            events: vec![NewEvent {
-                event_id: format!("{id}#0"),
-                event_type: encoded.event_type.to_owned(),
-                schema_version: encoded.schema_version,
-                effective: crate::app::now().date_naive(),
-                payload: encoded.payload,
-            }],
+            effective: crate::clock::today_in_japan(),
         };
-        match store.append_blocking(request) {
+        match store.append_blocking(system.request(vec![encoded]).map_err(AccountError::Failed)?) {
             Ok(o) => {
                 self.apply(&event, actor);
                 self.version = o.stream_version;

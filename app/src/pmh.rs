@@ -1,0 +1,78 @@
+//! PMH batch files (PMH 連携ファイル): what is written beside a batch's data files, and making a
+//! recorded batch's files again from the log. The CLI (`daicho pmh export`) and the web UI
+//! (`/pmh`) both write through here, so a batch's directory looks the same whoever made it.
+//!
+//! A batch's data files (JSON, CSV) are streamed while the batch is computed
+//! ([`Ledger::record_pmh_batch_into`]); its companion files are `manifest.json` (the batches,
+//! their files' hashes, the chain head they were computed at) and, when records were held back,
+//! `rejects.csv`. Companions are made from the batches and the chain at a fixed position, so they
+//! come out byte for byte the same whenever they are made.
+
+use std::path::Path;
+
+use daicho_projections::export::{Batch, manifest, rejects_csv};
+use daicho_store::Position;
+
+use crate::files;
+use crate::ledger::{Ledger, LedgerError, RecordedBatch};
+
+/// The companion files of a batch that held back `held_back` records.
+pub fn companion_names(held_back: u32) -> &'static [&'static str] {
+    if held_back > 0 { &["manifest.json", "rejects.csv"] } else { &["manifest.json"] }
+}
+
+/// The companion files of `batches` (numbers: `None` when nothing was sent), anchored at the
+/// chain's event at `position`.
+pub fn companion_files(
+    ledger: &Ledger,
+    batches: &[(Option<u64>, &Batch)],
+    position: u64,
+) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+    let hash = ledger
+        .store()
+        .get(Position(position))?
+        .ok_or_else(|| LedgerError::Other(format!("no event at position {position}")))?
+        .hash
+        .to_hex();
+    let mut out = vec![("manifest.json".to_owned(), manifest(ledger.config(), batches, position, &hash))];
+    let held: Vec<&Batch> = batches.iter().map(|(_, b)| *b).filter(|b| !b.held_back.is_empty()).collect();
+    if !held.is_empty() {
+        out.push(("rejects.csv".to_owned(), rejects_csv(&held)));
+    }
+    Ok(out)
+}
+
+/// Writes the companion files of `batches` into `dir` (replacing any there) and makes them
+/// durable.
+pub fn write_companions(
+    ledger: &Ledger,
+    dir: &Path,
+    batches: &[(Option<u64>, &Batch)],
+    position: u64,
+) -> Result<(), LedgerError> {
+    for (name, bytes) in companion_files(ledger, batches, position)? {
+        files::replace(dir, &name, &bytes).map_err(LedgerError::Other)?;
+    }
+    Ok(())
+}
+
+/// A recorded batch made again from the log.
+pub struct Regenerated {
+    /// The batch as recorded.
+    pub recorded: RecordedBatch,
+    /// The batch as made now.
+    pub batch: Batch,
+    /// Whether every data file hashes as recorded.
+    pub matches: bool,
+}
+
+/// Makes batch `number`'s data files and companions again in `dir`, from the log alone, and
+/// says whether the data files hash as recorded.
+pub fn regenerate_into(ledger: &Ledger, number: u64, dir: &Path) -> Result<Regenerated, LedgerError> {
+    std::fs::create_dir_all(dir).map_err(|e| LedgerError::Other(format!("{}: {e}", dir.display())))?;
+    let (recorded, batch) = ledger.regenerate_pmh_batch_into(number, dir)?;
+    let matches = batch.files.len() == recorded.batch.files.len()
+        && batch.files.iter().zip(&recorded.batch.files).all(|(f, (name, h))| f.name == *name && f.sha256 == *h);
+    write_companions(ledger, dir, &[(Some(number), &batch)], recorded.batch.to_position)?;
+    Ok(Regenerated { recorded, batch, matches })
+}
