@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use chrono::NaiveDate;
 use daicho_domain::codec;
 use daicho_domain::ids::UserId;
-use daicho_domain::users::{Role, UserEvent};
+use daicho_domain::users::{self, AccountRejection, Role, UserEvent};
 use daicho_store::{AppendError, Store, StreamId};
 
 use crate::append::System;
@@ -20,12 +21,7 @@ use sha2::{Digest, Sha256};
 /// The system stream of users.
 pub const USERS_STREAM: &str = "users";
 
-/// Shortest password a person may choose.
-pub const PASSWORD_CHARS_MIN: usize = 12;
-/// Longest password accepted (argon2 would take any; a bound keeps requests small).
-pub const PASSWORD_CHARS_MAX: usize = 128;
-/// Longest display name.
-pub const NAME_CHARS_MAX: usize = 50;
+pub use daicho_domain::users::{NAME_CHARS_MAX, PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN, check_password};
 
 /// One account as the log has it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,12 +51,8 @@ pub struct Accounts {
 /// Why an account operation failed.
 #[derive(Debug)]
 pub enum AccountError {
-    /// The id is taken.
-    Exists,
-    /// No such account.
-    Unknown,
-    /// A value is not acceptable (a Japanese message naming the field).
-    Invalid(String),
+    /// A rule refused it (`daicho_domain::users`).
+    Rejected(AccountRejection),
     /// Someone else changed the accounts first: reload and try again.
     Conflict,
     /// Storage or hashing failed.
@@ -70,9 +62,7 @@ pub enum AccountError {
 impl std::fmt::Display for AccountError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AccountError::Exists => f.write_str("この利用者IDは使われています"),
-            AccountError::Unknown => f.write_str("この利用者IDはありません"),
-            AccountError::Invalid(m) => f.write_str(m),
+            AccountError::Rejected(r) => write!(f, "{r}"),
             AccountError::Conflict => f.write_str("ほかの操作と重なりました。もう一度操作してください"),
             AccountError::Failed(m) => write!(f, "記録できませんでした: {m}"),
         }
@@ -80,6 +70,12 @@ impl std::fmt::Display for AccountError {
 }
 
 impl std::error::Error for AccountError {}
+
+impl From<AccountRejection> for AccountError {
+    fn from(r: AccountRejection) -> Self {
+        AccountError::Rejected(r)
+    }
+}
 
 fn users_stream() -> Result<StreamId, AccountError> {
     StreamId::parse(USERS_STREAM).ok_or_else(|| AccountError::Failed("users stream id".into()))
@@ -149,20 +145,17 @@ impl Accounts {
     }
 
     /// Records a user event (checked against the accounts as they are) and applies it.
-    pub fn record(&mut self, store: &Store, actor: &str, event: UserEvent) -> Result<(), AccountError> {
-        match &event {
-            UserEvent::Added { user, name, .. } => {
-                if self.by_id.contains_key(user.as_str()) {
-                    return Err(AccountError::Exists);
-                }
-                check_name(name)?;
-            }
-            UserEvent::PasswordSet { user, .. } | UserEvent::Disabled { user } => {
-                if !self.by_id.contains_key(user.as_str()) {
-                    return Err(AccountError::Unknown);
-                }
-            }
-        }
+    pub fn record(
+        &mut self,
+        store: &Store,
+        actor: &str,
+        event: UserEvent,
+        today: NaiveDate,
+    ) -> Result<(), AccountError> {
+        let user = match &event {
+            UserEvent::Added { user, .. } | UserEvent::PasswordSet { user, .. } | UserEvent::Disabled { user } => user,
+        };
+        users::decide_user(&event, self.by_id.get(user.as_str()).map(|a| a.disabled))?;
         let encoded = codec::encode_user(&event).map_err(|e| AccountError::Failed(e.to_string()))?;
         let id = format!("users-v{}", self.version + 1);
         let system = System {
@@ -172,7 +165,7 @@ impl Accounts {
             digest: Sha256::digest(&encoded.payload).into(),
             actor,
             expected_head: None,
-            effective: crate::clock::today_in_japan(),
+            effective: today,
         };
         match store.append_blocking(system.request(vec![encoded]).map_err(AccountError::Failed)?) {
             Ok(o) => {
@@ -184,35 +177,6 @@ impl Accounts {
             Err(e) => Err(AccountError::Failed(e.to_string())),
         }
     }
-}
-
-fn check_name(name: &str) -> Result<(), AccountError> {
-    let n = name.trim();
-    if n.is_empty() {
-        return Err(AccountError::Invalid("氏名を入力してください".into()));
-    }
-    if n.chars().count() > NAME_CHARS_MAX {
-        return Err(AccountError::Invalid(format!("氏名は{NAME_CHARS_MAX}文字以内で入力してください")));
-    }
-    if n.chars().any(|c| c.is_control() || c == '<' || c == '>') {
-        return Err(AccountError::Invalid("氏名に使えない文字があります".into()));
-    }
-    Ok(())
-}
-
-/// Checks a password a person chose.
-pub fn check_password(password: &str) -> Result<(), AccountError> {
-    let n = password.chars().count();
-    if n < PASSWORD_CHARS_MIN {
-        return Err(AccountError::Invalid(format!("パスワードは{PASSWORD_CHARS_MIN}文字以上にしてください")));
-    }
-    if n > PASSWORD_CHARS_MAX {
-        return Err(AccountError::Invalid(format!("パスワードは{PASSWORD_CHARS_MAX}文字以内にしてください")));
-    }
-    if password.chars().any(char::is_control) {
-        return Err(AccountError::Invalid("パスワードに制御文字は使えません".into()));
-    }
-    Ok(())
 }
 
 /// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes) and a random salt.
@@ -253,60 +217,61 @@ pub fn generate_password() -> Result<String, AccountError> {
 pub fn add_user(
     accounts: &mut Accounts,
     store: &Store,
-    actor: &str,
+    (actor, today): (&str, NaiveDate),
     id: &str,
     name: &str,
     role: Role,
 ) -> Result<String, AccountError> {
-    let user = UserId::parse(id)
-        .map_err(|e| AccountError::Invalid(format!("利用者ID: {}（英数字と . _ - で64文字まで）", e.message())))?;
+    let user = UserId::parse(id).map_err(AccountRejection::IdInvalid)?;
     let password = generate_password()?;
     let password_hash = hash_password(&password)?;
-    accounts.record(store, actor, UserEvent::Added { user, name: name.trim().to_owned(), role, password_hash })?;
+    let event = UserEvent::Added { user, name: name.trim().to_owned(), role, password_hash };
+    accounts.record(store, actor, event, today)?;
     Ok(password)
 }
 
 /// Gives a user a new generated password; returns it (show it once).
-pub fn reset_password(accounts: &mut Accounts, store: &Store, actor: &str, id: &str) -> Result<String, AccountError> {
-    let user = UserId::parse(id).map_err(|_| AccountError::Unknown)?;
+pub fn reset_password(
+    accounts: &mut Accounts,
+    store: &Store,
+    (actor, today): (&str, NaiveDate),
+    id: &str,
+) -> Result<String, AccountError> {
+    let user = UserId::parse(id).map_err(|_| AccountRejection::Unknown)?;
     let password = generate_password()?;
     let password_hash = hash_password(&password)?;
-    accounts.record(store, actor, UserEvent::PasswordSet { user, password_hash })?;
+    accounts.record(store, actor, UserEvent::PasswordSet { user, password_hash }, today)?;
     Ok(password)
 }
 
-/// Disables a user.
 /// The user `id` chooses a new password, knowing the current one; recorded with the user as
 /// the actor, so it need not be changed again.
 pub fn change_own_password(
     accounts: &mut Accounts,
     store: &Store,
-    id: &str,
+    (id, today): (&str, NaiveDate),
     current: &str,
     new: &str,
 ) -> Result<(), AccountError> {
-    let account = accounts.get(id).filter(|a| !a.disabled).ok_or(AccountError::Unknown)?;
+    let account = accounts.get(id).filter(|a| !a.disabled).ok_or(AccountRejection::Unknown)?;
     if current.chars().count() > PASSWORD_CHARS_MAX || !verify_password(&account.password_hash, current) {
-        return Err(AccountError::Invalid("現在のパスワードが正しくありません".into()));
+        return Err(AccountRejection::CurrentPasswordWrong.into());
     }
-    check_password(new)?;
-    if new == current {
-        return Err(AccountError::Invalid("新しいパスワードは現在のものと別にしてください".into()));
-    }
-    if new.trim().eq_ignore_ascii_case(id) {
-        return Err(AccountError::Invalid("利用者IDと同じパスワードは使えません".into()));
-    }
+    users::check_new_password(&account.id, current, new)?;
     let password_hash = hash_password(new)?;
     let user = account.id.clone();
-    accounts.record(store, id, UserEvent::PasswordSet { user, password_hash })
+    accounts.record(store, id, UserEvent::PasswordSet { user, password_hash }, today)
 }
 
-pub fn disable_user(accounts: &mut Accounts, store: &Store, actor: &str, id: &str) -> Result<(), AccountError> {
-    let user = UserId::parse(id).map_err(|_| AccountError::Unknown)?;
-    if accounts.get(id).is_some_and(|a| a.disabled) {
-        return Err(AccountError::Invalid("この利用者は既に無効です".into()));
-    }
-    accounts.record(store, actor, UserEvent::Disabled { user })
+/// Disables a user.
+pub fn disable_user(
+    accounts: &mut Accounts,
+    store: &Store,
+    (actor, today): (&str, NaiveDate),
+    id: &str,
+) -> Result<(), AccountError> {
+    let user = UserId::parse(id).map_err(|_| AccountRejection::Unknown)?;
+    accounts.record(store, actor, UserEvent::Disabled { user }, today)
 }
 
 #[cfg(test)]
@@ -344,23 +309,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::create(dir.path()).unwrap();
         let mut accounts = Accounts::load(&store).unwrap();
-        let pw = add_user(&mut accounts, &store, "admin", "sato", "佐藤 花子", Role::Caseworker).unwrap();
+        let admin = ("admin", NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+        let pw = add_user(&mut accounts, &store, admin, "sato", "佐藤 花子", Role::Caseworker).unwrap();
         assert!(matches!(
-            add_user(&mut accounts, &store, "admin", "sato", "別人", Role::Viewer),
-            Err(AccountError::Exists)
+            add_user(&mut accounts, &store, admin, "sato", "別人", Role::Viewer),
+            Err(AccountError::Rejected(AccountRejection::IdTaken))
         ));
         assert!(matches!(
-            add_user(&mut accounts, &store, "admin", "x y", "名前", Role::Viewer),
-            Err(AccountError::Invalid(_))
+            add_user(&mut accounts, &store, admin, "x y", "名前", Role::Viewer),
+            Err(AccountError::Rejected(AccountRejection::IdInvalid(_)))
         ));
-        let pw2 = reset_password(&mut accounts, &store, "admin", "sato").unwrap();
-        disable_user(&mut accounts, &store, "admin", "sato").unwrap();
+        let pw2 = reset_password(&mut accounts, &store, admin, "sato").unwrap();
+        disable_user(&mut accounts, &store, admin, "sato").unwrap();
+        assert!(matches!(
+            disable_user(&mut accounts, &store, admin, "sato"),
+            Err(AccountError::Rejected(AccountRejection::AlreadyDisabled))
+        ));
         let reloaded = Accounts::load(&store).unwrap();
         let a = reloaded.get("sato").unwrap();
         assert_eq!(a.role, Role::Caseworker);
         assert!(a.disabled);
         assert!(verify_password(&a.password_hash, &pw2));
         assert!(!verify_password(&a.password_hash, &pw));
-        assert!(matches!(disable_user(&mut accounts, &store, "admin", "nobody"), Err(AccountError::Unknown)));
+        assert!(matches!(
+            disable_user(&mut accounts, &store, admin, "nobody"),
+            Err(AccountError::Rejected(AccountRejection::Unknown))
+        ));
+        // The events carry the day they were decided on, not the wall clock's.
+        let events = store.read_stream(&users_stream().unwrap()).unwrap();
+        assert!(events.iter().all(|e| e.effective == admin.1));
     }
 }

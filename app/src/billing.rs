@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use daicho_domain::billing::{FeeSchedule, Month, Policy};
+use daicho_domain::billing::{self, BillingRejection, FeeSchedule, Month, Policy};
 use daicho_domain::codec::{self, BillingEvent, CONFIGURATION_SET, MonthClosed};
 use daicho_domain::config::Config;
 use daicho_store::{Position, Store, StreamId};
@@ -30,18 +30,8 @@ pub const BILLING_STREAM: &str = "billing";
 /// Why a billing request was refused or failed. Messages are Japanese and name no person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BillingError {
-    /// The month has not ended (its last day is today or later).
-    NotEnded(Month),
-    /// The month is closed already.
-    AlreadyClosed(Month),
-    /// No fee schedule covers the month: nothing to charge or close.
-    NotCharged(Month),
-    /// The month was closed under another policy.
-    PolicyDiffers { month: Month, closed: Policy },
-    /// A schedule entry would change a closed month.
-    ScheduleClosed { from: Month, closed: Month },
-    /// The unit price is out of range.
-    UnitTooLarge,
+    /// A rule refused it (`daicho_domain::billing`).
+    Rejected(BillingRejection),
     /// Others kept writing meanwhile: nothing recorded; try again.
     Conflict,
     /// Anything else (I/O, store), described.
@@ -51,25 +41,22 @@ pub enum BillingError {
 impl std::fmt::Display for BillingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BillingError::NotEnded(m) => write!(f, "{} はまだ終わっていないため締められません", m.label_ja()),
-            BillingError::AlreadyClosed(m) => write!(f, "{} は締め済みです", m.label_ja()),
-            BillingError::NotCharged(m) => {
-                write!(f, "{} は料金表の開始前のため課金されません（締める必要はありません）", m.label_ja())
-            }
-            BillingError::PolicyDiffers { month, closed } => {
-                write!(f, "{} は計上方針 {} で締められています", month.label_ja(), closed.code())
-            }
-            BillingError::ScheduleClosed { from, closed } => write!(
-                f,
-                "{} からの料金は設定できません: {} は締め済みです（締め済みの月は変えられません）",
-                from.label_ja(),
-                closed.label_ja()
-            ),
-            BillingError::UnitTooLarge => write!(f, "単価は0〜{}円で指定してください", codec::UNIT_YEN_MAX),
+            BillingError::Rejected(r) => write!(f, "{r}"),
             BillingError::Conflict => f.write_str(crate::execute::CONFLICT_MESSAGE),
             BillingError::Other(e) => f.write_str(e),
         }
     }
+}
+
+impl From<BillingRejection> for BillingError {
+    fn from(r: BillingRejection) -> Self {
+        BillingError::Rejected(r)
+    }
+}
+
+/// The closed months and their policies, as the rules need them.
+fn closed_policies(log: &BillingLog) -> BTreeMap<Month, Policy> {
+    log.closed.iter().map(|(m, c)| (*m, c.policy)).collect()
 }
 
 fn other(e: impl std::fmt::Display) -> BillingError {
@@ -169,20 +156,15 @@ impl Ledger {
 
     /// Records a fee schedule entry: `unit_yen` per counted unit and month from `from` on.
     /// Refused when it would change a closed month. Returns the event's position.
-    pub fn set_fee_schedule(
+    pub(crate) fn set_fee_schedule(
         &mut self,
         from: Month,
         unit_yen: u32,
         actor: &str,
         today: NaiveDate,
     ) -> Result<u64, BillingError> {
-        if unit_yen > codec::UNIT_YEN_MAX {
-            return Err(BillingError::UnitTooLarge);
-        }
         let log = self.billing_log()?;
-        if let Some((closed, _)) = log.closed.range(from..).next() {
-            return Err(BillingError::ScheduleClosed { from, closed: *closed });
-        }
+        billing::decide_schedule(from, unit_yen, &closed_policies(&log))?;
         let event = BillingEvent::FeeScheduleSet { from_month: from, unit_yen };
         let id = format!("fee-schedule-{}", log.version + 1);
         self.append_billing(&event, &id, log.version, None, actor, today)
@@ -236,7 +218,7 @@ impl Ledger {
     /// Closes `month` under `policy`: computes its final statement at the head, writes the files
     /// (into `dir`, or only hashes them), and records `billing_month_closed`. Refused when the month
     /// has not ended by `today`, is closed, or is not charged.
-    pub fn close_fee_month(
+    pub(crate) fn close_fee_month(
         &mut self,
         month: Month,
         policy: Policy,
@@ -244,17 +226,9 @@ impl Ledger {
         actor: &str,
         dir: Option<&Path>,
     ) -> Result<(StatementFiles, u64), BillingError> {
-        if month.last_day() >= today {
-            return Err(BillingError::NotEnded(month));
-        }
         for _ in 0..RETRIES_MAX {
             let log = self.billing_log()?;
-            if log.closed.contains_key(&month) {
-                return Err(BillingError::AlreadyClosed(month));
-            }
-            let Some(unit_yen) = log.schedule.unit_for(month) else {
-                return Err(BillingError::NotCharged(month));
-            };
+            let unit_yen = billing::decide_close(month, today, &log.schedule, &closed_policies(&log))?;
             let fees = self.fee_reader()?;
             let head = Position(fees.reader.applied_position().map_err(other)?);
             let sink = match dir {
@@ -330,13 +304,10 @@ impl FeeReader {
     ) -> Result<StatementFiles, BillingError> {
         let at = self.reader.applied_position().map_err(other)?;
         let log = billing_log(&self.store, at)?;
-        match log.closed.get(&month) {
+        let closed = log.closed.get(&month);
+        let policy = billing::statement_policy(month, policy, closed.map(|c| c.policy))?;
+        match closed {
             Some(c) => {
-                if let Some(p) = policy
-                    && p != c.policy
-                {
-                    return Err(BillingError::PolicyDiffers { month, closed: c.policy });
-                }
                 let mut files = self.compute(month, c.policy, Status::Closed, c.position, sink)?;
                 files.matches_closed = Some(
                     files.files.len() == c.files.len()

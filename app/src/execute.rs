@@ -19,13 +19,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
-use daicho_domain::billing::{Month, Policy};
+use daicho_domain::billing::{BillingRejection, Month, Policy};
 use daicho_domain::command::{Command, Fingerprint};
 use daicho_domain::config::{PmhMode, ProgramKey};
 use daicho_domain::event::Event;
 use daicho_domain::ids::{CommandId, RecipientRef, UserId};
 use daicho_domain::numbers::MyNumber;
-use daicho_domain::users::Role;
+use daicho_domain::users::{AccountRejection, Role};
 use daicho_domain::{MyNumberHolder, Rejection};
 use daicho_projections::export::Batch;
 use daicho_store::Position;
@@ -34,6 +34,7 @@ use crate::App;
 use crate::accounts::{self, AccountError};
 use crate::billing::{BillingError, StatementFiles};
 use crate::ledger::{self, LedgerError};
+use crate::pending::{PendingLink, PendingLinks};
 use crate::policy::{Permission, allows, roles_with};
 use crate::submit::{Appended, Backend, BackendError, Decider, Loaded, Preview, Submitted, preview, submit_as};
 
@@ -99,21 +100,31 @@ pub enum Request<'a> {
     ResetPassword { id: &'a str },
     /// The actor's own new password.
     ChangeOwnPassword { current: &'a str, new: &'a str },
+    /// A request for approval (a My Number link or correction, or the rescind of one), entered
+    /// by the actor; a second submit of the same form finds the first.
+    AskApproval { link: PendingLink },
+    /// A request approved: its command (actor: who asked; approver: the actor) recorded, then the
+    /// request removed.
+    Approve { request: &'a str, command: &'a Command },
+    /// A request sent back (removed).
+    SendBack { request: &'a str },
 }
 
 /// What a write did.
 #[derive(Debug)]
 pub enum Outcome {
     /// Recorded; the position of its last event.
-    Recorded { position: u64, events: Vec<Event> },
+    Recorded { position: Position, events: Vec<Event> },
     /// Recorded before with the same content: nothing written; its original last position.
-    AlreadyApplied { position: u64 },
+    AlreadyApplied { position: Position },
     /// A PMH batch: its number (`None`: nothing to send, nothing recorded) and files.
     Batch { number: Option<u64>, batch: Box<Batch> },
     /// A month closed: its statement files and the position of the closing event.
-    MonthClosed { files: Box<StatementFiles>, position: u64 },
+    MonthClosed { files: Box<StatementFiles>, position: Position },
     /// A generated password, to be shown once.
     Password(String),
+    /// A request for approval stored (or found stored, from the same form): its id.
+    Requested { id: String },
     /// Done, nothing to report.
     Done,
 }
@@ -147,17 +158,24 @@ pub enum Refusal {
     /// A recipient command refused by a rule of the domain.
     Rule(Rejection),
     /// A billing rule.
-    Billing(BillingError),
-    /// An account rule (the id is taken, unknown, or a value is not acceptable), with the form
-    /// field it is about.
-    Account { field: Option<&'static str>, message: String },
+    Billing(BillingRejection),
+    /// An account rule (the id is taken, unknown, or a value is not acceptable); it names the
+    /// form field it is about (`AccountRejection::field`).
+    Account(AccountRejection),
     /// The configuration is invalid.
     Config(String),
+    /// The form's request waits for approval already, with other values.
+    AlreadyRequested,
+    /// No such request waits for approval.
+    NoSuchRequest,
+    /// The one who asked can no longer record (disabled, or their role changed).
+    RequesterCannotRecord,
 }
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Refusal::Forbidden { needs } if needs.is_empty() => f.write_str("この操作を行う権限がありません"),
             Refusal::Forbidden { needs } => write!(
                 f,
                 "この操作には{}の権限が必要です",
@@ -165,8 +183,15 @@ impl std::fmt::Display for Refusal {
             ),
             Refusal::Rule(r) => f.write_str(&r.message()),
             Refusal::Billing(e) => write!(f, "{e}"),
-            Refusal::Account { message, .. } => f.write_str(message),
+            Refusal::Account(r) => write!(f, "{r}"),
             Refusal::Config(m) => f.write_str(m),
+            Refusal::AlreadyRequested => f.write_str(
+                "この画面の依頼は既に承認待ちです。内容を変えるときは、受給者画面から入力し直してください。",
+            ),
+            Refusal::NoSuchRequest => f.write_str("この依頼は承認待ちにありません（承認または差し戻し済みです）。"),
+            Refusal::RequesterCannotRecord => {
+                f.write_str("依頼した職員の利用者IDが無効になっているため、承認できません。差し戻してください。")
+            }
         }
     }
 }
@@ -181,6 +206,7 @@ impl From<LedgerError> for Failure {
     fn from(e: LedgerError) -> Self {
         match e {
             LedgerError::Config(m) => Failure::Rejected(Refusal::Config(m)),
+            LedgerError::Conflict => Failure::Conflict,
             other => Failure::Infrastructure(other.to_string()),
         }
     }
@@ -189,9 +215,9 @@ impl From<LedgerError> for Failure {
 impl From<BillingError> for Failure {
     fn from(e: BillingError) -> Self {
         match e {
+            BillingError::Rejected(rule) => Failure::Rejected(Refusal::Billing(rule)),
             BillingError::Conflict => Failure::Conflict,
             BillingError::Other(m) => Failure::Infrastructure(m),
-            rule => Failure::Rejected(Refusal::Billing(rule)),
         }
     }
 }
@@ -199,24 +225,9 @@ impl From<BillingError> for Failure {
 impl From<AccountError> for Failure {
     fn from(e: AccountError) -> Self {
         match e {
+            AccountError::Rejected(rule) => Failure::Rejected(Refusal::Account(rule)),
             AccountError::Conflict => Failure::Conflict,
             AccountError::Failed(m) => Failure::Infrastructure(m),
-            AccountError::Exists => {
-                Failure::Rejected(Refusal::Account { field: Some("id"), message: AccountError::Exists.to_string() })
-            }
-            AccountError::Invalid(m) => {
-                let field = if m.starts_with("利用者ID") {
-                    Some("id")
-                } else if m.starts_with("氏名") {
-                    Some("name")
-                } else {
-                    None
-                };
-                Failure::Rejected(Refusal::Account { field, message: m })
-            }
-            AccountError::Unknown => {
-                Failure::Rejected(Refusal::Account { field: None, message: AccountError::Unknown.to_string() })
-            }
         }
     }
 }
@@ -229,6 +240,8 @@ pub type BeforeAppend = Arc<dyn Fn(&RecipientRef) + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct Hooks {
     pub(crate) before_append: Mutex<Option<BeforeAppend>>,
+    /// Held while a request for approval is looked up and stored, or sent back.
+    pub(crate) pending: Mutex<()>,
 }
 
 impl App {
@@ -245,7 +258,7 @@ impl App {
                 if !matches!(actor, Actor::Operator(_)) {
                     return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
                 }
-                let position = self.ledger().set_config(toml, actor.name(), today)?;
+                let position = Position(self.ledger().set_config(toml, actor.name(), today)?);
                 Ok(Outcome::Recorded { position, events: Vec::new() })
             }
             Request::PmhBatch { program, mode, dir } => {
@@ -255,35 +268,50 @@ impl App {
             }
             Request::FeeSchedule { from, unit_yen } => {
                 actor.require(Permission::FeeSchedule)?;
-                let position = self.ledger().set_fee_schedule(from, unit_yen, actor.name(), today)?;
+                let position = Position(self.ledger().set_fee_schedule(from, unit_yen, actor.name(), today)?);
                 Ok(Outcome::Recorded { position, events: Vec::new() })
             }
             Request::CloseMonth { month, policy, dir } => {
                 actor.require(Permission::BillingClose)?;
                 let (files, position) = self.ledger().close_fee_month(month, policy, today, actor.name(), dir)?;
-                Ok(Outcome::MonthClosed { files: Box::new(files), position })
+                Ok(Outcome::MonthClosed { files: Box::new(files), position: Position(position) })
             }
             Request::AddUser { id, name, role } => {
                 actor.require(Permission::Users)?;
-                self.accounts_write(|a, store| accounts::add_user(a, store, actor.name(), id, name, role))
+                self.accounts_write(|a, store| accounts::add_user(a, store, (actor.name(), today), id, name, role))
                     .map(Outcome::Password)
             }
             Request::DisableUser { id } => {
                 actor.require(Permission::Users)?;
-                self.accounts_write(|a, store| accounts::disable_user(a, store, actor.name(), id))
+                self.accounts_write(|a, store| accounts::disable_user(a, store, (actor.name(), today), id))
                     .map(|()| Outcome::Done)
             }
             Request::ResetPassword { id } => {
                 actor.require(Permission::Users)?;
-                self.accounts_write(|a, store| accounts::reset_password(a, store, actor.name(), id))
+                self.accounts_write(|a, store| accounts::reset_password(a, store, (actor.name(), today), id))
                     .map(Outcome::Password)
+            }
+            Request::AskApproval { link } => self.ask_approval(actor, link),
+            Request::Approve { request, command } => self.approve(actor, request, command, today),
+            Request::SendBack { request } => {
+                actor.require(Permission::Approve)?;
+                let pending = self.pending()?;
+                let _one = self.hooks.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                pending
+                    .get(request)
+                    .map_err(Failure::Infrastructure)?
+                    .ok_or(Failure::Rejected(Refusal::NoSuchRequest))?;
+                pending.remove(request).map_err(Failure::Infrastructure)?;
+                Ok(Outcome::Done)
             }
             Request::ChangeOwnPassword { current, new } => {
                 let Actor::User { id, .. } = actor else {
                     return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
                 };
-                self.accounts_write(|a, store| accounts::change_own_password(a, store, id.as_str(), current, new))
-                    .map(|()| Outcome::Done)
+                self.accounts_write(|a, store| {
+                    accounts::change_own_password(a, store, (id.as_str(), today), current, new)
+                })
+                .map(|()| Outcome::Done)
             }
         }
     }
@@ -319,8 +347,54 @@ impl App {
         }
     }
 
+    fn ask_approval(&self, actor: &Actor, link: PendingLink) -> Result<Outcome, Failure> {
+        let Actor::User { id, .. } = actor else {
+            return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
+        };
+        actor.require(Permission::Record)?;
+        if link.requested_by != id.as_str() {
+            return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
+        }
+        let pending = self.pending()?;
+        // One request at a time, so two submits of one form cannot both miss the other.
+        let _one = self.hooks.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(existing) = pending.by_form(&link.requested_by, &link.form_key).map_err(Failure::Infrastructure)? {
+            return if (existing.recipient, &existing.kind, &existing.fields)
+                == (link.recipient, &link.kind, &link.fields)
+            {
+                Ok(Outcome::Requested { id: existing.id })
+            } else {
+                Err(Failure::Rejected(Refusal::AlreadyRequested))
+            };
+        }
+        match pending.insert(&link) {
+            Ok(()) => Ok(Outcome::Requested { id: link.id }),
+            // The id is the server's own random one: a clash is ours, not the user's.
+            Err(e) => Err(Failure::Infrastructure(format!("pending request: {e:?}"))),
+        }
+    }
+
+    /// Records an approved request as its approver and removes it. Approving twice records once
+    /// (the command id is the request's).
+    fn approve(&self, actor: &Actor, request: &str, command: &Command, today: NaiveDate) -> Result<Outcome, Failure> {
+        let pending = self.pending()?;
+        let link =
+            pending.get(request).map_err(Failure::Infrastructure)?.ok_or(Failure::Rejected(Refusal::NoSuchRequest))?;
+        if command.id.as_str() != link.id || command.actor.as_str() != link.requested_by {
+            return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
+        }
+        let outcome = self.recipient(actor, command, None, today)?;
+        pending.remove(request).map_err(Failure::Infrastructure)?;
+        Ok(outcome)
+    }
+
+    /// The pending approvals (opened by the web server).
+    pub fn pending(&self) -> Result<&PendingLinks, Failure> {
+        self.pending.get().ok_or_else(|| Failure::Infrastructure("pending approvals are not open".into()))
+    }
+
     /// A user records commands as themselves; one that needs an approver is recorded by that
-    /// approver, who may approve.
+    /// approver, who may approve, for someone else who may record.
     fn may_record(&self, actor: &Actor, command: &Command) -> Result<(), Failure> {
         let Actor::User { id, .. } = actor else { return Ok(()) };
         match command.body.approver() {
@@ -328,6 +402,12 @@ impl App {
                 actor.require(Permission::Approve)?;
                 if approver != id {
                     return Err(Failure::Rejected(Refusal::Forbidden { needs: roles_with(Permission::Approve) }));
+                }
+                // The one who asked (never the approver: the domain refuses that) may record.
+                let accounts = self.accounts();
+                let requester = accounts.get(command.actor.as_str()).filter(|a| !a.disabled);
+                if !requester.is_some_and(|a| allows(a.role, Permission::Record)) {
+                    return Err(Failure::Rejected(Refusal::RequesterCannotRecord));
                 }
             }
             None => {
@@ -374,7 +454,7 @@ impl<'a> Live<'a> {
 }
 
 impl Backend for Live<'_> {
-    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
+    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, Position)>, BackendError> {
         ledger::prior(&self.app.store, id)
     }
 

@@ -101,7 +101,15 @@ pub struct DiskFile {
 impl DiskFile {
     /// Creates (or truncates) the file at `path`.
     pub fn create(path: &Path) -> std::io::Result<DiskFile> {
-        let file = std::fs::File::create(path)?;
+        DiskFile::of(path, std::fs::File::create(path)?)
+    }
+
+    /// Creates the file at `path`, refusing one that exists (a report never overwrites another).
+    pub fn create_new(path: &Path) -> std::io::Result<DiskFile> {
+        DiskFile::of(path, std::fs::File::create_new(path)?)
+    }
+
+    fn of(path: &Path, file: std::fs::File) -> std::io::Result<DiskFile> {
         Ok(DiskFile { path: path.to_path_buf(), out: std::io::BufWriter::with_capacity(1 << 20, file) })
     }
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use daicho_store::{Checkpoint, Store};
 use serde::{Deserialize, Serialize};
 
+use crate::backup::{BackupNote, last_backup};
 use crate::ledger::{Ledger, store_dir};
-use daicho_projections::backup::{BackupNote, last_backup};
 
 /// The health of a data directory.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::{MyNumberHolder, State, evolve};
 use daicho_projections::{ProjectionError, Projections, recipient_number};
-use daicho_store::{AppendError, Envelope, Store, StoreError, StreamId};
+use daicho_store::{AppendError, Envelope, Position, Store, StoreError, StreamId};
 
 use crate::append::{RETRIES_MAX, System, lost_race, recipient_request, text_digest};
 
@@ -57,7 +57,17 @@ pub enum LedgerError {
     Config(String),
     /// The data directory can be read or entered by users other than its owner.
     Exposed { mode: u32 },
-    /// Anything else, described.
+    /// The store refused or failed an append.
+    Append(AppendError),
+    /// The register projection failed.
+    Projection(ProjectionError),
+    /// A file of ours could not be written (the path and why).
+    Io(String),
+    /// Others kept writing while a batch was computed: nothing recorded; try again.
+    Conflict,
+    /// No PMH batch with this number is recorded.
+    NoSuchBatch(u64),
+    /// A value this program made or read back is not what it should be (a bug, or a damaged log).
     Other(String),
 }
 
@@ -71,8 +81,18 @@ impl std::fmt::Display for LedgerError {
                 "データディレクトリの権限が {mode:04o} で、所有者以外も読めます。個人情報を守るため開きません。\
                  `chmod 700` でこのディレクトリを所有者だけのものにしてから、やり直してください"
             ),
-            LedgerError::Other(e) => f.write_str(e),
+            LedgerError::Append(e) => write!(f, "{e}"),
+            LedgerError::Projection(e) => write!(f, "{e}"),
+            LedgerError::Io(e) | LedgerError::Other(e) => f.write_str(e),
+            LedgerError::Conflict => f.write_str("the log kept moving; nothing was recorded"),
+            LedgerError::NoSuchBatch(n) => write!(f, "バッチ {n} は記録されていません"),
         }
+    }
+}
+
+impl From<ProjectionError> for LedgerError {
+    fn from(e: ProjectionError) -> Self {
+        LedgerError::Projection(e)
     }
 }
 
@@ -175,8 +195,8 @@ impl Ledger {
         };
         store
             .append_blocking(system.request(vec![encoded]).map_err(LedgerError::Other)?)
-            .map_err(|e| LedgerError::Other(e.to_string()))?;
-        let projections = Projections::open(&projections_dir(data)).map_err(|e| LedgerError::Other(e.to_string()))?;
+            .map_err(LedgerError::Append)?;
+        let projections = Projections::open(&projections_dir(data))?;
         Ok(Ledger { store, config, projections })
     }
 
@@ -196,7 +216,7 @@ impl Ledger {
         let toml = codec::decode_configuration(last.schema_version, &last.payload)
             .map_err(|e| LedgerError::Config(e.to_string()))?;
         let config = Config::from_toml(&toml).map_err(|e| LedgerError::Config(e.to_string()))?;
-        let projections = Projections::open(&projections_dir(data)).map_err(|e| LedgerError::Other(e.to_string()))?;
+        let projections = Projections::open(&projections_dir(data))?;
         Ok(Ledger { store, config, projections })
     }
 
@@ -206,11 +226,9 @@ impl Ledger {
         match self.projections.catch_up(&self.store, None, &mut quiet) {
             Ok(_) => {}
             Err(ProjectionError::Stale(_)) => {
-                self.projections
-                    .rebuild(&self.store, None, &mut quiet)
-                    .map_err(|e| LedgerError::Other(e.to_string()))?;
+                self.projections.rebuild(&self.store, None, &mut quiet)?;
             }
-            Err(e) => return Err(LedgerError::Other(e.to_string())),
+            Err(e) => return Err(e.into()),
         }
         Ok(&mut self.projections)
     }
@@ -221,7 +239,7 @@ impl Ledger {
     }
 
     /// Records a new configuration (validated first); it is in force from the next command.
-    pub fn set_config(&mut self, toml: &str, actor: &str, today: NaiveDate) -> Result<u64, LedgerError> {
+    pub(crate) fn set_config(&mut self, toml: &str, actor: &str, today: NaiveDate) -> Result<u64, LedgerError> {
         let config = Config::from_toml(toml).map_err(|e| LedgerError::Config(e.to_string()))?;
         let stream = StreamId::parse(CONFIG_STREAM).ok_or_else(|| LedgerError::Other("config stream id".into()))?;
         let version = self.store.stream_version(&stream)?;
@@ -239,33 +257,18 @@ impl Ledger {
         let outcome = self
             .store
             .append_blocking(system.request(vec![encoded]).map_err(LedgerError::Other)?)
-            .map_err(|e| LedgerError::Other(e.to_string()))?;
+            .map_err(|e| if lost_race(&e) { LedgerError::Conflict } else { LedgerError::Append(e) })?;
         self.config = config;
         Ok(outcome.last.0)
     }
 
     /// Computes a program's PMH batch at the head and records it, anchored at that head (if the
-    /// log moves meanwhile, computes again). Returns the batch number (`None` when there was
-    /// nothing to send: nothing is recorded then) and the batch with its files' bytes, which the
-    /// caller writes. For large batches use [`Ledger::record_pmh_batch_into`].
-    pub fn record_pmh_batch(
-        &mut self,
-        key: &ProgramKey,
-        mode: Option<PmhMode>,
-        today: NaiveDate,
-        actor: &str,
-    ) -> Result<(Option<u64>, Batch), LedgerError> {
-        let (number, mut batch, writers) = self.record_with(key, mode, today, actor, &mut |_| Ok(Vec::new()))?;
-        for (file, (_, bytes)) in batch.files.iter_mut().zip(writers) {
-            file.bytes = Some(bytes);
-        }
-        Ok((number, batch))
-    }
-
-    /// As [`Ledger::record_pmh_batch`], streaming the batch's data files into the directory
-    /// `dir` (flat memory for any size). The files are durable (fsync) before the batch is
-    /// recorded; when nothing is sent, or an attempt is recomputed, its files are removed.
-    pub fn record_pmh_batch_into(
+    /// log moves meanwhile, computes again), streaming the batch's data files into the
+    /// directory `dir` (flat memory for any size). Returns the batch number (`None` when there
+    /// was nothing to send: nothing is recorded then) and the batch. The files are durable
+    /// (fsync) before the batch is recorded; when nothing is sent, or an attempt is recomputed,
+    /// its files are removed.
+    pub(crate) fn record_pmh_batch_into(
         &mut self,
         key: &ProgramKey,
         mode: Option<PmhMode>,
@@ -278,7 +281,7 @@ impl Ledger {
         if number.is_none() {
             writers.into_iter().for_each(|(_, w)| w.discard());
         } else {
-            sync_dir(dir).map_err(LedgerError::Other)?;
+            sync_dir(dir).map_err(LedgerError::Io)?;
         }
         Ok((number, batch))
     }
@@ -295,18 +298,16 @@ impl Ledger {
         for _ in 0..RETRIES_MAX {
             let head = self.store.head();
             let projections = self.projections()?;
-            let config = projections.config().cloned().ok_or_else(|| LedgerError::Config("no configuration".into()))?;
-            let program = config.program(key).ok_or_else(|| LedgerError::Config(format!("{key}: no such program")))?;
+            let config = projections.config().cloned().ok_or_else(|| LedgerError::Other("no configuration".into()))?;
+            let program = config.program(key).ok_or_else(|| LedgerError::Other(format!("{key}: no such program")))?;
             let mode = mode.unwrap_or(program.pmh_mode);
-            let (batch, writers) = projections
-                .write_batch(&config, program, mode, head.position.0, open)
-                .map_err(|e| LedgerError::Other(e.to_string()))?;
+            let (batch, writers) = projections.write_batch(&config, program, mode, head.position.0, open)?;
             if batch.records == 0 {
                 return Ok((None, batch, writers));
             }
             let mut finished = Vec::with_capacity(writers.len());
             for (name, w) in writers {
-                finished.push((name, w.finish_file().map_err(|e| LedgerError::Other(format!("batch file: {e}")))?));
+                finished.push((name, w.finish_file().map_err(|e| LedgerError::Io(format!("batch file: {e}")))?));
             }
             let version = self.store.stream_version(&stream)?;
             let event = codec::PmhBatch {
@@ -342,11 +343,11 @@ impl Ledger {
                     for (_, w) in finished {
                         w.discard();
                     }
-                    return Err(LedgerError::Other(e.to_string()));
+                    return Err(LedgerError::Append(e));
                 }
             }
         }
-        Err(LedgerError::Other("the log kept moving; the batch was not recorded".into()))
+        Err(LedgerError::Conflict)
     }
 
     /// Every recorded PMH batch, oldest first.
@@ -386,9 +387,9 @@ impl Ledger {
             writers.into_iter().for_each(|(_, w)| w.discard());
         } else {
             for (_, w) in writers {
-                w.finish_file().map_err(|e| LedgerError::Other(format!("batch file: {e}")))?;
+                w.finish_file().map_err(|e| LedgerError::Io(format!("batch file: {e}")))?;
             }
-            sync_dir(dir).map_err(LedgerError::Other)?;
+            sync_dir(dir).map_err(LedgerError::Io)?;
         }
         Ok((recorded, batch))
     }
@@ -398,21 +399,16 @@ impl Ledger {
         number: u64,
         open: &mut dyn FnMut(&str) -> std::io::Result<W>,
     ) -> Result<(RecordedBatch, Batch, Written<W>), LedgerError> {
-        let recorded = self
-            .pmh_batches()?
-            .into_iter()
-            .find(|b| b.number == number)
-            .ok_or_else(|| LedgerError::Other(format!("no batch {number}")))?;
-        let mut temp = Projections::temporary().map_err(|e| LedgerError::Other(e.to_string()))?;
-        temp.catch_up(&self.store, Some(daicho_store::Position(recorded.batch.to_position)), &mut |_, _| {})
-            .map_err(|e| LedgerError::Other(e.to_string()))?;
-        let config = temp.config().cloned().ok_or_else(|| LedgerError::Config("no configuration".into()))?;
+        let recorded =
+            self.pmh_batches()?.into_iter().find(|b| b.number == number).ok_or(LedgerError::NoSuchBatch(number))?;
+        let mut temp = Projections::temporary()?;
+        temp.catch_up(&self.store, Some(daicho_store::Position(recorded.batch.to_position)), &mut |_, _| {})?;
+        let config = temp.config().cloned().ok_or_else(|| LedgerError::Other("no configuration".into()))?;
         let program = config
             .program(&recorded.batch.program)
-            .ok_or_else(|| LedgerError::Config(format!("{}: no such program", recorded.batch.program)))?;
-        let (batch, writers) = temp
-            .write_batch(&config, program, recorded.batch.mode, recorded.batch.to_position, open)
-            .map_err(|e| LedgerError::Other(e.to_string()))?;
+            .ok_or_else(|| LedgerError::Other(format!("{}: no such program", recorded.batch.program)))?;
+        let (batch, writers) =
+            temp.write_batch(&config, program, recorded.batch.mode, recorded.batch.to_position, open)?;
         Ok((recorded, batch, writers))
     }
 
@@ -447,7 +443,7 @@ fn store_err(e: StoreError) -> BackendError {
 /// Reads of recipient streams that deciding a command needs.
 impl Ledger {
     /// The earlier request with this id: its fingerprint and last position.
-    pub fn prior(&self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
+    pub fn prior(&self, id: &CommandId) -> Result<Option<(Fingerprint, Position)>, BackendError> {
         prior(&self.store, id)
     }
 
@@ -471,8 +467,8 @@ impl Ledger {
 }
 
 /// The earlier request with this id in `store`: its fingerprint and last position.
-pub(crate) fn prior(store: &Store, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
-    Ok(store.request(id.as_str()).map_err(store_err)?.map(|r| (Fingerprint(r.digest), r.outcome.last.0)))
+pub(crate) fn prior(store: &Store, id: &CommandId) -> Result<Option<(Fingerprint, Position)>, BackendError> {
+    Ok(store.request(id.as_str()).map_err(store_err)?.map(|r| (Fingerprint(r.digest), r.outcome.last)))
 }
 
 /// The recipient's stream in `store`, folded.
@@ -490,15 +486,15 @@ pub(crate) fn load(store: &Store, recipient: &RecipientRef) -> Result<Loaded, Ba
 pub(crate) fn append(
     store: &Store,
     version: u64,
-    head: Option<daicho_store::Position>,
+    head: Option<Position>,
     cmd: &Command,
     events: &[Event],
 ) -> Result<Appended, BackendError> {
     let mut request = recipient_request(cmd, events, version).map_err(BackendError)?;
     request.expected_head = head;
     match store.append_blocking(request) {
-        Ok(o) if o.already_applied => Ok(Appended::AlreadyApplied { last: o.last.0 }),
-        Ok(o) => Ok(Appended::Written { last: o.last.0 }),
+        Ok(o) if o.already_applied => Ok(Appended::AlreadyApplied { last: o.last }),
+        Ok(o) => Ok(Appended::Written { last: o.last }),
         Err(e) if lost_race(&e) => Ok(Appended::Conflict),
         Err(AppendError::RequestIdReused | AppendError::EventIdReused { .. }) => Ok(Appended::IdReused),
         Err(e) => Err(BackendError(e.to_string())),

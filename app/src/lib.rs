@@ -11,11 +11,13 @@
 //!   `daicho check`'s ledger in memory.
 //! - [`accounts`], [`access`], [`pending`]: users, the access log, approvals waiting.
 //! - [`files`]: durable output files; [`pmh`]: a PMH batch's companion files and regeneration;
-//!   [`clock`]: Japan time; [`billing`]: the operating fee on the ledger; [`health`].
+//!   [`clock`]: Japan time; [`billing`]: the operating fee on the ledger; [`health`];
+//!   [`backup`]: backup files of the logs.
 
 pub mod access;
 pub mod accounts;
 pub mod append;
+pub mod backup;
 pub mod billing;
 pub mod bulk;
 pub mod clock;
@@ -29,7 +31,7 @@ pub mod policy;
 pub mod submit;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use daicho_store::Store;
 
@@ -38,6 +40,7 @@ pub use execute::{Actor, CONFLICT_MESSAGE, Failure, Outcome, Refusal, Request};
 use crate::access::AccessLog;
 use crate::accounts::Accounts;
 use crate::ledger::Ledger;
+use crate::pending::PendingLinks;
 
 /// An open data directory: what writes and the reads around them need.
 pub struct App {
@@ -47,6 +50,8 @@ pub struct App {
     /// The hash-chained access log.
     pub access: AccessLog,
     accounts: RwLock<Accounts>,
+    /// Requests waiting for approval (`DATA/web/`), opened by the web server only.
+    pending: OnceLock<PendingLinks>,
     /// The data directory.
     pub data: PathBuf,
     hooks: execute::Hooks,
@@ -68,9 +73,18 @@ impl App {
             store,
             access,
             accounts: RwLock::new(accounts),
+            pending: OnceLock::new(),
             data: data.to_path_buf(),
             hooks: execute::Hooks::default(),
         })
+    }
+
+    /// Opens the requests waiting for approval (`DATA/web/`): the web server does, the CLI
+    /// never needs them.
+    pub fn with_pending(self) -> Result<App, String> {
+        let pending = PendingLinks::open(&self.data)?;
+        let _ = self.pending.set(pending);
+        Ok(self)
     }
 
     /// The ledger, locked. A panic while it was held cannot have left it half-written (the

@@ -3,10 +3,12 @@
 //! (`/pmh`) both write through here, so a batch's directory looks the same whoever made it.
 //!
 //! A batch's data files (JSON, CSV) are streamed while the batch is computed
-//! ([`Ledger::record_pmh_batch_into`]); its companion files are `manifest.json` (the batches,
+//! (`Ledger::record_pmh_batch_into`); its companion files are `manifest.json` (the batches,
 //! their files' hashes, the chain head they were computed at) and, when records were held back,
-//! `rejects.csv`. Companions are made from the batches and the chain at a fixed position, so they
-//! come out byte for byte the same whenever they are made.
+//! `rejects.csv`. Companions are made from the batches and the chain at a fixed position: a
+//! batch's own event for one batch (the web UI, and a regeneration by either surface), the head
+//! after the last batch for the CLI's export of several at once. A single-program export and its
+//! regeneration therefore give the same `manifest.json`.
 
 use std::path::Path;
 
@@ -51,7 +53,7 @@ pub fn write_companions(
     position: u64,
 ) -> Result<(), LedgerError> {
     for (name, bytes) in companion_files(ledger, batches, position)? {
-        files::replace(dir, &name, &bytes).map_err(LedgerError::Other)?;
+        files::replace(dir, &name, &bytes).map_err(LedgerError::Io)?;
     }
     Ok(())
 }
@@ -66,13 +68,16 @@ pub struct Regenerated {
     pub matches: bool,
 }
 
-/// Makes batch `number`'s data files and companions again in `dir`, from the log alone, and
-/// says whether the data files hash as recorded.
+/// Makes batch `number`'s data files again in `dir`, from the log alone, and says whether they
+/// hash as recorded; only then are its companions written, anchored at the batch's own event
+/// (as when it was made), so they come out as they did then.
 pub fn regenerate_into(ledger: &Ledger, number: u64, dir: &Path) -> Result<Regenerated, LedgerError> {
-    std::fs::create_dir_all(dir).map_err(|e| LedgerError::Other(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io(format!("{}: {e}", dir.display())))?;
     let (recorded, batch) = ledger.regenerate_pmh_batch_into(number, dir)?;
     let matches = batch.files.len() == recorded.batch.files.len()
         && batch.files.iter().zip(&recorded.batch.files).all(|(f, (name, h))| f.name == *name && f.sha256 == *h);
-    write_companions(ledger, dir, &[(Some(number), &batch)], recorded.batch.to_position)?;
+    if matches {
+        write_companions(ledger, dir, &[(Some(number), &batch)], recorded.position)?;
+    }
     Ok(Regenerated { recorded, batch, matches })
 }

@@ -16,22 +16,23 @@ use daicho_domain::numbers::MyNumber;
 use daicho_domain::users::Role;
 use daicho_domain::{Context, Decision, MyNumberHolder, Rejection, State, decide};
 
+use daicho_store::Position;
+
+use crate::append::RETRIES_MAX;
+
 /// What happened to a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Submitted {
     /// Recorded; the position of its last event, and the events.
-    Accepted { position: u64, events: Vec<Event> },
+    Accepted { position: Position, events: Vec<Event> },
     /// Recorded before with the same content: nothing written; its original last position.
-    AlreadyApplied { position: u64 },
+    AlreadyApplied { position: Position },
     /// Refused by a rule; nothing written.
     Rejected(Rejection),
     /// The recipient's record changed since the user saw it (or kept changing while this was
     /// retried): nothing written; reload and decide again.
     Conflict,
 }
-
-/// Attempts before a command that keeps meeting concurrent writers is given up.
-pub const CONFLICT_RETRIES_MAX: usize = 8;
 
 /// A recipient stream as loaded.
 pub struct Loaded {
@@ -46,9 +47,9 @@ pub struct Loaded {
 /// What an append did.
 pub enum Appended {
     /// Written; the position of the last event.
-    Written { last: u64 },
+    Written { last: Position },
     /// The request had been written before: its last position.
-    AlreadyApplied { last: u64 },
+    AlreadyApplied { last: Position },
     /// Someone wrote to the stream first: load and decide again.
     Conflict,
     /// The command id is taken by a different request.
@@ -68,7 +69,7 @@ impl std::fmt::Display for BackendError {
 /// Where commands are decided and recorded.
 pub trait Backend {
     /// The earlier request with this id: its fingerprint and last position.
-    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError>;
+    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, Position)>, BackendError>;
     /// The recipient's stream, folded.
     fn load(&mut self, recipient: &RecipientRef) -> Result<Loaded, BackendError>;
     /// Who holds a My Number now.
@@ -82,7 +83,7 @@ pub trait Backend {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Preview {
     /// Recorded before with the same content: its last position.
-    AlreadyApplied { position: u64 },
+    AlreadyApplied { position: Position },
     /// Refused by a rule.
     Rejected(Rejection),
     /// Would record these events on a stream whose state is `before` at `version`.
@@ -90,7 +91,7 @@ pub enum Preview {
 }
 
 enum Decided {
-    AlreadyApplied(u64),
+    AlreadyApplied(Position),
     Rejected(Rejection),
     Stale,
     Record(Box<Loaded>, Vec<Event>),
@@ -195,7 +196,7 @@ pub fn submit_as(
     decider: Decider,
     seen: Option<u64>,
 ) -> Result<Submitted, BackendError> {
-    for _ in 0..CONFLICT_RETRIES_MAX {
+    for _ in 0..RETRIES_MAX {
         let (loaded, events) = match decide_once(backend, config, today, cmd, decider, seen)? {
             Decided::AlreadyApplied(position) => return Ok(Submitted::AlreadyApplied { position }),
             Decided::Rejected(r) => return Ok(Submitted::Rejected(r)),
@@ -209,6 +210,6 @@ pub fn submit_as(
             Appended::Conflict => continue,
         }
     }
-    tracing::warn!(command = %cmd.id, "{CONFLICT_RETRIES_MAX} concurrent conflicts in a row; given up");
+    tracing::warn!(command = %cmd.id, "{RETRIES_MAX} concurrent conflicts in a row; given up");
     Ok(Submitted::Conflict)
 }

@@ -288,6 +288,113 @@ pub fn units_of(records: &[FeeRecord<'_>], month: Month, policy: Policy) -> u32 
     u32::try_from(seen.len()).unwrap_or(u32::MAX)
 }
 
+// ---- Rules of the billing stream ------------------------------------------------------------
+
+/// Why a billing request is refused by a rule: a closed set with stable codes and Japanese
+/// messages that name no person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BillingRejection {
+    /// The month has not ended (its last day is today or later).
+    NotEnded(Month),
+    /// The month is closed already.
+    AlreadyClosed(Month),
+    /// No fee schedule covers the month: nothing to charge or close.
+    NotCharged(Month),
+    /// The month was closed under another policy.
+    PolicyDiffers { month: Month, closed: Policy },
+    /// A schedule entry would change a closed month.
+    ScheduleClosed { from: Month, closed: Month },
+    /// The unit price is out of range.
+    UnitTooLarge,
+}
+
+impl BillingRejection {
+    /// Every code, for tests that each has a rule that gives it.
+    pub const CODES: [&'static str; 6] =
+        ["not_ended", "already_closed", "not_charged", "policy_differs", "schedule_closed", "unit_too_large"];
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BillingRejection::NotEnded(_) => "not_ended",
+            BillingRejection::AlreadyClosed(_) => "already_closed",
+            BillingRejection::NotCharged(_) => "not_charged",
+            BillingRejection::PolicyDiffers { .. } => "policy_differs",
+            BillingRejection::ScheduleClosed { .. } => "schedule_closed",
+            BillingRejection::UnitTooLarge => "unit_too_large",
+        }
+    }
+}
+
+impl fmt::Display for BillingRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BillingRejection::NotEnded(m) => write!(f, "{} はまだ終わっていないため締められません", m.label_ja()),
+            BillingRejection::AlreadyClosed(m) => write!(f, "{} は締め済みです", m.label_ja()),
+            BillingRejection::NotCharged(m) => {
+                write!(f, "{} は料金表の開始前のため課金されません（締める必要はありません）", m.label_ja())
+            }
+            BillingRejection::PolicyDiffers { month, closed } => {
+                write!(f, "{} は計上方針 {} で締められています", month.label_ja(), closed.code())
+            }
+            BillingRejection::ScheduleClosed { from, closed } => write!(
+                f,
+                "{} からの料金は設定できません: {} は締め済みです（締め済みの月は変えられません）",
+                from.label_ja(),
+                closed.label_ja()
+            ),
+            BillingRejection::UnitTooLarge => write!(f, "単価は0〜{}円で指定してください", crate::codec::UNIT_YEN_MAX),
+        }
+    }
+}
+
+/// Decides closing `month` on `today`, given the schedule and the months closed (with their
+/// policies): the unit price the month is closed at. A month closes after its last day, once,
+/// and only when a schedule entry covers it.
+pub fn decide_close(
+    month: Month,
+    today: NaiveDate,
+    schedule: &FeeSchedule,
+    closed: &BTreeMap<Month, Policy>,
+) -> Result<u32, BillingRejection> {
+    ended(month, today)?;
+    if closed.contains_key(&month) {
+        return Err(BillingRejection::AlreadyClosed(month));
+    }
+    schedule.unit_for(month).ok_or(BillingRejection::NotCharged(month))
+}
+
+/// Refused unless `month` has ended by `today` (its last day is before today).
+pub fn ended(month: Month, today: NaiveDate) -> Result<(), BillingRejection> {
+    if month.last_day() >= today { Err(BillingRejection::NotEnded(month)) } else { Ok(()) }
+}
+
+/// Decides a schedule entry of `unit_yen` from `from` on, given the months closed: refused when
+/// the price is out of range or would change a closed month.
+pub fn decide_schedule(from: Month, unit_yen: u32, closed: &BTreeMap<Month, Policy>) -> Result<(), BillingRejection> {
+    if unit_yen > crate::codec::UNIT_YEN_MAX {
+        return Err(BillingRejection::UnitTooLarge);
+    }
+    match closed.range(from..).next() {
+        Some((closed, _)) => Err(BillingRejection::ScheduleClosed { from, closed: *closed }),
+        None => Ok(()),
+    }
+}
+
+/// The policy a statement of a month is computed under: the one it was closed under (asking for
+/// another is refused), else the one asked for.
+pub fn statement_policy(
+    month: Month,
+    asked: Option<Policy>,
+    closed: Option<Policy>,
+) -> Result<Option<Policy>, BillingRejection> {
+    match (asked, closed) {
+        (Some(a), Some(c)) if a != c => Err(BillingRejection::PolicyDiffers { month, closed: c }),
+        (_, Some(c)) => Ok(Some(c)),
+        (a, None) => Ok(a),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -375,5 +482,59 @@ mod tests {
             assert_eq!(Policy::from_number(p.number()).unwrap(), p);
         }
         assert!(Policy::parse("persons").is_err());
+    }
+
+    #[test]
+    fn a_month_closes_after_its_end_once_and_only_when_charged() {
+        let m = |s: &str| Month::parse(s).unwrap();
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let mut schedule = FeeSchedule::default();
+        schedule.set(m("2027-04"), 2);
+        let mut closed = BTreeMap::new();
+        assert_eq!(
+            decide_close(m("2027-04"), day("2027-04-30"), &schedule, &closed),
+            Err(BillingRejection::NotEnded(m("2027-04")))
+        );
+        assert_eq!(decide_close(m("2027-04"), day("2027-05-01"), &schedule, &closed), Ok(2));
+        assert_eq!(
+            decide_close(m("2027-03"), day("2027-05-01"), &schedule, &closed),
+            Err(BillingRejection::NotCharged(m("2027-03")))
+        );
+        closed.insert(m("2027-04"), Policy::PersonsOverlapping);
+        assert_eq!(
+            decide_close(m("2027-04"), day("2027-05-01"), &schedule, &closed),
+            Err(BillingRejection::AlreadyClosed(m("2027-04")))
+        );
+        // A schedule from a closed month on is refused; from the month after, accepted.
+        assert_eq!(
+            decide_schedule(m("2027-04"), 3, &closed),
+            Err(BillingRejection::ScheduleClosed { from: m("2027-04"), closed: m("2027-04") })
+        );
+        assert_eq!(decide_schedule(m("2027-05"), 3, &closed), Ok(()));
+        assert_eq!(
+            decide_schedule(m("2027-05"), crate::codec::UNIT_YEN_MAX + 1, &closed),
+            Err(BillingRejection::UnitTooLarge)
+        );
+        // A closed month's statement is under its policy; another one asked for is refused.
+        let closed_under = Some(Policy::PersonsOverlapping);
+        assert_eq!(statement_policy(m("2027-04"), None, closed_under), Ok(closed_under));
+        let other = Policy::ALL.into_iter().find(|p| Some(*p) != closed_under).unwrap();
+        assert!(matches!(
+            statement_policy(m("2027-04"), Some(other), closed_under),
+            Err(BillingRejection::PolicyDiffers { .. })
+        ));
+        assert_eq!(statement_policy(m("2027-05"), Some(other), None), Ok(Some(other)));
+        let codes: Vec<&str> = [
+            BillingRejection::NotEnded(m("2027-04")),
+            BillingRejection::AlreadyClosed(m("2027-04")),
+            BillingRejection::NotCharged(m("2027-04")),
+            BillingRejection::PolicyDiffers { month: m("2027-04"), closed: Policy::PersonsOverlapping },
+            BillingRejection::ScheduleClosed { from: m("2027-04"), closed: m("2027-04") },
+            BillingRejection::UnitTooLarge,
+        ]
+        .iter()
+        .map(BillingRejection::code)
+        .collect();
+        assert_eq!(codes, BillingRejection::CODES);
     }
 }

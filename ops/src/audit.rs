@@ -30,6 +30,7 @@ use daicho_domain::privacy::Channel;
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::reader::Reader;
 use daicho_app::files::empty_output_dir as prepare_out;
+use daicho_app::files::{DiskFile, FinishFile};
 
 /// Format name written into every bundle manifest.
 pub const BUNDLE_FORMAT: &str = "daicho-audit-bundle-1";
@@ -159,8 +160,8 @@ fn write_bundle(
     let store = ledger.store();
     let head = store.head();
     let path = out_dir.join("events.jsonl");
-    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut w = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    let file = DiskFile::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = Hashing::new(file);
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
     let mut first_prev = None;
     let mut last_hash = String::new();
@@ -182,8 +183,7 @@ fn write_bundle(
     }
     w.flush().map_err(|e| e.to_string())?;
     let (inner, sha256, len) = w.done();
-    let file = inner.into_inner().map_err(|e| e.to_string())?;
-    file.sync_all().map_err(|e| e.to_string())?;
+    inner.finish_file().map_err(|e| format!("{}: {e}", path.display()))?;
     let manifest = BundleManifest {
         format: BUNDLE_FORMAT,
         municipality: ledger.config().municipality.name.clone(),

@@ -10,9 +10,9 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
+use daicho_app::backup::{BackupNote, backup_to};
 use daicho_app::health::{Health, human_bytes};
 use daicho_app::ledger::{Ledger, store_dir};
-use daicho_projections::backup::{BackupNote, backup_to};
 use daicho_store::Store;
 use serde_json::{Value, json};
 

@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use daicho_app::billing::{BillingError, StatementFiles, default_dir};
 use daicho_app::ledger::Ledger;
 use daicho_app::{Actor, App, Failure, Outcome, Request};
-use daicho_domain::billing::{Month, Policy};
+use daicho_domain::billing::{self, Month, Policy};
 use daicho_domain::ids::UserId;
 
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, failed, open_ledger};
@@ -118,8 +118,10 @@ pub fn statement(request: &StatementRequest<'_>, out: &mut dyn Write, err: &mut 
     };
     let dir = request.out_dir.map(Path::to_path_buf).unwrap_or_else(|| default_dir(month));
     // Refuse a closing that cannot succeed before touching the output directory.
-    if request.close && month.last_day() >= request.today {
-        return refused(err, &BillingError::NotEnded(month));
+    if request.close
+        && let Err(r) = billing::ended(month, request.today)
+    {
+        return refused(err, &r.into());
     }
     if let Err(e) = daicho_app::files::empty_output_dir(&dir) {
         let _ = writeln!(err, "{e}");
@@ -211,7 +213,7 @@ pub fn schedule(
         match app.execute(&actor, Request::FeeSchedule { from, unit_yen }, today) {
             Ok(outcome) => {
                 let position = match outcome {
-                    Outcome::Recorded { position, .. } => position,
+                    Outcome::Recorded { position, .. } => position.0,
                     _ => 0,
                 };
                 let _ = writeln!(out, "{}から1人1か月{unit_yen}円（位置 {position}）", from.label_ja());

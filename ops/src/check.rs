@@ -21,12 +21,13 @@ use daicho_domain::{MyNumberHolder, State, evolve};
 use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::outcome::{InputLine, Outcome, for_each_line, input_rejection, warnings};
 use daicho_app::submit::{Appended, Backend, BackendError, Loaded, Submitted};
+use daicho_store::Position;
 
 /// A ledger in memory.
 #[derive(Default)]
 pub struct MemoryBackend {
     streams: HashMap<RecipientRef, State>,
-    requests: HashMap<CommandId, (Fingerprint, u64)>,
+    requests: HashMap<CommandId, (Fingerprint, Position)>,
     my_numbers: HashMap<MyNumber, RecipientRef>,
     position: u64,
 }
@@ -39,7 +40,7 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
-    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
+    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, Position)>, BackendError> {
         Ok(self.requests.get(id).copied())
     }
 
@@ -60,13 +61,13 @@ impl Backend for MemoryBackend {
     fn append(&mut self, loaded: &Loaded, cmd: &Command, events: &[Event]) -> Result<Appended, BackendError> {
         let state = events.iter().fold(loaded.state.clone(), evolve);
         self.position += events.len() as u64;
-        self.requests.insert(cmd.id.clone(), (cmd.fingerprint(), self.position));
+        self.requests.insert(cmd.id.clone(), (cmd.fingerprint(), Position(self.position)));
         self.my_numbers.retain(|_, r| *r != cmd.recipient);
         if let Some(n) = state.recipient().and_then(|r| r.my_number.clone()) {
             self.my_numbers.insert(n, cmd.recipient.clone());
         }
         self.streams.insert(cmd.recipient.clone(), state);
-        Ok(Appended::Written { last: self.position })
+        Ok(Appended::Written { last: Position(self.position) })
     }
 }
 
@@ -82,15 +83,22 @@ pub fn submit_line(decide: &mut Decide<'_>, line: &str) -> Result<Outcome, Backe
     Ok(match decide(&cmd)? {
         Submitted::Accepted { position, events } => Outcome::Accepted {
             id: cmd.id.clone(),
-            position,
+            position: position.0,
             events: events.iter().map(Event::type_name).collect(),
             warnings: warnings(&cmd),
         },
-        Submitted::AlreadyApplied { position } => Outcome::AlreadyApplied { id: cmd.id.clone(), position },
+        Submitted::AlreadyApplied { position } => Outcome::AlreadyApplied { id: cmd.id.clone(), position: position.0 },
         Submitted::Rejected(r) => {
             Outcome::Rejected { id: Some(cmd.id.to_string()), code: r.code(), message: r.message(), errors: Vec::new() }
         }
-        Submitted::Conflict => return Err(BackendError(daicho_app::CONFLICT_MESSAGE.to_owned())),
+        // Retried and still lost (another writer kept changing this recipient): nothing written,
+        // and the line says so; running the file again decides it on the record as it is then.
+        Submitted::Conflict => Outcome::Rejected {
+            id: Some(cmd.id.to_string()),
+            code: "concurrent_conflict",
+            message: "同じ受給者が同時に更新され続けたため記録しませんでした。もう一度実行してください".into(),
+            errors: Vec::new(),
+        },
     })
 }
 

@@ -648,7 +648,7 @@ where
                 Ok(app) => match app.execute(&Actor::Operator(actor), Request::Configuration { toml: &text }, today) {
                     Ok(outcome) => {
                         let position = match outcome {
-                            daicho_app::Outcome::Recorded { position, .. } => position,
+                            daicho_app::Outcome::Recorded { position, .. } => position.0,
                             _ => 0,
                         };
                         let _ = writeln!(out, "設定を記録しました（位置 {position}）");

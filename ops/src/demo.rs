@@ -21,6 +21,7 @@ use crate::cli::{EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE};
 use crate::synth::history;
 use daicho_app::bulk::{self, Queued};
 use daicho_app::ledger::{Ledger, RECIPIENT_CATEGORY};
+use daicho_app::{Actor, Request};
 
 /// Appends queued before the loader waits for the oldest.
 pub const QUEUE_APPENDS_MAX: usize = 4096;
@@ -101,7 +102,7 @@ pub fn run(data: &Path, recipients: u64, seed: u64, today: NaiveDate, out: &mut 
     } else {
         Ledger::init(data, daicho_domain::config::DEMO_TOML, today)
     };
-    let mut ledger = match ledger {
+    let ledger = match ledger {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(err, "{}: 台帳を開けません: {e}", data.display());
@@ -147,11 +148,14 @@ pub fn run(data: &Path, recipients: u64, seed: u64, today: NaiveDate, out: &mut 
                 let _ = writeln!(out, "  却下 {code}: {n}件");
             }
             // The operating fee: about 2 yen per recipient and month from April 2027 (FY2027).
-            match ledger.billing_log() {
+            let log = ledger.billing_log();
+            match log {
                 Ok(log) if log.schedule.first_month().is_none() => {
                     let from = daicho_domain::billing::Month::parse(DEMO_FEE_FROM);
                     let recorded = from.map_err(|e| e.message()).and_then(|from| {
-                        ledger.set_fee_schedule(from, DEMO_FEE_YEN, "daicho-demo", today).map_err(|e| e.to_string())
+                        let app = daicho_app::App::of(ledger, data)?;
+                        let schedule = Request::FeeSchedule { from, unit_yen: DEMO_FEE_YEN };
+                        app.execute(&Actor::Operator("daicho-demo".into()), schedule, today).map_err(|e| e.to_string())
                     });
                     if let Err(e) = recorded {
                         let _ = writeln!(err, "料金表を記録できません: {e}");

@@ -13,7 +13,6 @@
 //! `execute`).
 
 pub mod asof;
-pub mod backup;
 pub mod certificate;
 pub mod changes;
 pub mod export;

@@ -60,6 +60,7 @@ pub fn add_test_users(data: &Path) -> Result<(), String> {
                 ledger.store(),
                 id,
                 UserEvent::Added { user, name: name.to_owned(), role, password_hash: hash.clone() },
+                today(),
             )
             .map_err(|e| e.to_string())?;
     }

@@ -14,7 +14,6 @@ use daicho_app::ledger::Ledger;
 
 use crate::auth::{Sessions, Throttle};
 use crate::error::{AppError, AppResult};
-use daicho_app::pending::PendingLinks;
 
 pub use daicho_app::clock::{format_recorded, now};
 
@@ -114,8 +113,6 @@ pub struct App {
     pub connections: Arc<tokio::sync::Semaphore>,
     /// The last health figures and when they were collected (see [`Settings::health_ttl`]).
     health: Mutex<Option<(std::time::Instant, daicho_app::health::Health)>>,
-    /// My Number links waiting for a supervisor.
-    pub pending: PendingLinks,
     /// Settings.
     pub settings: Settings,
     /// Where generated PMH files are kept (`DATA/exports`).
@@ -133,8 +130,7 @@ impl App {
         // Bring the register up to date now rather than on the first request.
         ledger.projections().map_err(|e| e.to_string())?;
         let municipality = ledger.config().municipality.name.clone();
-        let core = daicho_app::App::of(ledger, data)?;
-        let pending = PendingLinks::open(data).map_err(|e| e.to_string())?;
+        let core = daicho_app::App::of(ledger, data)?.with_pending()?;
         let dummy_hash = daicho_app::accounts::hash_password(&random_hex(16).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(App {
@@ -146,7 +142,6 @@ impl App {
             statements: Mutex::new(()),
             connections: Arc::new(tokio::sync::Semaphore::new(settings.connections_max.max(1))),
             health: Mutex::new(None),
-            pending,
             settings,
             exports: data.join("exports"),
             municipality,
@@ -180,7 +175,7 @@ impl App {
 
     /// How many My Number links wait for approval.
     pub fn pending_count(&self) -> usize {
-        self.pending.all().map_or(0, |l| l.len())
+        self.pending().ok().and_then(|p| p.all().ok()).map_or(0, |l| l.len())
     }
 }
 

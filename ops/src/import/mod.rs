@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use daicho_app::bulk::{self, Queued};
+use daicho_app::files::{DiskFile, FinishFile};
 use daicho_app::ledger::Ledger;
 use daicho_app::submit::{Appended, Backend, BackendError, Loaded, Submitted, submit};
 use daicho_domain::calendar::{EraTable, GREGORIAN_START};
@@ -37,6 +38,7 @@ use daicho_domain::ids::{CommandId, RecipientRef};
 use daicho_domain::numbers::MyNumber;
 use daicho_domain::text::{decode_cp932, half_width_kana_to_full_width};
 use daicho_domain::{MyNumberHolder, State, evolve};
+use daicho_store::Position;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -118,7 +120,7 @@ pub fn run(req: &ImportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) ->
         }
     };
     let report_path = req.report.map_or_else(|| default_report(req.file), Path::to_path_buf);
-    let report = match File::create_new(&report_path) {
+    let report = match DiskFile::create_new(&report_path) {
         Ok(f) => f,
         Err(e) => {
             let _ = writeln!(
@@ -304,9 +306,9 @@ struct Scratch<'a> {
 }
 
 impl Backend for Scratch<'_> {
-    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, u64)>, BackendError> {
+    fn prior(&mut self, id: &CommandId) -> Result<Option<(Fingerprint, Position)>, BackendError> {
         if let Some(f) = self.requests.get(id).or_else(|| self.overlay.requests.get(id)) {
-            return Ok(Some((*f, 0)));
+            return Ok(Some((*f, Position(0))));
         }
         self.ledger.prior(id)
     }
@@ -333,7 +335,7 @@ impl Backend for Scratch<'_> {
         self.recipients.insert(cmd.recipient.clone(), (state, version));
         self.requests.insert(cmd.id.clone(), cmd.fingerprint());
         self.appends.push((cmd.clone(), events.to_vec(), loaded.version));
-        Ok(Appended::Written { last: 0 })
+        Ok(Appended::Written { last: Position(0) })
     }
 }
 
@@ -813,7 +815,7 @@ struct ReportLine {
 /// The report: one CSV line per row (and one per warning), UTF-8 with a BOM so Excel opens it.
 /// It names rows by line number and columns by name; it never repeats a cell's content.
 struct Report {
-    out: std::io::BufWriter<File>,
+    out: DiskFile,
 }
 
 /// A CSV cell, quoted when it must be.
@@ -826,8 +828,7 @@ fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl Report {
-    fn new(file: File) -> std::io::Result<Report> {
-        let mut out = std::io::BufWriter::new(file);
+    fn new(mut out: DiskFile) -> std::io::Result<Report> {
         out.write_all("\u{FEFF}行,結果,位置,事象,コード,列,内容\r\n".as_bytes())?;
         Ok(Report { out })
     }
@@ -848,9 +849,8 @@ impl Report {
         self.out.flush()
     }
 
-    fn finish(mut self) -> std::io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()
+    fn finish(self) -> std::io::Result<()> {
+        self.out.finish_file().map(|_| ())
     }
 }
 

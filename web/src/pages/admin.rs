@@ -82,7 +82,7 @@ pub async fn users(State(app): State<Arc<App>>, user: CurrentUser) -> AppResult<
 /// error.
 fn account_error(e: Failure) -> AppResult<(Option<&'static str>, String)> {
     match e {
-        Failure::Rejected(Refusal::Account { field, message }) => Ok((field, message)),
+        Failure::Rejected(Refusal::Account(r)) => Ok((r.field(), r.to_string())),
         Failure::Rejected(Refusal::Forbidden { .. }) => Err(AppError::Forbidden),
         Failure::Rejected(r) => Ok((None, r.to_string())),
         Failure::Conflict => Ok((None, CONFLICT_MESSAGE.to_owned())),

@@ -172,7 +172,7 @@ async fn render(
     let u = user.clone();
     let rows = blocking(app, move |app| {
         let mut rows = Vec::new();
-        for link in app.pending.all().map_err(AppError::internal)? {
+        for link in app.pending()?.all().map_err(AppError::internal)? {
             if let Some(r) = row(app, &u, &link)? {
                 rows.push(r);
             }
@@ -239,14 +239,9 @@ pub async fn approve(
     let today = app.today();
     let u = user.clone();
     let result = blocking(&app, move |app| {
-        let link = app.pending.get(&id).map_err(AppError::internal)?.ok_or(AppError::NotFound)?;
+        let link = app.pending()?.get(&id).map_err(AppError::internal)?.ok_or(AppError::NotFound)?;
         if link.requested_by == u.id.as_str() {
             return Ok(Err("ご自身が入力した依頼は承認できません。別の係長に依頼してください。".to_owned()));
-        }
-        if app.accounts().get(&link.requested_by).is_none_or(|a| a.disabled) {
-            return Ok(Err(
-                "依頼した職員の利用者IDが無効になっているため、承認できません。差し戻してください。".to_owned()
-            ));
         }
         let Some(shown) = row(app, &u, &link)? else { return Err(AppError::NotFound) };
         if shown.digest != shown_digest {
@@ -270,14 +265,16 @@ pub async fn approve(
                 return Ok(Err(format!("依頼の内容に誤りがあります: {}", m.join("／"))));
             }
         };
-        match app.execute(&u.actor(), Request::Recipient { command: &cmd, seen: None }, today) {
+        match app.execute(&u.actor(), Request::Approve { request: &link.id, command: &cmd }, today) {
             Ok(Outcome::Recorded { position, .. } | Outcome::AlreadyApplied { position }) => {
-                app.pending.remove(&link.id).map_err(AppError::internal)?;
-                tracing::info!(approver = %u.id, recipient = link.recipient, position, "request approved");
+                tracing::info!(approver = %u.id, recipient = link.recipient, position = position.0, "request approved");
                 Ok(Ok(position))
             }
             Ok(other) => Err(AppError::internal(format!("unexpected outcome {other:?}"))),
             Err(Failure::Rejected(Refusal::Rule(r))) => Ok(Err(format!("記録できません: {}", r.message()))),
+            Err(Failure::Rejected(r @ (Refusal::RequesterCannotRecord | Refusal::NoSuchRequest))) => {
+                Ok(Err(r.to_string()))
+            }
             Err(Failure::Conflict) => Ok(Err(format!("{CONFLICT_MESSAGE}。"))),
             Err(e) => Err(e.into()),
         }
@@ -302,8 +299,11 @@ pub async fn reject(
     user.require(Permission::Approve)?;
     let u = user.clone();
     blocking(&app, move |app| {
-        app.pending.get(&id).map_err(AppError::internal)?.ok_or(AppError::NotFound)?;
-        app.pending.remove(&id).map_err(AppError::internal)?;
+        match app.execute(&u.actor(), Request::SendBack { request: &id }, app.today()) {
+            Ok(_) => {}
+            Err(Failure::Rejected(Refusal::NoSuchRequest)) => return Err(AppError::NotFound),
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(user = %u.id, "request sent back");
         Ok(())
     })

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use daicho_app::billing::{BillingError, StatementFiles, file_names};
-use daicho_domain::billing::{Month, Policy};
+use daicho_domain::billing::{self, BillingRejection, Month, Policy};
 use daicho_domain::users::AccessAction;
 use daicho_projections::fee::{Adjustment, Status, SummaryRow};
 use daicho_projections::fee_report::trend_svg;
@@ -126,8 +126,8 @@ fn render_page(
     let statement = match month {
         Ok(m) => match fees.statement(m, policy) {
             Ok(files) => Some((m, files)),
-            Err(e @ BillingError::PolicyDiffers { .. }) => {
-                messages.month = Some(e.to_string());
+            Err(BillingError::Rejected(r)) => {
+                messages.month = Some(r.to_string());
                 None
             }
             Err(e) => return Err(AppError::internal(e)),
@@ -242,7 +242,7 @@ pub async fn close(State(app): State<Arc<App>>, user: CurrentUser, form: FormPai
                     Outcome::MonthClosed { position, .. } => position,
                     other => return Err(AppError::internal(format!("unexpected outcome {other:?}"))),
                 };
-                tracing::info!(user = %u.id, month = %month, position, "billing month closed");
+                tracing::info!(user = %u.id, month = %month, position = position.0, "billing month closed");
                 Ok(Ok(format!("/billing?month={month}&closed=1")))
             }
             Err(Failure::Infrastructure(e)) => Err(AppError::internal(e)),
@@ -276,7 +276,7 @@ pub async fn schedule(State(app): State<Arc<App>>, user: CurrentUser, form: Form
         let unit = unit_raw.parse::<u32>().ok().filter(|y| *y <= daicho_domain::codec::UNIT_YEN_MAX);
         let problem = match (&from, unit) {
             (Err(_), _) => Some("開始月は YYYY-MM の形で入力してください（例: 2027-04）".to_owned()),
-            (_, None) => Some(BillingError::UnitTooLarge.to_string()),
+            (_, None) => Some(BillingRejection::UnitTooLarge.to_string()),
             (Ok(from), Some(unit)) => {
                 match app.execute(&u.actor(), Request::FeeSchedule { from: *from, unit_yen: unit }, today) {
                     Ok(_) => {
@@ -340,13 +340,8 @@ pub async fn download(
         let draft_prefix = format!("draft-{month}-");
         let draft = app.exports.join(format!("{draft_prefix}{policy_code}-{head}"));
         if let Some(closed) = fees.log().map_err(AppError::internal)?.closed.get(&month) {
-            if let Some(p) = policy
-                && p != closed.policy
-            {
-                return Err(AppError::BadRequest(
-                    BillingError::PolicyDiffers { month, closed: closed.policy }.to_string(),
-                ));
-            }
+            billing::statement_policy(month, policy, Some(closed.policy))
+                .map_err(|r| AppError::BadRequest(r.to_string()))?;
             let recorded = closed.files.iter().find(|(n, _)| *n == name).map(|(_, sha)| sha);
             if recorded.is_some_and(|sha| file_sha256(&kept.join(&name)).is_ok_and(|h| h == *sha)) {
                 return std::fs::File::open(kept.join(&name)).map_err(AppError::internal);
@@ -370,7 +365,7 @@ pub async fn download(
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp);
                 return Err(match e {
-                    BillingError::PolicyDiffers { .. } => AppError::BadRequest(e.to_string()),
+                    BillingError::Rejected(r) => AppError::BadRequest(r.to_string()),
                     e => AppError::internal(e),
                 });
             }

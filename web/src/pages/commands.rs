@@ -27,6 +27,7 @@ use daicho_domain::state::State as StreamState;
 use daicho_domain::users::AccessAction;
 use daicho_projections::changes::RecordChange;
 use daicho_projections::recipient_number;
+use daicho_store::Position;
 
 use super::recipient::current;
 use super::{FormPairs, see_other, values};
@@ -287,10 +288,6 @@ fn back(n: Option<u64>) -> String {
     n.map_or_else(|| "/search".to_owned(), |n| format!("/recipients/{n}"))
 }
 
-/// Shown when a form whose request is waiting for approval is sent again with other values.
-pub const ALREADY_REQUESTED: &str =
-    "この画面の依頼は既に承認待ちです。内容を変えるときは、受給者画面から入力し直してください。";
-
 /// A new idempotency key for a form.
 pub fn new_id() -> AppResult<String> {
     Ok(format!("w-{}", random_hex(12)?))
@@ -471,23 +468,22 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
                     .collect();
                 // A second submit of the same form finds its request; a request is never
                 // replaced, and its id is the server's, not the form's.
-                if let Some(existing) = app.pending.by_form(u.id.as_str(), &id).map_err(AppError::internal)? {
-                    if existing.recipient == n && existing.kind == form.kind && existing.fields == fields {
-                        return Ok(Outcome::Redirect(format!("/recipients/{n}?requested=1")));
+                let link = PendingLink {
+                    id: new_id()?,
+                    form_key: id.clone(),
+                    kind: form.kind.to_owned(),
+                    recipient: n,
+                    requested_by: u.id.to_string(),
+                    requested_at_us: crate::app::now().timestamp_micros(),
+                    fields,
+                };
+                match app.execute(&actor, Request::AskApproval { link }, today) {
+                    Ok(_) => {}
+                    Err(Failure::Rejected(r @ Refusal::AlreadyRequested)) => {
+                        return Ok(show_form(&[FormError { field: None, message: r.to_string() }]));
                     }
-                    return Ok(show_form(&[FormError { field: None, message: ALREADY_REQUESTED.into() }]));
+                    Err(e) => return Err(e.into()),
                 }
-                app.pending
-                    .insert(&PendingLink {
-                        id: new_id()?,
-                        form_key: id.clone(),
-                        kind: form.kind.to_owned(),
-                        recipient: n,
-                        requested_by: u.id.to_string(),
-                        requested_at_us: crate::app::now().timestamp_micros(),
-                        fields,
-                    })
-                    .map_err(|e| AppError::internal(format!("{e:?}")))?;
                 tracing::info!(user = %u.id, recipient = n, kind = form.kind, "sent for approval");
                 return Ok(Outcome::Redirect(format!("/recipients/{n}?requested=1")));
             }
@@ -547,7 +543,7 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
 }
 
 /// Where to go after recording: the recipient's page (found by its caller id for a new one).
-fn done_location(app: &App, cmd: &Command, n: Option<u64>, position: u64) -> AppResult<String> {
+fn done_location(app: &App, cmd: &Command, n: Option<u64>, position: Position) -> AppResult<String> {
     let n = match n {
         Some(n) => n,
         None => app

@@ -51,20 +51,7 @@ pub fn end_ja(d: Option<NaiveDate>) -> String {
     d.map_or_else(|| "期限なし".to_owned(), |d| d.to_string())
 }
 
-/// SHA-256 of a file (lower-case hex), read in chunks.
-pub(crate) fn file_sha256(path: &std::path::Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut file = std::fs::File::open(path)?;
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match std::io::Read::read(&mut file, &mut buf)? {
-            0 => break,
-            n => sha.update(&buf[..n]),
-        }
-    }
-    Ok(sha.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
+pub(crate) use daicho_app::files::file_sha256;
 
 /// An open file as a streamed body, with its length (a full PMH batch or a fee statement's
 /// detail of a large municipality is hundreds of megabytes: it is never held in memory).

@@ -214,7 +214,11 @@ pub async fn generate(State(app): State<Arc<App>>, user: CurrentUser, form: Form
         if let Some(n) = number {
             // Anchored at the batch's own event.
             let batches = ledger.pmh_batches().map_err(AppError::internal)?;
-            let head = batches.iter().find(|b| b.number == n).map_or(0, |b| b.position);
+            let head = batches
+                .iter()
+                .find(|b| b.number == n)
+                .map(|b| b.position)
+                .ok_or_else(|| AppError::internal(format!("batch {n} recorded but not listed")))?;
             daicho_app::pmh::write_companions(&ledger, &tmp, &[(Some(n), &batch)], head).map_err(AppError::internal)?;
             drop(ledger);
             let dir = batch_dir(app, n);

@@ -14,9 +14,12 @@ use daicho_store::{Hash, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The note of the last backup's file name in the data directory.
+const LAST_BACKUP: &str = "last-backup.json";
+
 /// The note of the last backup, in the data directory.
 pub fn last_backup_path(data: &Path) -> PathBuf {
-    data.join("last-backup.json")
+    data.join(LAST_BACKUP)
 }
 
 /// What a backup wrote (also the note kept in the data directory).
@@ -117,7 +120,7 @@ pub fn backup_to(
     };
     std::fs::rename(&partial, out).map_err(|e| format!("{}: {e}", out.display()))?;
     if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+        crate::files::sync_dir(dir)?;
     }
     let note = BackupNote {
         format: "daicho-backup-1".into(),
@@ -132,7 +135,8 @@ pub fn backup_to(
             .collect(),
     };
     let text = serde_json::to_string_pretty(&note).map_err(|e| e.to_string())?;
-    std::fs::write(last_backup_path(data), text).map_err(|e| format!("最終退避の記録を書けません: {e}"))?;
+    crate::files::replace(data, LAST_BACKUP, text.as_bytes())
+        .map_err(|e| format!("最終退避の記録を書けません: {e}"))?;
     Ok(note)
 }
 
