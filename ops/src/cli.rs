@@ -608,7 +608,7 @@ where
                 UserCommand::ResetPassword { id } => UserAction::ResetPassword { id },
                 UserCommand::List => UserAction::List,
             };
-            crate::serve::user(&cli.data, &action, &actor, out, err)
+            crate::serve::user(&cli.data, &action, (&actor, today), out, err)
         }
         Command::Config { action: ConfigAction::Demo } => {
             let _ = out.write_all(DEMO_TOML.as_bytes());

@@ -189,7 +189,13 @@ pub enum UserAction<'a> {
 }
 
 /// `daicho user …`.
-pub fn user(data: &Path, action: &UserAction<'_>, actor: &str, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn user(
+    data: &Path,
+    action: &UserAction<'_>,
+    (actor, today): (&str, NaiveDate),
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let ledger = match crate::cli::open_ledger(data, err) {
         Ok(l) => l,
         Err(code) => return code,
@@ -202,7 +208,6 @@ pub fn user(data: &Path, action: &UserAction<'_>, actor: &str, out: &mut dyn Wri
         }
     };
     let operator = Actor::Operator(actor.to_owned());
-    let today = daicho_app::clock::today_in_japan();
     let password = |outcome: Outcome| match outcome {
         Outcome::Password(pw) => pw,
         _ => String::new(),
