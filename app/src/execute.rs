@@ -104,8 +104,8 @@ pub enum Request<'a> {
     /// by the actor; a second submit of the same form finds the first.
     AskApproval { link: PendingLink },
     /// A request approved: its command (actor: who asked; approver: the actor) recorded, then the
-    /// request removed.
-    Approve { request: &'a str, command: &'a Command },
+    /// request removed. `seen`: the stream version the approver's page was checked against.
+    Approve { request: &'a str, command: &'a Command, seen: Option<u64> },
     /// A request sent back (removed).
     SendBack { request: &'a str },
 }
@@ -258,7 +258,9 @@ impl App {
                 if !matches!(actor, Actor::Operator(_)) {
                     return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
                 }
-                let position = Position(self.ledger().set_config(toml, actor.name(), today)?);
+                let mut ledger = self.ledger();
+                let position = Position(ledger.set_config(toml, actor.name(), today)?);
+                self.set_config(ledger.config().clone());
                 Ok(Outcome::Recorded { position, events: Vec::new() })
             }
             Request::PmhBatch { program, mode, dir } => {
@@ -292,7 +294,7 @@ impl App {
                     .map(Outcome::Password)
             }
             Request::AskApproval { link } => self.ask_approval(actor, link),
-            Request::Approve { request, command } => self.approve(actor, request, command, today),
+            Request::Approve { request, command, seen } => self.approve(actor, (request, seen), command, today),
             Request::SendBack { request } => {
                 actor.require(Permission::Approve)?;
                 let pending = self.pending()?;
@@ -326,7 +328,7 @@ impl App {
                 return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
             }
         }
-        let config = self.ledger().config().clone();
+        let config = self.config();
         Ok(preview(&mut Live::new(self), &config, today, command, actor.decider())?)
     }
 
@@ -338,7 +340,7 @@ impl App {
         today: NaiveDate,
     ) -> Result<Outcome, Failure> {
         self.may_record(actor, command)?;
-        let config = self.ledger().config().clone();
+        let config = self.config();
         match submit_as(&mut Live::new(self), &config, today, command, actor.decider(), seen)? {
             Submitted::Accepted { position, events } => Ok(Outcome::Recorded { position, events }),
             Submitted::AlreadyApplied { position } => Ok(Outcome::AlreadyApplied { position }),
@@ -376,14 +378,20 @@ impl App {
 
     /// Records an approved request as its approver and removes it. Approving twice records once
     /// (the command id is the request's).
-    fn approve(&self, actor: &Actor, request: &str, command: &Command, today: NaiveDate) -> Result<Outcome, Failure> {
+    fn approve(
+        &self,
+        actor: &Actor,
+        (request, seen): (&str, Option<u64>),
+        command: &Command,
+        today: NaiveDate,
+    ) -> Result<Outcome, Failure> {
         let pending = self.pending()?;
         let link =
             pending.get(request).map_err(Failure::Infrastructure)?.ok_or(Failure::Rejected(Refusal::NoSuchRequest))?;
         if command.id.as_str() != link.id || command.actor.as_str() != link.requested_by {
             return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
         }
-        let outcome = self.recipient(actor, command, None, today)?;
+        let outcome = self.recipient(actor, command, seen, today)?;
         pending.remove(request).map_err(Failure::Infrastructure)?;
         Ok(outcome)
     }

@@ -31,7 +31,9 @@ pub mod policy;
 pub mod submit;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use daicho_domain::config::Config;
 
 use daicho_store::Store;
 
@@ -50,6 +52,9 @@ pub struct App {
     /// The hash-chained access log.
     pub access: AccessLog,
     accounts: RwLock<Accounts>,
+    /// The configuration in force, read by every command without the ledger's lock (a PMH
+    /// batch or a month's close holds that lock for as long as it computes).
+    config: RwLock<Arc<Config>>,
     /// Requests waiting for approval (`DATA/web/`), opened by the web server only.
     pending: OnceLock<PendingLinks>,
     /// The data directory.
@@ -67,12 +72,14 @@ impl App {
     pub fn of(ledger: Ledger, data: &Path) -> Result<App, String> {
         let store = ledger.store().clone();
         let accounts = Accounts::load(&store).map_err(|e| e.to_string())?;
+        let config = RwLock::new(Arc::new(ledger.config().clone()));
         let access = AccessLog::open(data).map_err(|e| e.to_string())?;
         Ok(App {
             ledger: Mutex::new(ledger),
             store,
             access,
             accounts: RwLock::new(accounts),
+            config,
             pending: OnceLock::new(),
             data: data.to_path_buf(),
             hooks: execute::Hooks::default(),
@@ -92,6 +99,15 @@ impl App {
     /// back rather than failing every later request.
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
     }
 
     /// The accounts, read.

@@ -248,7 +248,9 @@ pub async fn approve(
             tracing::warn!(approver = %u.id, recipient = link.recipient, "approval of a request not as shown refused");
             return Ok(Err(CHANGED_SINCE_SHOWN.to_owned()));
         }
-        let (_, state) = current(app, link.recipient)?;
+        let (loaded, state) = current(app, link.recipient)?;
+        // What the digest was checked against: a change recorded after this is a conflict.
+        let seen = loaded.envelopes.last().map_or(0, |e| e.stream_version);
         let r = state.recipient().ok_or(AppError::NotFound)?;
         let form = forms::form(&link.kind).ok_or(AppError::NotFound)?;
         let reference = r.id.to_string();
@@ -265,7 +267,7 @@ pub async fn approve(
                 return Ok(Err(format!("依頼の内容に誤りがあります: {}", m.join("／"))));
             }
         };
-        match app.execute(&u.actor(), Request::Approve { request: &link.id, command: &cmd }, today) {
+        match app.execute(&u.actor(), Request::Approve { request: &link.id, command: &cmd, seen: Some(seen) }, today) {
             Ok(Outcome::Recorded { position, .. } | Outcome::AlreadyApplied { position }) => {
                 tracing::info!(approver = %u.id, recipient = link.recipient, position = position.0, "request approved");
                 Ok(Ok(position))
