@@ -9,10 +9,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use daicho_projections::export::Hashing;
+use daicho_store::Store;
 use daicho_store::backup::{BackupSummary, write_backup};
-use daicho_store::{Hash, Store};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The note of the last backup's file name in the data directory.
 const LAST_BACKUP: &str = "last-backup.json";
@@ -52,25 +52,6 @@ pub struct LogNote {
     pub head_hash: String,
 }
 
-/// A writer counting and hashing the whole file.
-struct Counting<W: Write> {
-    out: W,
-    bytes: u64,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.bytes += n as u64;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
-
 /// Writes a backup of `logs` to `out` (which must not exist): first to `out.partial`, synced,
 /// then renamed, so a file under the final name is always whole. Notes it in `data`.
 pub fn backup_to(
@@ -88,7 +69,7 @@ pub fn backup_to(
     let partial = out.with_file_name(partial_name);
     let file = File::create_new(&partial).map_err(|e| format!("{}: 作成できません: {e}", partial.display()))?;
     let result = (|| -> Result<(BackupSummary, u64, String), String> {
-        let mut w = Counting { out: BufWriter::with_capacity(1 << 20, file), bytes: 0, hasher: Sha256::new() };
+        let mut w = Hashing::new(BufWriter::with_capacity(1 << 20, file));
         let summary = write_backup(logs, &mut w).map_err(|e| e.to_string())?;
         let manifest = serde_json::json!({
             "format": "daicho-backup-1",
@@ -106,10 +87,10 @@ pub fn backup_to(
             .and_then(|()| w.write_all(b"\n"))
             .map_err(|e| e.to_string())?;
         w.flush().map_err(|e| e.to_string())?;
-        let Counting { out, bytes, hasher } = w;
+        let (out, sha256, bytes) = w.done();
         let file = out.into_inner().map_err(|e| e.error().to_string())?;
         file.sync_all().map_err(|e| e.to_string())?;
-        Ok((summary, bytes, Hash(hasher.finalize().into()).to_hex()))
+        Ok((summary, bytes, sha256))
     })();
     let (summary, bytes, file_sha256) = match result {
         Ok(r) => r,
