@@ -302,7 +302,8 @@ impl Ledger {
             let program = config.program(key).ok_or_else(|| LedgerError::Other(format!("{key}: no such program")))?;
             let mode = mode.unwrap_or(program.pmh_mode);
             let (batch, writers) = projections.write_batch(&config, program, mode, head.position.0, open)?;
-            if batch.records == 0 {
+            // Nothing to send (an empty full replacement that clears the program is sent).
+            if batch.files.is_empty() {
                 return Ok((None, batch, writers));
             }
             let mut finished = Vec::with_capacity(writers.len());

@@ -77,6 +77,8 @@ pub struct Batch {
     pub to_position: u64,
     pub records: u32,
     pub deleted: u32,
+    /// Records PMH had that this full replacement leaves out (held back or withdrawn).
+    pub dropped: u32,
     pub held_back: Vec<Held>,
     pub warnings: Vec<Warning>,
     /// The JSON and CSV files; empty when there is nothing to send.
@@ -100,6 +102,8 @@ pub struct Summary {
     pub records: u32,
     /// Of which deletions.
     pub deleted: u32,
+    /// Records PMH has that a full replacement would leave out.
+    pub dropped: u32,
     pub held_back: Vec<Held>,
     pub warnings: Vec<Warning>,
 }
@@ -147,6 +151,9 @@ impl<W> Hashing<W> {
 struct Scanned {
     records: u32,
     deleted: u32,
+    /// Records PMH has that a full replacement leaves out (held back, or withdrawn): after the
+    /// upload PMH no longer has them.
+    dropped: u32,
     held_back: Vec<Held>,
     warnings: Vec<Warning>,
 }
@@ -155,8 +162,20 @@ fn io_err(e: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Corrupt(format!("writing a batch file: {e}"))
 }
 
+/// Whether a batch of `program` in `mode` replaces every record of the program at PMH: a full
+/// batch of a program registered with PMH in full mode (全件連携). A full batch of a
+/// diff-history program only resends records, so it carries the withdrawals PMH still needs.
+/// (Our reading of the file design, to confirm with the official ファイル設計書.)
+pub fn replaces(program: &Program, mode: PmhMode) -> bool {
+    mode == PmhMode::Full && program.pmh_mode == PmhMode::Full
+}
+
 /// Visits every record a batch of `program` in `mode` would send, in file order, with
 /// whether it is sent as deleted; collects held-back records and "●" warnings.
+///
+/// - diff-history: every record whose current content differs from what PMH has;
+/// - full: every current record, then (for a diff-history program) the withdrawals PMH still
+///   has; a full replacement sends no withdrawal, and counts what it drops.
 fn scan(
     tree: &sled::Tree,
     program: &Program,
@@ -164,44 +183,57 @@ fn scan(
     each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
 ) -> Result<Scanned, ProjectionError> {
     let key = program.key.as_str();
-    let prefix = match mode {
-        PmhMode::DiffHistory => keys::program_prefix(keys::DIRTY, key),
-        PmhMode::Full => keys::program_prefix(keys::ACTIVE, key),
+    let replacing = replaces(program, mode);
+    // (prefix, whether the pass looks at withdrawn records only)
+    let passes = match mode {
+        PmhMode::DiffHistory => vec![(keys::program_prefix(keys::DIRTY, key), false)],
+        PmhMode::Full => {
+            vec![(keys::program_prefix(keys::ACTIVE, key), false), (keys::program_prefix(keys::DIRTY, key), true)]
+        }
     };
-    let mut out = Scanned { records: 0, deleted: 0, held_back: Vec::new(), warnings: Vec::new() };
-    for item in tree.scan_prefix(&prefix) {
-        let (k, _) = item?;
-        let Some((n, span)) = keys::tail_ids(&k) else { continue };
-        let Some(bytes) = tree.get(keys::entry(n, span))? else { continue };
-        let entry = entry_from(&bytes)?;
-        match (entry.current, entry.exported) {
-            (Some(current), _) => {
-                let reasons = validate(&current, Some(program));
-                if reasons.is_empty() {
-                    for (field, characters) in unrepresentable(&current) {
-                        out.warnings.push(Warning {
+    let mut out = Scanned { records: 0, deleted: 0, dropped: 0, held_back: Vec::new(), warnings: Vec::new() };
+    for (prefix, withdrawn_only) in passes {
+        for item in tree.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let Some((n, span)) = keys::tail_ids(&k) else { continue };
+            let Some(bytes) = tree.get(keys::entry(n, span))? else { continue };
+            let entry = entry_from(&bytes)?;
+            match (entry.current, entry.exported) {
+                // The full pass over dirty records is for withdrawals only: current ones were
+                // visited with the active records.
+                (Some(_), _) if withdrawn_only => {}
+                (Some(current), exported) => {
+                    let reasons = validate(&current, Some(program));
+                    if reasons.is_empty() {
+                        for (field, characters) in unrepresentable(&current) {
+                            out.warnings.push(Warning {
+                                history_key: current.history_key().to_string(),
+                                field,
+                                characters,
+                            });
+                        }
+                        each(&current, false)?;
+                        out.records = out.records.saturating_add(1);
+                    } else {
+                        if replacing && exported.is_some() {
+                            out.dropped = out.dropped.saturating_add(1);
+                        }
+                        out.held_back.push(Held {
+                            recipient: n,
+                            certificate: current.certificate.clone(),
                             history_key: current.history_key().to_string(),
-                            field,
-                            characters,
+                            reasons: reasons.into_iter().map(Into::into).collect(),
                         });
                     }
-                    each(&current, false)?;
-                    out.records = out.records.saturating_add(1);
-                } else {
-                    out.held_back.push(Held {
-                        recipient: n,
-                        certificate: current.certificate.clone(),
-                        history_key: current.history_key().to_string(),
-                        reasons: reasons.into_iter().map(Into::into).collect(),
-                    });
                 }
+                (None, Some(_)) if replacing => out.dropped = out.dropped.saturating_add(1),
+                (None, Some(exported)) => {
+                    each(&exported, true)?;
+                    out.records = out.records.saturating_add(1);
+                    out.deleted = out.deleted.saturating_add(1);
+                }
+                (None, None) => {}
             }
-            (None, Some(exported)) if mode == PmhMode::DiffHistory => {
-                each(&exported, true)?;
-                out.records = out.records.saturating_add(1);
-                out.deleted = out.deleted.saturating_add(1);
-            }
-            (None, _) => {}
         }
     }
     Ok(out)
@@ -217,6 +249,7 @@ impl Reader {
             mode,
             records: s.records,
             deleted: s.deleted,
+            dropped: s.dropped,
             held_back: s.held_back,
             warnings: s.warnings,
         })
@@ -268,7 +301,9 @@ impl Projections {
         let (mut csv, csv_sha, csv_len) = csv.finish().done();
         json.flush().map_err(io_err)?;
         csv.flush().map_err(io_err)?;
-        let files = if scanned.records == 0 {
+        // A full replacement that would leave PMH with records the ledger no longer sends is sent
+        // even when it holds none: an empty file clears the program.
+        let files = if scanned.records == 0 && scanned.dropped == 0 {
             Vec::new()
         } else {
             vec![
@@ -283,6 +318,7 @@ impl Projections {
             to_position,
             records: scanned.records,
             deleted: scanned.deleted,
+            dropped: scanned.dropped,
             held_back: scanned.held_back,
             warnings: scanned.warnings,
             files,
@@ -325,6 +361,10 @@ struct ManifestBatch<'a> {
     to_position: u64,
     records: u32,
     deleted: u32,
+    /// A full replacement: after the upload PMH has exactly the file's records of the program.
+    replaces_all: bool,
+    /// Records PMH had that a full replacement leaves out.
+    dropped: u32,
     held_back: &'a [Held],
     warnings: &'a [Warning],
     files: Vec<ManifestFile<'a>>,
@@ -363,6 +403,8 @@ pub fn manifest(config: &Config, batches: &[(Option<u64>, &Batch)], head_positio
                 to_position: b.to_position,
                 records: b.records,
                 deleted: b.deleted,
+                replaces_all: config.program(&b.program).is_some_and(|p| replaces(p, b.mode)),
+                dropped: b.dropped,
                 held_back: &b.held_back,
                 warnings: &b.warnings,
                 files: b

@@ -39,6 +39,9 @@ pub(crate) enum FeeVersion {
     Removed,
     /// At this position a batch first sent the record to PMH.
     Exported,
+    /// At this position a full replacement left the record out (held back): PMH no longer has
+    /// it, though the ledger does.
+    Unexported,
 }
 
 impl FeeVersion {
@@ -80,6 +83,7 @@ fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord<'_>> {
                 FeeVersion::Content { .. } => content = Some(version),
                 FeeVersion::Removed => content = None,
                 FeeVersion::Exported => exported = true,
+                FeeVersion::Unexported => exported = false,
             }
         }
         if let (true, Some(FeeVersion::Content { program, certificate, payer, from, to })) = (exported, content) {

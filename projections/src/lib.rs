@@ -35,7 +35,7 @@ use daicho_store::{Hash, Position, Store, StoreError};
 pub use register::{Entry, recipient_number};
 
 /// Format of the projection's data; a different stored format triggers a rebuild.
-pub const FORMAT: &str = concat!("daicho-register-3/snapshot-", "1");
+pub const FORMAT: &str = concat!("daicho-register-4/snapshot-", "1");
 
 /// Events per atomic commit during catch-up.
 pub const CHUNK_EVENTS: usize = 10_000;

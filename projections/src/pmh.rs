@@ -235,18 +235,27 @@ pub struct Detail {
 #[serde(rename_all = "camelCase")]
 struct Wire<'a> {
     org_specific_certificate_type_id: &'a str,
+    // An absent optional item is left out, never `null` (a `null` where PMH's schema has a
+    // string is a rejection risk); in the CSV it is an empty cell.
+    #[serde(skip_serializing_if = "Option::is_none")]
     my_number: Option<&'a str>,
     basic_five_info: BasicFiveInfo<'a>,
     is_not_disclosed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     medical_subsidy_insurer_number: Option<&'a str>,
     certification_name: &'a str,
     medical_subsidy_recipient_number: &'a str,
     certification_sub_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     segment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     income_segment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     additional_conditions: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     designated_medical_institutions: Option<String>,
     is_always_reimbursement: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_copayment_amount: Option<MaxCopayment<'a>>,
     valid_from: &'a str,
     valid_to: &'a str,

@@ -315,11 +315,13 @@ impl Fold<'_> {
         Ok(())
     }
 
-    /// A batch was exported: PMH now has the current content of every record it sent.
+    /// A batch was exported: PMH now has the current content of every record it sent; after a
+    /// full replacement ([`crate::export::replaces`]) it has nothing else of the program.
     fn apply_batch(&mut self, batch: &PmhBatch, batch_number: u64, position: u64) -> Result<(), ProjectionError> {
         let program_key = batch.program.as_str().to_owned();
         let config = self.config.clone();
         let program = config.as_ref().and_then(|c| c.program(&batch.program));
+        let replacing = program.is_some_and(|p| crate::export::replaces(p, batch.mode));
         let mut keys_to_visit: BTreeSet<(u64, u32)> = BTreeSet::new();
         let mut prefixes = vec![keys::program_prefix(keys::DIRTY, &program_key)];
         if batch.mode == PmhMode::Full {
@@ -345,15 +347,21 @@ impl Fold<'_> {
             let Some(stored) = self.get_entry(n, span)? else { continue };
             let mut entry = stored.clone();
             match &entry.current {
-                // Sent as isDeleted (diff), or gone from a full replacement: PMH has nothing.
+                // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
                 None => entry.exported = None,
                 Some(current) if validate(current, program).is_empty() => entry.exported = Some(current.clone()),
-                Some(_) => continue, // held back: PMH keeps what it had
+                // Held back from a full replacement: PMH drops what it had.
+                Some(_) if replacing => entry.exported = None,
+                // Held back from a diff or a resend: PMH keeps what it had.
+                Some(_) => continue,
             }
             if entry != stored {
                 if stored.exported.is_none() && entry.exported.is_some() {
                     // From this batch on PMH has the record: it counts for the fee.
                     self.push_fee(n, span, position, FeeVersion::Exported)?;
+                } else if stored.exported.is_some() && entry.exported.is_none() && entry.current.is_some() {
+                    // PMH no longer has a record the ledger still has: it stops counting.
+                    self.push_fee(n, span, position, FeeVersion::Unexported)?;
                 }
                 self.put_entry(n, span, Some(&stored), &entry)?;
             }

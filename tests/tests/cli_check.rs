@@ -11,10 +11,11 @@ fn repo() -> PathBuf {
 }
 
 /// Runs the CLI in-process; returns the exit status, stdout lines as JSON, and stderr.
+/// Runs the CLI on the tests' fixed day (`daicho_tests::cli::TODAY`), never the clock's.
 fn daicho(args: &[&str]) -> (u8, Vec<Value>, String) {
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let argv = std::iter::once("daicho").chain(args.iter().copied());
+    let argv = ["daicho", "--today", daicho_tests::cli::TODAY].into_iter().chain(args.iter().copied());
     let status = daicho::cli::main(argv, &mut out, &mut err);
     let stdout = String::from_utf8(out).unwrap();
     let lines = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -14,10 +14,12 @@ struct Ledger {
     next_id: usize,
 }
 
+/// Runs the CLI on the tests' fixed day (`daicho_tests::cli::TODAY`), never the clock's.
 fn daicho(args: &[&str]) -> (u8, String, String) {
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let status = daicho::cli::main(std::iter::once("daicho").chain(args.iter().copied()), &mut out, &mut err);
+    let argv = ["daicho", "--today", daicho_tests::cli::TODAY].into_iter().chain(args.iter().copied());
+    let status = daicho::cli::main(argv, &mut out, &mut err);
     (status, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }
 
@@ -428,5 +430,154 @@ fn a_past_batch_regenerates_byte_for_byte() {
         if name.to_str().unwrap().starts_with("kosei_") {
             assert_eq!(std::fs::read(f.path()).unwrap(), std::fs::read(dir.join(&name)).unwrap(), "{name:?}");
         }
+    }
+}
+
+// ---- Full uploads (全件連携): what PMH has after each ----------------------------------------
+// Our reading of the file design, to confirm with the official ファイル設計書: a full batch of a
+// program registered with PMH in full mode replaces the program's records there; a full batch of
+// a diff-history program only resends records, so it must carry the withdrawals PMH still needs.
+
+fn shogai(r: &str, certificate: &str, extra: Value) -> Value {
+    let mut g = json!({"type": "grant_certificate", "recipient": r, "effective": "2026-04-01", "certificate": certificate,
+                       "program": "shogai", "payer_number": "80139991", "recipient_number": "S-1",
+                       "valid_from": "2026-04-01", "valid_to": "2027-03-31"});
+    for (k, v) in extra.as_object().unwrap() {
+        g[k] = v.clone();
+    }
+    g
+}
+
+fn batch_of<'a>(e: &'a Export, program: &str) -> &'a Value {
+    e.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == program).unwrap()
+}
+
+#[test]
+fn a_full_export_of_a_diff_history_program_carries_the_withdrawals_pmh_still_has() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"id": "wrong-grant"}))]);
+    assert_eq!(l.export().keys(), ["R1S1"]);
+    l.apply(&[json!({"type": "rescind", "recipient": "A1", "effective": "2026-10-01", "target": "wrong-grant", "reason": "別人への認定"})]);
+    // A full export (after a configuration change, say) still withdraws R1S1 from PMH ...
+    let full = l.export_mode("full");
+    assert_eq!(full.keys(), ["R1S1"]);
+    assert_eq!(full.one("R1S1")["isDeleted"], true);
+    assert_eq!(
+        (batch_of(&full, "kosei")["deleted"].as_u64(), batch_of(&full, "kosei")["replacesAll"].as_bool()),
+        (Some(1), Some(false))
+    );
+    // ... and once it has, nothing more is said about it.
+    assert!(l.export().records.is_empty());
+    assert!(l.export_mode("full").records.is_empty());
+}
+
+#[test]
+fn a_record_held_back_from_a_full_replacement_is_no_longer_at_pmh_and_is_sent_again_when_fixed() {
+    let optional = daicho_domain::config::DEMO_TOML
+        .replace("payer_numbers = [\"80139991\"]", "payer_numbers = [\"80139991\"]\npayer_number_required = false");
+    let mut l = Ledger::with_config(Some(&optional));
+    l.apply(&adult("A1"));
+    l.apply(&[register("A2", "桜 二郎", "1971-02-02"), link("A2", "桜 二郎", "1971-02-02", "222222222225")]);
+    l.apply(&[
+        shogai("A1", "S1", json!({})),
+        shogai("A2", "S2", json!({"payer_number": null, "recipient_number": "S-2"})),
+    ]);
+    assert_eq!(l.export_mode("full").keys(), ["R1S1", "R2S1"]);
+    // The payer number becomes required: R2S1 is held back from the next full upload, which
+    // replaces the program at PMH, so PMH no longer has it.
+    let required = l.tmp.path().join("required.toml");
+    std::fs::write(&required, daicho_domain::config::DEMO_TOML).unwrap();
+    let (status, _, err) = daicho(&["--data", l.data(), "config", "set", required.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    let e = l.export_mode("full");
+    assert_eq!(e.keys(), ["R1S1"]);
+    let b = batch_of(&e, "shogai");
+    assert_eq!(b["heldBack"][0]["historyKey"], "R2S1");
+    assert_eq!((b["replacesAll"].as_bool(), b["dropped"].as_u64()), (Some(true), Some(1)));
+    // What daicho thinks PMH has follows the file: the statement of the month no longer counts it.
+    let statement = l.tmp.path().join("statement");
+    let (status, out, err) = daicho(&[
+        "--data",
+        l.data(),
+        "billing",
+        "--month",
+        "2026-11",
+        "--policy",
+        "certificates-overlapping",
+        "--out",
+        statement.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{out}{err}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(statement.join("billing-2026-11.json")).unwrap()).unwrap();
+    assert_eq!(summary["units"], 1, "only R1S1 is at PMH: {summary:#}");
+    // Fixed: the next full upload carries it again.
+    l.apply(&[json!({"type": "change_certificate", "recipient": "A2", "effective": "2026-04-01", "certificate": "S2", "payer_number": "80139991"})]);
+    assert_eq!(l.export_mode("full").keys(), ["R1S1", "R2S1"]);
+}
+
+#[test]
+fn withdrawing_the_last_record_of_a_full_program_sends_an_empty_replacement_once() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[shogai("A1", "S1", json!({"id": "only-grant"}))]);
+    assert_eq!(l.export_mode("full").keys(), ["R1S1"]);
+    l.apply(&[json!({"type": "rescind", "recipient": "A1", "effective": "2026-10-01", "target": "only-grant", "reason": "入力誤り"})]);
+    // Nothing is current, yet PMH has R1S1: an empty file (a header and no record) is written
+    // and recorded, and clears the program at PMH.
+    let e = l.export_mode("full");
+    assert!(e.records.is_empty());
+    let b = batch_of(&e, "shogai");
+    assert!(b["batch"].as_u64().is_some(), "the empty replacement is recorded: {b:#}");
+    assert_eq!((b["records"].as_u64(), b["dropped"].as_u64()), (Some(0), Some(1)));
+    let names: Vec<String> =
+        b["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let json = std::fs::read_to_string(e.dir.join(&names[0])).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), json!([]));
+    let csv = std::fs::read_to_string(e.dir.join(&names[1])).unwrap();
+    assert_eq!(csv.trim_start_matches('\u{FEFF}').lines().count(), 1, "a header row only: {csv}");
+    // PMH now has nothing of the program: the next full export sends nothing.
+    let again = l.export_mode("full");
+    assert!(batch_of(&again, "shogai")["batch"].is_null(), "nothing to send after the replacement");
+}
+
+/// Every `null` in a JSON value, by path.
+fn nulls(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Null => out.push(path.to_owned()),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| nulls(x, &format!("{path}[{i}]"), out)),
+        Value::Object(o) => o.iter().for_each(|(k, x)| nulls(x, &format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn no_exported_record_holds_a_null_and_absent_items_are_left_out() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    // A grant without a payer number's optional neighbours: no income segment, no clinics, no cap.
+    l.apply(&[kosei(json!({"id": "plain", "income_segment": null}))]);
+    l.apply(&child("C1"));
+    l.apply(&[
+        json!({"type": "grant_certificate", "recipient": "C1", "effective": "2026-04-01", "certificate": "K1",
+               "program": "kodomo", "payer_number": "88139993", "recipient_number": "000123", "valid_from": "2026-04-01"}),
+        json!({"type": "start_dv_support", "recipient": "C1", "effective": "2026-05-01"}),
+    ]);
+    let first = l.export();
+    l.apply(&[json!({"type": "rescind", "recipient": "A1", "effective": "2026-10-01", "target": "plain", "reason": "入力誤り"})]);
+    let second = l.export();
+    let full = l.export_mode("full");
+    let mut found = Vec::new();
+    for (i, r) in first.records.iter().chain(&second.records).chain(&full.records).enumerate() {
+        nulls(r, &format!("record {i}"), &mut found);
+    }
+    assert!(found.is_empty(), "nulls in exported records: {found:?}");
+    assert!(!first.records.is_empty() && second.one("R1S1")["isDeleted"] == true);
+    // Absent optional items are not there at all.
+    let k = first.one("R2S1");
+    for absent in ["segment", "additionalConditions", "designatedMedicalInstitutions", "maxCopaymentAmount"] {
+        assert!(k.get(absent).is_none(), "{absent} present: {k:#}");
     }
 }

@@ -15,7 +15,18 @@ fn today() -> chrono::NaiveDate {
 }
 
 fn export(data: &Path, out: &Path, mode: Option<&str>) {
-    let mut args = vec!["daicho", "--data", data.to_str().unwrap(), "pmh", "export", "--out", out.to_str().unwrap()];
+    let today = daicho_tests::cli::TODAY;
+    let mut args = vec![
+        "daicho",
+        "--data",
+        data.to_str().unwrap(),
+        "--today",
+        today,
+        "pmh",
+        "export",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     if let Some(m) = mode {
         args.extend(["--mode", m]);
     }
