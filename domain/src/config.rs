@@ -388,6 +388,38 @@ fn is_digits(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A text of the configuration PMH would show with "●" somewhere: where it is (its path in the
+/// file) and the characters, as `U+XXXX`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmhTextWarning {
+    pub field: String,
+    pub characters: Vec<String>,
+}
+
+impl Program {
+    /// The texts of this program sent to PMH (the certificate's name, the card's fixed texts)
+    /// that hold characters PMH shows as "●".
+    pub fn pmh_warnings(&self) -> Vec<PmhTextWarning> {
+        let t = &self.certificate;
+        [
+            ("certificate_name", &self.certificate_name),
+            ("certificate.issuer", &t.issuer),
+            ("certificate.notes", &t.notes),
+            ("certificate.contact", &t.contact),
+        ]
+        .into_iter()
+        .filter_map(|(field, text)| {
+            // Line breaks are sent as spaces.
+            let characters: Vec<String> = crate::text::pmh_unrepresentable(&text.replace('\n', " "))
+                .iter()
+                .map(|u| format!("U+{:04X}", u32::from(u.ch)))
+                .collect();
+            (!characters.is_empty()).then(|| PmhTextWarning { field: field.to_owned(), characters })
+        })
+        .collect()
+    }
+}
+
 impl Config {
     /// The bundled demo configuration (さくら市).
     pub fn demo() -> Result<Config, ConfigError> {

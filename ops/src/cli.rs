@@ -671,6 +671,18 @@ where
                     config.municipality.name,
                     config.programs().len()
                 );
+                // Valid, but PMH would show some sent texts with "●": say where, never refuse.
+                for (i, p) in config.programs().iter().enumerate() {
+                    for w in p.pmh_warnings() {
+                        let _ = writeln!(
+                            err,
+                            "警告: program[{i}].{} ({}): {} はPMHで「●」と表示されます",
+                            w.field,
+                            p.key,
+                            w.characters.join(" ")
+                        );
+                    }
+                }
                 EXIT_OK
             }
             Err(code) => code,

@@ -81,6 +81,7 @@ pub fn differing_fields(a: &PmhRecord, b: &PmhRecord) -> Vec<&'static str> {
     check(a.valid_from == b.valid_from, "有効期間開始日");
     check(a.valid_to == b.valid_to, "有効期間終了日");
     check(a.disease == b.disease, "疾病名");
+    check(a.issued == b.issued, "交付年月日");
     out
 }
 

@@ -290,7 +290,7 @@ impl Projections {
         let [json_name, csv_name] = file_names(&program.key, mode, from_position, to_position);
         let mut json = JsonWriter::new(Hashing::new(open(&json_name).map_err(io_err)?)).map_err(io_err)?;
         let mut csv = CsvWriter::new(Hashing::new(open(&csv_name).map_err(io_err)?)).map_err(io_err)?;
-        csv.row(&csv_header()).map_err(io_err)?;
+        csv.row(&csv_header(program)).map_err(io_err)?;
         let eras = &config.eras;
         let scanned = self.scan(program, mode, &mut |record, deleted| {
             let o = Outgoing { record, deleted };
@@ -367,7 +367,16 @@ struct ManifestBatch<'a> {
     dropped: u32,
     held_back: &'a [Held],
     warnings: &'a [Warning],
+    /// Texts of the program's configuration sent in every record that PMH shows with "●".
+    config_warnings: Vec<ConfigWarning>,
     files: Vec<ManifestFile<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigWarning {
+    field: String,
+    characters: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -407,6 +416,13 @@ pub fn manifest(config: &Config, batches: &[(Option<u64>, &Batch)], head_positio
                 dropped: b.dropped,
                 held_back: &b.held_back,
                 warnings: &b.warnings,
+                config_warnings: config
+                    .program(&b.program)
+                    .map(|p| p.pmh_warnings())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|w| ConfigWarning { field: w.field, characters: w.characters })
+                    .collect(),
                 files: b
                     .files
                     .iter()

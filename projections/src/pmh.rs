@@ -9,7 +9,7 @@
 use chrono::NaiveDate;
 use daicho_domain::calendar::EraTable;
 
-use daicho_domain::config::{Config, Program, ProgramKey};
+use daicho_domain::config::{Config, FaceItem, Program, ProgramKey};
 use daicho_domain::ids::{HistoryKey, RecipientId, SpanNo};
 use daicho_domain::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
 use daicho_domain::period::PMH_OPEN_END;
@@ -41,6 +41,9 @@ pub struct PmhRecord {
     pub valid_from: String,
     pub valid_to: String,
     pub disease: Option<String>,
+    /// 交付年月日 of the card for this span (ISO): the latest reissue within the span, else the
+    /// later of the grant and the span's first day.
+    pub issued: String,
 }
 
 impl PmhRecord {
@@ -48,6 +51,12 @@ impl PmhRecord {
     pub fn history_key(&self) -> HistoryKey {
         HistoryKey::derive(RecipientId(self.recipient), SpanNo(self.span))
     }
+}
+
+/// The card's 交付年月日 for `span` of `cert`.
+fn issued_on(cert: &Certificate, span: &daicho_domain::state::Span) -> NaiveDate {
+    let first = cert.granted_on.max(span.period.from());
+    cert.reissues.iter().map(|r| r.on).filter(|on| *on >= first && span.period.contains(*on)).max().unwrap_or(first)
 }
 
 /// The history records of a recipient's certificates chosen by `which`, in certificate and span
@@ -78,6 +87,7 @@ pub fn records_of(n: u64, r: &Recipient, which: impl Fn(&Certificate) -> bool) -
                 valid_from: span.period.from().to_string(),
                 valid_to: span.period.end().to_string(),
                 disease: t.disease.as_ref().map(ToString::to_string),
+                issued: issued_on(cert, span).to_string(),
             });
         }
     }
@@ -282,86 +292,120 @@ fn cap_text(amount: i64, unit: &str, setting: &str) -> String {
     format!("{unit} {}（{setting}）", daicho_domain::money::Yen::new(amount))
 }
 
-/// Labels of the face items, in print order.
-pub const DETAIL_LABELS: [&str; 11] = [
-    "公費負担者番号",
-    "公費受給者番号",
-    "氏名",
-    "生年月日",
-    "性別",
-    "住所",
-    "有効期間",
-    "自己負担上限額",
-    "所得区分",
-    "指定医療機関",
-    "疾病名",
+/// The CSV columns before the card items, in PMH order: (CSV header, JSON name). One table for
+/// both files. **Provisional**: the headers are the item names of the Digital Agency's common
+/// layout where the briefings name them, else the Japanese names of the field list; the JSON
+/// names of the self-pay cap's sub-items are not public and are ours. Change them here (and in
+/// ARCHITECTURE.md) when the official ファイル設計書 is at hand.
+pub const COLUMNS: [(&str, &str); 24] = [
+    ("機関別受給者証種別ID", "orgSpecificCertificateTypeId"),
+    ("マイナンバー", "myNumber"),
+    ("氏名", "basicFiveInfo.name"),
+    ("氏名カナ", "basicFiveInfo.nameKana"),
+    ("住所", "basicFiveInfo.address"),
+    ("生年月日", "basicFiveInfo.dateOfBirth"),
+    ("性別", "basicFiveInfo.sex"),
+    ("不開示フラグ", "isNotDisclosed"),
+    ("公費負担者番号", "medicalSubsidyInsurerNumber"),
+    ("受給者証名", "certificationName"),
+    ("受給者番号", "medicalSubsidyRecipientNumber"),
+    ("受給者証サブキー", "certificationSubKey"),
+    ("区分", "segment"),
+    ("所得区分", "incomeSegment"),
+    ("追加条件", "additionalConditions"),
+    ("指定医療機関情報", "designatedMedicalInstitutions"),
+    ("常に償還払い", "isAlwaysReimbursement"),
+    ("自己負担上限額-金額", "maxCopaymentAmount.amount"),
+    ("自己負担上限額-単位", "maxCopaymentAmount.unit"),
+    ("自己負担上限額-種別", "maxCopaymentAmount.setting"),
+    ("有効期間-始期", "validFrom"),
+    ("有効期間-終期", "validTo"),
+    ("履歴キー", "historyKey"),
+    ("削除フラグ", "isDeleted"),
 ];
 
-/// The face items (券面項目), in print order, each always present (empty when absent) so the
-/// CSV has the same columns on every line.
-pub fn details(record: &PmhRecord, eras: &EraTable) -> Vec<Detail> {
-    let valid_to =
-        if record.valid_to == PMH_OPEN_END.to_string() { String::new() } else { wareki(eras, &record.valid_to) };
-    let sex = match record.sex.as_str() {
-        "1" => "男",
-        "2" => "女",
-        _ => "",
-    };
-    vec![
-        Detail { name: "公費負担者番号", value: record.payer_number.clone().unwrap_or_default() },
-        Detail { name: "公費受給者番号", value: record.recipient_number.clone() },
-        Detail { name: "氏名", value: record.name.clone() },
-        Detail { name: "生年月日", value: wareki(eras, &record.birth_date) },
-        Detail { name: "性別", value: sex.to_owned() },
-        Detail { name: "住所", value: record.address.clone() },
-        Detail {
-            name: "有効期間",
-            value: if valid_to.is_empty() {
-                format!("{}から", wareki(eras, &record.valid_from))
-            } else {
-                format!("{}から{}まで", wareki(eras, &record.valid_from), valid_to)
-            },
-        },
-        Detail {
-            name: "自己負担上限額",
-            value: record.copay.as_ref().map(|(a, u, s)| cap_text(*a, u, s)).unwrap_or_default(),
-        },
-        Detail { name: "所得区分", value: record.income_segment.clone().unwrap_or_default() },
-        Detail { name: "指定医療機関", value: record.designated.join("、") },
-        Detail { name: "疾病名", value: record.disease.clone().unwrap_or_default() },
-    ]
+/// The CSV header of a card item (券面項目, the green columns): its label on the card, marked so
+/// that no header repeats one of [`COLUMNS`].
+pub fn card_column(label: &str) -> String {
+    format!("券面_{label}")
 }
 
-/// The Japanese CSV header, in PMH order, then the face items.
-pub fn csv_header() -> Vec<&'static str> {
-    let mut h = vec![
-        "証種別ID",
-        "個人番号",
-        "氏名",
-        "氏名カナ",
-        "住所",
-        "生年月日",
-        "性別",
-        "非開示フラグ",
-        "公費負担者番号",
-        "受給者証名称",
-        "公費受給者番号",
-        "受給者証サブキー",
-        "区分",
-        "所得区分",
-        "追加条件",
-        "指定医療機関",
-        "常時償還払フラグ",
-        "自己負担上限額",
-        "自己負担上限額単位",
-        "自己負担上限額設定",
-        "有効開始日",
-        "有効終了日",
-        "履歴キー",
-        "削除フラグ",
-    ];
-    h.extend(DETAIL_LABELS);
-    h
+/// The card's title item, first in `certificationDetail`.
+pub const CARD_TITLE: &str = "受給者証名";
+
+/// The card items (券面項目) of `record` under `program`'s certificate template, in print order:
+/// the card's title, then exactly the template's items (the notes and the contact only when
+/// the template has their text). An absent value is an empty string, so every line of a
+/// program's CSV has the same columns.
+pub fn details(record: &PmhRecord, program: &Program, eras: &EraTable) -> Vec<Detail> {
+    let template = &program.certificate;
+    let mut out = vec![Detail { name: CARD_TITLE, value: program.certificate_name.clone() }];
+    for item in &template.items {
+        let value = match item {
+            FaceItem::PayerNumber => record.payer_number.clone().unwrap_or_default(),
+            FaceItem::RecipientNumber => record.recipient_number.clone(),
+            FaceItem::Name => record.name.clone(),
+            FaceItem::Kana => record.kana.clone(),
+            FaceItem::BirthDate => wareki(eras, &record.birth_date),
+            FaceItem::Sex => match record.sex.as_str() {
+                "1" => "男".to_owned(),
+                "2" => "女".to_owned(),
+                _ => String::new(),
+            },
+            FaceItem::Address => record.address.clone(),
+            FaceItem::Validity => {
+                let from = wareki(eras, &record.valid_from);
+                if record.valid_to == PMH_OPEN_END.to_string() {
+                    format!("{from}から")
+                } else {
+                    format!("{from}から{}まで", wareki(eras, &record.valid_to))
+                }
+            }
+            FaceItem::CopayCap => record.copay.as_ref().map(|(a, u, s)| cap_text(*a, u, s)).unwrap_or_default(),
+            FaceItem::IncomeSegment => record.income_segment.clone().unwrap_or_default(),
+            FaceItem::DesignatedInstitutions => record.designated.join("、"),
+            FaceItem::Disease => record.disease.clone().unwrap_or_default(),
+            FaceItem::IssueDate => wareki(eras, &record.issued),
+            FaceItem::Issuer => template.issuer.clone(),
+            FaceItem::Notes if template.notes.is_empty() => continue,
+            FaceItem::Notes => template.notes.replace('\n', " "),
+            FaceItem::Contact if template.contact.is_empty() => continue,
+            FaceItem::Contact => template.contact.replace('\n', " "),
+        };
+        out.push(Detail { name: card_label(*item), value });
+    }
+    out
+}
+
+/// A card item's name as PMH is sent it: the printed label, except 交付年月日, the name the
+/// Digital Agency uses for what the card prints as 交付日.
+fn card_label(item: FaceItem) -> &'static str {
+    match item {
+        FaceItem::IssueDate => "交付年月日",
+        other => other.label(),
+    }
+}
+
+/// The card items' labels of `program`, as [`details`] gives them.
+fn detail_labels(program: &Program) -> Vec<&'static str> {
+    let t = &program.certificate;
+    std::iter::once(CARD_TITLE)
+        .chain(
+            t.items
+                .iter()
+                .filter(|i| match i {
+                    FaceItem::Notes => !t.notes.is_empty(),
+                    FaceItem::Contact => !t.contact.is_empty(),
+                    _ => true,
+                })
+                .map(|i| card_label(*i)),
+        )
+        .collect()
+}
+
+/// The CSV header of `program`'s files: [`COLUMNS`], then its card items.
+pub fn csv_header(program: &Program) -> Vec<String> {
+    COLUMNS.iter().map(|(h, _)| (*h).to_owned()).chain(detail_labels(program).into_iter().map(card_column)).collect()
 }
 
 /// A record to send: its content and whether it withdraws the key.
@@ -401,7 +445,7 @@ fn wire<'a>(o: &'a Outgoing<'a>, program: &'a Program, eras: &EraTable) -> Wire<
         valid_to: &r.valid_to,
         history_key: r.history_key().to_string(),
         is_deleted: o.deleted,
-        certification_detail: details(r, eras),
+        certification_detail: details(r, program, eras),
     }
 }
 
@@ -474,7 +518,7 @@ pub fn csv_document(rows: &[Vec<String>]) -> Vec<u8> {
 /// The records as CSV: header, then one line per record. [`CsvWriter`] writes the same bytes
 /// record by record.
 pub fn to_csv(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Vec<u8> {
-    let mut rows = vec![csv_header().into_iter().map(str::to_owned).collect::<Vec<_>>()];
+    let mut rows = vec![csv_header(program)];
     rows.extend(records.iter().map(|o| csv_row(o, program, eras)));
     csv_document(&rows)
 }
@@ -509,7 +553,7 @@ pub fn csv_row(o: &Outgoing<'_>, program: &Program, eras: &EraTable) -> Vec<Stri
         r.history_key().to_string(),
         flag(o.deleted),
     ];
-    row.extend(details(r, eras).into_iter().map(|d| d.value));
+    row.extend(details(r, program, eras).into_iter().map(|d| d.value));
     row
 }
 
@@ -548,4 +592,26 @@ impl<W: std::io::Write> CsvWriter<W> {
 /// The program of a record under `config`.
 pub fn program_of<'c>(config: &'c Config, record: &PmhRecord) -> Option<&'c Program> {
     ProgramKey::parse(&record.program).ok().and_then(|k| config.program(&k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_csv_header_repeats_for_any_template() {
+        let config = Config::demo().unwrap();
+        let mut program = config.programs()[0].clone();
+        // Every item on the card, with notes and contact: the widest header there is.
+        program.certificate.items = FaceItem::ALL.to_vec();
+        program.certificate.notes = "注意".into();
+        program.certificate.contact = "連絡先".into();
+        for p in config.programs().iter().chain([&program]) {
+            let header = csv_header(p);
+            let unique: std::collections::BTreeSet<&String> = header.iter().collect();
+            assert_eq!(unique.len(), header.len(), "{}: {header:?}", p.key);
+            assert_eq!(header.len(), COLUMNS.len() + detail_labels(p).len());
+        }
+        assert_eq!(detail_labels(&program).len(), FaceItem::ALL.len() + 1, "the title and every item");
+    }
 }

@@ -70,8 +70,6 @@ pub(crate) fn entry_from(bytes: &[u8]) -> Result<Entry, ProjectionError> {
 
 /// Which records an event can change.
 enum Scope {
-    /// None (a reissue changes no record).
-    Nothing,
     /// Those of one certificate.
     Certificate(daicho_domain::ids::CertificateRef),
     /// Every record of the person.
@@ -178,7 +176,8 @@ impl Fold<'_> {
         // What the event can change: one certificate's records, or every record of the person;
         // the search keys only when an indexed value can move.
         let (scope, indexed) = match &event.body {
-            EventBody::CertificateReissued { .. } => (Scope::Nothing, false),
+            // A reissue changes the card's 交付年月日, a card item PMH is sent.
+            EventBody::CertificateReissued { certificate, .. } => (Scope::Certificate(certificate.clone()), false),
             EventBody::CertificateGranted { certificate, .. }
             | EventBody::CertificateRenewed { certificate, .. }
             | EventBody::CertificateChanged { certificate, .. }
@@ -273,7 +272,6 @@ impl Fold<'_> {
         position: u64,
     ) -> Result<(), ProjectionError> {
         let in_scope = |c: &daicho_domain::state::Certificate| match scope {
-            Scope::Nothing => false,
             Scope::All => true,
             Scope::Certificate(id) => c.id == *id,
         };

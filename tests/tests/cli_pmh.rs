@@ -173,8 +173,13 @@ fn a_new_grant_is_one_record() {
     assert_eq!((r["isDeleted"].as_bool(), r["isNotDisclosed"].as_bool()), (Some(false), Some(false)));
     let detail: Vec<&str> =
         r["certificationDetail"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(&detail[..3], ["公費負担者番号", "公費受給者番号", "氏名"]);
-    assert_eq!(r["certificationDetail"][3]["value"], "平成30年5月5日");
+    // The card's items: its title, then the template's items in print order (こども医療費 is a
+    // local program: its default card has no address, clinics or disease).
+    assert_eq!(&detail[..4], ["受給者証名", "公費負担者番号", "公費受給者番号", "氏名"]);
+    assert!(!detail.contains(&"住所") && detail.contains(&"交付年月日"), "{detail:?}");
+    assert_eq!(r["certificationDetail"][0]["value"], "さくら市こども医療証");
+    let birth = detail.iter().position(|d| *d == "生年月日").unwrap();
+    assert_eq!(r["certificationDetail"][birth]["value"], "平成30年5月5日");
     // Exporting again with no change exports nothing.
     let again = l.export();
     assert!(again.records.is_empty());
@@ -190,8 +195,9 @@ fn an_open_ended_record_ends_on_9999_12_31() {
     l.apply(&[kosei(json!({"valid_to": null}))]);
     let e = l.export();
     assert_eq!(e.one("R1S1")["validTo"], "9999-12-31");
-    let period = &e.one("R1S1")["certificationDetail"][6];
-    assert_eq!((period["name"].as_str(), period["value"].as_str()), (Some("有効期間"), Some("令和8年4月1日から")));
+    let details = e.one("R1S1")["certificationDetail"].as_array().unwrap().clone();
+    let period = details.iter().find(|d| d["name"] == "有効期間").unwrap();
+    assert_eq!(period["value"].as_str(), Some("令和8年4月1日から"));
 }
 
 #[test]
@@ -403,7 +409,17 @@ fn full_mode_sends_every_current_record_and_csv_matches_json() {
     let text = String::from_utf8(csv).unwrap();
     assert!(text.contains("\r\n") && !text.replace("\r\n", "").contains('\n'), "CRLF line ends");
     let header = text.trim_start_matches('\u{FEFF}').lines().next().unwrap();
-    assert!(header.starts_with("証種別ID,個人番号,氏名,氏名カナ,住所,生年月日,性別"), "{header}");
+    assert!(
+        header.starts_with("機関別受給者証種別ID,マイナンバー,氏名,氏名カナ,住所,生年月日,性別,不開示フラグ"),
+        "{header}"
+    );
+    // No header repeats; the card's items follow the common columns.
+    let headers: Vec<&str> = header.split(',').collect();
+    let unique: std::collections::BTreeSet<&str> = headers.iter().copied().collect();
+    assert_eq!(unique.len(), headers.len(), "a header repeats: {header}");
+    assert!(headers.contains(&"券面_受給者証名") && headers.contains(&"券面_交付年月日"), "{header}");
+    // The demo's templates have no contact text: no such column.
+    assert!(!headers.contains(&"券面_問い合わせ先"), "{header}");
     assert!(text.contains("\"さくら病院;桜, \"\"東\"\" クリニック\""), "quoted field: {text}");
 }
 
@@ -580,4 +596,72 @@ fn no_exported_record_holds_a_null_and_absent_items_are_left_out() {
     for absent in ["segment", "additionalConditions", "designatedMedicalInstitutions", "maxCopaymentAmount"] {
         assert!(k.get(absent).is_none(), "{absent} present: {k:#}");
     }
+}
+
+#[test]
+fn the_card_items_sent_are_exactly_those_of_the_programs_certificate_template() {
+    let card = daicho_domain::config::DEMO_TOML.replace(
+        "certificate_name = \"自立支援医療受給者証(更生医療)\"\npayer_numbers = [\"15139991\"]\nrecipient_number = \"checked\"\n",
+        "certificate_name = \"自立支援医療受給者証(更生医療)\"\npayer_numbers = [\"15139991\"]\nrecipient_number = \"checked\"\n\
+         [program.certificate]\nitems = [\"name\", \"validity\", \"issue_date\", \"contact\"]\n\
+         contact = \"さくら市 障害福祉課\\n電話 0120-000-000\"\n",
+    );
+    assert_ne!(card, daicho_domain::config::DEMO_TOML, "the template was inserted");
+    let mut l = Ledger::with_config(Some(&card));
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"valid_to": "2027-03-31"}))]);
+    let e = l.export();
+    let names: Vec<&str> =
+        e.one("R1S1")["certificationDetail"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["受給者証名", "氏名", "有効期間", "交付年月日", "問い合わせ先"]);
+    let contact = &e.one("R1S1")["certificationDetail"][4]["value"];
+    assert_eq!(contact, "さくら市 障害福祉課 電話 0120-000-000");
+    assert_eq!(e.one("R1S1")["certificationDetail"][3]["value"], "令和8年4月1日", "issued with the grant");
+    // The CSV carries the same card items, after the common columns.
+    let csv_path = std::fs::read_dir(&e.dir)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| {
+            p.file_name().unwrap().to_str().unwrap().starts_with("kosei_") && p.extension().is_some_and(|x| x == "csv")
+        })
+        .unwrap();
+    let text = String::from_utf8(std::fs::read(csv_path).unwrap()).unwrap();
+    let header = text.trim_start_matches('\u{FEFF}').lines().next().unwrap().to_owned();
+    assert!(
+        header.ends_with(",削除フラグ,券面_受給者証名,券面_氏名,券面_有効期間,券面_交付年月日,券面_問い合わせ先"),
+        "{header}"
+    );
+    // A reissue changes the card, so the record is sent again with its new 交付年月日.
+    l.apply(&[json!({"type": "reissue_certificate", "recipient": "A1", "effective": "2026-11-20", "certificate": "J1", "reason": "lost"})]);
+    let e = l.export();
+    assert_eq!(e.one("R1S1")["certificationDetail"][3]["value"], "令和8年11月20日");
+}
+
+#[test]
+fn configuration_texts_pmh_would_show_as_black_circles_are_warned_and_listed() {
+    // 髙 (U+9AD9) is outside JIS X 0213: PMH shows "●" in every record of the program.
+    let odd = daicho_domain::config::DEMO_TOML.replace(
+        "certificate_name = \"自立支援医療受給者証(更生医療)\"",
+        "certificate_name = \"自立支援医療受給者証(更生医療・髙)\"",
+    );
+    assert_ne!(odd, daicho_domain::config::DEMO_TOML);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("odd.toml");
+    std::fs::write(&path, &odd).unwrap();
+    let (status, out, err) = daicho(&["config", "check", path.to_str().unwrap()]);
+    assert_eq!(status, 0, "a warning, not a refusal: {out}{err}");
+    assert!(err.contains("program[3].certificate_name (kosei): U+9AD9"), "{err}");
+    // The demo configuration itself has none.
+    let demo = tmp.path().join("demo.toml");
+    std::fs::write(&demo, daicho_domain::config::DEMO_TOML).unwrap();
+    let (status, _, err) = daicho(&["config", "check", demo.to_str().unwrap()]);
+    assert_eq!((status, err.contains("警告")), (0, false), "{err}");
+    // And the export's manifest lists it beside the batch.
+    let mut l = Ledger::with_config(Some(&odd));
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    let e = l.export();
+    let b = batch_of(&e, "kosei");
+    assert_eq!(b["configWarnings"], json!([{"field": "certificate_name", "characters": ["U+9AD9"]}]));
+    assert_eq!(batch_of(&e, "kodomo")["configWarnings"], json!([]));
 }
