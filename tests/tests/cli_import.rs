@@ -267,3 +267,31 @@ fn the_imported_cp932_sample_is_served_in_the_web_ui() {
     let page = c.get(&format!("/recipients/{}", first_recipient(&found.body))).unwrap();
     assert!(page.has("さくら市緑町3-1 ①号棟"), "{}", page.body);
 }
+
+#[test]
+fn a_windows_tilde_from_a_cp932_file_is_kept_and_its_correction_offered_in_the_report() {
+    let (tmp, data) = fresh();
+    // さくら市本町1-2-3 becomes さくら市本町1～3 (～ is 0x81 0x60 in CP932: U+FF5E).
+    let mut bytes = std::fs::read(sample("vendor-cp932.csv")).unwrap();
+    let hyphen = b"1-2-3";
+    let at = bytes.windows(hyphen.len()).position(|w| w == hyphen).unwrap();
+    bytes.splice(at + 1..at + 4, [0x81, 0x60]);
+    let file = tmp.path().join("tilde.csv");
+    std::fs::write(&file, &bytes).unwrap();
+    let report_path = tmp.path().join("tilde.report.csv");
+    let (profile, r, f) =
+        (sample("vendor-cp932.toml"), report_path.to_string_lossy().into_owned(), file.to_string_lossy().into_owned());
+    let (status, out, err) =
+        daicho(&data, &["import", "--profile", &profile, "--actor", "ito", "--today", TODAY, "--report", &r, &f]);
+    assert_eq!(status, 1, "{out}{err}");
+    let warned: Vec<Line> = report(&report_path)
+        .into_iter()
+        .filter(|l| l.line == 2 && l.code == "pmh_unrepresentable" && l.column == "住所")
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].message.contains("U+FF5E") && warned[0].message.contains("U+301C に直せます"), "{:?}", warned[0]);
+    assert!(!warned[0].message.contains("さくら市"), "the report never quotes the cell");
+    // Nothing is changed silently: the ledger holds what the file said.
+    let shown = show(&data, "000101");
+    assert_eq!(shown["address"], "さくら市本町1\u{FF5E}3", "{shown:#}");
+}

@@ -658,3 +658,50 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let rest = &text[from..];
     &rest[..rest.find(end).unwrap_or(rest.len())]
 }
+
+#[test]
+fn a_windows_lookalike_is_offered_as_a_correction_a_caseworker_confirms() {
+    let (_dir, server) = start();
+    let f = fixture(&server).unwrap();
+    let mut c = server.login("case1").unwrap();
+    // An address typed on a Windows machine: ～ U+FF5E, which PMH shows as "●".
+    let change = format!("/recipients/{}/do/change_personal_details", f.d);
+    c.record(&change, "la-1", &[("effective", "2026-11-15"), ("address", "さくら市本町1～2")]).unwrap();
+    let page = c.get(&format!("/recipients/{}", f.d)).unwrap();
+    assert!(page.has("PMHで「●」になる文字があります") && page.has("住所: U+FF5E → U+301C"), "{}", page.body);
+    assert_eq!(page.input_value("address").as_deref(), Some("さくら市本町1〜2"));
+    // Nothing changes by itself: the offer leads to the confirmation page, and only confirming
+    // records it.
+    let before = head(&server);
+    let fields = ["id", "step", "effective", "address"].map(|k| (k, page.input_value(k).unwrap()));
+    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let confirm = c.post_form(&change, &form).unwrap();
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.has("さくら市本町1〜2"), "{}", confirm.body);
+    assert_eq!(head(&server), before, "the offer wrote nothing");
+    let mut confirmed: Vec<(&str, String)> = form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    confirmed.retain(|(k, _)| *k != "step");
+    confirmed.push(("step", "confirm".into()));
+    confirmed.push(("seen", confirm.input_value("seen").unwrap()));
+    let pairs: Vec<(&str, &str)> = confirmed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(c.post_form(&change, &pairs).unwrap().status, 303);
+    assert!(head(&server) > before);
+    let page = c.get(&format!("/recipients/{}", f.d)).unwrap();
+    assert!(!page.has("PMHで「●」になる文字があります"), "corrected: no offer any more");
+    assert!(page.has("さくら市本町1〜2"));
+    // A viewer is offered nothing; a protected address is offered only to who may see it.
+    let mut boss = server.login("super1").unwrap();
+    boss.record(
+        &format!("/recipients/{}/do/change_personal_details", f.c),
+        "la-2",
+        &[("effective", "2026-11-15"), ("address", "ひみつ町3～4")],
+    )
+    .unwrap();
+    let hidden = c.get(&format!("/recipients/{}", f.c)).unwrap();
+    assert!(!hidden.has("PMHで「●」になる文字があります") && !hidden.has("ひみつ町"), "{}", hidden.body);
+    assert!(boss.get(&format!("/recipients/{}", f.c)).unwrap().has("住所: U+FF5E → U+301C"));
+    let mut viewer = server.login("viewer1").unwrap();
+    viewer.record(&change, "la-3", &[("effective", "2026-11-16"), ("name", "高橋 次郎～")]).unwrap_err();
+    c.record(&change, "la-4", &[("effective", "2026-11-16"), ("name", "高橋 次郎～")]).unwrap();
+    assert!(!viewer.get(&format!("/recipients/{}", f.d)).unwrap().has("直した内容を確認する"));
+}

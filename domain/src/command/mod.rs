@@ -318,7 +318,15 @@ impl TextWarning {
     /// Japanese message naming the position and code point, never the text.
     pub fn message(&self) -> String {
         let item = self.item.map(|i| format!("{}件目の", i + 1)).unwrap_or_default();
-        format!("{item}{}文字目（U+{:04X}）はPMHで「●」と表示されます", self.position, u32::from(self.ch))
+        let warned = format!("{item}{}文字目（U+{:04X}）はPMHで「●」と表示されます", self.position, u32::from(self.ch));
+        match crate::text::with_jis_lookalikes(&self.ch.to_string()).and_then(|t| t.chars().next()) {
+            // A Windows (CP932) look-alike: say what it becomes, and that a person decides.
+            Some(jis) => format!(
+                "{warned}。JIS X 0213 の U+{:04X} に直せます（受給者画面で確認して、氏名・住所等の変更として記録します）",
+                u32::from(jis)
+            ),
+            None => warned,
+        }
     }
 }
 

@@ -16,6 +16,38 @@ use super::jisx0213_table::{PAIR, SINGLE};
 /// Characters inside JIS X 0213:2004 that we nevertheless expect PMH to show as "●".
 pub const PMH_EXCEPTIONS: &[char] = &['\u{FF5E}'];
 
+/// The characters CP932 (Windows) systems produce where JIS X 0213 has another code point for
+/// the same glyph: (CP932's, JIS X 0213's). Text typed or imported through CP932 carries the
+/// first. Where PMH would show it as "●" (U+FF5E by [`PMH_EXCEPTIONS`]; U+FFE0 to U+FFE2,
+/// outside JIS X 0213), the second is offered as a correction a person confirms, never applied
+/// silently. U+FF0D and U+2225 are in JIS X 0213 themselves (1-2-17, 1-2-52), so they reach
+/// clinics as they are and no correction is offered.
+pub const WINDOWS_LOOKALIKES: [(char, char); 6] = [
+    ('\u{FF5E}', '\u{301C}'), // ～ FULLWIDTH TILDE (0x8160) -> 〜 WAVE DASH
+    ('\u{FF0D}', '\u{2212}'), // － FULLWIDTH HYPHEN-MINUS (0x817C) -> − MINUS SIGN
+    ('\u{FFE0}', '\u{00A2}'), // ￠ FULLWIDTH CENT SIGN (0x8191) -> ¢
+    ('\u{FFE1}', '\u{00A3}'), // ￡ FULLWIDTH POUND SIGN (0x8192) -> £
+    ('\u{FFE2}', '\u{00AC}'), // ￢ FULLWIDTH NOT SIGN (0x81CA) -> ¬
+    ('\u{2225}', '\u{2016}'), // ∥ PARALLEL TO (0x8161) -> ‖ DOUBLE VERTICAL LINE
+];
+
+/// The JIS X 0213 character for a CP932 look-alike, if `c` is one.
+pub fn jis_lookalike(c: char) -> Option<char> {
+    WINDOWS_LOOKALIKES.iter().find(|(w, _)| *w == c).map(|(_, j)| *j)
+}
+
+/// The correction of `c`: its JIS X 0213 character, when `c` is a CP932 look-alike PMH would
+/// show as "●".
+fn correction(c: char) -> Option<char> {
+    jis_lookalike(c).filter(|_| !pmh_unrepresentable(&c.to_string()).is_empty())
+}
+
+/// `text` with every CP932 look-alike PMH would show as "●" replaced by its JIS X 0213
+/// character, when it has any.
+pub fn with_jis_lookalikes(text: &str) -> Option<String> {
+    text.chars().any(|c| correction(c).is_some()).then(|| text.chars().map(|c| correction(c).unwrap_or(c)).collect())
+}
+
 /// Why a character would not reach clinics intact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnrepresentableReason {
@@ -82,6 +114,23 @@ mod tests {
 
     fn chars_of(text: &str) -> Vec<char> {
         pmh_unrepresentable(text).into_iter().map(|u| u.ch).collect()
+    }
+
+    #[test]
+    fn every_windows_lookalike_is_warned_and_its_jis_character_is_not() {
+        let cp932: [[u8; 2]; 6] = [[0x81, 0x60], [0x81, 0x7C], [0x81, 0x91], [0x81, 0x92], [0x81, 0xCA], [0x81, 0x61]];
+        for ((windows, jis), bytes) in WINDOWS_LOOKALIKES.into_iter().zip(cp932) {
+            // U+FF0D and U+2225 are JIS X 0213 characters too: they reach PMH, nothing to offer.
+            let in_jis = matches!(windows, '\u{FF0D}' | '\u{2225}');
+            let warned = if in_jis { vec![] } else { vec![windows] };
+            assert_eq!(chars_of(&windows.to_string()), warned, "U+{:04X}", u32::from(windows));
+            assert_eq!(with_jis_lookalikes(&windows.to_string()).is_some(), !in_jis, "U+{:04X}", u32::from(windows));
+            assert!(chars_of(&jis.to_string()).is_empty(), "U+{:04X} reaches PMH", u32::from(jis));
+            // CP932 really produces the first: decoded from its bytes.
+            assert_eq!(crate::text::decode_cp932(&bytes).unwrap(), windows.to_string());
+        }
+        assert_eq!(with_jis_lookalikes("1～3丁目"), Some("1〜3丁目".to_owned()));
+        assert_eq!(with_jis_lookalikes("1〜3丁目"), None, "nothing to correct");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod kana;
 mod legacy;
 mod search;
 
-pub use jis::{Unrepresentable, pmh_unrepresentable};
+pub use jis::{Unrepresentable, WINDOWS_LOOKALIKES, jis_lookalike, pmh_unrepresentable, with_jis_lookalikes};
 pub use kana::{Kana, KanaConversion, half_width_kana_to_full_width};
 pub use legacy::{Undecodable, decode_cp932};
 pub use search::{kana_key, name_key};

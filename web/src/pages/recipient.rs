@@ -18,7 +18,7 @@ use daicho_domain::calendar::legal_age;
 use daicho_domain::config::Config;
 use daicho_domain::event::{Event, EventBody};
 use daicho_domain::privacy::{self, Channel, Protection};
-use daicho_domain::state::{Residency, State as StreamState};
+use daicho_domain::state::{Recipient, Residency, State as StreamState};
 use daicho_domain::users::AccessAction;
 use daicho_domain::{calendar::parse_date, evolve};
 use daicho_projections::Entry;
@@ -134,6 +134,12 @@ pub struct RecipientPage {
     pub notice: Option<String>,
     pub reveal_error: Option<String>,
     pub csrf: String,
+    /// CP932 look-alikes PMH would show as "●", as code points (`氏名: U+FF5E → U+301C`).
+    pub lookalikes: Vec<String>,
+    /// The change of personal details that corrects them, as form fields, for the caseworker to
+    /// confirm.
+    pub correction_fields: Vec<(&'static str, String)>,
+    pub correction_id: String,
 }
 
 /// The stream of internal recipient `n`.
@@ -418,6 +424,11 @@ fn build(
         Vec::new()
     };
     let basic = p.or(k);
+    // Offered in the present view only, to someone who may record, for what they may see.
+    let (lookalikes, correction_fields) = match p {
+        Some(r) if on == today && at == head && user.can(Permission::Record) => lookalike_corrections(r, view),
+        _ => (Vec::new(), Vec::new()),
+    };
     RecipientPage {
         nav: Nav::new(user, &app.municipality, "search"),
         n,
@@ -454,7 +465,36 @@ fn build(
         notice: None,
         reveal_error: None,
         csrf: user.csrf.clone(),
+        correction_id: if correction_fields.is_empty() {
+            String::new()
+        } else {
+            super::commands::new_id().unwrap_or_default()
+        },
+        lookalikes,
+        correction_fields,
     }
+}
+
+/// The CP932 look-alikes in a recipient's name, kana and (when `view` shows it) address that
+/// PMH would show as "●": what each becomes, by code point, and the fields of the change of
+/// personal details that corrects them. Nothing is changed until a person confirms it.
+fn lookalike_corrections(r: &Recipient, view: &privacy::View) -> (Vec<String>, Vec<(&'static str, String)>) {
+    let mut notes = Vec::new();
+    let mut fields = Vec::new();
+    let shown_address = (!view.hides(r.address.as_str())).then_some(r.address.as_str());
+    for (field, label, text) in [
+        ("name", "氏名", Some(r.name.as_str())),
+        ("kana", "氏名カナ", Some(r.kana.as_str())),
+        ("address", "住所", shown_address),
+    ] {
+        let Some(text) = text else { continue };
+        let Some(fixed) = daicho_domain::text::with_jis_lookalikes(text) else { continue };
+        for (a, b) in text.chars().zip(fixed.chars()).filter(|(a, b)| a != b) {
+            notes.push(format!("{label}: U+{:04X} → U+{:04X}", u32::from(a), u32::from(b)));
+        }
+        fields.push((field, fixed));
+    }
+    (notes, fields)
 }
 
 /// `GET /recipients/{n}`.
