@@ -300,7 +300,9 @@ impl Ledger {
             let projections = self.projections()?;
             let config = projections.config().cloned().ok_or_else(|| LedgerError::Other("no configuration".into()))?;
             let program = config.program(key).ok_or_else(|| LedgerError::Other(format!("{key}: no such program")))?;
-            let mode = mode.unwrap_or(program.pmh_mode);
+            // A program registered with PMH in full mode is always sent in full: a diff batch is
+            // not defined for it. `--mode full` may resend a diff-history program in full.
+            let mode = if program.pmh_mode == PmhMode::Full { PmhMode::Full } else { mode.unwrap_or(program.pmh_mode) };
             let (batch, writers) = projections.write_batch(&config, program, mode, head.position.0, open)?;
             // Nothing to send (an empty full replacement that clears the program is sent).
             if batch.files.is_empty() {

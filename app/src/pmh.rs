@@ -36,7 +36,10 @@ pub fn companion_files(
         .ok_or_else(|| LedgerError::Other(format!("no event at position {position}")))?
         .hash
         .to_hex();
-    let mut out = vec![("manifest.json".to_owned(), manifest(ledger.config(), batches, position, &hash))];
+    // The configuration in force at that position, as the batches were computed under it (a
+    // regeneration must not describe an old batch by today's configuration).
+    let config = crate::billing::config_at(ledger.store(), position).map_err(|e| LedgerError::Other(e.to_string()))?;
+    let mut out = vec![("manifest.json".to_owned(), manifest(&config, batches, position, &hash))];
     let held: Vec<&Batch> = batches.iter().map(|(_, b)| *b).filter(|b| !b.held_back.is_empty()).collect();
     if !held.is_empty() {
         out.push(("rejects.csv".to_owned(), rejects_csv(&held)));

@@ -397,18 +397,21 @@ pub struct PmhTextWarning {
 }
 
 impl Program {
-    /// The texts of this program sent to PMH (the certificate's name, the card's fixed texts)
-    /// that hold characters PMH shows as "●".
+    /// The texts of this program sent to PMH (the certificate's name, the card's fixed texts it
+    /// prints) that hold characters PMH shows as "●".
     pub fn pmh_warnings(&self) -> Vec<PmhTextWarning> {
         let t = &self.certificate;
+        let printed = |item: FaceItem| t.items.contains(&item);
         [
-            ("certificate_name", &self.certificate_name),
-            ("certificate.issuer", &t.issuer),
-            ("certificate.notes", &t.notes),
-            ("certificate.contact", &t.contact),
+            ("certificate_name", &self.certificate_name, true),
+            ("certificate.issuer", &t.issuer, printed(FaceItem::Issuer)),
+            ("certificate.notes", &t.notes, printed(FaceItem::Notes)),
+            ("certificate.contact", &t.contact, printed(FaceItem::Contact)),
         ]
         .into_iter()
-        .filter_map(|(field, text)| {
+        // Only what is sent: a text the card does not print is not in the feed.
+        .filter(|(_, _, sent)| *sent)
+        .filter_map(|(field, text, _)| {
             // Line breaks are sent as spaces.
             let characters: Vec<String> = crate::text::pmh_unrepresentable(&text.replace('\n', " "))
                 .iter()

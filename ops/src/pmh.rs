@@ -84,11 +84,16 @@ pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
     for (number, b) in &batches {
         let _ = writeln!(
             out,
-            "{}: {} {}件（うち削除 {}件）、保留 {}件、●になる文字の警告 {}件{}",
+            "{}: {} {}件（うち削除 {}件）{}、保留 {}件、●になる文字の警告 {}件{}",
             b.program,
             daicho_projections::export::mode_name(b.mode),
             b.records,
             b.deleted,
+            if b.dropped > 0 {
+                format!("、全件の置き換えでPMHから外れる {}件（アップロードすると消えます）", b.dropped)
+            } else {
+                String::new()
+            },
             b.held_back.len(),
             b.warnings.len(),
             number.map(|n| format!("、バッチ番号 {n}")).unwrap_or_else(|| "（送信なし）".into())

@@ -2,9 +2,12 @@
 //!
 //! - diff-history: every record whose current content differs from what PMH has (new, changed,
 //!   or withdrawn: sent with `isDeleted: true` and the content PMH had);
-//! - full: every current record of the program.
+//! - full: every current record of the program; for a diff-history program then the
+//!   withdrawals PMH still has. A full batch of a full-mode program replaces the program at PMH
+//!   ([`replaces`]).
 //!
-//! Records failing validation are held back (listed, not sent; they stay pending). The output
+//! Records failing validation are held back (listed, not sent; they stay pending, or, left out
+//! of a full replacement, are no longer at PMH). The output
 //! depends only on the log up to the batch's position, so a past batch regenerates byte for
 //! byte. Files are streamed record by record into writers the caller supplies (memory stays
 //! flat for a batch of millions of records); nothing here writes the log.

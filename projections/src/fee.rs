@@ -39,9 +39,10 @@ pub(crate) enum FeeVersion {
     Removed,
     /// At this position a batch first sent the record to PMH.
     Exported,
-    /// At this position a full replacement left the record out (held back): PMH no longer has
-    /// it, though the ledger does.
-    Unexported,
+    /// At this position a full replacement, uploaded on the day `on` (days since 1970-01-01), left
+    /// the record out (held back): PMH had it until the day before, and no longer has it, though
+    /// the ledger does. A later `Exported` sends it again.
+    Unexported { on: i32 },
 }
 
 impl FeeVersion {
@@ -75,6 +76,9 @@ fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord<'_>> {
     for (span, history) in spans {
         let mut content = None;
         let mut exported = false;
+        // PMH stopped having it on this day (a full replacement held it back): it counts until
+        // the day before, for the months PMH did have it.
+        let mut until: Option<i32> = None;
         for (position, version) in history {
             if *position > at {
                 break;
@@ -82,12 +86,19 @@ fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord<'_>> {
             match version {
                 FeeVersion::Content { .. } => content = Some(version),
                 FeeVersion::Removed => content = None,
-                FeeVersion::Exported => exported = true,
-                FeeVersion::Unexported => exported = false,
+                FeeVersion::Exported => {
+                    exported = true;
+                    until = None;
+                }
+                FeeVersion::Unexported { on } => until = Some(*on - 1),
             }
         }
         if let (true, Some(FeeVersion::Content { program, certificate, payer, from, to })) = (exported, content) {
-            let (Ok(from), Ok(to)) = (days_to_date(*from), days_to_date(*to)) else { continue };
+            let to = until.map_or(*to, |u| u.min(*to));
+            if to < *from {
+                continue;
+            }
+            let (Ok(from), Ok(to)) = (days_to_date(*from), days_to_date(to)) else { continue };
             out.push(FeeRecord { span: *span, program, certificate, payer_number: payer.as_deref(), from, to });
         }
     }

@@ -5,7 +5,8 @@
 //! - `recipient-<n>` streams: the recipient's snapshot (advanced with `apply_event`; a rescind
 //!   re-folds the stream from the log), its search index entries, and its PMH entries.
 //! - `pmh` stream, `pmh_batch_exported`: what PMH now has: exported := current for every record
-//!   the batch sent (held-back records keep what PMH had, so they stay pending).
+//!   the batch sent; a record held back keeps what PMH had (it stays pending), except from a
+//!   full replacement, after which PMH has nothing of it (`export::replaces`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -118,7 +119,7 @@ impl Fold<'_> {
             ("pmh", PMH_BATCH_EXPORTED) => {
                 let batch = codec::decode_pmh_batch(e.schema_version, &e.payload)
                     .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
-                self.apply_batch(&batch, e.stream_version, e.position.0)
+                self.apply_batch(&batch, e.stream_version, (e.position.0, e.effective))
             }
             (stream, _) => match recipient_number(stream) {
                 Some(n) => self.apply_recipient(n, e),
@@ -315,7 +316,12 @@ impl Fold<'_> {
 
     /// A batch was exported: PMH now has the current content of every record it sent; after a
     /// full replacement ([`crate::export::replaces`]) it has nothing else of the program.
-    fn apply_batch(&mut self, batch: &PmhBatch, batch_number: u64, position: u64) -> Result<(), ProjectionError> {
+    fn apply_batch(
+        &mut self,
+        batch: &PmhBatch,
+        batch_number: u64,
+        (position, uploaded): (u64, chrono::NaiveDate),
+    ) -> Result<(), ProjectionError> {
         let program_key = batch.program.as_str().to_owned();
         let config = self.config.clone();
         let program = config.as_ref().and_then(|c| c.program(&batch.program));
@@ -359,7 +365,8 @@ impl Fold<'_> {
                     self.push_fee(n, span, position, FeeVersion::Exported)?;
                 } else if stored.exported.is_some() && entry.exported.is_none() && entry.current.is_some() {
                     // PMH no longer has a record the ledger still has: it stops counting.
-                    self.push_fee(n, span, position, FeeVersion::Unexported)?;
+                    let on = codec::date_to_days(uploaded);
+                    self.push_fee(n, span, position, FeeVersion::Unexported { on })?;
                 }
                 self.put_entry(n, span, Some(&stored), &entry)?;
             }

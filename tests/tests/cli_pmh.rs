@@ -410,7 +410,7 @@ fn full_mode_sends_every_current_record_and_csv_matches_json() {
     assert!(text.contains("\r\n") && !text.replace("\r\n", "").contains('\n'), "CRLF line ends");
     let header = text.trim_start_matches('\u{FEFF}').lines().next().unwrap();
     assert!(
-        header.starts_with("機関別受給者証種別ID,マイナンバー,氏名,氏名カナ,住所,生年月日,性別,不開示フラグ"),
+        header.starts_with("機関別受給者証種別ID,マイナンバー,氏名,氏名カナ,生年月日,性別,住所,不開示フラグ"),
         "{header}"
     );
     // No header repeats; the card's items follow the common columns.
@@ -511,23 +511,27 @@ fn a_record_held_back_from_a_full_replacement_is_no_longer_at_pmh_and_is_sent_ag
     let b = batch_of(&e, "shogai");
     assert_eq!(b["heldBack"][0]["historyKey"], "R2S1");
     assert_eq!((b["replacesAll"].as_bool(), b["dropped"].as_u64()), (Some(true), Some(1)));
-    // What daicho thinks PMH has follows the file: the statement of the month no longer counts it.
-    let statement = l.tmp.path().join("statement");
-    let (status, out, err) = daicho(&[
-        "--data",
-        l.data(),
-        "billing",
-        "--month",
-        "2026-11",
-        "--policy",
-        "certificates-overlapping",
-        "--out",
-        statement.to_str().unwrap(),
-    ]);
-    assert_eq!(status, 0, "{out}{err}");
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(statement.join("billing-2026-11.json")).unwrap()).unwrap();
-    assert_eq!(summary["units"], 1, "only R1S1 is at PMH: {summary:#}");
+    // What daicho thinks PMH has follows the file: PMH had R2S1 until the upload (today,
+    // 2026-12-01), so November still counts it and December does not.
+    let units = |month: &str| {
+        let statement = l.tmp.path().join(format!("statement-{month}"));
+        let (status, out, err) = daicho(&[
+            "--data",
+            l.data(),
+            "billing",
+            "--month",
+            month,
+            "--policy",
+            "certificates-overlapping",
+            "--out",
+            statement.to_str().unwrap(),
+        ]);
+        assert_eq!(status, 0, "{out}{err}");
+        let json: Value =
+            serde_json::from_slice(&std::fs::read(statement.join(format!("billing-{month}.json"))).unwrap()).unwrap();
+        json["units"].as_u64().unwrap()
+    };
+    assert_eq!((units("2026-11"), units("2026-12")), (2, 1));
     // Fixed: the next full upload carries it again.
     l.apply(&[json!({"type": "change_certificate", "recipient": "A2", "effective": "2026-04-01", "certificate": "S2", "payer_number": "80139991"})]);
     assert_eq!(l.export_mode("full").keys(), ["R1S1", "R2S1"]);

@@ -1,6 +1,8 @@
 //! The PMH feed, frozen: a synthetic municipality of the demo configuration exported in every
 //! mode (a first diff, a diff with a withdrawal, a split span, a DV measure and a record held
-//! back, then a full export), compared byte for byte with the files in `tests/golden/pmh/`.
+//! back, a full export, then a full export that clears a full-mode program and carries a
+//! diff-history program's withdrawal), compared byte for byte with the files in
+//! `tests/golden/pmh/`.
 //! Any change to what PMH receives is deliberate: run with `DAICHO_BLESS=1` to write the new
 //! files, and review them in the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -122,6 +124,20 @@ fn run() -> Steps {
     );
     export(&data, tmp.path(), "2-diff", "diff", &mut steps);
     export(&data, tmp.path(), "3-full", "full", &mut steps);
+    // The last 心身障害者 record withdrawn (a full-mode program: an empty replacement clears it)
+    // and the 育成医療 one (a diff-history program: its full export carries the withdrawal).
+    apply(
+        &data,
+        tmp.path(),
+        "withdrawals.jsonl",
+        &[
+            json!({"id": "g-rescind-shogai", "type": "rescind", "actor": "kubo", "recipient": "G-SHOGAI", "effective": "2026-11-20",
+               "target": "g-shogai-grant", "reason": "入力誤り"}),
+            json!({"id": "g-rescind-ikusei", "type": "rescind", "actor": "kubo", "recipient": "G-IKUSEI", "effective": "2026-11-20",
+               "target": "g-G-IKUSEI-grant", "reason": "入力誤り"}),
+        ],
+    );
+    export(&data, tmp.path(), "4-full", "full", &mut steps);
     steps
 }
 
@@ -155,7 +171,12 @@ fn assert_covers(steps: &Steps) {
     let config = daicho_domain::config::Config::demo().unwrap();
     let mut missing = Vec::new();
     for mode in ["diff", "full"] {
-        for p in config.programs() {
+        // A full-mode program is always sent in full: it has no diff file.
+        for p in config
+            .programs()
+            .iter()
+            .filter(|p| mode == "full" || p.pmh_mode == daicho_domain::config::PmhMode::DiffHistory)
+        {
             if !programs_by_mode.get(mode).is_some_and(|ps| ps.iter().any(|x| x == p.key.as_str())) {
                 missing.push(format!("{mode} {}", p.key));
             }
@@ -167,6 +188,19 @@ fn assert_covers(steps: &Steps) {
     assert!(held > 0, "no record held back");
     let split = records.iter().any(|r| r["historyKey"].as_str().is_some_and(|k| !k.ends_with("S1")));
     assert!(split, "no second span of a certificate");
+    // The full replacements: one that clears a program (an empty file, recorded), and a full
+    // export of a diff-history program that carries a withdrawal.
+    let last: Value = serde_json::from_slice(&steps["4-full"]["manifest.json"]).unwrap();
+    let batch =
+        |program: &str| last["batches"].as_array().unwrap().iter().find(|b| b["program"] == program).unwrap().clone();
+    let shogai = batch("shogai");
+    assert_eq!(
+        (shogai["records"].as_u64(), shogai["dropped"].as_u64(), shogai["replacesAll"].as_bool()),
+        (Some(0), Some(1), Some(true))
+    );
+    assert!(shogai["batch"].as_u64().is_some() && shogai["files"].as_array().unwrap().len() == 2, "{shogai:#}");
+    let ikusei = batch("ikusei");
+    assert_eq!((ikusei["deleted"].as_u64(), ikusei["replacesAll"].as_bool()), (Some(1), Some(false)), "{ikusei:#}");
 }
 
 #[test]

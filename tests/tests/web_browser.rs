@@ -139,9 +139,16 @@ impl Ui<'_> {
         self.c.source().await.map_err(|e| e.to_string())
     }
 
+    /// The text is on the page, looked for until the page has it or 200 looks (about 5 s) have
+    /// not found it: a navigation the browser reports done may still be painting.
     async fn expect_text(&self, text: &str) -> R<()> {
-        let body = self.source().await?;
-        if body.contains(text) { Ok(()) } else { Err(format!("{text:?} not on {}", self.path().await?)) }
+        for _ in 0..200 {
+            if self.source().await?.contains(text) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(format!("{text:?} not on {}", self.path().await?))
     }
 
     /// Types into a text field, or sets a date or select field (whose typing is locale-bound).

@@ -41,6 +41,8 @@ pub struct ProgramRow {
     pub mode: &'static str,
     pub records: u32,
     pub deleted: u32,
+    /// Records PMH has that a full replacement would leave out (it then no longer has them).
+    pub dropped: u32,
     pub warnings: usize,
     pub held_count: usize,
     pub held: Vec<HeldRow>,
@@ -103,6 +105,7 @@ pub async fn page(State(app): State<Arc<App>>, user: CurrentUser, Query(done): Q
                 mode: mode_label(p.pmh_mode),
                 records: s.records,
                 deleted: s.deleted,
+                dropped: s.dropped,
                 warnings: s.warnings.len(),
                 held_count: s.held_back.len(),
                 held: s
