@@ -258,10 +258,18 @@ impl App {
                 if !matches!(actor, Actor::Operator(_)) {
                     return Err(Failure::Rejected(Refusal::Forbidden { needs: Vec::new() }));
                 }
-                let mut ledger = self.ledger();
-                let position = Position(ledger.set_config(toml, actor.name(), today)?);
-                self.set_config(ledger.config().clone());
-                Ok(Outcome::Recorded { position, events: Vec::new() })
+                for _ in 0..crate::append::RETRIES_MAX {
+                    let mut ledger = self.ledger();
+                    match ledger.set_config(toml, actor.name(), today) {
+                        Err(LedgerError::Conflict) => continue,
+                        recorded => {
+                            let position = Position(recorded?);
+                            self.set_config(ledger.config().clone());
+                            return Ok(Outcome::Recorded { position, events: Vec::new() });
+                        }
+                    }
+                }
+                Err(Failure::Conflict)
             }
             Request::PmhBatch { program, mode, dir } => {
                 actor.require(Permission::PmhExport)?;
@@ -270,8 +278,13 @@ impl App {
             }
             Request::FeeSchedule { from, unit_yen } => {
                 actor.require(Permission::FeeSchedule)?;
-                let position = Position(self.ledger().set_fee_schedule(from, unit_yen, actor.name(), today)?);
-                Ok(Outcome::Recorded { position, events: Vec::new() })
+                for _ in 0..crate::append::RETRIES_MAX {
+                    match self.ledger().set_fee_schedule(from, unit_yen, actor.name(), today) {
+                        Err(BillingError::Conflict) => continue,
+                        recorded => return Ok(Outcome::Recorded { position: Position(recorded?), events: Vec::new() }),
+                    }
+                }
+                Err(Failure::Conflict)
             }
             Request::CloseMonth { month, policy, dir } => {
                 actor.require(Permission::BillingClose)?;
