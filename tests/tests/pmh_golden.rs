@@ -54,6 +54,12 @@ fn export(data: &Path, dir: &Path, step: &str, mode: &str, steps: &mut Steps) {
     steps.insert(step.to_owned(), files);
 }
 
+/// A rescind of `target` on `recipient`.
+fn rescind(id: &str, recipient: &str, target: &str, effective: &str) -> Value {
+    json!({"id": id, "type": "rescind", "actor": "kubo", "recipient": recipient, "effective": effective,
+           "target": target, "reason": "入力誤り"})
+}
+
 /// The scenario, run on the tests' fixed day.
 fn run() -> Steps {
     let tmp = tempfile::tempdir().unwrap();
@@ -113,30 +119,22 @@ fn run() -> Steps {
         tmp.path(),
         "changes.jsonl",
         &[
-            json!({"id": "g-rescind-sent", "type": "rescind", "actor": "kubo", "recipient": "G-GONE", "effective": "2026-11-01",
-               "target": "g-gone-grant", "reason": "別人への認定"}),
+            rescind("g-rescind-sent", "G-GONE", "g-gone-grant", "2026-11-01"),
             json!({"id": "g-dv", "type": "start_dv_support", "actor": "mori", "recipient": "G-IKUSEI", "effective": "2026-11-01"}),
             json!({"id": "g-split", "type": "change_certificate", "actor": "kubo", "recipient": "G-YOIKU", "effective": "2026-09-01",
                "certificate": "G-G-YOIKU", "income_segment": "B"}),
-            json!({"id": "g-rescind-held", "type": "rescind", "actor": "kubo", "recipient": "G-HELD", "effective": "2026-11-01",
-               "target": "g-held-grant", "reason": "入力誤り"}),
+            rescind("g-rescind-held", "G-HELD", "g-held-grant", "2026-11-01"),
         ],
     );
     export(&data, tmp.path(), "2-diff", "diff", &mut steps);
     export(&data, tmp.path(), "3-full", "full", &mut steps);
     // The last 心身障害者 record withdrawn (a full-mode program: an empty replacement clears it)
     // and the 育成医療 one (a diff-history program: its full export carries the withdrawal).
-    apply(
-        &data,
-        tmp.path(),
-        "withdrawals.jsonl",
-        &[
-            json!({"id": "g-rescind-shogai", "type": "rescind", "actor": "kubo", "recipient": "G-SHOGAI", "effective": "2026-11-20",
-               "target": "g-shogai-grant", "reason": "入力誤り"}),
-            json!({"id": "g-rescind-ikusei", "type": "rescind", "actor": "kubo", "recipient": "G-IKUSEI", "effective": "2026-11-20",
-               "target": "g-G-IKUSEI-grant", "reason": "入力誤り"}),
-        ],
-    );
+    let withdrawals = [
+        rescind("g-rescind-shogai", "G-SHOGAI", "g-shogai-grant", "2026-11-20"),
+        rescind("g-rescind-ikusei", "G-IKUSEI", "g-G-IKUSEI-grant", "2026-11-20"),
+    ];
+    apply(&data, tmp.path(), "withdrawals.jsonl", &withdrawals);
     export(&data, tmp.path(), "4-full", "full", &mut steps);
     steps
 }
