@@ -4,25 +4,176 @@
 
 use crate::money::Yen;
 use crate::numbers::{PayerNumber, RecipientNumber};
-use crate::text::{DiseaseName, IncomeSegment, InstitutionName};
+use crate::text::{CapDefinition, DiseaseName, IncomeSegment, InstitutionName};
 
 /// Most designated institutions on one certificate.
 pub const DESIGNATED_INSTITUTIONS_MAX: usize = 20;
 
-/// Unit of a self-pay cap (自己負担上限額).
+/// The period a rate or an amount of a self-pay cap is counted over (日・月・回).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CapUnit {
-    /// 月額.
-    Month,
-    /// 日額.
+    /// 日額: per day.
     Day,
-    /// 1回あたり.
+    /// 月額: per month.
+    Month,
+    /// 1回あたり: per visit.
     Visit,
 }
 
-/// Which care a self-pay cap applies to.
+impl CapUnit {
+    /// Every unit, in the order of PMH's common layout (日, 月, 回).
+    pub const ALL: [CapUnit; 3] = [CapUnit::Day, CapUnit::Month, CapUnit::Visit];
+
+    /// Contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapUnit::Month => "month",
+            CapUnit::Day => "day",
+            CapUnit::Visit => "visit",
+        }
+    }
+
+    /// How an amount per this unit is written (日額, 月額, 1回).
+    pub fn amount_label(self) -> &'static str {
+        match self {
+            CapUnit::Day => "日額",
+            CapUnit::Month => "月額",
+            CapUnit::Visit => "1回",
+        }
+    }
+
+    /// Japanese name as PMH's layout and the card print it (日, 月, 回).
+    pub fn label(self) -> &'static str {
+        match self {
+            CapUnit::Day => "日",
+            CapUnit::Month => "月",
+            CapUnit::Visit => "回",
+        }
+    }
+}
+
+/// 自己負担上限額の種別 (kind of self-pay cap). **Provisional**: PMH's codes are not public;
+/// these three cover what the programs in the demo configuration print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CapSetting {
+pub enum CapKind {
+    /// 上限額 ("1"): the recipient pays the program's share (負担率, if set) up to the amounts.
+    Limit,
+    /// 定額 ("2"): the recipient pays the amounts (for example 200 yen a visit).
+    Fixed,
+    /// 負担なし ("3"): the recipient pays nothing; no rate and no amount.
+    Free,
+}
+
+impl CapKind {
+    /// Every kind, in code order.
+    pub const ALL: [CapKind; 3] = [CapKind::Limit, CapKind::Fixed, CapKind::Free];
+
+    /// Contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapKind::Limit => "limit",
+            CapKind::Fixed => "fixed",
+            CapKind::Free => "free",
+        }
+    }
+
+    /// The code sent to PMH (provisional, see the type).
+    pub fn code(self) -> &'static str {
+        match self {
+            CapKind::Limit => "1",
+            CapKind::Fixed => "2",
+            CapKind::Free => "3",
+        }
+    }
+
+    /// Japanese name.
+    pub fn label(self) -> &'static str {
+        match self {
+            CapKind::Limit => "上限額",
+            CapKind::Fixed => "定額",
+            CapKind::Free => "負担なし",
+        }
+    }
+}
+
+/// One value per 日・月・回 (day, month, visit), each optional.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PerUnit<T> {
+    /// 日.
+    pub day: Option<T>,
+    /// 月.
+    pub month: Option<T>,
+    /// 回.
+    pub visit: Option<T>,
+}
+
+impl<T> Default for PerUnit<T> {
+    fn default() -> Self {
+        PerUnit { day: None, month: None, visit: None }
+    }
+}
+
+impl<T: Copy> PerUnit<T> {
+    /// The value for `unit`.
+    pub fn get(&self, unit: CapUnit) -> Option<T> {
+        match unit {
+            CapUnit::Day => self.day,
+            CapUnit::Month => self.month,
+            CapUnit::Visit => self.visit,
+        }
+    }
+
+    /// Sets the value for `unit`.
+    pub fn set(&mut self, unit: CapUnit, value: Option<T>) {
+        match unit {
+            CapUnit::Day => self.day = value,
+            CapUnit::Month => self.month = value,
+            CapUnit::Visit => self.visit = value,
+        }
+    }
+
+    /// The units that have a value, with it, in the order of [`CapUnit::ALL`].
+    pub fn present(&self) -> impl Iterator<Item = (CapUnit, T)> + '_ {
+        CapUnit::ALL.into_iter().filter_map(|u| self.get(u).map(|v| (u, v)))
+    }
+
+    /// No unit has a value.
+    pub fn is_empty(&self) -> bool {
+        self.present().next().is_none()
+    }
+}
+
+/// 負担率 (share of the cost the recipient pays), in whole percent, 0 to 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(u8);
+
+impl Percent {
+    /// The largest share.
+    pub const MAX: u8 = 100;
+
+    /// A share of `value` percent; refuses more than 100.
+    pub fn new(value: i64) -> Result<Percent, crate::error::ValueError> {
+        if value < 0 {
+            return Err(crate::error::ValueError::Negative);
+        }
+        u8::try_from(value)
+            .ok()
+            .filter(|v| *v <= Self::MAX)
+            .map(Percent)
+            .ok_or(crate::error::ValueError::TooLarge { max: i64::from(Self::MAX) })
+    }
+
+    /// The share in percent.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// Which care a self-pay cap applied to, in the form before PMH's common layout (外来, 入院,
+/// 入院・外来合算). **Abolished**: never entered any more; a stored or submitted cap of the old
+/// form is read as a [`CopayCap`] whose 負担定義 is this label (see [`CopayCap::from_old_form`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OldCapSetting {
     /// 外来.
     Outpatient,
     /// 入院.
@@ -31,36 +182,133 @@ pub enum CapSetting {
     Combined,
 }
 
-/// 自己負担上限額 (self-pay cap).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CopayCap {
-    /// Amount, zero or more.
-    pub yen: Yen,
-    /// Per month, day or visit.
-    pub unit: CapUnit,
-    /// Outpatient, inpatient or combined.
-    pub setting: CapSetting,
-}
+impl OldCapSetting {
+    /// The 負担定義 an old cap of this setting reads as.
+    pub fn label(self) -> &'static str {
+        match self {
+            OldCapSetting::Outpatient => "外来",
+            OldCapSetting::Inpatient => "入院",
+            OldCapSetting::Combined => "入院・外来合算",
+        }
+    }
 
-impl CapUnit {
-    /// Contract and PMH name.
+    /// Contract name of the old form.
     pub fn as_str(self) -> &'static str {
         match self {
-            CapUnit::Month => "month",
-            CapUnit::Day => "day",
-            CapUnit::Visit => "visit",
+            OldCapSetting::Outpatient => "outpatient",
+            OldCapSetting::Inpatient => "inpatient",
+            OldCapSetting::Combined => "combined",
         }
     }
 }
 
-impl CapSetting {
-    /// Contract and PMH name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CapSetting::Outpatient => "outpatient",
-            CapSetting::Inpatient => "inpatient",
-            CapSetting::Combined => "combined",
+/// 自己負担上限額 (self-pay cap) in the structure of PMH's common layout: 種別, 負担定義,
+/// 負担率 (日・月・回) and 金額 (日・月・回).
+///
+/// Invariant (kept by [`CopayCap::new`]): 負担なし has neither rates nor amounts; the other
+/// kinds have at least one of them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CopayCap {
+    kind: CapKind,
+    definition: Option<CapDefinition>,
+    rate: PerUnit<Percent>,
+    amount: PerUnit<Yen>,
+}
+
+/// Why a cap's parts do not make a cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapError {
+    /// 負担なし with a rate or an amount.
+    FreeWithValues,
+    /// 上限額 or 定額 with neither a rate nor an amount.
+    Empty,
+    /// An amount below zero.
+    Negative,
+}
+
+impl CopayCap {
+    /// A cap of these parts, if they make one.
+    pub fn new(
+        kind: CapKind,
+        definition: Option<CapDefinition>,
+        rate: PerUnit<Percent>,
+        amount: PerUnit<Yen>,
+    ) -> Result<CopayCap, CapError> {
+        if amount.present().any(|(_, y)| y.get() < 0) {
+            return Err(CapError::Negative);
         }
+        let empty = rate.is_empty() && amount.is_empty();
+        match kind {
+            CapKind::Free if !empty => Err(CapError::FreeWithValues),
+            CapKind::Limit | CapKind::Fixed if empty => Err(CapError::Empty),
+            _ => Ok(CopayCap { kind, definition, rate, amount }),
+        }
+    }
+
+    /// A cap of the abolished form `{yen, unit, setting}`: 上限額, the amount in its unit, and
+    /// the setting's label as 負担定義. The one mapping for stored events (upcast) and for
+    /// commands written in the old form.
+    pub fn from_old_form(yen: Yen, unit: CapUnit, setting: OldCapSetting) -> Result<CopayCap, CapError> {
+        let mut amount = PerUnit::default();
+        amount.set(unit, Some(yen));
+        let definition = CapDefinition::parse(setting.label()).ok();
+        CopayCap::new(CapKind::Limit, definition, PerUnit::default(), amount)
+    }
+
+    /// The old form this cap was read from, if it is exactly one: 上限額, no rate, one amount,
+    /// and an old setting's label as 負担定義. Keeps the fingerprint of commands written before
+    /// the layout changed.
+    pub fn as_old_form(&self) -> Option<(Yen, CapUnit, OldCapSetting)> {
+        if self.kind != CapKind::Limit || !self.rate.is_empty() {
+            return None;
+        }
+        let mut amounts = self.amount.present();
+        let (unit, yen) = amounts.next()?;
+        if amounts.next().is_some() {
+            return None;
+        }
+        let definition = self.definition.as_ref()?.as_str();
+        [OldCapSetting::Outpatient, OldCapSetting::Inpatient, OldCapSetting::Combined]
+            .into_iter()
+            .find(|s| s.label() == definition)
+            .map(|s| (yen, unit, s))
+    }
+
+    /// 種別.
+    pub fn kind(&self) -> CapKind {
+        self.kind
+    }
+
+    /// 負担定義.
+    pub fn definition(&self) -> Option<&CapDefinition> {
+        self.definition.as_ref()
+    }
+
+    /// 負担率 per unit.
+    pub fn rate(&self) -> &PerUnit<Percent> {
+        &self.rate
+    }
+
+    /// 金額 per unit.
+    pub fn amount(&self) -> &PerUnit<Yen> {
+        &self.amount
+    }
+
+    /// The cap as a caseworker reads it and the card prints it:
+    /// 「上限額 月額 10,000円 負担率 20%（月）（医療費の2割）」.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.kind.label().to_owned()];
+        for (unit, yen) in self.amount.present() {
+            parts.push(format!("{} {yen}", unit.amount_label()));
+        }
+        for (unit, rate) in self.rate.present() {
+            parts.push(format!("負担率 {}%（{}）", rate.get(), unit.label()));
+        }
+        let mut text = parts.join(" ");
+        if let Some(d) = &self.definition {
+            text.push_str(&format!("（{d}）"));
+        }
+        text
     }
 }
 
@@ -109,7 +357,7 @@ impl Terms {
         Terms {
             payer_number: change.payer_number.unwrap_or(self.payer_number),
             recipient_number: change.recipient_number.clone().unwrap_or_else(|| self.recipient_number.clone()),
-            copay_cap: change.copay_cap.unwrap_or(self.copay_cap),
+            copay_cap: change.copay_cap.clone().unwrap_or_else(|| self.copay_cap.clone()),
             income_segment: change.income_segment.clone().unwrap_or_else(|| self.income_segment.clone()),
             designated_institutions: change
                 .designated_institutions

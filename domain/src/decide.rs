@@ -510,7 +510,7 @@ fn minimal_change(current: &Terms, change: &TermsChange) -> TermsChange {
     TermsChange {
         payer_number: change.payer_number.filter(|p| *p != current.payer_number),
         recipient_number: change.recipient_number.clone().filter(|r| *r != current.recipient_number),
-        copay_cap: change.copay_cap.filter(|c| *c != current.copay_cap),
+        copay_cap: change.copay_cap.clone().filter(|c| *c != current.copay_cap),
         income_segment: change.income_segment.clone().filter(|s| *s != current.income_segment),
         designated_institutions: change
             .designated_institutions

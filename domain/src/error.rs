@@ -51,6 +51,10 @@ pub enum ValueError {
     OutsideEra { era: String },
     /// Free text that starts with `=`, `+`, `-` or `@`: a spreadsheet would run it as a formula.
     FormulaLike,
+    /// A self-pay cap of 負担なし with a rate or an amount.
+    CapFreeWithValues,
+    /// A self-pay cap of 上限額 or 定額 with neither a rate nor an amount.
+    CapEmpty,
 }
 
 impl ValueError {
@@ -78,6 +82,8 @@ impl ValueError {
             ValueError::TooLarge { .. } => "too_large",
             ValueError::OutsideEra { .. } => "outside_era",
             ValueError::FormulaLike => "formula_like",
+            ValueError::CapFreeWithValues => "cap_free_with_values",
+            ValueError::CapEmpty => "cap_empty",
         }
     }
 
@@ -116,6 +122,8 @@ impl ValueError {
                 format!("{position}文字目に使えない記号（< または >）があります")
             }
             ValueError::FormulaLike => "先頭に = + - @ は使えません（表計算ソフトで数式として扱われるため）".to_owned(),
+            ValueError::CapFreeWithValues => "種別が「負担なし」のときは負担率と金額を入力しないでください".to_owned(),
+            ValueError::CapEmpty => "負担率か金額を1つ以上入力してください".to_owned(),
         }
     }
 }

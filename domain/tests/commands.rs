@@ -87,6 +87,64 @@ fn nested_fields_are_dotted() {
     assert_eq!(fields(&link), ["resident_record.birth_date:required", "resident_record.phone:unknown_field"]);
 }
 
+/// A grant line with `cap` as its self-pay cap.
+fn grant_with_cap(cap: &str) -> String {
+    format!(
+        r#"{{{COMMON}, "type": "grant_certificate", "certificate": "k1", "program": "kodomo", "payer_number": "88139993", "recipient_number": "1", "valid_from": "2026-04-01", "copay_cap": {cap}}}"#
+    )
+}
+
+#[test]
+fn a_self_pay_cap_in_pmh_structure_parses_with_its_kind_definition_rates_and_amounts() {
+    use daicho_domain::certificate::{CapKind, CapUnit};
+    let cmd = parse_command_line(&grant_with_cap(
+        r#"{"kind": "limit", "definition": "医療費の2割", "rate_month": 20, "yen_month": 10000, "yen_visit": 500}"#,
+    ))
+    .unwrap();
+    let CommandBody::GrantCertificate(grant) = cmd.body else { panic!() };
+    let cap = grant.terms.copay_cap.unwrap();
+    assert_eq!(cap.kind(), CapKind::Limit);
+    assert_eq!(cap.definition().unwrap().as_str(), "医療費の2割");
+    assert_eq!(cap.rate().get(CapUnit::Month).map(|p| p.get()), Some(20));
+    assert_eq!(cap.rate().get(CapUnit::Day), None);
+    let amounts: Vec<(CapUnit, i64)> = cap.amount().present().map(|(u, y)| (u, y.get())).collect();
+    assert_eq!(amounts, [(CapUnit::Month, 10000), (CapUnit::Visit, 500)]);
+    assert_eq!(cap.describe(), "上限額 月額 10,000円 1回 500円 負担率 20%（月）（医療費の2割）");
+    assert_eq!(cap.as_old_form(), None, "two amounts and a rate: no old form says that");
+    let free = parse_command_line(&grant_with_cap(r#"{"kind": "free"}"#)).unwrap();
+    let CommandBody::GrantCertificate(grant) = free.body else { panic!() };
+    assert_eq!(grant.terms.copay_cap.unwrap().kind(), CapKind::Free);
+}
+
+#[test]
+fn a_self_pay_cap_that_makes_no_sense_is_refused_by_field() {
+    for (cap, expected) in [
+        (r#"{"kind": "free", "yen_month": 0}"#, vec!["copay_cap.kind:cap_free_with_values"]),
+        (r#"{"kind": "limit"}"#, vec!["copay_cap.kind:cap_empty"]),
+        (r#"{"kind": "fixed", "definition": "外来"}"#, vec!["copay_cap.kind:cap_empty"]),
+        (r#"{"kind": "limit", "rate_month": 101}"#, vec!["copay_cap.rate_month:too_large"]),
+        (
+            r#"{"kind": "limit", "rate_day": -1, "yen_visit": -5}"#,
+            vec!["copay_cap.rate_day:negative", "copay_cap.yen_visit:negative"],
+        ),
+        (r#"{"kind": "limit", "yen_month": 10000001}"#, vec!["copay_cap.yen_month:too_large"]),
+        (r#"{"kind": "limit", "yen_month": "1000"}"#, vec!["copay_cap.yen_month:wrong_type"]),
+        (r#"{"kind": "weekly", "yen_month": 1000}"#, vec!["copay_cap.kind:unknown_code"]),
+        (r#"{"kind": "limit", "yen_month": 1000, "definition": "=1+1"}"#, vec!["copay_cap.definition:formula_like"]),
+        (r#"{"kind": "limit", "yen_month": 1000, "definition": "<b>"}"#, vec!["copay_cap.definition:markup"]),
+        // The two forms never mix: with a kind, the old form's fields are unknown.
+        (
+            r#"{"kind": "limit", "yen": 1000, "unit": "month"}"#,
+            vec!["copay_cap.kind:cap_empty", "copay_cap.unit:unknown_field", "copay_cap.yen:unknown_field"],
+        ),
+        (r#"{"definition": "外来", "yen_month": 1000}"#, vec!["copay_cap.kind:required"]),
+    ] {
+        let mut got = fields(&grant_with_cap(cap));
+        got.sort();
+        assert_eq!(got, expected, "{cap}");
+    }
+}
+
 #[test]
 fn unknown_fields_and_types_are_refused() {
     let typo = format!(r#"{{{COMMON}, "type": "move_out", "to": "横浜市", "too": "x"}}"#);

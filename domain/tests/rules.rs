@@ -4,7 +4,7 @@
 
 mod support;
 
-use daicho_domain::certificate::{CapSetting, CapUnit, EndReason, LossReason};
+use daicho_domain::certificate::{CapKind, CapUnit, EndReason, LossReason, OldCapSetting};
 use daicho_domain::event::EventBody;
 use daicho_domain::ids::SpanNo;
 use daicho_domain::money::Yen;
@@ -64,12 +64,24 @@ fn fingerprints_cover_every_field_and_are_pinned() {
         json!({"effective": "2025-03-21"}),
         json!({"valid_to": null}),
         json!({"copay_cap": {"yen": 5000, "unit": "month", "setting": "outpatient"}}),
+        json!({"copay_cap": {"kind": "limit", "definition": "入院・外来合算", "yen_month": 5000, "rate_month": 20}}),
+        json!({"copay_cap": {"kind": "limit", "definition": "入院・外来合算", "yen_day": 5000}}),
+        json!({"copay_cap": {"kind": "fixed", "definition": "入院・外来合算", "yen_month": 5000}}),
+        json!({"copay_cap": {"kind": "limit", "yen_month": 5000}}),
         json!({"designated_institutions": ["さくら市立病院", "桜クリニック"]}),
         json!({"always_reimbursement": true}),
     ] {
         let b = command(with(with(grant_kosei("c1"), json!({"id": "x"})), change.clone()));
         assert_ne!(a.fingerprint(), b.fingerprint(), "{change} must change the fingerprint");
     }
+    // A cap written in the new form that says exactly what the old form said has the old
+    // form's canonical text: a command file applied before the layout changed, applied again,
+    // is "already applied", not "same id, other content".
+    let new_form = command(with(
+        with(grant_kosei("c1"), json!({"id": "x"})),
+        json!({"copay_cap": {"kind": "limit", "definition": "入院・外来合算", "yen_month": 5000}}),
+    ));
+    assert_eq!(a.fingerprint(), new_form.fingerprint());
     // The canonical form is versioned: this vector pins it. If it changes, existing idempotency
     // records no longer match; bump FINGERPRINT_V1 deliberately instead. Computed independently:
     //   h = sha256(b"daicho.command.v1"); for each (name, value): h.update(u64be(len) + bytes)
@@ -405,8 +417,11 @@ fn a_grant_opens_a_certificate_with_its_first_span() {
     let terms = &cert.spans[0].terms;
     assert_eq!(terms.payer_number.unwrap().to_string(), "15139991");
     assert_eq!(terms.recipient_number.as_str(), "1234566");
-    let cap = terms.copay_cap.unwrap();
-    assert_eq!((cap.yen, cap.unit, cap.setting), (Yen::new(5000), CapUnit::Month, CapSetting::Combined));
+    let cap = terms.copay_cap.as_ref().unwrap();
+    // The fixture writes the abolished form: it reads as 上限額, monthly amount, setting as 負担定義.
+    assert_eq!(cap.as_old_form(), Some((Yen::new(5000), CapUnit::Month, OldCapSetting::Combined)));
+    assert_eq!((cap.kind(), cap.amount().month, cap.rate().month), (CapKind::Limit, Some(Yen::new(5000)), None));
+    assert_eq!(cap.definition().map(|d| d.as_str()), Some("入院・外来合算"));
     assert_eq!(terms.designated_institutions[0].as_str(), "さくら市立病院");
     assert!(!terms.always_reimbursement);
 }
@@ -574,8 +589,8 @@ fn a_mid_span_change_splits_the_span() {
         (cert.spans[1].no, cert.spans[1].period.from(), cert.spans[1].period.to()),
         (SpanNo(2), date("2025-10-01"), Some(date("2026-03-31")))
     );
-    assert_eq!(cert.spans[0].terms.copay_cap.unwrap().yen, Yen::new(5000));
-    assert_eq!(cert.spans[1].terms.copay_cap.unwrap().yen, Yen::new(10000));
+    assert_eq!(cert.spans[0].terms.copay_cap.as_ref().unwrap().amount().month, Some(Yen::new(5000)));
+    assert_eq!(cert.spans[1].terms.copay_cap.as_ref().unwrap().amount().month, Some(Yen::new(10000)));
 }
 
 #[test]
@@ -585,7 +600,7 @@ fn a_change_on_the_first_day_changes_the_span_in_place_and_null_clears() {
     let cert = s.recipient().certificate(&"c1".parse_ref()).unwrap();
     assert_eq!(cert.spans.len(), 1);
     assert_eq!(cert.spans[0].no, SpanNo(1));
-    assert_eq!((cert.spans[0].terms.copay_cap, cert.spans[0].terms.disease.clone()), (None, None));
+    assert_eq!((cert.spans[0].terms.copay_cap.clone(), cert.spans[0].terms.disease.clone()), (None, None));
 }
 
 #[test]

@@ -156,6 +156,11 @@ const DISEASES: [&str; 5] = ["心臓機能障害", "腎臓機能障害", "肢体
 
 /// Monthly self-pay caps used for 更生医療 and 育成医療.
 const CAPS: [i64; 4] = [2500, 5000, 10000, 20000];
+/// 自立支援医療's cap: a tenth of the cost, up to a monthly amount.
+fn cap(yen: i64) -> serde_json::Value {
+    json!({"kind": "limit", "definition": "医療費の1割", "rate_month": 10, "yen_month": yen})
+}
+
 /// Income segments.
 const SEGMENTS: [&str; 4] = ["一般1", "一般2", "低所得1", "低所得2"];
 
@@ -346,7 +351,7 @@ pub fn history(seed: u64, i: u64, today: NaiveDate) -> Vec<Value> {
         if *program == "kosei" || *program == "ikusei" {
             let yen = CAPS[usize::try_from(cap_index).unwrap_or(0)];
             let segment = SEGMENTS[usize::try_from(segment_index).unwrap_or(0)];
-            grant["copay_cap"] = json!({"yen": yen, "unit": "month", "setting": "combined"});
+            grant["copay_cap"] = cap(yen);
             grant["income_segment"] = json!(segment);
             grant["designated_institutions"] = json!([rng.pick(&HOSPITALS)]);
             grant["disease"] = json!(rng.pick(&DISEASES));
@@ -394,7 +399,7 @@ pub fn history(seed: u64, i: u64, today: NaiveDate) -> Vec<Value> {
                     let segment = SEGMENTS[usize::try_from(segment_index).unwrap_or(0)];
                     push(
                         json!({"type": "change_certificate", "certificate": cert, "income_segment": segment,
-                               "copay_cap": {"yen": yen, "unit": "month", "setting": "combined"}}),
+                               "copay_cap": cap(yen)}),
                         mid,
                         &mut out,
                     );

@@ -10,6 +10,7 @@
 //! `daicho_domain::privacy`, so a view of the past never shows what is protected now.
 
 use chrono::NaiveDate;
+use daicho_domain::certificate::CopayCap;
 use daicho_domain::event::{Event, EventBody};
 use daicho_domain::ids::CommandId;
 use daicho_domain::privacy::{self, Protection};
@@ -81,7 +82,8 @@ pub struct SpanView {
     pub payer_number: Option<String>,
     pub recipient_number: String,
     pub income_segment: Option<String>,
-    pub copay_cap_yen: Option<i64>,
+    /// 自己負担上限額 as the card prints it.
+    pub copay_cap: Option<String>,
 }
 
 /// The view printed by `daicho show` (My Number masked).
@@ -114,7 +116,7 @@ fn span_view(s: &daicho_domain::state::Span) -> SpanView {
         payer_number: s.terms.payer_number.map(|p| p.as_string()),
         recipient_number: s.terms.recipient_number.to_string(),
         income_segment: s.terms.income_segment.as_ref().map(ToString::to_string),
-        copay_cap_yen: s.terms.copay_cap.map(|c| c.yen.get()),
+        copay_cap: s.terms.copay_cap.as_ref().map(CopayCap::describe),
     }
 }
 

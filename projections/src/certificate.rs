@@ -7,7 +7,7 @@
 //! tied back to the log: at that position `daicho verify` or an audit bundle shows the same hash.
 
 use chrono::NaiveDate;
-use daicho_domain::certificate::{CapSetting, CapUnit, CopayCap};
+use daicho_domain::certificate::CopayCap;
 use daicho_domain::config::{Config, FaceItem, PaperSize};
 use daicho_domain::privacy;
 use daicho_domain::state::{Certificate, Recipient};
@@ -25,19 +25,9 @@ pub fn yen(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
-/// `月額 10,000円（外来）`.
+/// The cap as the card prints it: `上限額 月額 10,000円（外来）`.
 pub fn copay(c: &CopayCap) -> String {
-    let unit = match c.unit {
-        CapUnit::Month => "月額",
-        CapUnit::Day => "日額",
-        CapUnit::Visit => "1回",
-    };
-    let setting = match c.setting {
-        CapSetting::Outpatient => "外来",
-        CapSetting::Inpatient => "入院",
-        CapSetting::Combined => "外来・入院合算",
-    };
-    format!("{unit} {}円（{setting}）", yen(c.yen.get()))
+    c.describe()
 }
 
 /// The verification code of a chain hash (hex): `C40E-2DB7-4B99`.

@@ -8,6 +8,7 @@
 
 use chrono::NaiveDate;
 use daicho_domain::calendar::EraTable;
+use daicho_domain::certificate::{CapUnit, CopayCap};
 
 use daicho_domain::config::{Config, FaceItem, Program, ProgramKey};
 use daicho_domain::ids::{HistoryKey, RecipientId, SpanNo};
@@ -36,14 +37,42 @@ pub struct PmhRecord {
     pub income_segment: Option<String>,
     pub designated: Vec<String>,
     pub always_reimbursement: bool,
-    /// Amount, unit (`month`/`day`/`visit`), setting (`outpatient`/`inpatient`/`combined`).
-    pub copay: Option<(i64, String, String)>,
+    /// 自己負担上限額 as PMH's common layout has it.
+    pub copay: Option<PmhCap>,
     pub valid_from: String,
     pub valid_to: String,
     pub disease: Option<String>,
     /// 交付年月日 of the card for this span (ISO): the latest reissue within the span, else the
     /// later of the grant and the span's first day.
     pub issued: String,
+}
+
+/// 自己負担上限額 as sent: 種別 (code), 負担定義, 負担率 and 金額 per 日・月・回.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PmhCap {
+    /// 種別 code ([`daicho_domain::certificate::CapKind::code`]).
+    pub kind: String,
+    /// 負担定義.
+    pub definition: Option<String>,
+    /// 負担率 (percent) per day, month, visit.
+    pub rate: [Option<u8>; 3],
+    /// 金額 (yen) per day, month, visit.
+    pub yen: [Option<i64>; 3],
+    /// The cap as the card prints it.
+    pub card: String,
+}
+
+impl PmhCap {
+    /// The record's form of a cap.
+    pub fn of(cap: &CopayCap) -> PmhCap {
+        PmhCap {
+            kind: cap.kind().code().to_owned(),
+            definition: cap.definition().map(ToString::to_string),
+            rate: CapUnit::ALL.map(|u| cap.rate().get(u).map(|p| p.get())),
+            yen: CapUnit::ALL.map(|u| cap.amount().get(u).map(|y| y.get())),
+            card: cap.describe(),
+        }
+    }
 }
 
 impl PmhRecord {
@@ -83,7 +112,7 @@ pub fn records_of(n: u64, r: &Recipient, which: impl Fn(&Certificate) -> bool) -
                 income_segment: t.income_segment.as_ref().map(ToString::to_string),
                 designated: t.designated_institutions.iter().map(ToString::to_string).collect(),
                 always_reimbursement: t.always_reimbursement,
-                copay: t.copay_cap.map(|c| (c.yen.get(), c.unit.as_str().to_owned(), c.setting.as_str().to_owned())),
+                copay: t.copay_cap.as_ref().map(PmhCap::of),
                 valid_from: span.period.from().to_string(),
                 valid_to: span.period.end().to_string(),
                 disease: t.disease.as_ref().map(ToString::to_string),
@@ -197,6 +226,7 @@ pub fn unrepresentable(record: &PmhRecord) -> Vec<(&'static str, Vec<String>)> {
     let designated = record.designated.join("");
     let disease = record.disease.clone().unwrap_or_default();
     let income = record.income_segment.clone().unwrap_or_default();
+    let cap = record.copay.as_ref().and_then(|c| c.definition.clone()).unwrap_or_default();
     for (field, text) in [
         ("name", &record.name),
         ("kana", &record.kana),
@@ -204,6 +234,7 @@ pub fn unrepresentable(record: &PmhRecord) -> Vec<(&'static str, Vec<String>)> {
         ("income_segment", &income),
         ("disease", &disease),
         ("designated", &designated),
+        ("copay_definition", &cap),
     ] {
         let chars: Vec<String> =
             pmh_unrepresentable(text).iter().map(|u| format!("U+{:04X}", u32::from(u.ch))).collect();
@@ -225,12 +256,26 @@ struct BasicFiveInfo<'a> {
     sex: &'a str,
 }
 
-/// `maxCopaymentAmount`.
+/// `maxCopaymentAmount`, in the structure of PMH's common layout. **Provisional** key names (see
+/// [`COLUMNS`]); absent sub-items are left out.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct MaxCopayment<'a> {
-    amount: i64,
-    unit: &'a str,
-    setting: &'a str,
+    category: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burden_definition: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burden_rate_per_day: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burden_rate_per_month: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burden_rate_per_visit: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_per_day: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_per_month: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_per_visit: Option<i64>,
 }
 
 /// One `certificationDetail` item.
@@ -278,26 +323,12 @@ fn wareki(eras: &EraTable, iso: &str) -> String {
     iso.parse::<NaiveDate>().ok().and_then(|d| eras.format(d).ok()).unwrap_or_else(|| iso.to_owned())
 }
 
-fn cap_text(amount: i64, unit: &str, setting: &str) -> String {
-    let unit = match unit {
-        "day" => "日額",
-        "visit" => "1回",
-        _ => "月額",
-    };
-    let setting = match setting {
-        "outpatient" => "外来",
-        "inpatient" => "入院",
-        _ => "入院・外来",
-    };
-    format!("{unit} {}（{setting}）", daicho_domain::money::Yen::new(amount))
-}
-
 /// The CSV columns before the card items, in PMH order: (CSV header, JSON name). One table for
 /// both files. **Provisional**: the headers are the item names of the Digital Agency's common
 /// layout where the briefings name them, else the Japanese names of the field list; the JSON
 /// names of the self-pay cap's sub-items are not public and are ours. Change them here (and in
 /// ARCHITECTURE.md) when the official ファイル設計書 is at hand.
-pub const COLUMNS: [(&str, &str); 24] = [
+pub const COLUMNS: [(&str, &str); 29] = [
     ("機関別受給者証種別ID", "orgSpecificCertificateTypeId"),
     ("マイナンバー", "myNumber"),
     ("氏名", "basicFiveInfo.name"),
@@ -315,9 +346,14 @@ pub const COLUMNS: [(&str, &str); 24] = [
     ("追加条件", "additionalConditions"),
     ("指定医療機関情報", "designatedMedicalInstitutions"),
     ("常に償還払い", "isAlwaysReimbursement"),
-    ("自己負担上限額-金額", "maxCopaymentAmount.amount"),
-    ("自己負担上限額-単位", "maxCopaymentAmount.unit"),
-    ("自己負担上限額-種別", "maxCopaymentAmount.setting"),
+    ("自己負担上限額-種別", "maxCopaymentAmount.category"),
+    ("自己負担上限額-負担定義", "maxCopaymentAmount.burdenDefinition"),
+    ("自己負担上限額-負担率-日", "maxCopaymentAmount.burdenRatePerDay"),
+    ("自己負担上限額-負担率-月", "maxCopaymentAmount.burdenRatePerMonth"),
+    ("自己負担上限額-負担率-回", "maxCopaymentAmount.burdenRatePerVisit"),
+    ("自己負担上限額-金額-日", "maxCopaymentAmount.amountPerDay"),
+    ("自己負担上限額-金額-月", "maxCopaymentAmount.amountPerMonth"),
+    ("自己負担上限額-金額-回", "maxCopaymentAmount.amountPerVisit"),
     ("有効期間-始期", "validFrom"),
     ("有効期間-終期", "validTo"),
     ("履歴キー", "historyKey"),
@@ -361,7 +397,7 @@ pub fn details(record: &PmhRecord, program: &Program, eras: &EraTable) -> Vec<De
                     format!("{from}から{}まで", wareki(eras, &record.valid_to))
                 }
             }
-            FaceItem::CopayCap => record.copay.as_ref().map(|(a, u, s)| cap_text(*a, u, s)).unwrap_or_default(),
+            FaceItem::CopayCap => record.copay.as_ref().map(|c| c.card.clone()).unwrap_or_default(),
             FaceItem::IncomeSegment => record.income_segment.clone().unwrap_or_default(),
             FaceItem::DesignatedInstitutions => record.designated.join("、"),
             FaceItem::Disease => record.disease.clone().unwrap_or_default(),
@@ -436,10 +472,15 @@ fn wire<'a>(o: &'a Outgoing<'a>, program: &'a Program, eras: &EraTable) -> Wire<
         additional_conditions: None,
         designated_medical_institutions: (!r.designated.is_empty()).then(|| r.designated.join(";")),
         is_always_reimbursement: if r.always_reimbursement { "1" } else { "0" },
-        max_copayment_amount: r.copay.as_ref().map(|(amount, unit, setting)| MaxCopayment {
-            amount: *amount,
-            unit,
-            setting,
+        max_copayment_amount: r.copay.as_ref().map(|c| MaxCopayment {
+            category: &c.kind,
+            burden_definition: c.definition.as_deref(),
+            burden_rate_per_day: c.rate[0],
+            burden_rate_per_month: c.rate[1],
+            burden_rate_per_visit: c.rate[2],
+            amount_per_day: c.yen[0],
+            amount_per_month: c.yen[1],
+            amount_per_visit: c.yen[2],
         }),
         valid_from: &r.valid_from,
         valid_to: &r.valid_to,
@@ -545,14 +586,13 @@ pub fn csv_row(o: &Outgoing<'_>, program: &Program, eras: &EraTable) -> Vec<Stri
         String::new(),
         r.designated.join(";"),
         flag(r.always_reimbursement),
-        r.copay.as_ref().map(|c| c.0.to_string()).unwrap_or_default(),
-        r.copay.as_ref().map(|c| c.1.clone()).unwrap_or_default(),
-        r.copay.as_ref().map(|c| c.2.clone()).unwrap_or_default(),
-        r.valid_from.clone(),
-        r.valid_to.clone(),
-        r.history_key().to_string(),
-        flag(o.deleted),
+        r.copay.as_ref().map(|c| c.kind.clone()).unwrap_or_default(),
+        r.copay.as_ref().and_then(|c| c.definition.clone()).unwrap_or_default(),
     ];
+    let cap = r.copay.as_ref();
+    row.extend((0..3).map(|i| cap.and_then(|c| c.rate[i]).map(|v| v.to_string()).unwrap_or_default()));
+    row.extend((0..3).map(|i| cap.and_then(|c| c.yen[i]).map(|v| v.to_string()).unwrap_or_default()));
+    row.extend([r.valid_from.clone(), r.valid_to.clone(), r.history_key().to_string(), flag(o.deleted)]);
     row.extend(details(r, program, eras).into_iter().map(|d| d.value));
     row
 }
@@ -629,7 +669,14 @@ mod tests {
             income_segment: Some("A".into()),
             designated: vec!["さくら病院".into()],
             always_reimbursement: false,
-            copay: Some((5000, "month".into(), "combined".into())),
+            // Every sub-item set, so that every name of the table is in the JSON.
+            copay: Some(PmhCap {
+                kind: "1".into(),
+                definition: Some("医療費の2割".into()),
+                rate: [Some(5), Some(20), Some(30)],
+                yen: [Some(100), Some(5000), Some(300)],
+                card: String::new(),
+            }),
             valid_from: "2026-04-01".into(),
             valid_to: "9999-12-31".into(),
             disease: Some("肢体不自由".into()),
@@ -657,7 +704,14 @@ mod tests {
         assert_eq!(row.len(), csv_header(program).len());
         let at = |h: &str| COLUMNS.iter().position(|(c, _)| *c == h).unwrap();
         assert_eq!((row[at("マイナンバー")].as_str(), row[at("住所")].as_str()), ("123456789018", "さくら市本町1-2-3"));
-        assert_eq!(row[at("自己負担上限額-金額")], "5000");
+        let cells: Vec<&str> =
+            ["種別", "負担定義", "負担率-日", "負担率-月", "負担率-回", "金額-日", "金額-月", "金額-回"]
+                .iter()
+                .map(|c| row[at(&format!("自己負担上限額-{c}"))].as_str())
+                .collect();
+        assert_eq!(cells, ["1", "医療費の2割", "5", "20", "30", "100", "5000", "300"]);
+        let cap = &json[0]["maxCopaymentAmount"];
+        assert_eq!((cap["burdenRatePerDay"].as_u64(), cap["amountPerVisit"].as_i64()), (Some(5), Some(300)));
     }
 
     #[test]

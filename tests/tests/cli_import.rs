@@ -295,3 +295,52 @@ fn a_windows_tilde_from_a_cp932_file_is_kept_and_its_correction_offered_in_the_r
     let shown = show(&data, "000101");
     assert_eq!(shown["address"], "さくら市本町1\u{FF5E}3", "{shown:#}");
 }
+
+#[test]
+fn a_legacy_cap_column_and_rate_column_become_a_cap_in_pmhs_structure() {
+    let (tmp, data) = fresh();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let profile = "[import]\nsource = \"caps\"\nencoding = \"utf-8\"\ncopay_cap_kind = \"limit\"\n\
+                   copay_cap_unit = \"month\"\ncopay_cap_definition = \"医療費の2割\"\n\
+                   [columns]\nrecipient = \"番号\"\nname = \"氏名\"\nkana = \"カナ\"\nbirth_date = \"生年月日\"\n\
+                   sex = \"性別\"\naddress = \"住所\"\npayer_number = \"負担者番号\"\nrecipient_number = \"受給者番号\"\n\
+                   valid_from = \"開始日\"\ncopay_cap_yen = \"月額上限\"\ncopay_cap_rate = \"負担割合\"\n\
+                   [fixed]\nprogram = \"kodomo\"\n";
+    let profile = write("caps.toml", profile);
+    let csv = write(
+        "caps.csv",
+        "番号,氏名,カナ,生年月日,性別,住所,負担者番号,受給者番号,開始日,月額上限,負担割合\r\n\
+         C-1,桜 一,サクラ イチ,2019-01-01,1,さくら市本町1,88139993,0100201,2026-04-01,\"10,000円\",2割\r\n\
+         C-2,桜 二,サクラ ニ,2019-02-02,2,さくら市本町2,88139993,0100202,2026-04-01,5000,二割\r\n\
+         C-3,桜 三,サクラ サン,2019-03-03,1,さくら市本町3,88139993,0100203,2026-04-01,5000,120\r\n",
+    );
+    let report_path = tmp.path().join("caps.report.csv");
+    let r = report_path.to_string_lossy().into_owned();
+    let (status, out, err) =
+        daicho(&data, &["import", "--profile", &profile, "--actor", "ito", "--today", TODAY, "--report", &r, &csv]);
+    assert_eq!(status, 1, "two rows are rejected: {out}{err}");
+    let lines = report(&report_path);
+    let got = results(&lines);
+    assert_eq!(got[&2].0, "受理");
+    assert_eq!(got[&3], ("却下".to_owned(), "format".to_owned()));
+    assert_eq!(got[&4], ("却下".to_owned(), "too_large".to_owned()));
+    let row = |n: u64| lines.iter().find(|l| l.line == n && l.result != "警告").unwrap().clone();
+    assert_eq!((row(3).column.as_str(), row(4).column.as_str()), ("負担割合", "負担割合"));
+    let shown = show(&data, "C-1");
+    assert_eq!(
+        shown["certificates"][0]["spans"][0]["copay_cap"], "上限額 月額 10,000円 負担率 20%（月）（医療費の2割）",
+        "{shown}"
+    );
+    // The abolished setting of older profiles is read as its name, and never beside a definition.
+    let both = std::fs::read_to_string(tmp.path().join("caps.toml"))
+        .unwrap()
+        .replace("copay_cap_unit", "copay_cap_setting = \"combined\"\ncopay_cap_unit");
+    let both = write("both.toml", &both);
+    let (status, _, err) = daicho(&data, &["import", "--profile", &both, "--actor", "ito", &csv]);
+    assert_eq!(status, 1);
+    assert!(err.contains("both.toml: import.copay_cap_setting: "), "{err}");
+}

@@ -222,12 +222,16 @@ fn a_renewal_adds_a_record_and_a_mid_span_change_splits_one() {
     let e = l.export();
     assert_eq!(e.keys(), ["R1S1", "R1S3"]);
     assert_eq!(e.one("R1S1")["validTo"], "2026-06-30");
-    assert_eq!(e.one("R1S1")["maxCopaymentAmount"], json!({"amount": 5000, "unit": "month", "setting": "combined"}));
+    // A cap written in the abolished form reads as 上限額 with its setting as 負担定義.
+    assert_eq!(
+        e.one("R1S1")["maxCopaymentAmount"],
+        json!({"category": "1", "burdenDefinition": "入院・外来合算", "amountPerMonth": 5000})
+    );
     assert_eq!(
         (e.one("R1S3")["validFrom"].as_str(), e.one("R1S3")["validTo"].as_str()),
         (Some("2026-07-01"), Some("2026-09-30"))
     );
-    assert_eq!(e.one("R1S3")["maxCopaymentAmount"]["amount"], 10000);
+    assert_eq!(e.one("R1S3")["maxCopaymentAmount"]["amountPerMonth"], 10000);
 }
 
 #[test]
@@ -389,6 +393,60 @@ fn a_record_missing_a_required_payer_number_is_held_back_until_fixed() {
     l.apply(&[json!({"type": "change_certificate", "recipient": "C1", "effective": "2026-04-01", "certificate": "K1", "payer_number": "88139993"})]);
     let e = l.export();
     assert_eq!(e.one("R1S1")["medicalSubsidyInsurerNumber"], "88139993");
+}
+
+#[test]
+fn the_self_pay_cap_is_sent_in_pmhs_structure_in_json_csv_and_on_the_card() {
+    let card = daicho_domain::config::DEMO_TOML.replace(
+        "certificate_name = \"自立支援医療受給者証(更生医療)\"\npayer_numbers = [\"15139991\"]\nrecipient_number = \"checked\"\n",
+        "certificate_name = \"自立支援医療受給者証(更生医療)\"\npayer_numbers = [\"15139991\"]\nrecipient_number = \"checked\"\n\
+         [program.certificate]\nitems = [\"name\", \"copay_cap\"]\n",
+    );
+    assert_ne!(card, daicho_domain::config::DEMO_TOML, "the template was inserted");
+    let mut l = Ledger::with_config(Some(&card));
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({"copay_cap": {"kind": "limit", "definition": "医療費の1割", "rate_month": 10,
+                                          "yen_month": 5000, "yen_visit": 0}}))]);
+    let e = l.export_mode("full");
+    assert_eq!(
+        e.one("R1S1")["maxCopaymentAmount"],
+        json!({"category": "1", "burdenDefinition": "医療費の1割", "burdenRatePerMonth": 10,
+               "amountPerMonth": 5000, "amountPerVisit": 0}),
+        "absent sub-items are left out; a zero amount is an amount"
+    );
+    assert_eq!(
+        e.one("R1S1")["certificationDetail"][2]["value"],
+        "上限額 月額 5,000円 1回 0円 負担率 10%（月）（医療費の1割）"
+    );
+    let csv_path = std::fs::read_dir(&e.dir)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| {
+            p.file_name().unwrap().to_str().unwrap().starts_with("kosei_") && p.extension().is_some_and(|x| x == "csv")
+        })
+        .unwrap();
+    let text = String::from_utf8(std::fs::read(csv_path).unwrap()).unwrap();
+    let mut lines = text.trim_start_matches('\u{FEFF}').lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {header:?}"))];
+    for (column, value) in [
+        ("自己負担上限額-種別", "1"),
+        ("自己負担上限額-負担定義", "医療費の1割"),
+        ("自己負担上限額-負担率-日", ""),
+        ("自己負担上限額-負担率-月", "10"),
+        ("自己負担上限額-負担率-回", ""),
+        ("自己負担上限額-金額-日", ""),
+        ("自己負担上限額-金額-月", "5000"),
+        ("自己負担上限額-金額-回", "0"),
+    ] {
+        assert_eq!(cell(column), value, "{column}");
+    }
+    // 負担なし: the kind alone.
+    l.apply(&[json!({"type": "change_certificate", "recipient": "A1", "effective": "2026-04-01", "certificate": "J1",
+                     "copay_cap": {"kind": "free"}})]);
+    let e = l.export();
+    assert_eq!(e.one("R1S1")["maxCopaymentAmount"], json!({"category": "3"}));
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The PMH feed, frozen: a synthetic municipality of the demo configuration exported in every
 //! mode (a first diff, a diff with a withdrawal, a split span, a DV measure and a record held
-//! back, a full export, then a full export that clears a full-mode program and carries a
-//! diff-history program's withdrawal), compared byte for byte with the files in
-//! `tests/golden/pmh/`.
+//! back, every kind of self-pay cap, a full export, then a full export that clears a full-mode
+//! program and carries a diff-history program's withdrawal), compared byte for byte with the
+//! files in `tests/golden/pmh/`.
 //! Any change to what PMH receives is deliberate: run with `DAICHO_BLESS=1` to write the new
 //! files, and review them in the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -96,14 +96,23 @@ fn run() -> Steps {
                "effective": "2026-06-03", "certificate": format!("G-{r}"), "program": program, "payer_number": payer,
                "recipient_number": "1234566", "valid_from": "2026-06-03", "valid_to": "2026-12-31"})
     };
+    // Each with a self-pay cap of another kind (負担なし, 上限額 with a rate, 定額).
+    let with_cap = |mut g: Value, cap: Value| {
+        g["copay_cap"] = cap;
+        g
+    };
     let mut more = person("G-YOIKU", "桜 小太郎", "サクラ コタロウ", "2026-05-20", "333333333332");
-    more.push(grant("G-YOIKU", "yoiku", "23139991"));
+    more.push(with_cap(grant("G-YOIKU", "yoiku", "23139991"), json!({"kind": "free"})));
     more.extend(person("G-IKUSEI", "桜 育男", "サクラ イクオ", "2016-08-08", "444444444440"));
-    more.push(grant("G-IKUSEI", "ikusei", "16139990"));
+    more.push(with_cap(
+        grant("G-IKUSEI", "ikusei", "16139990"),
+        json!({"kind": "limit", "definition": "医療費の1割", "rate_month": 10, "yen_month": 5000, "yen_day": 0}),
+    ));
     more.extend(person("G-SHOGAI", "桜 障太", "サクラ ショウタ", "1975-03-03", "111111111118"));
     more.push(json!({"id": "g-shogai-grant", "type": "grant_certificate", "actor": "kubo", "recipient": "G-SHOGAI",
         "effective": "2026-06-03", "certificate": "G-S1", "program": "shogai", "payer_number": "80139991",
-        "recipient_number": "S-0001", "valid_from": "2026-06-03", "valid_to": "2027-03-31"}));
+        "recipient_number": "S-0001", "valid_from": "2026-06-03", "valid_to": "2027-03-31",
+        "copay_cap": {"kind": "fixed", "definition": "1回200円", "yen_visit": 200}}));
     // A child whose grant PMH will have, then withdrawn.
     more.extend(person("G-GONE", "桜 取消", "サクラ トリケシ", "2017-07-07", "123456789018"));
     more.push(json!({"id": "g-gone-grant", "type": "grant_certificate", "actor": "kubo", "recipient": "G-GONE",
@@ -140,7 +149,7 @@ fn run() -> Steps {
 }
 
 /// The golden set covers what it claims: every program of the demo configuration in both modes,
-/// a withdrawal, a record held back, a DV measure and a split span.
+/// a withdrawal, a record held back, a DV measure, a split span and every kind of self-pay cap.
 fn assert_covers(steps: &Steps) {
     let mut programs_by_mode: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut records: Vec<Value> = Vec::new();
@@ -186,6 +195,12 @@ fn assert_covers(steps: &Steps) {
     assert!(held > 0, "no record held back");
     let split = records.iter().any(|r| r["historyKey"].as_str().is_some_and(|k| !k.ends_with("S1")));
     assert!(split, "no second span of a certificate");
+    // Every kind of self-pay cap, and a rate beside amounts.
+    let caps: Vec<&Value> = records.iter().filter_map(|r| r.get("maxCopaymentAmount")).collect();
+    for kind in ["1", "2", "3"] {
+        assert!(caps.iter().any(|c| c["category"] == kind), "no cap of kind {kind}");
+    }
+    assert!(caps.iter().any(|c| c.get("burdenRatePerMonth").is_some()), "no cap with a rate");
     // The full replacements: one that clears a program (an empty file, recorded), and a full
     // export of a diff-history program that carries a withdrawal.
     let last: Value = serde_json::from_slice(&steps["4-full"]["manifest.json"]).unwrap();

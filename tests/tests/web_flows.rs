@@ -53,9 +53,10 @@ fn grant_with_confirmation_and_a_double_submit_records_once() {
         ("payer_number", "15139991"),
         ("recipient_number", "1234566"),
         ("income_segment", "一般"),
-        ("copay_yen", "5000"),
-        ("copay_unit", "month"),
-        ("copay_setting", "combined"),
+        ("copay_kind", "limit"),
+        ("copay_definition", "医療費の1割"),
+        ("copay_rate_month", "10"),
+        ("copay_yen_month", "5000"),
     ];
     let before = head(&server);
     // The check step shows what will change, the PMH record included, and records nothing.

@@ -66,6 +66,8 @@ enum Class {
     PayerNumber,
     RecipientNumber,
     Yen,
+    /// 負担率: whole percent, 0 to 100.
+    Rate,
     Date,
     Select,
     Checkbox,
@@ -85,7 +87,9 @@ fn class(form: &str, field: &str, kind: &str) -> Option<Class> {
         ("my_number", _) => Class::MyNumber,
         ("payer_number", _) => Class::PayerNumber,
         ("recipient_number", _) => Class::RecipientNumber,
-        ("copay_yen", _) => Class::Yen,
+        (n, _) if n.starts_with("copay_yen_") => Class::Yen,
+        (n, _) if n.starts_with("copay_rate_") => Class::Rate,
+        ("copay_definition", _) => Class::PmhText,
         _ => return None,
     })
 }
@@ -111,6 +115,8 @@ fn case(class: Class, cat: Category, required: bool, maxlength: usize) -> Option
         (C::WrongDigits, K::PayerNumber) => ("1513999a".into(), Error),
         (C::WrongDigits, K::RecipientNumber) => ("12345a6".into(), Error),
         (C::WrongDigits, K::Yen) => ("千円".into(), Error),
+        (C::WrongDigits, K::Rate) => ("二割".into(), Error),
+        (C::TooLong, K::Rate) => ("101".into(), Error),
         (C::WrongDigits, _) => return None,
         (C::WrongCheckDigit, K::MyNumber) => ("123456789012".into(), Error),
         (C::WrongCheckDigit, K::PayerNumber) => ("15139992".into(), Error),
@@ -121,7 +127,7 @@ fn case(class: Class, cat: Category, required: bool, maxlength: usize) -> Option
         (C::Markup, K::Checkbox) => ("<b>on</b>".into(), Error),
         (C::Markup, _) => ("<script>alert(1)</script>".into(), Error),
         (C::Control, K::Checkbox) => ("on\u{7}".into(), Error),
-        (C::Control, K::MyNumber | K::PayerNumber | K::RecipientNumber | K::Yen | K::Date) => {
+        (C::Control, K::MyNumber | K::PayerNumber | K::RecipientNumber | K::Yen | K::Rate | K::Date) => {
             ("1234\u{7}5678".into(), Error)
         }
         (C::Control, _) => ("山田\u{7}太郎".into(), Error),
@@ -259,9 +265,10 @@ const CASES: &[FormCase] = &[
             ("payer_number", "15139991"),
             ("recipient_number", "1234566"),
             ("income_segment", "一般"),
-            ("copay_yen", "5000"),
-            ("copay_unit", "month"),
-            ("copay_setting", "combined"),
+            ("copay_kind", "limit"),
+            ("copay_definition", "医療費の1割"),
+            ("copay_rate_month", "10"),
+            ("copay_yen_month", "5000"),
             ("designated_institutions", "さくら市民病院"),
             ("disease", "心臓機能障害"),
         ],
@@ -275,12 +282,21 @@ const CASES: &[FormCase] = &[
             ("valid_from", "2026-12-01"),
             ("valid_to", "2027-11-30"),
             ("income_segment", "上位"),
+            // A cap, so that its 負担定義 is tested as part of one (alone it is no cap).
+            ("copay_kind", "fixed"),
+            ("copay_yen_visit", "200"),
         ],
     },
     FormCase {
         kind: "change_certificate",
         recipient: |f| Some(f.a),
-        baseline: &[("effective", "2026-11-20"), ("certificate", "C-A1"), ("income_segment", "上位")],
+        baseline: &[
+            ("effective", "2026-11-20"),
+            ("certificate", "C-A1"),
+            ("income_segment", "上位"),
+            ("copay_kind", "limit"),
+            ("copay_rate_month", "20"),
+        ],
     },
     FormCase {
         kind: "end_certificate",

@@ -29,7 +29,7 @@ fn changes(c: &TermsChange) -> Vec<String> {
     };
     set("公費負担者番号", c.payer_number.map(|p| p.map(|p| p.as_string())));
     set("公費受給者番号", c.recipient_number.as_ref().map(|r| Some(r.to_string())));
-    set("自己負担上限額", c.copay_cap.map(|x| x.map(|x| copay(&x))));
+    set("自己負担上限額", c.copay_cap.as_ref().map(|x| x.as_ref().map(copay)));
     set("所得区分", c.income_segment.as_ref().map(|s| s.as_ref().map(ToString::to_string)));
     set(
         "指定医療機関",

@@ -2,8 +2,8 @@
 //!
 //! A submitted form becomes the contract's JSON object, which the domain parses exactly as it
 //! parses a line of `daicho apply`: the same rules, the same Japanese messages. Errors come back
-//! with the contract's field names and are mapped to the form's fields (`copay_cap.yen` is the
-//! form's `copay_yen`). The web adds nothing to the rules; it only arranges them for people.
+//! with the contract's field names and are mapped to the form's fields (`copay_cap.yen_month` is the
+//! form's `copay_yen_month`). The web adds nothing to the rules; it only arranges them for people.
 
 use daicho_domain::certificate::DESIGNATED_INSTITUTIONS_MAX;
 use daicho_domain::command::{Command, FieldError, InputError, parse_command_value};
@@ -65,8 +65,7 @@ pub const SEX: &[(&str, &str)] = &[("1", "男"), ("2", "女"), ("9", "適用不�
 const LOSS: &[(&str, &str)] =
     &[("age_limit", "年齢到達"), ("income", "所得超過"), ("withdrawal", "辞退"), ("other", "その他")];
 const REISSUE: &[(&str, &str)] = &[("lost", "紛失"), ("damaged", "破損・汚損"), ("other", "その他")];
-const CAP_UNIT: &[(&str, &str)] = &[("month", "月額"), ("day", "日額"), ("visit", "1回あたり")];
-const CAP_SETTING: &[(&str, &str)] = &[("outpatient", "外来"), ("inpatient", "入院"), ("combined", "外来・入院合算")];
+const CAP_KIND: &[(&str, &str)] = &[("limit", "上限額"), ("fixed", "定額"), ("free", "負担なし")];
 const TRI: &[(&str, &str)] = &[("true", "する"), ("false", "しない")];
 
 const EFFECTIVE: Field = field("effective", "効力発生日", Input::Date, true);
@@ -104,19 +103,37 @@ const PAYER: Field = hinted(
 );
 const RECIPIENT_NUMBER: Field = text("recipient_number", "公費受給者番号", true, 30);
 const INCOME: Field = text("income_segment", "所得区分", false, IncomeSegment::CHARS_MAX);
-const COPAY_YEN: Field = hinted(
-    Field {
-        name: "copay_yen",
-        label: "自己負担上限額（円）",
-        input: Input::Text,
-        required: false,
-        chars_max: 9,
-        hint: "",
-    },
-    "整数（円）",
+const COPAY_KIND: Field = hinted(
+    field("copay_kind", "自己負担上限額の種別", Input::Select(CAP_KIND), false),
+    "上限額: 負担率の負担を金額まで／定額: 金額を負担／負担なし",
 );
-const COPAY_UNIT: Field = field("copay_unit", "上限額の単位", Input::Select(CAP_UNIT), false);
-const COPAY_SETTING: Field = field("copay_setting", "上限額の対象", Input::Select(CAP_SETTING), false);
+const COPAY_DEFINITION: Field = hinted(
+    text("copay_definition", "負担定義", false, daicho_domain::text::CapDefinition::CHARS_MAX),
+    "医療機関に表示する説明（例: 医療費の2割）",
+);
+const fn cap_yen(name: &'static str, label: &'static str) -> Field {
+    hinted(Field { name, label, input: Input::Text, required: false, chars_max: 9, hint: "" }, "整数（円）")
+}
+const fn cap_rate(name: &'static str, label: &'static str) -> Field {
+    hinted(Field { name, label, input: Input::Text, required: false, chars_max: 4, hint: "" }, "0〜100（%）")
+}
+const COPAY_RATE_DAY: Field = cap_rate("copay_rate_day", "負担率（日）");
+const COPAY_RATE_MONTH: Field = cap_rate("copay_rate_month", "負担率（月）");
+const COPAY_RATE_VISIT: Field = cap_rate("copay_rate_visit", "負担率（回）");
+const COPAY_YEN_DAY: Field = cap_yen("copay_yen_day", "金額（日額）");
+const COPAY_YEN_MONTH: Field = cap_yen("copay_yen_month", "金額（月額）");
+const COPAY_YEN_VISIT: Field = cap_yen("copay_yen_visit", "金額（1回）");
+/// The self-pay cap's fields, in the order of PMH's common layout.
+const COPAY_FIELDS: [Field; 8] = [
+    COPAY_KIND,
+    COPAY_DEFINITION,
+    COPAY_RATE_DAY,
+    COPAY_RATE_MONTH,
+    COPAY_RATE_VISIT,
+    COPAY_YEN_DAY,
+    COPAY_YEN_MONTH,
+    COPAY_YEN_VISIT,
+];
 const DESIGNATED: Field = hinted(
     Field {
         name: "designated_institutions",
@@ -169,9 +186,14 @@ const RENEW_FIELDS: &[Field] = &[
     CHANGED_RECIPIENT_NUMBER,
     INCOME,
     CLEAR_INCOME,
-    COPAY_YEN,
-    COPAY_UNIT,
-    COPAY_SETTING,
+    COPAY_FIELDS[0],
+    COPAY_FIELDS[1],
+    COPAY_FIELDS[2],
+    COPAY_FIELDS[3],
+    COPAY_FIELDS[4],
+    COPAY_FIELDS[5],
+    COPAY_FIELDS[6],
+    COPAY_FIELDS[7],
     CLEAR_COPAY,
     CHANGED_DESIGNATED,
     CLEAR_DESIGNATED,
@@ -189,9 +211,14 @@ const CHANGE_FIELDS: &[Field] = &[
     CHANGED_RECIPIENT_NUMBER,
     INCOME,
     CLEAR_INCOME,
-    COPAY_YEN,
-    COPAY_UNIT,
-    COPAY_SETTING,
+    COPAY_FIELDS[0],
+    COPAY_FIELDS[1],
+    COPAY_FIELDS[2],
+    COPAY_FIELDS[3],
+    COPAY_FIELDS[4],
+    COPAY_FIELDS[5],
+    COPAY_FIELDS[6],
+    COPAY_FIELDS[7],
     CLEAR_COPAY,
     CHANGED_DESIGNATED,
     CLEAR_DESIGNATED,
@@ -300,9 +327,14 @@ pub const FORMS: &[Form] = &[
             PAYER,
             RECIPIENT_NUMBER,
             INCOME,
-            COPAY_YEN,
-            COPAY_UNIT,
-            COPAY_SETTING,
+            COPAY_FIELDS[0],
+            COPAY_FIELDS[1],
+            COPAY_FIELDS[2],
+            COPAY_FIELDS[3],
+            COPAY_FIELDS[4],
+            COPAY_FIELDS[5],
+            COPAY_FIELDS[6],
+            COPAY_FIELDS[7],
             DESIGNATED,
             DISEASE,
             ALWAYS,
@@ -430,15 +462,17 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
             "resident_name" | "resident_birth_date" | "resident_sex" | "resident_address" => {
                 put_text(&mut resident, f.name.trim_start_matches("resident_"), v);
             }
-            "copay_yen" => {
+            "copay_kind" => put_text(&mut copay, "kind", v),
+            "copay_definition" => put_text(&mut copay, "definition", v),
+            name if name.starts_with("copay_yen_") || name.starts_with("copay_rate_") => {
                 if !v.is_empty() {
-                    let digits: String = v.chars().filter(|c| *c != ',').collect();
-                    let yen = digits.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(v.to_owned()));
-                    copay.insert("yen".into(), yen);
+                    // 1,000 and 20% as typed; anything else goes on as text and the contract
+                    // names it (整数で指定してください) on this field.
+                    let digits: String = v.chars().filter(|c| !matches!(c, ',' | '%' | '％')).collect();
+                    let n = digits.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(v.to_owned()));
+                    copay.insert(name.trim_start_matches("copay_").to_owned(), n);
                 }
             }
-            "copay_unit" => put_text(&mut copay, "unit", v),
-            "copay_setting" => put_text(&mut copay, "setting", v),
             "designated_institutions" => {
                 let lines: Vec<Value> = values
                     .get(f.name)
@@ -489,9 +523,7 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
                     });
                 } else if values.checked(name) {
                     let has_value = match target {
-                        "copay_cap" => {
-                            ["copay_yen", "copay_unit", "copay_setting"].iter().any(|n| !values.trimmed(n).is_empty())
-                        }
+                        "copay_cap" => COPAY_FIELDS.iter().any(|f| !values.trimmed(f.name).is_empty()),
                         other => !values.trimmed(other).is_empty(),
                     };
                     if has_value {
@@ -539,9 +571,8 @@ pub fn form_field(contract_field: &str) -> Option<String> {
     let base = contract_field.split_once('[').map_or(contract_field, |(b, _)| b);
     let mapped = match base {
         "id" | "type" | "actor" | "approver" => return None,
-        "copay_cap" | "copay_cap.yen" => "copay_yen".to_owned(),
-        "copay_cap.unit" => "copay_unit".to_owned(),
-        "copay_cap.setting" => "copay_setting".to_owned(),
+        "copay_cap" => "copay_kind".to_owned(),
+        other if other.starts_with("copay_cap.") => format!("copay_{}", other.trim_start_matches("copay_cap.")),
         "resident_record" => "resident_name".to_owned(),
         other => match other.strip_prefix("resident_record.") {
             Some(rest) => format!("resident_{rest}"),
@@ -674,7 +705,7 @@ mod tests {
         for f in FORMS {
             for c in f.fields.iter().filter(|c| c.name.starts_with("clear_")) {
                 let target = c.name.trim_start_matches("clear_");
-                let target = if target == "copay_cap" { "copay_yen" } else { target };
+                let target = if target == "copay_cap" { "copay_kind" } else { target };
                 assert!(f.fields.iter().any(|x| x.name == target), "{}: {}", f.kind, c.name);
             }
         }
@@ -689,16 +720,20 @@ mod tests {
             ("valid_from", "2026-04-01"),
             ("payer_number", "88139998"),
             ("recipient_number", "1234567"),
-            ("copay_yen", "1,000"),
-            ("copay_unit", "month"),
-            ("copay_setting", "outpatient"),
+            ("copay_kind", "limit"),
+            ("copay_definition", "外来"),
+            ("copay_yen_month", "1,000"),
+            ("copay_rate_month", "20%"),
             ("designated_institutions", "さくら病院\r\n\r\n 桜クリニック \n"),
             ("always_reimbursement", "on"),
             ("certificate", "C1"),
         ]);
         let (json, errors) = to_json(f, &v, &ctx());
         assert!(errors.is_empty());
-        assert_eq!(json["copay_cap"]["yen"], 1000);
+        assert_eq!(
+            json["copay_cap"],
+            serde_json::json!({"kind": "limit", "definition": "外来", "yen_month": 1000, "rate_month": 20})
+        );
         assert_eq!(json["designated_institutions"], serde_json::json!(["さくら病院", "桜クリニック"]));
         assert_eq!(json["always_reimbursement"], true);
         assert!(json.get("valid_to").is_none());
@@ -712,16 +747,17 @@ mod tests {
             ("program", "kodomo"),
             ("valid_from", "2026-04-01"),
             ("recipient_number", "1234567"),
-            ("copay_yen", "千円"),
-            ("copay_unit", "month"),
+            ("copay_yen_month", "千円"),
+            ("copay_rate_day", "101"),
             ("designated_institutions", "病院\n<b>x</b>"),
             ("certificate", "C1"),
         ]);
         let errors = parse(f, &v, &ctx()).unwrap_err();
         let on = |name: &str| errors.iter().find(|e| e.field.as_deref() == Some(name)).map(|e| e.message.clone());
         assert!(on("effective").unwrap().contains("存在しない日付"));
-        assert!(on("copay_yen").is_some(), "{errors:?}");
-        assert!(on("copay_setting").is_some(), "{errors:?}");
+        assert!(on("copay_yen_month").unwrap().contains("整数"), "{errors:?}");
+        assert!(on("copay_rate_day").unwrap().contains("100以下"), "{errors:?}");
+        assert!(on("copay_kind").is_some(), "{errors:?}");
         assert!(on("designated_institutions").unwrap().starts_with("2行目"), "{errors:?}");
     }
 

@@ -1,13 +1,13 @@
 //! Stored payloads as JSON, for auditors: each payload decoded as exactly the version it was
 //! stored in (no upcasting: the audit bundle shows what the log holds), field names as in the
-//! frozen types of `v1` and `v2`. Dates are days since 1970-01-01 and enumerations their `u8`
+//! frozen types of `v1`, `v2` and `v3`. Dates are days since 1970-01-01 and enumerations their `u8`
 //! codes, as stored; the envelope around them carries the readable effective date.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{CodecError, from_bytes, v1, v2};
+use super::{CodecError, from_bytes, v1, v2, v3};
 
 fn as_json<T: DeserializeOwned + Serialize>(event_type: &str, payload: &[u8]) -> Result<Value, CodecError> {
     let v: T = from_bytes(event_type, payload)?;
@@ -29,10 +29,13 @@ pub fn payload_json(event_type: &str, schema_version: u16, payload: &[u8]) -> Re
         ("died" | "dv_support_started" | "dv_support_ended", 1) => as_json::<v1::Empty>(event_type, payload),
         ("certificate_granted", 1) => as_json::<v1::CertificateGranted>(event_type, payload),
         ("certificate_granted", 2) => as_json::<v2::CertificateGranted>(event_type, payload),
+        ("certificate_granted", 3) => as_json::<v3::CertificateGranted>(event_type, payload),
         ("certificate_renewed", 1) => as_json::<v1::CertificateRenewed>(event_type, payload),
         ("certificate_renewed", 2) => as_json::<v2::CertificateRenewed>(event_type, payload),
+        ("certificate_renewed", 3) => as_json::<v3::CertificateRenewed>(event_type, payload),
         ("certificate_changed", 1) => as_json::<v1::CertificateChanged>(event_type, payload),
         ("certificate_changed", 2) => as_json::<v2::CertificateChanged>(event_type, payload),
+        ("certificate_changed", 3) => as_json::<v3::CertificateChanged>(event_type, payload),
         ("certificate_ended", 1) => as_json::<v1::CertificateEnded>(event_type, payload),
         ("certificate_reissued", 1) => as_json::<v1::CertificateReissued>(event_type, payload),
         ("command_rescinded", 1) => as_json::<v1::CommandRescinded>(event_type, payload),

@@ -14,6 +14,7 @@ pub mod json;
 pub mod snapshot;
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 use std::fmt;
 
@@ -23,7 +24,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::calendar::GREGORIAN_START;
-use crate::certificate::{CapSetting, CapUnit, CopayCap, LossReason, ReissueReason, Terms, TermsChange};
+use crate::certificate::{
+    CapError, CapKind, CapUnit, CopayCap, LossReason, OldCapSetting, PerUnit, Percent, ReissueReason, Terms,
+    TermsChange,
+};
 use crate::command::BasicInfo;
 use crate::config::ProgramKey;
 use crate::error::ValueError;
@@ -31,7 +35,9 @@ use crate::event::EventBody;
 use crate::ids::{CertificateRef, CommandId, RecipientRef, SpanNo, UserId};
 use crate::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
 use crate::period::Period;
-use crate::text::{Address, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName, Sex};
+use crate::text::{
+    Address, CapDefinition, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName, Sex,
+};
 use crate::users::{AccessAction, AccessRecord, Role, UserEvent};
 
 /// Largest payload accepted, in bytes.
@@ -449,31 +455,31 @@ pub fn encode(body: &EventBody) -> Result<Encoded, CodecError> {
         EventBody::DvSupportEnded => ("dv_support_ended", to_bytes(&v1::Empty {})?),
         EventBody::CertificateGranted { certificate, program, span, period, terms } => (
             "certificate_granted",
-            to_bytes(&v2::CertificateGranted {
+            to_bytes(&v3::CertificateGranted {
                 certificate: certificate.to_string(),
                 program: program.to_string(),
                 span: span.0,
                 valid_from: date_to_days(period.from()),
                 valid_to: period.to().map(date_to_days),
-                terms: terms_v2(terms),
+                terms: terms_v3(terms),
             })?,
         ),
         EventBody::CertificateRenewed { certificate, span, period, changes } => (
             "certificate_renewed",
-            to_bytes(&v2::CertificateRenewed {
+            to_bytes(&v3::CertificateRenewed {
                 certificate: certificate.to_string(),
                 span: span.0,
                 valid_from: date_to_days(period.from()),
                 valid_to: period.to().map(date_to_days),
-                changes: changes_v2(changes),
+                changes: changes_v3(changes),
             })?,
         ),
         EventBody::CertificateChanged { certificate, span, changes } => (
             "certificate_changed",
-            to_bytes(&v2::CertificateChanged {
+            to_bytes(&v3::CertificateChanged {
                 certificate: certificate.to_string(),
                 span: span.0,
-                changes: changes_v2(changes),
+                changes: changes_v3(changes),
             })?,
         ),
         EventBody::CertificateEnded { certificate, reason } => (
@@ -600,19 +606,22 @@ pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<E
         ("dv_support_ended", 1) => from_bytes::<v1::Empty>(event_type, payload).map(|_| EventBody::DvSupportEnded),
         ("certificate_granted", 1) => {
             let v = upcast_granted(from_bytes::<v1::CertificateGranted>(event_type, payload)?);
-            d.granted(v)
+            d.granted(d.upcast_granted(v)?)
         }
-        ("certificate_granted", 2) => d.granted(from_bytes(event_type, payload)?),
+        ("certificate_granted", 2) => d.granted(d.upcast_granted(from_bytes(event_type, payload)?)?),
+        ("certificate_granted", 3) => d.granted(from_bytes(event_type, payload)?),
         ("certificate_renewed", 1) => {
             let v = upcast_renewed(from_bytes::<v1::CertificateRenewed>(event_type, payload)?);
-            d.renewed(v)
+            d.renewed(d.upcast_renewed(v)?)
         }
-        ("certificate_renewed", 2) => d.renewed(from_bytes(event_type, payload)?),
+        ("certificate_renewed", 2) => d.renewed(d.upcast_renewed(from_bytes(event_type, payload)?)?),
+        ("certificate_renewed", 3) => d.renewed(from_bytes(event_type, payload)?),
         ("certificate_changed", 1) => {
             let v = upcast_changed(from_bytes::<v1::CertificateChanged>(event_type, payload)?);
-            d.changed(v)
+            d.changed(d.upcast_changed(v)?)
         }
-        ("certificate_changed", 2) => d.changed(from_bytes(event_type, payload)?),
+        ("certificate_changed", 2) => d.changed(d.upcast_changed(from_bytes(event_type, payload)?)?),
+        ("certificate_changed", 3) => d.changed(from_bytes(event_type, payload)?),
         ("certificate_ended", 1) => {
             let v: v1::CertificateEnded = from_bytes(event_type, payload)?;
             Ok(EventBody::CertificateEnded {
@@ -649,9 +658,9 @@ pub const CURRENT_VERSIONS: [(&str, u16); 23] = [
     ("died", 1),
     ("dv_support_started", 1),
     ("dv_support_ended", 1),
-    ("certificate_granted", 2),
-    ("certificate_renewed", 2),
-    ("certificate_changed", 2),
+    ("certificate_granted", 3),
+    ("certificate_renewed", 3),
+    ("certificate_changed", 3),
     ("certificate_ended", 1),
     ("certificate_reissued", 1),
     ("command_rescinded", 1),
@@ -690,7 +699,43 @@ impl Decoder<'_> {
         self.field("valid_to", Period::new(from, to))
     }
 
-    fn cap(&self, cap: &v1::CopayCap) -> Result<CopayCap, CodecError> {
+    fn cap(&self, cap: &v3::CopayCap) -> Result<CopayCap, CodecError> {
+        let invalid = |field: &'static str, error: ValueError| CodecError::Invalid {
+            event_type: self.event_type.to_owned(),
+            field,
+            error,
+        };
+        let kind = self.field("copay_cap.kind", kind_from_code(cap.kind))?;
+        let definition = self.opt("copay_cap.definition", cap.definition.as_deref(), CapDefinition::parse)?;
+        let mut rate = PerUnit::default();
+        let mut amount = PerUnit::default();
+        for (unit, r, yen) in [
+            (CapUnit::Day, cap.rate_day, cap.yen_day),
+            (CapUnit::Month, cap.rate_month, cap.yen_month),
+            (CapUnit::Visit, cap.rate_visit, cap.yen_visit),
+        ] {
+            rate.set(unit, r.map(|r| self.field("copay_cap.rate", Percent::new(i64::from(r)))).transpose()?);
+            if yen.is_some_and(|y| y < 0) {
+                return Err(invalid("copay_cap.yen", ValueError::Negative));
+            }
+            amount.set(unit, yen.map(crate::money::Yen::new));
+        }
+        CopayCap::new(kind, definition, rate, amount).map_err(|e| {
+            invalid(
+                "copay_cap",
+                match e {
+                    CapError::FreeWithValues => ValueError::CapFreeWithValues,
+                    CapError::Empty => ValueError::CapEmpty,
+                    CapError::Negative => ValueError::Negative,
+                },
+            )
+        })
+    }
+
+    /// A v1/v2 cap `{yen, unit, setting}` as v3, by [`CopayCap::from_old_form`]'s mapping.
+    fn upcast_cap(&self, cap: v1::CopayCap) -> Result<v3::CopayCap, CodecError> {
+        let unit = self.field("copay_cap.unit", unit_from_code(cap.unit))?;
+        let setting = self.field("copay_cap.setting", setting_from_code(cap.setting))?;
         if cap.yen < 0 {
             return Err(CodecError::Invalid {
                 event_type: self.event_type.to_owned(),
@@ -698,10 +743,66 @@ impl Decoder<'_> {
                 error: ValueError::Negative,
             });
         }
-        Ok(CopayCap {
-            yen: crate::money::Yen::new(cap.yen),
-            unit: self.field("copay_cap.unit", unit_from_code(cap.unit))?,
-            setting: self.field("copay_cap.setting", setting_from_code(cap.setting))?,
+        let old = CopayCap::from_old_form(crate::money::Yen::new(cap.yen), unit, setting).map_err(|_| {
+            CodecError::Invalid {
+                event_type: self.event_type.to_owned(),
+                field: "copay_cap.yen",
+                error: ValueError::Negative,
+            }
+        })?;
+        Ok(cap_v3(&old))
+    }
+
+    fn upcast_terms(&self, t: v2::Terms) -> Result<v3::Terms, CodecError> {
+        Ok(v3::Terms {
+            payer_number: t.payer_number,
+            recipient_number: t.recipient_number,
+            copay_cap: t.copay_cap.map(|c| self.upcast_cap(c)).transpose()?,
+            income_segment: t.income_segment,
+            designated_institutions: t.designated_institutions,
+            disease: t.disease,
+            always_reimbursement: t.always_reimbursement,
+        })
+    }
+
+    fn upcast_changes(&self, c: v2::TermsChange) -> Result<v3::TermsChange, CodecError> {
+        Ok(v3::TermsChange {
+            payer_number: c.payer_number,
+            recipient_number: c.recipient_number,
+            copay_cap: c.copay_cap.map(|cap| cap.map(|cap| self.upcast_cap(cap)).transpose()).transpose()?,
+            income_segment: c.income_segment,
+            designated_institutions: c.designated_institutions,
+            disease: c.disease,
+            always_reimbursement: c.always_reimbursement,
+        })
+    }
+
+    fn upcast_granted(&self, v: v2::CertificateGranted) -> Result<v3::CertificateGranted, CodecError> {
+        Ok(v3::CertificateGranted {
+            certificate: v.certificate,
+            program: v.program,
+            span: v.span,
+            valid_from: v.valid_from,
+            valid_to: v.valid_to,
+            terms: self.upcast_terms(v.terms)?,
+        })
+    }
+
+    fn upcast_renewed(&self, v: v2::CertificateRenewed) -> Result<v3::CertificateRenewed, CodecError> {
+        Ok(v3::CertificateRenewed {
+            certificate: v.certificate,
+            span: v.span,
+            valid_from: v.valid_from,
+            valid_to: v.valid_to,
+            changes: self.upcast_changes(v.changes)?,
+        })
+    }
+
+    fn upcast_changed(&self, v: v2::CertificateChanged) -> Result<v3::CertificateChanged, CodecError> {
+        Ok(v3::CertificateChanged {
+            certificate: v.certificate,
+            span: v.span,
+            changes: self.upcast_changes(v.changes)?,
         })
     }
 
@@ -709,7 +810,7 @@ impl Decoder<'_> {
         list.iter().map(|s| self.field("designated_institutions", InstitutionName::parse(s))).collect()
     }
 
-    fn granted(&self, v: v2::CertificateGranted) -> Result<EventBody, CodecError> {
+    fn granted(&self, v: v3::CertificateGranted) -> Result<EventBody, CodecError> {
         Ok(EventBody::CertificateGranted {
             certificate: self.field("certificate", CertificateRef::parse(&v.certificate))?,
             program: self.field("program", ProgramKey::parse(&v.program))?,
@@ -719,7 +820,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn renewed(&self, v: v2::CertificateRenewed) -> Result<EventBody, CodecError> {
+    fn renewed(&self, v: v3::CertificateRenewed) -> Result<EventBody, CodecError> {
         Ok(EventBody::CertificateRenewed {
             certificate: self.field("certificate", CertificateRef::parse(&v.certificate))?,
             span: SpanNo(v.span),
@@ -728,7 +829,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn changed(&self, v: v2::CertificateChanged) -> Result<EventBody, CodecError> {
+    fn changed(&self, v: v3::CertificateChanged) -> Result<EventBody, CodecError> {
         Ok(EventBody::CertificateChanged {
             certificate: self.field("certificate", CertificateRef::parse(&v.certificate))?,
             span: SpanNo(v.span),
@@ -736,7 +837,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn terms(&self, t: &v2::Terms) -> Result<Terms, CodecError> {
+    fn terms(&self, t: &v3::Terms) -> Result<Terms, CodecError> {
         Ok(Terms {
             payer_number: self.opt("payer_number", t.payer_number.as_deref(), PayerNumber::parse)?,
             recipient_number: self
@@ -749,7 +850,7 @@ impl Decoder<'_> {
         })
     }
 
-    fn changes(&self, c: &v2::TermsChange) -> Result<TermsChange, CodecError> {
+    fn changes(&self, c: &v3::TermsChange) -> Result<TermsChange, CodecError> {
         Ok(TermsChange {
             payer_number: c
                 .payer_number
@@ -772,18 +873,32 @@ impl Decoder<'_> {
     }
 }
 
-fn cap_v1(cap: &CopayCap) -> v1::CopayCap {
-    let unit = match cap.unit {
-        CapUnit::Month => 1,
-        CapUnit::Day => 2,
-        CapUnit::Visit => 3,
-    };
-    let setting = match cap.setting {
-        CapSetting::Outpatient => 1,
-        CapSetting::Inpatient => 2,
-        CapSetting::Combined => 3,
-    };
-    v1::CopayCap { yen: cap.yen.get(), unit, setting }
+fn cap_v3(cap: &CopayCap) -> v3::CopayCap {
+    let rate = |u| cap.rate().get(u).map(Percent::get);
+    let yen = |u| cap.amount().get(u).map(|y: crate::money::Yen| y.get());
+    v3::CopayCap {
+        kind: match cap.kind() {
+            CapKind::Limit => 1,
+            CapKind::Fixed => 2,
+            CapKind::Free => 3,
+        },
+        definition: cap.definition().map(ToString::to_string),
+        rate_day: rate(CapUnit::Day),
+        rate_month: rate(CapUnit::Month),
+        rate_visit: rate(CapUnit::Visit),
+        yen_day: yen(CapUnit::Day),
+        yen_month: yen(CapUnit::Month),
+        yen_visit: yen(CapUnit::Visit),
+    }
+}
+
+fn kind_from_code(code: u8) -> Result<CapKind, ValueError> {
+    match code {
+        1 => Ok(CapKind::Limit),
+        2 => Ok(CapKind::Fixed),
+        3 => Ok(CapKind::Free),
+        _ => Err(unknown("1, 2, 3")),
+    }
 }
 
 // ---- Upcasters: v1 payloads read as v2 -------------------------------------------------------
@@ -838,11 +953,11 @@ fn upcast_changed(v: v1::CertificateChanged) -> v2::CertificateChanged {
     v2::CertificateChanged { certificate: v.certificate, span: v.span, changes: upcast_changes(v.changes) }
 }
 
-fn terms_v2(t: &Terms) -> v2::Terms {
-    v2::Terms {
+fn terms_v3(t: &Terms) -> v3::Terms {
+    v3::Terms {
         payer_number: t.payer_number.map(|p| p.as_string()),
         recipient_number: t.recipient_number.to_string(),
-        copay_cap: t.copay_cap.as_ref().map(cap_v1),
+        copay_cap: t.copay_cap.as_ref().map(cap_v3),
         income_segment: t.income_segment.as_ref().map(ToString::to_string),
         designated_institutions: t.designated_institutions.iter().map(ToString::to_string).collect(),
         disease: t.disease.as_ref().map(ToString::to_string),
@@ -850,11 +965,11 @@ fn terms_v2(t: &Terms) -> v2::Terms {
     }
 }
 
-fn changes_v2(c: &TermsChange) -> v2::TermsChange {
-    v2::TermsChange {
+fn changes_v3(c: &TermsChange) -> v3::TermsChange {
+    v3::TermsChange {
         payer_number: c.payer_number.map(|p| p.map(|p| p.as_string())),
         recipient_number: c.recipient_number.as_ref().map(ToString::to_string),
-        copay_cap: c.copay_cap.map(|cap| cap.as_ref().map(cap_v1)),
+        copay_cap: c.copay_cap.as_ref().map(|cap| cap.as_ref().map(cap_v3)),
         income_segment: c.income_segment.as_ref().map(|s| s.as_ref().map(ToString::to_string)),
         designated_institutions: c
             .designated_institutions
@@ -890,11 +1005,11 @@ fn unit_from_code(code: u8) -> Result<CapUnit, ValueError> {
     }
 }
 
-fn setting_from_code(code: u8) -> Result<CapSetting, ValueError> {
+fn setting_from_code(code: u8) -> Result<OldCapSetting, ValueError> {
     match code {
-        1 => Ok(CapSetting::Outpatient),
-        2 => Ok(CapSetting::Inpatient),
-        3 => Ok(CapSetting::Combined),
+        1 => Ok(OldCapSetting::Outpatient),
+        2 => Ok(OldCapSetting::Inpatient),
+        3 => Ok(OldCapSetting::Combined),
         _ => Err(unknown("1, 2, 3")),
     }
 }
@@ -997,5 +1112,102 @@ mod tests {
         );
         // The error never carries the number.
         assert!(!decode("my_number_linked", 1, &bad).unwrap_err().to_string().contains("1234"));
+    }
+
+    fn changed_with(cap: Option<CopayCap>) -> EventBody {
+        EventBody::CertificateChanged {
+            certificate: CertificateRef::parse("c1").unwrap(),
+            span: SpanNo(2),
+            changes: TermsChange { copay_cap: Some(cap), ..TermsChange::default() },
+        }
+    }
+
+    #[test]
+    fn every_kind_of_cap_round_trips_through_v3() {
+        let mut rate = PerUnit::default();
+        rate.set(CapUnit::Month, Some(Percent::new(20).unwrap()));
+        rate.set(CapUnit::Day, Some(Percent::new(100).unwrap()));
+        let mut amount = PerUnit::default();
+        amount.set(CapUnit::Visit, Some(crate::money::Yen::new(200)));
+        amount.set(CapUnit::Month, Some(crate::money::Yen::new(0)));
+        let definition = Some(CapDefinition::parse("1回200円（月4回まで）").unwrap());
+        let caps = [
+            CopayCap::new(CapKind::Limit, definition.clone(), rate, amount).unwrap(),
+            CopayCap::new(CapKind::Fixed, None, PerUnit::default(), amount).unwrap(),
+            CopayCap::new(CapKind::Free, definition, PerUnit::default(), PerUnit::default()).unwrap(),
+        ];
+        for cap in caps.into_iter().map(Some).chain([None]) {
+            let body = changed_with(cap);
+            let encoded = encode(&body).unwrap();
+            assert_eq!(encoded.schema_version, 3);
+            assert_eq!(decode(encoded.event_type, 3, &encoded.payload).unwrap(), body);
+        }
+    }
+
+    #[test]
+    fn a_stored_v3_cap_that_breaks_the_rules_is_an_error_not_a_cap() {
+        let cap = |kind, rate_month, yen_month| v3::CopayCap {
+            kind,
+            definition: None,
+            rate_day: None,
+            rate_month,
+            rate_visit: None,
+            yen_day: None,
+            yen_month,
+            yen_visit: None,
+        };
+        for (bad, field, error) in [
+            (cap(3, None, Some(10)), "copay_cap", ValueError::CapFreeWithValues),
+            (cap(1, None, None), "copay_cap", ValueError::CapEmpty),
+            (cap(4, None, Some(10)), "copay_cap.kind", unknown("1, 2, 3")),
+            (cap(1, Some(101), None), "copay_cap.rate", ValueError::TooLarge { max: 100 }),
+            (cap(1, None, Some(-1)), "copay_cap.yen", ValueError::Negative),
+        ] {
+            let payload = to_bytes(&v3::CertificateChanged {
+                certificate: "c1".into(),
+                span: 2,
+                changes: v3::TermsChange {
+                    payer_number: None,
+                    recipient_number: None,
+                    copay_cap: Some(Some(bad)),
+                    income_segment: None,
+                    designated_institutions: None,
+                    disease: None,
+                    always_reimbursement: None,
+                },
+            })
+            .unwrap();
+            assert_eq!(
+                decode("certificate_changed", 3, &payload).unwrap_err(),
+                CodecError::Invalid { event_type: "certificate_changed".into(), field, error }
+            );
+        }
+    }
+
+    #[test]
+    fn an_old_cap_reads_as_limit_with_its_setting_as_definition() {
+        let old = to_bytes(&v2::CertificateChanged {
+            certificate: "c1".into(),
+            span: 2,
+            changes: v2::TermsChange {
+                payer_number: None,
+                recipient_number: None,
+                copay_cap: Some(Some(v1::CopayCap { yen: 8000, unit: 3, setting: 2 })),
+                income_segment: None,
+                designated_institutions: None,
+                disease: None,
+                always_reimbursement: None,
+            },
+        })
+        .unwrap();
+        let EventBody::CertificateChanged { changes, .. } = decode("certificate_changed", 2, &old).unwrap() else {
+            panic!()
+        };
+        let cap = changes.copay_cap.flatten().unwrap();
+        assert_eq!(cap.kind(), CapKind::Limit);
+        assert_eq!(cap.amount().get(CapUnit::Visit), Some(crate::money::Yen::new(8000)));
+        assert!(cap.rate().is_empty());
+        assert_eq!(cap.definition().map(|d| d.as_str()), Some("入院"));
+        assert_eq!(cap.as_old_form(), Some((crate::money::Yen::new(8000), CapUnit::Visit, OldCapSetting::Inpatient)));
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CodecError, Decoder, days_to_date, from_bytes, sex_code, sex_from_code, terms_v2, to_bytes, v2};
+use super::{CodecError, Decoder, days_to_date, from_bytes, sex_code, sex_from_code, terms_v3, to_bytes, v3};
 use crate::certificate::{EndReason, LossReason, ReissueReason};
 use crate::codec::{date_to_days, loss_code, loss_from_code, reissue_code, reissue_from_code};
 use crate::config::ProgramKey;
@@ -17,7 +17,7 @@ use crate::state::{Certificate, Ending, Recipient, Reissue, Residency, Span};
 use crate::text::{Address, Kana, PersonName, PlaceName};
 
 /// Version of the snapshot format; change it whenever the types below change.
-pub const SNAPSHOT_FORMAT: u16 = 1;
+pub const SNAPSHOT_FORMAT: u16 = 2;
 
 const TYPE: &str = "recipient_snapshot";
 
@@ -56,7 +56,7 @@ struct SpanSnap {
     no: u32,
     from: i32,
     to: Option<i32>,
-    terms: v2::Terms,
+    terms: v3::Terms,
 }
 
 /// Encodes a recipient.
@@ -93,7 +93,7 @@ pub fn encode_recipient(r: &Recipient) -> Result<Vec<u8>, CodecError> {
                         no: s.no.0,
                         from: date_to_days(s.period.from()),
                         to: s.period.to().map(date_to_days),
-                        terms: terms_v2(&s.terms),
+                        terms: terms_v3(&s.terms),
                     })
                     .collect(),
                 ended: c.ended.map(|e| {

@@ -172,8 +172,20 @@ impl Canon {
         }
     }
 
+    /// A cap that is exactly one of the abolished form keeps the canonical text it always had,
+    /// so a command file applied before the layout changed is still "already applied"; any
+    /// other cap has a text no old cap can have (it starts with its kind).
     fn cap(cap: &CopayCap) -> String {
-        format!("{}/{}/{}", cap.yen.get(), cap.unit.as_str(), cap.setting.as_str())
+        if let Some((yen, unit, setting)) = cap.as_old_form() {
+            return format!("{}/{}/{}", yen.get(), unit.as_str(), setting.as_str());
+        }
+        let mut text = format!("{}|{}", cap.kind().as_str(), cap.definition().map_or("-", |d| d.as_str()));
+        for unit in crate::certificate::CapUnit::ALL {
+            let rate = cap.rate().get(unit).map_or("-".to_owned(), |r| r.get().to_string());
+            let yen = cap.amount().get(unit).map_or("-".to_owned(), |y| y.get().to_string());
+            text.push_str(&format!("|{rate}|{yen}"));
+        }
+        text
     }
 
     fn terms(&mut self, t: &Terms) {
@@ -210,7 +222,7 @@ impl Canon {
     fn changes(&mut self, c: &TermsChange) {
         self.change("payer_number", c.payer_number.map(|p| p.map(|p| p.as_string())));
         self.change("recipient_number", c.recipient_number.as_ref().map(|r| Some(r.as_str().to_owned())));
-        self.change("copay_cap", c.copay_cap.map(|cap| cap.as_ref().map(Self::cap)));
+        self.change("copay_cap", c.copay_cap.as_ref().map(|cap| cap.as_ref().map(Self::cap)));
         self.change("income_segment", c.income_segment.as_ref().map(|s| s.as_ref().map(|s| s.as_str().to_owned())));
         match &c.designated_institutions {
             None => self.field("designated_institutions", "unchanged"),
@@ -335,17 +347,24 @@ impl Command {
     /// disease names, designated institutions) that PMH would show as "●".
     pub fn warnings(&self) -> Vec<TextWarning> {
         let mut fields: Vec<(&'static str, Option<usize>, &str)> = Vec::new();
-        let (disease, designated, income) = match &self.body {
-            CommandBody::GrantCertificate(g) => {
-                (g.terms.disease.as_ref(), Some(&g.terms.designated_institutions[..]), g.terms.income_segment.as_ref())
-            }
+        let (disease, designated, income, cap) = match &self.body {
+            CommandBody::GrantCertificate(g) => (
+                g.terms.disease.as_ref(),
+                Some(&g.terms.designated_institutions[..]),
+                g.terms.income_segment.as_ref(),
+                g.terms.copay_cap.as_ref(),
+            ),
             CommandBody::RenewCertificate { changes, .. } | CommandBody::ChangeCertificate { changes, .. } => (
                 changes.disease.as_ref().and_then(Option::as_ref),
                 changes.designated_institutions.as_deref(),
                 changes.income_segment.as_ref().and_then(Option::as_ref),
+                changes.copay_cap.as_ref().and_then(Option::as_ref),
             ),
-            _ => (None, None, None),
+            _ => (None, None, None, None),
         };
+        if let Some(d) = cap.and_then(CopayCap::definition) {
+            fields.push(("copay_cap.definition", None, d.as_str()));
+        }
         if let Some(x) = income {
             fields.push(("income_segment", None, x.as_str()));
         }

@@ -15,14 +15,17 @@ use serde_json::{Map, Value};
 use super::{BasicInfo, Command, CommandBody, Grant, ResidentRecord};
 use crate::calendar::parse_date;
 use crate::certificate::{
-    CapSetting, CapUnit, CopayCap, DESIGNATED_INSTITUTIONS_MAX, LossReason, ReissueReason, Terms, TermsChange,
+    CapError, CapKind, CapUnit, CopayCap, DESIGNATED_INSTITUTIONS_MAX, LossReason, OldCapSetting, PerUnit, Percent,
+    ReissueReason, Terms, TermsChange,
 };
 use crate::config::ProgramKey;
 use crate::error::ValueError;
 use crate::ids::{CertificateRef, CommandId, RecipientRef, UserId};
 use crate::money::Yen;
 use crate::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
-use crate::text::{Address, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName, Sex};
+use crate::text::{
+    Address, CapDefinition, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName, Sex,
+};
 
 /// One field that could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,36 +268,106 @@ fn reissue_reason(raw: &str) -> Result<ReissueReason, ValueError> {
 /// figure is a typing slip). Stored values are not re-checked against it.
 pub const COPAY_YEN_MAX: i64 = 10_000_000;
 
+/// A self-pay cap in PMH's structure: `kind` (limit, fixed, free), `definition` (負担定義, text),
+/// `rate_day`/`rate_month`/`rate_visit` (負担率, percent) and `yen_day`/`yen_month`/`yen_visit`
+/// (金額). An object of the abolished form `{yen, unit, setting}` (no `kind`) is still read, as
+/// [`CopayCap::from_old_form`] maps it, so command files written before the change apply alike.
 fn copay_cap(f: &mut Fields) -> Option<CopayCap> {
+    if !f.map.contains_key("kind") && ["yen", "unit", "setting"].iter().any(|k| f.map.contains_key(*k)) {
+        return old_copay_cap(f);
+    }
+    let kind = f.required("kind", |s| {
+        CapKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(ValueError::UnknownCode { allowed: "limit, fixed, free" })
+    });
+    let definition = f.optional("definition", CapDefinition::parse);
+    let mut rate = PerUnit::default();
+    let mut amount = PerUnit::default();
+    let mut ok = true;
+    for unit in CapUnit::ALL {
+        let name = format!("rate_{}", unit.as_str());
+        match f.integer(&name) {
+            Some(Some(v)) => match Percent::new(v) {
+                Ok(p) => rate.set(unit, Some(p)),
+                Err(e) => {
+                    f.error(&name, e);
+                    ok = false;
+                }
+            },
+            Some(None) => {}
+            None => ok = false,
+        }
+        let name = format!("yen_{}", unit.as_str());
+        match f.integer(&name).map(|v| v.map(cap_yen)) {
+            Some(Some(Ok(y))) => amount.set(unit, Some(y)),
+            Some(Some(Err(e))) => {
+                f.error(&name, e);
+                ok = false;
+            }
+            Some(None) => {}
+            None => ok = false,
+        }
+    }
+    let (kind, definition) = (kind?, definition?);
+    if !ok {
+        return None;
+    }
+    match CopayCap::new(kind, definition, rate, amount) {
+        Ok(cap) => Some(cap),
+        Err(e) => {
+            f.error("kind", cap_error(e));
+            None
+        }
+    }
+}
+
+fn cap_yen(v: i64) -> Result<Yen, ValueError> {
+    if v < 0 {
+        Err(ValueError::Negative)
+    } else if v > COPAY_YEN_MAX {
+        Err(ValueError::TooLarge { max: COPAY_YEN_MAX })
+    } else {
+        Ok(Yen::new(v))
+    }
+}
+
+fn cap_error(e: CapError) -> ValueError {
+    match e {
+        CapError::FreeWithValues => ValueError::CapFreeWithValues,
+        CapError::Empty => ValueError::CapEmpty,
+        CapError::Negative => ValueError::Negative,
+    }
+}
+
+/// The abolished form `{yen, unit, setting}`.
+fn old_copay_cap(f: &mut Fields) -> Option<CopayCap> {
     let yen = f.integer("yen");
-    let unit = f.required("unit", |s| match s {
-        "month" => Ok(CapUnit::Month),
-        "day" => Ok(CapUnit::Day),
-        "visit" => Ok(CapUnit::Visit),
-        _ => Err(ValueError::UnknownCode { allowed: "month, day, visit" }),
+    let unit = f.required("unit", |s| {
+        CapUnit::ALL
+            .into_iter()
+            .find(|u| u.as_str() == s)
+            .ok_or(ValueError::UnknownCode { allowed: "month, day, visit" })
     });
     let setting = f.required("setting", |s| match s {
-        "outpatient" => Ok(CapSetting::Outpatient),
-        "inpatient" => Ok(CapSetting::Inpatient),
-        "combined" => Ok(CapSetting::Combined),
+        "outpatient" => Ok(OldCapSetting::Outpatient),
+        "inpatient" => Ok(OldCapSetting::Inpatient),
+        "combined" => Ok(OldCapSetting::Combined),
         _ => Err(ValueError::UnknownCode { allowed: "outpatient, inpatient, combined" }),
     });
-    let yen = match yen? {
-        Some(y) if y < 0 => {
-            f.error("yen", ValueError::Negative);
+    let yen = match yen?.map(cap_yen) {
+        Some(Ok(y)) => y,
+        Some(Err(e)) => {
+            f.error("yen", e);
             return None;
         }
-        Some(y) if y > COPAY_YEN_MAX => {
-            f.error("yen", ValueError::TooLarge { max: COPAY_YEN_MAX });
-            return None;
-        }
-        Some(y) => Yen::new(y),
         None => {
             f.error("yen", ValueError::Required);
             return None;
         }
     };
-    Some(CopayCap { yen, unit: unit?, setting: setting? })
+    CopayCap::from_old_form(yen, unit?, setting?).map_err(|e| f.error("yen", cap_error(e))).ok()
 }
 
 fn terms_change(f: &mut Fields) -> Option<TermsChange> {
@@ -322,8 +395,8 @@ fn terms_change(f: &mut Fields) -> Option<TermsChange> {
 /// while the errors collected so far are kept.
 /// Fields of free text (names, addresses, places, reasons, notes): they end up in CSV files that
 /// people open, so a leading formula character is refused ([`ValueError::FormulaLike`]).
-const FREE_TEXT_FIELDS: [&str; 8] =
-    ["name", "address", "to", "from", "reason", "disease", "income_segment", "designated_institutions"];
+const FREE_TEXT_FIELDS: [&str; 9] =
+    ["name", "address", "to", "from", "reason", "disease", "income_segment", "designated_institutions", "definition"];
 
 struct Fields {
     map: Map<String, Value>,

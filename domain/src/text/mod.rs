@@ -122,6 +122,12 @@ text_type!(
     100
 );
 text_type!(
+    /// 負担定義 of a self-pay cap: how the program defines what the recipient pays, as clinics
+    /// read it (「医療費の2割」, 「外来」).
+    CapDefinition,
+    50
+);
+text_type!(
     /// 所得区分 (income segment) code as set up in PMH's program master.
     IncomeSegment,
     20

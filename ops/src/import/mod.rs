@@ -628,13 +628,33 @@ impl Importer<'_> {
                     g.insert(f.into(), v.clone().into());
                 }
             }
-            if let Some(yen) = cells.get("copay_cap_yen").filter(|v| !v.is_empty()) {
-                let digits: String = yen.chars().filter(|c| *c != ',' && *c != '円').collect();
-                let Ok(yen) = digits.parse::<i64>() else {
-                    return rejected("format", self.label("copay_cap_yen"), "金額を数字で入力してください".into());
-                };
-                let (unit, setting) = &self.profile.copay_cap;
-                g.insert("copay_cap".into(), serde_json::json!({"yen": yen, "unit": unit, "setting": setting}));
+            let yen = cells.get("copay_cap_yen").filter(|v| !v.is_empty());
+            let rate = cells.get("copay_cap_rate").filter(|v| !v.is_empty());
+            if yen.is_some() || rate.is_some() {
+                let cap = &self.profile.copay_cap;
+                let mut c = serde_json::Map::new();
+                c.insert("kind".into(), cap.kind.clone().into());
+                if let Some(d) = &cap.definition {
+                    c.insert("definition".into(), d.clone().into());
+                }
+                if let Some(yen) = yen {
+                    let digits: String = yen.chars().filter(|c| *c != ',' && *c != '円').collect();
+                    let Ok(yen) = digits.parse::<i64>() else {
+                        return rejected("format", self.label("copay_cap_yen"), "金額を数字で入力してください".into());
+                    };
+                    c.insert(format!("yen_{}", cap.unit), yen.into());
+                }
+                if let Some(rate) = rate {
+                    let Some(percent) = percent(rate) else {
+                        return rejected(
+                            "format",
+                            self.label("copay_cap_rate"),
+                            "負担率を 10、10%、1割 のように入力してください".into(),
+                        );
+                    };
+                    c.insert(format!("rate_{}", cap.unit), percent.into());
+                }
+                g.insert("copay_cap".into(), Value::Object(c));
             }
             if let Some(list) = cells.get("designated_institutions").filter(|v| !v.is_empty()) {
                 let items: Vec<Value> = list
@@ -756,10 +776,16 @@ impl Importer<'_> {
         }
     }
 
-    /// The column a contract field (`copay_cap.yen`, `designated_institutions[1]`) came from.
+    /// The column a contract field (`copay_cap.yen_month`, `designated_institutions[1]`) came
+    /// from.
     fn field_label(&self, field: &str) -> String {
         let base = field.split(['.', '[']).next().unwrap_or(field);
+        if field == "copay_cap.definition" || field == "copay_cap.kind" {
+            // From the profile, not from a column.
+            return format!("import.{}", field.replace('.', "_"));
+        }
         let field = match base {
+            "copay_cap" if field.contains(".rate_") => "copay_cap_rate",
             "copay_cap" => "copay_cap_yen",
             "certificate" if !self.columns.contains_key("certificate") => "program",
             "effective" => "valid_from",
@@ -891,6 +917,49 @@ impl Progress {
     fn finish(&self) {
         if self.on {
             eprintln!();
+        }
+    }
+}
+
+/// A 負担率 cell as whole percent: `10`, `10%`, `１０％` or `1割` (a tenth). `None` for anything
+/// else; the range is the contract's to check.
+fn percent(cell: &str) -> Option<i64> {
+    let ascii: String = cell
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+            '％' => '%',
+            other => other,
+        })
+        .collect();
+    if let Some(tenths) = ascii.strip_suffix('割') {
+        return tenths.parse::<i64>().ok().filter(|_| tenths.bytes().all(|b| b.is_ascii_digit())).map(|t| t * 10);
+    }
+    let digits = ascii.strip_suffix('%').unwrap_or(&ascii);
+    digits.parse::<i64>().ok().filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn a_rate_cell_reads_as_whole_percent_or_not_at_all() {
+        for (cell, expected) in [
+            ("10", Some(10)),
+            ("10%", Some(10)),
+            ("１０％", Some(10)),
+            ("2割", Some(20)),
+            (" 30 ", Some(30)),
+            ("", None),
+            ("%", None),
+            ("1.5割", None),
+            ("-10", None),
+            ("十", None),
+            ("割", None),
+        ] {
+            assert_eq!(percent(cell), expected, "{cell:?}");
         }
     }
 }

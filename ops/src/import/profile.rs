@@ -24,10 +24,12 @@
 
 use std::collections::BTreeMap;
 
+use daicho_domain::certificate::{CapKind, CapUnit, OldCapSetting};
+use daicho_domain::text::CapDefinition;
 use serde::Deserialize;
 
 /// Fields a column can feed, in the order a report lists them.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 18] = [
     "recipient",
     "name",
     "kana",
@@ -43,6 +45,7 @@ pub const FIELDS: [&str; 17] = [
     "valid_to",
     "income_segment",
     "copay_cap_yen",
+    "copay_cap_rate",
     "disease",
     "designated_institutions",
 ];
@@ -109,10 +112,21 @@ pub struct Profile {
     pub columns: BTreeMap<String, ColumnRef>,
     /// Code translations by field.
     pub values: BTreeMap<String, BTreeMap<String, String>>,
-    /// Unit and setting of a self-pay cap read from `copay_cap_yen`.
-    pub copay_cap: (String, String),
+    /// How the cells of `copay_cap_yen` and `copay_cap_rate` become a self-pay cap.
+    pub copay_cap: CapProfile,
     /// Separator of several designated institutions in one cell.
     pub institutions_separator: String,
+}
+
+/// The parts of a self-pay cap that a legacy file does not carry: the same on every row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapProfile {
+    /// 種別 (contract name: limit, fixed, free).
+    pub kind: String,
+    /// The unit of the amount and the rate (month, day, visit).
+    pub unit: String,
+    /// 負担定義, if any.
+    pub definition: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -142,8 +156,14 @@ struct RawImport {
     date_formats: Vec<String>,
     #[serde(default = "month")]
     copay_cap_unit: String,
-    #[serde(default = "outpatient")]
-    copay_cap_setting: String,
+    #[serde(default = "limit")]
+    copay_cap_kind: String,
+    #[serde(default)]
+    copay_cap_definition: Option<String>,
+    /// The abolished 外来/入院/合算 choice of profiles written before PMH's common layout:
+    /// read as the 負担定義 an old cap upcasts to.
+    #[serde(default)]
+    copay_cap_setting: Option<String>,
     #[serde(default = "ideographic_comma")]
     institutions_separator: String,
 }
@@ -163,8 +183,8 @@ fn iso() -> Vec<String> {
 fn month() -> String {
     "month".into()
 }
-fn outpatient() -> String {
-    "outpatient".into()
+fn limit() -> String {
+    "limit".into()
 }
 fn ideographic_comma() -> String {
     "、".into()
@@ -193,6 +213,8 @@ impl Profile {
             delimiter,
             date_formats,
             copay_cap_unit,
+            copay_cap_kind,
+            copay_cap_definition,
             copay_cap_setting,
             institutions_separator,
         } = raw.import;
@@ -234,9 +256,41 @@ impl Profile {
                 ),
             }
         }
-        if !["month", "day", "visit"].contains(&copay_cap_unit.as_str()) {
+        if !CapUnit::ALL.iter().any(|u| u.as_str() == copay_cap_unit) {
             problem("import.copay_cap_unit", "month、day、visit のいずれかを指定してください".into());
         }
+        if !CapKind::ALL.iter().any(|k| k.as_str() == copay_cap_kind) {
+            problem("import.copay_cap_kind", "limit、fixed、free のいずれかを指定してください".into());
+        }
+        let old_setting = match copay_cap_setting.as_deref() {
+            None => None,
+            Some("outpatient") => Some(OldCapSetting::Outpatient.label()),
+            Some("inpatient") => Some(OldCapSetting::Inpatient.label()),
+            Some("combined") => Some(OldCapSetting::Combined.label()),
+            Some(_) => {
+                problem(
+                    "import.copay_cap_setting",
+                    "outpatient、inpatient、combined のいずれかを指定してください".into(),
+                );
+                None
+            }
+        };
+        if old_setting.is_some() && copay_cap_definition.is_some() {
+            problem(
+                "import.copay_cap_setting",
+                "copay_cap_setting は廃止された指定です。copay_cap_definition だけを指定してください".into(),
+            );
+        }
+        if let Some(d) = &copay_cap_definition
+            && let Err(e) = CapDefinition::parse(d)
+        {
+            problem("import.copay_cap_definition", e.message());
+        }
+        let copay_cap = CapProfile {
+            kind: copay_cap_kind,
+            unit: copay_cap_unit,
+            definition: copay_cap_definition.or(old_setting.map(str::to_owned)),
+        };
         if institutions_separator.is_empty() {
             problem("import.institutions_separator", "区切り文字を指定してください".into());
         }
@@ -321,7 +375,7 @@ impl Profile {
             fixed: raw.fixed,
             columns,
             values: raw.values,
-            copay_cap: (copay_cap_unit, copay_cap_setting),
+            copay_cap,
             institutions_separator,
         })
     }

@@ -583,7 +583,11 @@ fn confirm_page(
             ConfirmRow {
                 label: f.label,
                 value: display(f, raw, change && f.name != "effective" && f.name != "certificate", config, subject),
-                warnings: warnings.iter().filter(|w| w.field == f.name).map(|w| w.message()).collect(),
+                warnings: warnings
+                    .iter()
+                    .filter(|w| forms::form_field(w.field).as_deref() == Some(f.name))
+                    .map(|w| w.message())
+                    .collect(),
             }
         })
         .collect();
