@@ -205,8 +205,8 @@ impl OldCapSetting {
 /// 自己負担上限額 (self-pay cap) in the structure of PMH's common layout: 種別, 負担定義,
 /// 負担率 (日・月・回) and 金額 (日・月・回).
 ///
-/// Invariant (kept by [`CopayCap::new`]): 負担なし has neither rates nor amounts; the other
-/// kinds have at least one of them.
+/// Invariant (kept by [`CopayCap::new`]): 負担なし has neither rates nor amounts; 上限額 has at
+/// least one of them; 定額 has at least one amount.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CopayCap {
     kind: CapKind,
@@ -220,7 +220,7 @@ pub struct CopayCap {
 pub enum CapError {
     /// 負担なし with a rate or an amount.
     FreeWithValues,
-    /// 上限額 or 定額 with neither a rate nor an amount.
+    /// 上限額 with neither a rate nor an amount, or 定額 without an amount.
     Empty,
     /// An amount below zero.
     Negative,
@@ -240,7 +240,9 @@ impl CopayCap {
         let empty = rate.is_empty() && amount.is_empty();
         match kind {
             CapKind::Free if !empty => Err(CapError::FreeWithValues),
-            CapKind::Limit | CapKind::Fixed if empty => Err(CapError::Empty),
+            CapKind::Limit if empty => Err(CapError::Empty),
+            // A fixed charge is an amount; a rate beside it is allowed (PMH's layout has both).
+            CapKind::Fixed if amount.is_empty() => Err(CapError::Empty),
             _ => Ok(CopayCap { kind, definition, rate, amount }),
         }
     }

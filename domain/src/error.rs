@@ -53,7 +53,7 @@ pub enum ValueError {
     FormulaLike,
     /// A self-pay cap of 負担なし with a rate or an amount.
     CapFreeWithValues,
-    /// A self-pay cap of 上限額 or 定額 with neither a rate nor an amount.
+    /// A self-pay cap of 上限額 with neither a rate nor an amount, or of 定額 without an amount.
     CapEmpty,
 }
 
@@ -123,7 +123,7 @@ impl ValueError {
             }
             ValueError::FormulaLike => "先頭に = + - @ は使えません（表計算ソフトで数式として扱われるため）".to_owned(),
             ValueError::CapFreeWithValues => "種別が「負担なし」のときは負担率と金額を入力しないでください".to_owned(),
-            ValueError::CapEmpty => "負担率か金額を1つ以上入力してください".to_owned(),
+            ValueError::CapEmpty => "負担率か金額を1つ以上入力してください（定額は金額が必要です）".to_owned(),
         }
     }
 }

@@ -122,6 +122,7 @@ fn a_self_pay_cap_that_makes_no_sense_is_refused_by_field() {
         (r#"{"kind": "free", "yen_month": 0}"#, vec!["copay_cap.kind:cap_free_with_values"]),
         (r#"{"kind": "limit"}"#, vec!["copay_cap.kind:cap_empty"]),
         (r#"{"kind": "fixed", "definition": "外来"}"#, vec!["copay_cap.kind:cap_empty"]),
+        (r#"{"kind": "fixed", "rate_visit": 10}"#, vec!["copay_cap.kind:cap_empty"]),
         (r#"{"kind": "limit", "rate_month": 101}"#, vec!["copay_cap.rate_month:too_large"]),
         (
             r#"{"kind": "limit", "rate_day": -1, "yen_visit": -5}"#,

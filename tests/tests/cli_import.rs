@@ -335,6 +335,30 @@ fn a_legacy_cap_column_and_rate_column_become_a_cap_in_pmhs_structure() {
         shown["certificates"][0]["spans"][0]["copay_cap"], "上限額 月額 10,000円 負担率 20%（月）（医療費の2割）",
         "{shown}"
     );
+    // An empty rate cell leaves a row's command ids as they were before the rate column existed:
+    // the same rows under a profile without it are already imported.
+    let no_rate =
+        std::fs::read_to_string(tmp.path().join("caps.toml")).unwrap().replace("copay_cap_rate = \"負担割合\"\n", "");
+    assert!(!no_rate.contains("copay_cap_rate"));
+    let no_rate = write("no-rate.toml", &no_rate);
+    let empty_rates = write(
+        "empty-rates.csv",
+        "番号,氏名,カナ,生年月日,性別,住所,負担者番号,受給者番号,開始日,月額上限,負担割合\r\n\
+         E-1,桜 四,サクラ シ,2019-04-04,1,さくら市本町4,88139993,0100204,2026-04-01,3000,\r\n",
+    );
+    let r1 = tmp.path().join("e1.csv").to_string_lossy().into_owned();
+    let (status, out, err) = daicho(
+        &data,
+        &["import", "--profile", &no_rate, "--actor", "ito", "--today", TODAY, "--report", &r1, &empty_rates],
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    let r2 = tmp.path().join("e2.csv").to_string_lossy().into_owned();
+    let (status, out, err) = daicho(
+        &data,
+        &["import", "--profile", &profile, "--actor", "ito", "--today", TODAY, "--report", &r2, &empty_rates],
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("受理 0、取込済み 1、却下 0"), "{out}");
     // The abolished setting of older profiles is read as its name, and never beside a definition.
     let both = std::fs::read_to_string(tmp.path().join("caps.toml"))
         .unwrap()

@@ -466,9 +466,14 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
             "copay_definition" => put_text(&mut copay, "definition", v),
             name if name.starts_with("copay_yen_") || name.starts_with("copay_rate_") => {
                 if !v.is_empty() {
-                    // 1,000 and 20% as typed; anything else goes on as text and the contract
-                    // names it (整数で指定してください) on this field.
-                    let digits: String = v.chars().filter(|c| !matches!(c, ',' | '%' | '％')).collect();
+                    // 1,000 (an amount) and 20% (a rate) as typed; anything else goes on as text
+                    // and the contract names it (整数で指定してください) on this field.
+                    let rate = name.starts_with("copay_rate_");
+                    let digits = match v.strip_suffix(['%', '％']) {
+                        Some(d) if rate => d.to_owned(),
+                        _ if rate => v.to_owned(),
+                        _ => v.chars().filter(|c| *c != ',').collect(),
+                    };
                     let n = digits.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(v.to_owned()));
                     copay.insert(name.trim_start_matches("copay_").to_owned(), n);
                 }
@@ -749,6 +754,8 @@ mod tests {
             ("recipient_number", "1234567"),
             ("copay_yen_month", "千円"),
             ("copay_rate_day", "101"),
+            ("copay_yen_visit", "200%"),
+            ("copay_rate_visit", "1,0"),
             ("designated_institutions", "病院\n<b>x</b>"),
             ("certificate", "C1"),
         ]);
@@ -757,6 +764,9 @@ mod tests {
         assert!(on("effective").unwrap().contains("存在しない日付"));
         assert!(on("copay_yen_month").unwrap().contains("整数"), "{errors:?}");
         assert!(on("copay_rate_day").unwrap().contains("100以下"), "{errors:?}");
+        // An amount takes no percent sign and a rate no thousands separator.
+        assert!(on("copay_yen_visit").unwrap().contains("整数"), "{errors:?}");
+        assert!(on("copay_rate_visit").unwrap().contains("整数"), "{errors:?}");
         assert!(on("copay_kind").is_some(), "{errors:?}");
         assert!(on("designated_institutions").unwrap().starts_with("2行目"), "{errors:?}");
     }

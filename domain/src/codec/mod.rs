@@ -1210,4 +1210,23 @@ mod tests {
         assert_eq!(cap.definition().map(|d| d.as_str()), Some("入院"));
         assert_eq!(cap.as_old_form(), Some((crate::money::Yen::new(8000), CapUnit::Visit, OldCapSetting::Inpatient)));
     }
+
+    #[test]
+    fn a_v3_cap_with_every_field_set_has_pinned_bytes() {
+        // The corpus samples come from old-form caps (no rates, kind 1 only): these bytes pin
+        // the order and width of every v3 cap field, so a swap of two fields cannot pass.
+        let cap = v3::CopayCap {
+            kind: 2,
+            definition: Some("定".into()),
+            rate_day: Some(1),
+            rate_month: Some(2),
+            rate_visit: Some(3),
+            yen_day: Some(4),
+            yen_month: Some(5),
+            yen_visit: Some(6),
+        };
+        let hex: String = to_bytes(&cap).unwrap().iter().map(|b| format!("{b:02x}")).collect();
+        // kind 02; Some 01, length 03, 定 e5ae9a; rates Some 01 + u8; amounts Some 01 + zigzag varint.
+        assert_eq!(hex, "020103e5ae9a0101010201030108010a010c");
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! The self-pay cap (自己負担上限額) in the structure of PMH's common layout: 種別, 負担定義,
 //! 負担率 (日・月・回) and 金額 (日・月・回), replacing v1/v2's `{yen, unit, setting}`, whose
-//! outpatient / inpatient / combined types PMH abolishes. v2 payloads are read through
-//! `upcast_*_v2` in `codec/mod.rs`: an old cap becomes kind 1 (上限額), its amount in its unit,
-//! and its setting's label (外来, 入院, 入院・外来合算) as 負担定義.
+//! outpatient / inpatient / combined types PMH abolishes. v1 and v2 payloads are read through
+//! `Decoder::upcast_granted`, `upcast_renewed` and `upcast_changed` in `codec/mod.rs`: an old cap
+//! becomes kind 1 (上限額), its amount in its unit, and its setting's label (外来, 入院,
+//! 入院・外来合算) as 負担定義 ([`crate::certificate::CopayCap::from_old_form`]).
 
 use serde::{Deserialize, Serialize};
 

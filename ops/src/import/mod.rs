@@ -608,7 +608,13 @@ impl Importer<'_> {
             Err(e) => return Ok((self.input_rejection(&e), warnings)),
         };
         let grant = if grants {
-            let all: Vec<String> = profile::FIELDS.iter().map(|f| value(f)).collect();
+            // The id hashes every field's cell; `copay_cap_rate` (added later) only when it has one,
+            // so rows imported before it keep their ids and import again as 取込済み.
+            let all: Vec<String> = profile::FIELDS
+                .iter()
+                .filter(|f| **f != "copay_cap_rate" || !value(f).is_empty())
+                .map(|f| value(f))
+                .collect();
             let program = value("program");
             let mut g = Map::new();
             g.insert("id".into(), self.key('g', &recipient, &all).into());
@@ -630,7 +636,9 @@ impl Importer<'_> {
             }
             let yen = cells.get("copay_cap_yen").filter(|v| !v.is_empty());
             let rate = cells.get("copay_cap_rate").filter(|v| !v.is_empty());
-            if yen.is_some() || rate.is_some() {
+            // 負担なし in the profile: every grant row has that cap (a cell with an amount or a
+            // rate is then the contract's to refuse).
+            if yen.is_some() || rate.is_some() || self.profile.copay_cap.kind == "free" {
                 let cap = &self.profile.copay_cap;
                 let mut c = serde_json::Map::new();
                 c.insert("kind".into(), cap.kind.clone().into());
@@ -933,11 +941,16 @@ fn percent(cell: &str) -> Option<i64> {
             other => other,
         })
         .collect();
+    // At most three digits: the contract refuses more than 100 and no multiplication overflows.
+    let number = |digits: &str| {
+        (!digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<i64>().ok())
+            .flatten()
+    };
     if let Some(tenths) = ascii.strip_suffix('割') {
-        return tenths.parse::<i64>().ok().filter(|_| tenths.bytes().all(|b| b.is_ascii_digit())).map(|t| t * 10);
+        return number(tenths).map(|t| t * 10);
     }
-    let digits = ascii.strip_suffix('%').unwrap_or(&ascii);
-    digits.parse::<i64>().ok().filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    number(ascii.strip_suffix('%').unwrap_or(&ascii))
 }
 
 #[cfg(test)]
@@ -958,6 +971,9 @@ mod tests {
             ("-10", None),
             ("十", None),
             ("割", None),
+            ("1844674407370955162割", None),
+            ("1000", None),
+            ("100", Some(100)),
         ] {
             assert_eq!(percent(cell), expected, "{cell:?}");
         }

@@ -156,8 +156,8 @@ struct RawImport {
     date_formats: Vec<String>,
     #[serde(default = "month")]
     copay_cap_unit: String,
-    #[serde(default = "limit")]
-    copay_cap_kind: String,
+    #[serde(default)]
+    copay_cap_kind: Option<String>,
     #[serde(default)]
     copay_cap_definition: Option<String>,
     /// The abolished 外来/入院/合算 choice of profiles written before PMH's common layout:
@@ -182,9 +182,6 @@ fn iso() -> Vec<String> {
 }
 fn month() -> String {
     "month".into()
-}
-fn limit() -> String {
-    "limit".into()
 }
 fn ideographic_comma() -> String {
     "、".into()
@@ -259,9 +256,16 @@ impl Profile {
         if !CapUnit::ALL.iter().any(|u| u.as_str() == copay_cap_unit) {
             problem("import.copay_cap_unit", "month、day、visit のいずれかを指定してください".into());
         }
-        if !CapKind::ALL.iter().any(|k| k.as_str() == copay_cap_kind) {
+        if let Some(kind) = &copay_cap_kind
+            && !CapKind::ALL.iter().any(|k| k.as_str() == kind)
+        {
             problem("import.copay_cap_kind", "limit、fixed、free のいずれかを指定してください".into());
         }
+        // A profile written before PMH's layout (neither a kind nor a definition) keeps what it
+        // always meant: its setting, outpatient when absent, as 負担定義. So its rows give the
+        // same commands as before and import again as 取込済み.
+        let old_form = copay_cap_kind.is_none() && copay_cap_definition.is_none();
+        let copay_cap_setting = copay_cap_setting.or_else(|| old_form.then(|| "outpatient".to_owned()));
         let old_setting = match copay_cap_setting.as_deref() {
             None => None,
             Some("outpatient") => Some(OldCapSetting::Outpatient.label()),
@@ -287,7 +291,7 @@ impl Profile {
             problem("import.copay_cap_definition", e.message());
         }
         let copay_cap = CapProfile {
-            kind: copay_cap_kind,
+            kind: copay_cap_kind.unwrap_or_else(|| CapKind::Limit.as_str().to_owned()),
             unit: copay_cap_unit,
             definition: copay_cap_definition.or(old_setting.map(str::to_owned)),
         };
