@@ -117,9 +117,15 @@ enum Command {
         action: ConfigAction,
     },
     /// Rebuild a projection from the whole log (default: all of them).
+    ///
+    /// With --catch-up, only apply the events it has not seen yet (what every command that reads
+    /// it does first): after a large `apply` or `import`, before the server starts.
     Rebuild {
         /// Projection name (register).
         name: Option<String>,
+        /// Catch up instead of rebuilding (a projection that does not match the log is rebuilt).
+        #[arg(long)]
+        catch_up: bool,
     },
     /// Show a recipient on a date as the ledger knew it at a position, as JSON.
     Show {
@@ -542,7 +548,7 @@ where
         Command::Audit { action: AuditAction::Bundle { from, to, out: dir } } => {
             crate::audit::bundle(&cli.data, (from, to), today, &dir, out, err)
         }
-        Command::Rebuild { name } => crate::rebuild::run(&cli.data, name.as_deref(), out, err),
+        Command::Rebuild { name, catch_up } => crate::rebuild::run(&cli.data, name.as_deref(), catch_up, out, err),
         Command::Show { recipient, as_of, as_at, actor } => {
             let request = crate::show::ShowRequest {
                 data: &cli.data,

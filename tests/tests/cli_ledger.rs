@@ -268,3 +268,30 @@ fn a_truncated_database_file_never_verifies_with_data_lost() {
     }
     assert!(detected >= 2, "the small cuts lose data and must be detected ({detected})");
 }
+
+#[test]
+fn rebuild_catches_up_on_what_apply_left_and_a_full_rebuild_applies_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ledger");
+    assert_eq!(daicho(&data, &["init"]).0, 0);
+    let (status, _, err) = daicho(&data, &["apply", repo().join("examples/sakura.jsonl").to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    let lag = |data: &Path| {
+        let (status, out, err) = daicho(data, &["status", "--json"]);
+        assert_eq!(status, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        (v["registerLag"].as_u64().unwrap(), v["headPosition"].as_u64().unwrap())
+    };
+    let (behind, head) = lag(&data);
+    assert!(behind > 0, "apply leaves the register to catch up");
+    let (status, out, err) = daicho(&data, &["rebuild", "--catch-up"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains(&format!("位置 {head} まで追いつきました（{behind}件")), "{out}");
+    assert_eq!(lag(&data).0, 0);
+    // Nothing left: a second catch-up applies none; a rebuild applies the whole log.
+    let (_, out, _) = daicho(&data, &["rebuild", "--catch-up"]);
+    assert!(out.contains("（0件"), "{out}");
+    let (status, out, err) = daicho(&data, &["rebuild"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains(&format!("位置 {head} まで再構築しました（{head}件")), "{out}");
+}
