@@ -33,8 +33,12 @@ use crate::{Head, Store, keys, open_db, sled_dir};
 /// First line of a backup file.
 pub const BACKUP_MAGIC: &[u8] = b"daicho-backup-1\n";
 
-/// Records written per sled batch while restoring.
-const RESTORE_BATCH_EVENTS: u64 = 10_000;
+/// Records written per sled batch while restoring, and between flushes. sled's memory grows
+/// with the size of the batches it is given and the dirty data it holds: restoring 934k events
+/// (100k recipients) held 12 GB with batches of 10,000 and no flush, 2.7 GB with batches of 500
+/// and a flush after each, 0.75 GB with these (and took 25 s instead of 42 s).
+const RESTORE_BATCH_EVENTS: u64 = 50;
+const RESTORE_FLUSH_EVENTS: u64 = 1_000;
 
 /// One log in a backup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +260,9 @@ fn restore_log(
         head = Head { position: e.position, hash: e.hash, recorded_at_us: e.recorded_at_us };
         if n.is_multiple_of(RESTORE_BATCH_EVENTS) {
             tree.apply_batch(std::mem::take(&mut batch))?;
+            if n.is_multiple_of(RESTORE_FLUSH_EVENTS) {
+                db.flush()?;
+            }
             progress(n);
         }
     }
