@@ -368,3 +368,53 @@ fn a_legacy_cap_column_and_rate_column_become_a_cap_in_pmhs_structure() {
     assert_eq!(status, 1);
     assert!(err.contains("both.toml: import.copay_cap_setting: "), "{err}");
 }
+
+/// The import's command ids (`imp.<source>.<r|g>.<hash>`) of every imported row of both shipped
+/// samples, in log order.
+fn imported_ids(data: &Path, dir: &Path) -> Vec<String> {
+    let out = dir.join("bundle");
+    let (status, _, err) = daicho(data, &["audit", "bundle", "--out", out.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    let mut ids: Vec<String> = Vec::new();
+    for line in events.lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        let id = e["correlationId"].as_str().unwrap().to_owned();
+        if id.starts_with("imp.") && ids.last() != Some(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+#[test]
+fn imported_rows_keep_the_command_ids_earlier_releases_gave_them() {
+    // Ids written by the binary of f156b59, before the cap took PMH's structure and the profile
+    // its rate column: a file imported then must import again as 取込済み, so these never change.
+    const EARLIER: [&str; 17] = [
+        "imp.vendor-a.r.5cf4b5441542482c92975ecd",
+        "imp.vendor-a.g.f06dbf6df19938fdb40260ce",
+        "imp.vendor-a.r.4c5ecadd8b0458f9acab3a1d",
+        "imp.vendor-a.g.19033348e3ad5a7f4583ab6b",
+        "imp.vendor-a.r.11ce63883823ee63799df3b2",
+        "imp.vendor-a.g.747dbcfc5499d099334c4253",
+        "imp.vendor-a.g.463ce69b39fc7c08a2326158",
+        "imp.vendor-a.r.6b7ab91947b16b1c39165beb",
+        "imp.vendor-a.g.cc9641c44c43d841b2e66aab",
+        "imp.vendor-a.r.21fd7579bbd9406fe72c44e9",
+        "imp.vendor-a.g.0b4418d434fb535c0e30470d",
+        "imp.hitorioya-excel.r.31ce23d6a6352055bc86d2f1",
+        "imp.hitorioya-excel.g.03e40fcae92d322915098bad",
+        "imp.hitorioya-excel.r.e22b4e6ad21e0c2e3e32c893",
+        "imp.hitorioya-excel.g.92d2a4afbca12ca9a53c455a",
+        "imp.hitorioya-excel.r.5bdc224af42cd29e6bc1d865",
+        "imp.hitorioya-excel.g.3e920c3175c4c09d7745040d",
+    ];
+    let (tmp, data) = fresh();
+    let (status, out, err) = import(&data, "vendor-cp932.toml", "vendor-cp932.csv", &tmp.path().join("a.csv"), &[]);
+    assert_eq!(status, 1, "{out}{err}");
+    let (status, out, err) = import(&data, "excel-utf8.toml", "excel-utf8.csv", &tmp.path().join("b.csv"), &[]);
+    assert!(status <= 1, "{out}{err}");
+    let ids = imported_ids(&data, tmp.path());
+    assert_eq!(ids, EARLIER.to_vec(), "{ids:#?}");
+}
