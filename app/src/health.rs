@@ -41,6 +41,9 @@ pub struct Health {
     /// [`EXPOSED_LISTED_MAX`].
     #[serde(default)]
     pub exposed: Vec<(String, u32)>,
+    /// The caches' sizes the process runs with.
+    #[serde(default = "crate::ledger::Memory::current")]
+    pub memory: crate::ledger::Memory,
 }
 
 /// Files more open than the owner's listed by the health, at most.
@@ -125,6 +128,7 @@ impl Health {
             pmh,
             disk: Vec::new(),
             exposed: Vec::new(),
+            memory: crate::ledger::Memory::current(),
         })
     }
 

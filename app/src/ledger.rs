@@ -118,9 +118,61 @@ pub fn control_socket(data: &Path) -> PathBuf {
     data.join("daicho.sock")
 }
 
-/// The projections directory inside a data directory.
+/// The read-model directory inside a data directory.
 pub fn projections_dir(data: &Path) -> PathBuf {
+    data.join("readmodel")
+}
+
+/// Where releases before the read-model engine kept their projections (a sled database):
+/// derived data, removed when the ledger is opened.
+pub fn legacy_projections_dir(data: &Path) -> PathBuf {
     data.join("projections")
+}
+
+/// How much memory the ledger's caches may take: the log's (sled's page cache, per store) and
+/// the read models' (redb's). Set once per process from the operator's flags
+/// (`--log-cache-mib`, `--read-cache-mib`), with defaults for the server and for batch
+/// commands; `daicho status` shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Memory {
+    pub log_cache_mib: u64,
+    pub read_cache_mib: u64,
+}
+
+/// The read models' cache of ledgers opened from now on, in MiB (see [`Memory::install`]).
+static READ_CACHE_MIB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(Memory::BATCH.read_cache_mib);
+
+impl Memory {
+    /// The server's defaults: pages and searches read the register at random.
+    pub const SERVE: Memory = Memory { log_cache_mib: 128, read_cache_mib: 512 };
+    /// Batch commands' defaults: they read the log and the register in order.
+    pub const BATCH: Memory = Memory { log_cache_mib: 128, read_cache_mib: 256 };
+
+    /// Makes this the setting of every ledger the process opens from now on (each cache at
+    /// least 8 MiB).
+    pub fn install(self) {
+        daicho_store::set_cache_bytes(self.log_cache_mib.max(8) << 20);
+        READ_CACHE_MIB.store(self.read_cache_mib.max(8), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The setting in force.
+    pub fn current() -> Memory {
+        Memory {
+            log_cache_mib: daicho_store::cache_bytes() >> 20,
+            read_cache_mib: READ_CACHE_MIB.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// Opens the read models of `data`, removing those of an earlier release first.
+fn open_projections(data: &Path) -> Result<Projections, LedgerError> {
+    let legacy = legacy_projections_dir(data);
+    if legacy.exists() {
+        std::fs::remove_dir_all(&legacy)
+            .map_err(|e| LedgerError::Other(format!("removing the projections of an earlier release: {e}")))?;
+    }
+    let cache = usize::try_from(Memory::current().read_cache_mib << 20).unwrap_or(usize::MAX);
+    Ok(Projections::open(&projections_dir(data), cache)?)
 }
 
 /// An open ledger.
@@ -196,7 +248,7 @@ impl Ledger {
         store
             .append_blocking(system.request(vec![encoded]).map_err(LedgerError::Other)?)
             .map_err(LedgerError::Append)?;
-        let projections = Projections::open(&projections_dir(data))?;
+        let projections = open_projections(data)?;
         Ok(Ledger { store, config, projections })
     }
 
@@ -216,7 +268,7 @@ impl Ledger {
         let toml = codec::decode_configuration(last.schema_version, &last.payload)
             .map_err(|e| LedgerError::Config(e.to_string()))?;
         let config = Config::from_toml(&toml).map_err(|e| LedgerError::Config(e.to_string()))?;
-        let projections = Projections::open(&projections_dir(data))?;
+        let projections = open_projections(data)?;
         Ok(Ledger { store, config, projections })
     }
 

@@ -263,6 +263,10 @@ fn health_lines(h: &Health, serving: bool) -> Vec<String> {
             jst_time(p.recorded_at_us)
         ));
     }
+    lines.push(format!(
+        "キャッシュ: 台帳 {} MiB、受給者台帳の投影 {} MiB（--log-cache-mib、--read-cache-mib で変更できます）",
+        h.memory.log_cache_mib, h.memory.read_cache_mib
+    ));
     let disk: Vec<String> = h.disk.iter().map(|(name, bytes)| format!("{name} {}", human_bytes(*bytes))).collect();
     lines.push(format!("ディスク使用量: {}", disk.join("、")));
     if h.exposed.is_empty() {

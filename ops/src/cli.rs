@@ -24,6 +24,13 @@ struct Cli {
     /// trials and demos of the past, never for a ledger in use.
     #[arg(long, global = true, env = "DAICHO_TODAY")]
     today: Option<NaiveDate>,
+    /// Page cache of the event log, in MiB (default: 128).
+    #[arg(long, global = true, env = "DAICHO_LOG_CACHE_MIB", value_parser = clap::value_parser!(u64).range(8..=1_048_576))]
+    log_cache_mib: Option<u64>,
+    /// Page cache of the read models (the register), in MiB (default: 512 for `serve`, 256 for
+    /// other commands).
+    #[arg(long, global = true, env = "DAICHO_READ_CACHE_MIB", value_parser = clap::value_parser!(u64).range(8..=1_048_576))]
+    read_cache_mib: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -465,6 +472,15 @@ where
     };
     // The day decided and recorded on: today in Japan unless `--today` fixes it.
     let today = cli.today.unwrap_or_else(today_in_japan);
+    let defaults = match cli.command {
+        Command::Serve { .. } => daicho_app::ledger::Memory::SERVE,
+        _ => daicho_app::ledger::Memory::BATCH,
+    };
+    daicho_app::ledger::Memory {
+        log_cache_mib: cli.log_cache_mib.unwrap_or(defaults.log_cache_mib),
+        read_cache_mib: cli.read_cache_mib.unwrap_or(defaults.read_cache_mib),
+    }
+    .install();
     match cli.command {
         Command::Check { file, config } => {
             let config = match load_config(config.as_ref(), err) {

@@ -18,12 +18,13 @@ use sha2::{Digest, Sha256};
 
 use std::io::Write;
 
+use crate::db::Db;
 use crate::pmh::{
     CsvWriter, HoldReason, JsonWriter, Outgoing, PmhRecord, csv_document, csv_header, csv_row, unrepresentable,
     validate,
 };
 use crate::query::Reader;
-use crate::register::entry_from;
+use crate::register::{Entry, entries_from};
 use crate::{ProjectionError, Projections, keys};
 
 /// A record held back, named without personal data.
@@ -180,7 +181,7 @@ pub fn replaces(program: &Program, mode: PmhMode) -> bool {
 /// - full: every current record, then (for a diff-history program) the withdrawals PMH still
 ///   has; a full replacement sends no withdrawal, and counts what it drops.
 fn scan(
-    tree: &sled::Tree,
+    db: &Db,
     program: &Program,
     mode: PmhMode,
     each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
@@ -188,54 +189,62 @@ fn scan(
     let key = program.key.as_str();
     let replacing = replaces(program, mode);
     // (prefix, whether the pass looks at withdrawn records only)
-    let passes = match mode {
-        PmhMode::DiffHistory => vec![(keys::program_prefix(keys::DIRTY, key), false)],
-        PmhMode::Full => {
-            vec![(keys::program_prefix(keys::ACTIVE, key), false), (keys::program_prefix(keys::DIRTY, key), true)]
-        }
+    // A marker names a recipient with such an entry in the program: its other entries are
+    // skipped (a pending marker's pass visits pending entries, an active one's current ones).
+    let pending = |e: &Entry| e.pending();
+    let active = |e: &Entry| e.current.is_some();
+    type Pass<'a> = (Vec<u8>, bool, &'a dyn Fn(&Entry) -> bool);
+    let passes: Vec<Pass<'_>> = match mode {
+        PmhMode::DiffHistory => vec![(keys::program_prefix(keys::DIRTY, key), false, &pending)],
+        PmhMode::Full => vec![
+            (keys::program_prefix(keys::ACTIVE, key), false, &active),
+            (keys::program_prefix(keys::DIRTY, key), true, &pending),
+        ],
     };
     let mut out = Scanned { records: 0, deleted: 0, dropped: 0, held_back: Vec::new(), warnings: Vec::new() };
-    for (prefix, withdrawn_only) in passes {
-        for item in tree.scan_prefix(&prefix) {
+    let view = db.view()?;
+    for (prefix, withdrawn_only, visits) in passes {
+        for item in view.scan_prefix(&prefix)? {
             let (k, _) = item?;
-            let Some((n, span)) = keys::tail_ids(&k) else { continue };
-            let Some(bytes) = tree.get(keys::entry(n, span))? else { continue };
-            let entry = entry_from(&bytes)?;
-            match (entry.current, entry.exported) {
-                // The full pass over dirty records is for withdrawals only: current ones were
-                // visited with the active records.
-                (Some(_), _) if withdrawn_only => {}
-                (Some(current), exported) => {
-                    let reasons = validate(&current, Some(program));
-                    if reasons.is_empty() {
-                        for (field, characters) in unrepresentable(&current) {
-                            out.warnings.push(Warning {
+            let Some(n) = keys::tail_recipient(&k) else { continue };
+            let Some(bytes) = view.get(&keys::entries_of(n))? else { continue };
+            for entry in entries_from(&bytes)?.into_values().filter(|e| e.program == key && visits(e)) {
+                match (entry.current, entry.exported) {
+                    // The full pass over pending records is for withdrawals only: current ones
+                    // were visited with the active records.
+                    (Some(_), _) if withdrawn_only => {}
+                    (Some(current), exported) => {
+                        let reasons = validate(&current, Some(program));
+                        if reasons.is_empty() {
+                            for (field, characters) in unrepresentable(&current) {
+                                out.warnings.push(Warning {
+                                    history_key: current.history_key().to_string(),
+                                    field,
+                                    characters,
+                                });
+                            }
+                            each(&current, false)?;
+                            out.records = out.records.saturating_add(1);
+                        } else {
+                            if replacing && exported.is_some() {
+                                out.dropped = out.dropped.saturating_add(1);
+                            }
+                            out.held_back.push(Held {
+                                recipient: n,
+                                certificate: current.certificate.clone(),
                                 history_key: current.history_key().to_string(),
-                                field,
-                                characters,
+                                reasons: reasons.into_iter().map(Into::into).collect(),
                             });
                         }
-                        each(&current, false)?;
-                        out.records = out.records.saturating_add(1);
-                    } else {
-                        if replacing && exported.is_some() {
-                            out.dropped = out.dropped.saturating_add(1);
-                        }
-                        out.held_back.push(Held {
-                            recipient: n,
-                            certificate: current.certificate.clone(),
-                            history_key: current.history_key().to_string(),
-                            reasons: reasons.into_iter().map(Into::into).collect(),
-                        });
                     }
+                    (None, Some(_)) if replacing => out.dropped = out.dropped.saturating_add(1),
+                    (None, Some(exported)) => {
+                        each(&exported, true)?;
+                        out.records = out.records.saturating_add(1);
+                        out.deleted = out.deleted.saturating_add(1);
+                    }
+                    (None, None) => {}
                 }
-                (None, Some(_)) if replacing => out.dropped = out.dropped.saturating_add(1),
-                (None, Some(exported)) => {
-                    each(&exported, true)?;
-                    out.records = out.records.saturating_add(1);
-                    out.deleted = out.deleted.saturating_add(1);
-                }
-                (None, None) => {}
             }
         }
     }
@@ -246,7 +255,7 @@ impl Reader {
     /// What a program's batch would hold now, without rendering its files (no lock on the
     /// ledger: take the reader after catching up).
     pub fn batch_summary(&self, program: &Program, mode: PmhMode) -> Result<Summary, ProjectionError> {
-        let s = scan(&self.tree, program, mode, &mut |_, _| Ok(()))?;
+        let s = scan(&self.db, program, mode, &mut |_, _| Ok(()))?;
         Ok(Summary {
             program: program.key.clone(),
             mode,
@@ -267,7 +276,7 @@ impl Projections {
         mode: PmhMode,
         each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
     ) -> Result<Scanned, ProjectionError> {
-        scan(self.tree(), program, mode, each)
+        scan(self.db(), program, mode, each)
     }
 
     /// See [`Reader::batch_summary`].

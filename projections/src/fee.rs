@@ -1,6 +1,7 @@
 //! 運営費明細 (the monthly PMH operating-fee statement), computed from the register.
 //!
-//! The register keeps, per history record, its **fee history** (`V` keys): what the record's
+//! The register keeps, per history record, its **fee history** (one `V` value per recipient,
+//! by span): what the record's
 //! fee-relevant content (program, certificate, payer number, span) was from each log position
 //! on, whether it was withdrawn (the span no longer exists), and the position of the batch that
 //! first sent it to PMH. So a statement can be computed as the ledger knew things at any
@@ -19,15 +20,15 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use chrono::NaiveDate;
 use daicho_domain::billing::{FeeRecord, FeeSchedule, Month, Policy, count_person, units_of};
 use daicho_domain::codec::{MonthClosed, date_to_days, days_to_date};
 use daicho_domain::config::Config;
 use daicho_domain::text::spreadsheet_safe;
 use serde::{Deserialize, Serialize};
 
-use crate::pmh::{CsvWriter, PmhRecord};
+use crate::pmh::CsvWriter;
 use crate::query::Reader;
+use crate::register::Fees;
 use crate::{ProjectionError, keys};
 
 /// One step of a record's fee history.
@@ -46,25 +47,26 @@ pub(crate) enum FeeVersion {
 }
 
 impl FeeVersion {
-    pub(crate) fn of(r: &PmhRecord) -> FeeVersion {
-        let days = |s: &str| s.parse::<NaiveDate>().map(date_to_days).unwrap_or(i32::MAX);
+    /// The version of the record of `span`: its program, certificate, payer number and period
+    /// (taken from the certificate, without making the record).
+    pub(crate) fn of_span(cert: &daicho_domain::state::Certificate, span: &daicho_domain::state::Span) -> FeeVersion {
         FeeVersion::Content {
-            program: r.program.clone(),
-            certificate: r.certificate.clone(),
-            payer: r.payer_number.clone(),
-            from: days(&r.valid_from),
-            to: days(&r.valid_to),
+            program: cert.program.to_string(),
+            certificate: cert.id.to_string(),
+            payer: span.terms.payer_number.map(|p| p.as_string()),
+            from: date_to_days(span.period.from()),
+            to: date_to_days(span.period.end()),
         }
     }
 }
 
-type FeeHistory = Vec<(u64, FeeVersion)>;
+pub(crate) type FeeHistory = Vec<(u64, FeeVersion)>;
 
-pub(crate) fn fee_history_bytes(h: &FeeHistory) -> Result<Vec<u8>, ProjectionError> {
+pub(crate) fn fees_bytes(h: &Fees) -> Result<Vec<u8>, ProjectionError> {
     bincode::serde::encode_to_vec(h, bincode::config::standard()).map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
-pub(crate) fn fee_history_from(bytes: &[u8]) -> Result<FeeHistory, ProjectionError> {
+pub(crate) fn fees_from(bytes: &[u8]) -> Result<Fees, ProjectionError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(h, _)| h)
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))
@@ -261,7 +263,7 @@ impl Reader {
     /// The position the register has applied up to (everything at or before it is in the
     /// fee histories; later entries are ignored by a statement at it).
     pub fn applied_position(&self) -> Result<u64, ProjectionError> {
-        Ok(self.tree.get(keys::CHECKPOINT)?.and_then(|v| keys::u64_at(&v, 0)).unwrap_or(0))
+        Ok(self.db.get(keys::CHECKPOINT)?.and_then(|v| keys::u64_at(&v, 0)).unwrap_or(0))
     }
 
     /// Computes the statement of `basis.month`, writing its detail CSV (the month's lines, then
@@ -457,23 +459,11 @@ impl Reader {
             Ok(())
         };
 
-        let mut person: Option<Person> = None;
-        for item in self.tree.scan_prefix([keys::FEE]) {
+        for item in self.db.view()?.scan_prefix(&[keys::FEE])? {
             let (key, value) = item?;
-            let Some((n, span)) = keys::tail_ids(&key) else { continue };
-            let history = fee_history_from(&value)?;
-            match &mut person {
-                Some(p) if p.n == n => p.spans.push((span, history)),
-                _ => {
-                    if let Some(done) = person.take() {
-                        handle(&done, &mut csv)?;
-                    }
-                    person = Some(Person { n, spans: vec![(span, history)] });
-                }
-            }
-        }
-        if let Some(done) = person.take() {
-            handle(&done, &mut csv)?;
+            let Some(n) = keys::tail_recipient(&key) else { continue };
+            let person = Person { n, spans: fees_from(&value)?.into_iter().collect() };
+            handle(&person, &mut csv)?;
         }
 
         // Adjustment lines after the month's lines, with their source events named.

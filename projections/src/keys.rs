@@ -1,4 +1,4 @@
-//! Key layout of the `register` tree of the projections database.
+//! Key layout of the `register` table of the read-model database ([`crate::db`]).
 //!
 //! | prefix | key | value |
 //! |---|---|---|
@@ -11,11 +11,11 @@
 //! | `Y` | payer number, 0x00, recipient number | (empty) |
 //! | `Z` | recipient number text, 0x00, recipient number | (empty) |
 //! | `X` | keyed hash of the My Number (32), recipient number | (empty) |
-//! | `E` | recipient number, span number (u32 BE) | PMH entry: current and exported record |
-//! | `D` | program, 0x00, recipient number, span number | (empty): current differs from exported |
-//! | `A` | program, 0x00, recipient number, span number | (empty): current record exists |
+//! | `E` | recipient number | the recipient's PMH entries by span: current and exported record |
+//! | `D` | program, 0x00, recipient number | (empty): an entry of the program differs from what PMH has |
+//! | `A` | program, 0x00, recipient number | (empty): an entry of the program has a current record |
 //! | `B` | program | last batch: to-position (u64 BE), batch number (u64 BE) |
-//! | `V` | recipient number (u64 BE), span number (u32 BE) | fee history: what the record was at each position, and when first exported |
+//! | `V` | recipient number | fee histories by span: what each record was at each position, and when first exported |
 //! | `P` | recipient number (u64 BE) | (empty): a DV support measure was ever recorded for the person (never removed), so lists read the stream for the privacy policy only for them |
 
 pub const RECIPIENT: u8 = b'R';
@@ -70,31 +70,24 @@ pub fn my_number(mac: &[u8; 32], n: u64) -> Vec<u8> {
     k
 }
 
-pub fn entry(n: u64, span: u32) -> Vec<u8> {
-    let mut k = vec![ENTRY];
-    k.extend_from_slice(&n.to_be_bytes());
-    k.extend_from_slice(&span.to_be_bytes());
-    k
-}
-
-pub fn fee(n: u64, span: u32) -> Vec<u8> {
-    let mut k = vec![FEE];
-    k.extend_from_slice(&n.to_be_bytes());
-    k.extend_from_slice(&span.to_be_bytes());
-    k
-}
-
+/// The recipient's PMH entries.
 pub fn entries_of(n: u64) -> Vec<u8> {
     let mut k = vec![ENTRY];
     k.extend_from_slice(&n.to_be_bytes());
     k
 }
 
-/// `prefix` (`D` or `A`), program, 0x00, recipient number, span.
-pub fn program_marker(prefix: u8, program: &str, n: u64, span: u32) -> Vec<u8> {
+/// The recipient's fee histories.
+pub fn fees_of(n: u64) -> Vec<u8> {
+    let mut k = vec![FEE];
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// `prefix` (`D` or `A`), program, 0x00, recipient number.
+pub fn program_marker(prefix: u8, program: &str, n: u64) -> Vec<u8> {
     let mut k = program_prefix(prefix, program);
     k.extend_from_slice(&n.to_be_bytes());
-    k.extend_from_slice(&span.to_be_bytes());
     k
 }
 
@@ -105,15 +98,7 @@ pub fn program_prefix(prefix: u8, program: &str) -> Vec<u8> {
     k
 }
 
-/// The recipient and span at the end of a marker or entry key.
-pub fn tail_ids(key: &[u8]) -> Option<(u64, u32)> {
-    let len = key.len();
-    let n = u64::from_be_bytes(key.get(len.checked_sub(12)?..len - 4)?.try_into().ok()?);
-    let span = u32::from_be_bytes(key.get(len - 4..)?.try_into().ok()?);
-    Some((n, span))
-}
-
-/// The recipient number at the end of a search index key.
+/// The recipient number at the end of a search index, marker, entry or fee key.
 pub fn tail_recipient(key: &[u8]) -> Option<u64> {
     let len = key.len();
     Some(u64::from_be_bytes(key.get(len.checked_sub(8)?..)?.try_into().ok()?))

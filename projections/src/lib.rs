@@ -2,19 +2,22 @@
 //!
 //! One projection today, `register`: the folded recipients (snapshots), their search indexes,
 //! and the PMH history records with what PMH has of each. It is a fold over envelopes with a
-//! checkpoint (the last applied position and its hash) written in the same sled batch as the
+//! checkpoint (the last applied position and its hash) written in the same transaction as the
 //! data it covers, so it is never half-applied; it catches up from the log and can be rebuilt
 //! from position 1, giving the same bytes. Queries ([`query`]) read it; PMH batches
 //! ([`export`]) are computed from it; as-of views ([`asof`]) read the log itself.
 //!
-//! The projections database (`DATA/projections/`) is derived data: deleting it loses nothing.
+//! The read-model database (`DATA/readmodel/register.redb`, [`db`]) is derived data: deleting
+//! it loses nothing.
 //!
 //! Folds and queries only: nothing here writes to the event log (that is `daicho-app`'s
 //! `execute`).
 
 pub mod asof;
+mod bulk;
 pub mod certificate;
 pub mod changes;
+mod db;
 pub mod export;
 pub mod fee;
 pub mod fee_report;
@@ -32,10 +35,11 @@ use daicho_domain::config::Config;
 use daicho_domain::state::Recipient;
 use daicho_store::{Hash, Position, Store, StoreError};
 
+pub use db::DEFAULT_CACHE_BYTES;
 pub use register::{Entry, recipient_number};
 
 /// Format of the projection's data; a different stored format triggers a rebuild.
-pub const FORMAT: &str = concat!("daicho-register-5/snapshot-", "2");
+pub const FORMAT: &str = concat!("daicho-register-6/snapshot-", "2");
 
 /// Events per atomic commit during catch-up.
 pub const CHUNK_EVENTS: usize = 10_000;
@@ -48,7 +52,7 @@ pub const CACHE_RECIPIENTS_MAX: usize = 100_000;
 pub enum ProjectionError {
     /// From the store.
     Store(StoreError),
-    /// From sled (the projections database).
+    /// From the read-model database.
     Db(String),
     /// An event could not be applied (the position and why): the log is damaged or newer than
     /// this program.
@@ -79,12 +83,6 @@ impl From<StoreError> for ProjectionError {
     }
 }
 
-impl From<sled::Error> for ProjectionError {
-    fn from(e: sled::Error) -> Self {
-        ProjectionError::Db(e.to_string())
-    }
-}
-
 /// A stored key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
@@ -93,8 +91,12 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// The projections of one ledger.
 pub struct Projections {
-    db: sled::Db,
-    tree: sled::Tree,
+    db: db::Db,
+    /// The directory of the file (`None`: in memory) and its page cache.
+    dir: Option<std::path::PathBuf>,
+    cache_bytes: usize,
+    /// See [`Projections::set_spill_bytes`].
+    spill_bytes: usize,
     secret: [u8; 32],
     cache: HashMap<u64, Option<Recipient>>,
     config: Option<Config>,
@@ -102,21 +104,50 @@ pub struct Projections {
 }
 
 impl Projections {
-    /// Opens (or creates) the projections database in `dir`.
-    pub fn open(dir: &Path) -> Result<Projections, ProjectionError> {
-        let db = daicho_store::open_sled(&sled::Config::new().path(dir).mode(sled::Mode::HighThroughput))?;
-        Self::with_db(db)
+    /// The file of the read models in their directory.
+    pub const FILE: &'static str = "register.redb";
+    /// A rebuild's file until it is swapped in (one left by a crash is removed at open).
+    pub const NEW_FILE: &'static str = "register.redb.new";
+    /// A rebuild's spilled partitions (removed at open and after the rebuild).
+    pub const SPILL_DIR: &'static str = "rebuild-spill";
+
+    /// Opens (or creates) the read models in `dir` (created for the owner only) with a page cache
+    /// of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Projections, ProjectionError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| ProjectionError::Db(format!("creating the read-model directory: {e}")))?;
+        // What a rebuild killed half-way left.
+        let _ = std::fs::remove_file(dir.join(Self::NEW_FILE));
+        let _ = std::fs::remove_dir_all(dir.join(Self::SPILL_DIR));
+        let file = dir.join(Self::FILE);
+        let db = db::Db::open(&file, cache_bytes)?;
+        let db = if db.get(keys::FORMAT)?.is_some_and(|f| f != FORMAT.as_bytes()) {
+            // Another format: its data is of no use, and a new file is quicker than emptying it.
+            drop(db);
+            std::fs::remove_file(&file)
+                .map_err(|e| ProjectionError::Db(format!("removing read models of another format: {e}")))?;
+            db::Db::open(&file, cache_bytes)?
+        } else {
+            db
+        };
+        let mut p = Self::with_db(db)?;
+        p.dir = Some(dir.to_path_buf());
+        p.cache_bytes = cache_bytes;
+        Ok(p)
     }
 
-    /// A projections database in temporary files, deleted when dropped (to regenerate a past
-    /// batch without touching the real one).
+    /// Read models in memory, gone when dropped (to regenerate a past batch without touching the
+    /// real ones).
     pub fn temporary() -> Result<Projections, ProjectionError> {
-        Self::with_db(sled::Config::new().temporary(true).open()?)
+        Self::with_db(db::Db::temporary()?)
     }
 
-    fn with_db(db: sled::Db) -> Result<Projections, ProjectionError> {
-        let meta = db.open_tree("meta")?;
-        let secret = match meta.get(b"my_number_key")? {
+    fn with_db(db: db::Db) -> Result<Projections, ProjectionError> {
+        let secret = match db.meta("my_number_key")? {
             Some(k) if k.len() == 32 => {
                 let mut s = [0u8; 32];
                 s.copy_from_slice(&k);
@@ -126,21 +157,21 @@ impl Projections {
                 let mut s = [0u8; 32];
                 getrandom::fill(&mut s)
                     .map_err(|e| ProjectionError::Db(format!("no randomness for the index key: {e}")))?;
-                meta.insert(b"my_number_key", &s)?;
-                meta.flush()?;
+                db.set_meta("my_number_key", &s)?;
                 s
             }
         };
-        let tree = db.open_tree("register")?;
         let mut p = Projections {
             db,
-            tree,
+            dir: None,
+            cache_bytes: db::DEFAULT_CACHE_BYTES,
+            spill_bytes: bulk::SPILL_BYTES,
             secret,
             cache: HashMap::new(),
             config: None,
             batch_part: register::BATCH_WRITES_MAX,
         };
-        if p.tree.get(keys::FORMAT)?.as_deref() != Some(FORMAT.as_bytes()) {
+        if p.db.get(keys::FORMAT)?.as_deref() != Some(FORMAT.as_bytes()) {
             p.reset()?;
         }
         p.config = p.stored_config()?;
@@ -148,7 +179,7 @@ impl Projections {
     }
 
     fn stored_config(&self) -> Result<Option<Config>, ProjectionError> {
-        match self.tree.get(keys::CONFIG)? {
+        match self.db.get(keys::CONFIG)? {
             None => Ok(None),
             Some(text) => {
                 let text = std::str::from_utf8(&text).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
@@ -159,25 +190,29 @@ impl Projections {
 
     /// Empties the projection (its data, not the index key) so it starts again from position 1.
     fn reset(&mut self) -> Result<(), ProjectionError> {
-        // Dropping the tree is one operation; clearing it removes key by key.
-        self.db.drop_tree("register")?;
-        self.tree = self.db.open_tree("register")?;
-        self.tree.insert(keys::FORMAT, FORMAT.as_bytes())?;
+        self.db.clear()?;
+        self.db.apply([(keys::FORMAT.to_vec(), Some(FORMAT.as_bytes().to_vec()))], true)?;
         self.cache.clear();
         self.config = None;
         Ok(())
     }
 
     /// Applies a PMH batch's effects in parts of at most `writes` writes (default 100,000), each
-    /// part its own sled batch, the checkpoint with the last. Small values let tests take the
+    /// part its own transaction, the checkpoint with the last. Small values let tests take the
     /// parted path with small ledgers.
     pub fn set_batch_part(&mut self, writes: usize) {
         self.batch_part = writes.max(1);
     }
 
+    /// Spills a rebuild's partitions to files above `bytes` of events held (default 128 MiB).
+    /// Small values let tests take the spilling path with small ledgers.
+    pub fn set_spill_bytes(&mut self, bytes: usize) {
+        self.spill_bytes = bytes;
+    }
+
     /// The last applied position and its hash.
     pub fn checkpoint(&self) -> Result<(Position, Hash), ProjectionError> {
-        match self.tree.get(keys::CHECKPOINT)? {
+        match self.db.get(keys::CHECKPOINT)? {
             None => Ok((Position(0), Hash::default())),
             Some(v) => {
                 let p = keys::u64_at(&v, 0).ok_or_else(|| ProjectionError::Corrupt("checkpoint".into()))?;
@@ -229,17 +264,18 @@ impl Projections {
         if from >= to {
             return Ok(from);
         }
+        if from.0 == 0 {
+            return self.rebuild(store, Some(to), progress);
+        }
         let total = to.0 - from.0;
-        let mut fold = register::Fold {
-            tree: &self.tree,
+        let mut fold = register::Fold::new(
+            Some(&self.db),
             store,
-            secret: &self.secret,
-            overlay: register::Overlay { writes: Default::default() },
-            cache: &mut self.cache,
-            dirty: Default::default(),
-            config: &mut self.config,
-            batch_part: self.batch_part,
-        };
+            &self.secret,
+            &mut self.cache,
+            &mut self.config,
+            self.batch_part,
+        );
         let mut pending = 0usize;
         let mut last: Option<(Position, Hash)> = None;
         for item in store.read_from(Position(from.0 + 1)) {
@@ -248,22 +284,21 @@ impl Projections {
                 break;
             }
             if e.event_type == daicho_domain::codec::PMH_BATCH_EXPORTED && pending > 0 {
-                // A batch scans the tree: everything before it must be there.
-                commit(&mut fold, last)?;
+                // A batch scans the committed register: everything before it must be there.
+                commit(&mut fold, last, false)?;
                 pending = 0;
             }
             fold.apply(&e)?;
             last = Some((e.position, e.hash));
             pending += 1;
             if pending >= CHUNK_EVENTS || e.event_type == daicho_domain::codec::PMH_BATCH_EXPORTED {
-                commit(&mut fold, last)?;
+                commit(&mut fold, last, false)?;
                 pending = 0;
                 progress(e.position.0 - from.0, total);
             }
         }
-        if pending > 0 {
-            commit(&mut fold, last)?;
-        }
+        // The last commit is synced, and with it every earlier one.
+        commit(&mut fold, last, true)?;
         progress(total, total);
         if self.cache.len() > CACHE_RECIPIENTS_MAX {
             self.cache.clear();
@@ -271,24 +306,64 @@ impl Projections {
         Ok(last.map_or(from, |(p, _)| p))
     }
 
-    /// Throws the projection away and applies the whole log again (up to `limit`).
+    /// Throws the projection away and builds it again from the whole log (up to `limit`), as
+    /// one bulk job ([`bulk`]) into a fresh file that replaces the current one only when it is
+    /// complete and synced: a crash before leaves the current one in force.
     pub fn rebuild(
         &mut self,
         store: &Store,
         limit: Option<Position>,
         progress: Progress<'_>,
     ) -> Result<Position, ProjectionError> {
-        self.reset()?;
-        self.catch_up(store, limit, progress)
+        let head = store.head().position;
+        let to = limit.map_or(head, |l| l.min(head));
+        let fresh = |db: &db::Db| -> Result<(), ProjectionError> {
+            db.set_meta("my_number_key", &self.secret)?;
+            db.apply([(keys::FORMAT.to_vec(), Some(FORMAT.as_bytes().to_vec()))], false)
+        };
+        let reached = match self.dir.clone() {
+            None => {
+                let db = db::Db::temporary()?;
+                fresh(&db)?;
+                let reached = bulk::rebuild(&db, store, &self.secret, to, (None, self.spill_bytes), progress)?;
+                self.db = db;
+                reached
+            }
+            Some(dir) => {
+                let io =
+                    |what: &'static str| move |e: std::io::Error| ProjectionError::Db(format!("rebuild: {what}: {e}"));
+                let new = dir.join(Self::NEW_FILE);
+                let spill = dir.join(Self::SPILL_DIR);
+                let _ = std::fs::remove_file(&new);
+                let _ = std::fs::remove_dir_all(&spill);
+                {
+                    use std::os::unix::fs::DirBuilderExt;
+                    std::fs::DirBuilder::new().mode(0o700).create(&spill).map_err(io("spill directory"))?;
+                }
+                let db = db::Db::open(&new, self.cache_bytes)?;
+                fresh(&db)?;
+                let built = bulk::rebuild(&db, store, &self.secret, to, (Some(&spill), self.spill_bytes), progress);
+                let _ = std::fs::remove_dir_all(&spill);
+                let reached = built?;
+                drop(db);
+                std::fs::rename(&new, dir.join(Self::FILE)).map_err(io("swapping the new file in"))?;
+                std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io("syncing the directory"))?;
+                self.db = db::Db::open(&dir.join(Self::FILE), self.cache_bytes)?;
+                reached
+            }
+        };
+        self.cache.clear();
+        self.config = self.stored_config()?;
+        Ok(reached)
     }
 
     /// Every key and value of the projection, in order (for tests comparing two builds).
     pub fn dump(&self) -> Result<Vec<KeyValue>, ProjectionError> {
-        self.tree.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)).collect()
+        self.db.view()?.iter()?.collect()
     }
 
-    pub(crate) fn tree(&self) -> &sled::Tree {
-        &self.tree
+    pub(crate) fn db(&self) -> &db::Db {
+        &self.db
     }
 
     pub(crate) fn secret(&self) -> &[u8; 32] {
@@ -296,23 +371,17 @@ impl Projections {
     }
 }
 
-/// Writes the pending snapshots and overlay with the checkpoint, as one atomic batch.
-fn commit(fold: &mut register::Fold<'_>, last: Option<(Position, Hash)>) -> Result<(), ProjectionError> {
-    fold.flush_snapshots()?;
-    let mut batch = sled::Batch::default();
-    for (k, v) in std::mem::take(&mut fold.overlay.writes) {
-        match v {
-            Some(v) => batch.insert(k, v),
-            None => batch.remove(k),
-        }
-    }
+/// Writes the pending snapshots and overlay with the checkpoint, as one transaction (synced
+/// when `durable`).
+fn commit(fold: &mut register::Fold<'_>, last: Option<(Position, Hash)>, durable: bool) -> Result<(), ProjectionError> {
+    fold.flush()?;
+    let mut writes = std::mem::take(&mut fold.overlay.writes);
     if let Some((p, h)) = last {
         let mut v = p.0.to_be_bytes().to_vec();
         v.extend_from_slice(&h.0);
-        batch.insert(keys::CHECKPOINT, v);
+        writes.insert(keys::CHECKPOINT.to_vec(), Some(v));
     }
-    fold.tree.apply_batch(batch)?;
-    Ok(())
+    fold.db.map_or(Ok(()), |db| db.apply(writes, durable))
 }
 
 #[cfg(test)]

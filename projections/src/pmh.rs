@@ -91,7 +91,40 @@ fn issued_on(cert: &Certificate, span: &daicho_domain::state::Span) -> NaiveDate
 /// The history records of a recipient's certificates chosen by `which`, in certificate and span
 /// order.
 pub fn records_of(n: u64, r: &Recipient, which: impl Fn(&Certificate) -> bool) -> Vec<PmhRecord> {
+    records_with(n, r, which, &mut CapForms::default())
+}
+
+/// The record's forms of the caps seen so far ([`PmhCap::of`] writes the card's text, the
+/// costliest part of a record; a register has few distinct caps).
+#[derive(Default)]
+pub(crate) struct CapForms(std::collections::HashMap<CopayCap, PmhCap>);
+
+impl CapForms {
+    /// Forms kept at most; above, the memo starts again.
+    const MAX: usize = 4096;
+
+    fn of(&mut self, cap: &CopayCap) -> PmhCap {
+        if let Some(form) = self.0.get(cap) {
+            return form.clone();
+        }
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        let form = PmhCap::of(cap);
+        self.0.insert(cap.clone(), form.clone());
+        form
+    }
+}
+
+/// [`records_of`], with the caps' forms taken from `caps`.
+pub(crate) fn records_with(
+    n: u64,
+    r: &Recipient,
+    which: impl Fn(&Certificate) -> bool,
+    caps: &mut CapForms,
+) -> Vec<PmhRecord> {
     let mut out = Vec::new();
+    let birth_date = iso_date(r.birth_date);
     for cert in r.certificates.iter().filter(|c| which(c)) {
         for span in &cert.spans {
             let t = &span.terms;
@@ -104,7 +137,7 @@ pub fn records_of(n: u64, r: &Recipient, which: impl Fn(&Certificate) -> bool) -
                 name: r.name.to_string(),
                 kana: r.kana.to_string(),
                 address: r.address.to_string(),
-                birth_date: r.birth_date.to_string(),
+                birth_date: birth_date.clone(),
                 sex: r.sex.code().to_owned(),
                 not_disclosed: r.dv_support_since.is_some(),
                 payer_number: t.payer_number.map(|p| p.as_string()),
@@ -112,13 +145,34 @@ pub fn records_of(n: u64, r: &Recipient, which: impl Fn(&Certificate) -> bool) -
                 income_segment: t.income_segment.as_ref().map(ToString::to_string),
                 designated: t.designated_institutions.iter().map(ToString::to_string).collect(),
                 always_reimbursement: t.always_reimbursement,
-                copay: t.copay_cap.as_ref().map(PmhCap::of),
-                valid_from: span.period.from().to_string(),
-                valid_to: span.period.end().to_string(),
+                copay: t.copay_cap.as_ref().map(|c| caps.of(c)),
+                valid_from: iso_date(span.period.from()),
+                valid_to: iso_date(span.period.end()),
                 disease: t.disease.as_ref().map(ToString::to_string),
-                issued: issued_on(cert, span).to_string(),
+                issued: iso_date(issued_on(cert, span)),
             });
         }
+    }
+    out
+}
+
+/// `date` as `YYYY-MM-DD`, as chrono's `Display` writes it, without its formatting machinery
+/// (the fold formats four dates per record and event).
+pub(crate) fn iso_date(date: NaiveDate) -> String {
+    use chrono::Datelike;
+    let (y, m, d) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&y) {
+        return date.to_string();
+    }
+    let digits = [y / 1000, y / 100 % 10, y / 10 % 10, y % 10];
+    let mut out = String::with_capacity(10);
+    for digit in digits {
+        out.push(char::from(b'0' + digit as u8));
+    }
+    for (sep, v) in [('-', m), ('-', d)] {
+        out.push(sep);
+        out.push(char::from(b'0' + (v / 10) as u8));
+        out.push(char::from(b'0' + (v % 10) as u8));
     }
     out
 }
@@ -636,6 +690,17 @@ pub fn program_of<'c>(config: &'c Config, record: &PmhRecord) -> Option<&'c Prog
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn iso_dates_are_written_as_chrono_writes_them() {
+        use chrono::NaiveDate;
+        for (y, m, d) in [(2026, 4, 1), (1, 1, 1), (999, 12, 31), (9999, 12, 31), (1989, 1, 8)] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(super::iso_date(date), date.to_string());
+        }
+        let far = NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap();
+        assert_eq!(super::iso_date(far), far.to_string());
+    }
+
     use super::*;
 
     /// The dotted paths of every value in a JSON object, arrays left whole.

@@ -7,8 +7,9 @@ use daicho_domain::numbers::MyNumber;
 use daicho_domain::state::Recipient;
 use daicho_domain::text::{kana_key, name_key};
 
+use crate::db::Db;
 use crate::keyed::hmac_sha256;
-use crate::register::{Entry, entry_from};
+use crate::register::{Entry, entries_from};
 use crate::{ProjectionError, Projections, keys};
 
 /// Largest page of search results.
@@ -38,19 +39,19 @@ pub struct Page {
     pub more: bool,
 }
 
-/// A read-only handle on the register that needs no lock on the ledger: sled trees are read
-/// concurrently, and every chunk of the fold is one atomic batch, so a reader sees the register
-/// between chunks, never inside one. Take it after catching up to see the head.
+/// A read-only handle on the register that needs no lock on the ledger: each query reads one
+/// snapshot of the database, and every chunk of the fold is one transaction, so a query sees the
+/// register between chunks, never inside one. Take it after catching up to see the head.
 #[derive(Clone)]
 pub struct Reader {
-    pub(crate) tree: sled::Tree,
+    pub(crate) db: Db,
     secret: [u8; 32],
 }
 
 impl Projections {
     /// A reader of the register as it is now and as it will be.
     pub fn reader(&self) -> Reader {
-        Reader { tree: self.tree().clone(), secret: *self.secret() }
+        Reader { db: self.db().clone(), secret: *self.secret() }
     }
 
     /// See [`Reader::search`].
@@ -79,16 +80,12 @@ impl Projections {
     }
 
     /// See [`Reader::recipient_count`].
-    pub fn recipient_count(&self) -> usize {
+    pub fn recipient_count(&self) -> Result<usize, ProjectionError> {
         self.reader().recipient_count()
     }
 }
 
 impl Reader {
-    fn tree(&self) -> &sled::Tree {
-        &self.tree
-    }
-
     fn secret(&self) -> &[u8; 32] {
         &self.secret
     }
@@ -113,7 +110,7 @@ impl Reader {
         }
         let mut recipients = Vec::with_capacity(limit);
         let mut more = false;
-        for item in self.tree().scan_prefix(&prefix).skip(offset) {
+        for item in self.db.view()?.scan_prefix(&prefix)?.skip(offset) {
             let (key, _) = item?;
             if recipients.len() == limit {
                 more = true;
@@ -128,7 +125,7 @@ impl Reader {
 
     /// The recipient numbered `n`, as the projection knows it now.
     pub fn recipient(&self, n: u64) -> Result<Option<Recipient>, ProjectionError> {
-        match self.tree().get(keys::recipient(n))? {
+        match self.db.get(&keys::recipient(n))? {
             None => Ok(None),
             Some(bytes) => daicho_domain::codec::snapshot::decode_recipient(&bytes)
                 .map(Some)
@@ -144,29 +141,30 @@ impl Reader {
     /// Whether a DV support measure was ever recorded for recipient `n` (then the privacy policy
     /// must read the person's stream; otherwise nothing of theirs is protected).
     pub fn ever_protected(&self, n: u64) -> Result<bool, ProjectionError> {
-        Ok(self.tree.contains_key(keys::ever_protected(n))?)
+        self.db.view()?.contains(&keys::ever_protected(n))
     }
 
     /// The PMH entries of a recipient, by span number.
     pub fn pmh_entries(&self, n: u64) -> Result<Vec<(u32, Entry)>, ProjectionError> {
-        let mut out = Vec::new();
-        for item in self.tree().scan_prefix(keys::entries_of(n)) {
-            let (key, value) = item?;
-            if let Some((_, span)) = keys::tail_ids(&key) {
-                out.push((span, entry_from(&value)?));
-            }
+        match self.db.get(&keys::entries_of(n))? {
+            None => Ok(Vec::new()),
+            Some(bytes) => Ok(entries_from(&bytes)?.into_iter().collect()),
         }
-        Ok(out)
     }
 
     /// The last batch of a program: its to-position and batch number.
     pub fn last_batch(&self, program: &str) -> Result<Option<(u64, u64)>, ProjectionError> {
-        Ok(self.tree().get(keys::last_batch(program))?.and_then(|v| Some((keys::u64_at(&v, 0)?, keys::u64_at(&v, 8)?))))
+        Ok(self.db.get(&keys::last_batch(program))?.and_then(|v| Some((keys::u64_at(&v, 0)?, keys::u64_at(&v, 8)?))))
     }
 
     /// Number of recipients in the register.
-    pub fn recipient_count(&self) -> usize {
-        self.tree().scan_prefix([keys::RECIPIENT]).count()
+    pub fn recipient_count(&self) -> Result<usize, ProjectionError> {
+        let mut count = 0;
+        for item in self.db.view()?.scan_prefix(&[keys::RECIPIENT])? {
+            item?;
+            count += 1;
+        }
+        Ok(count)
     }
 }
 

@@ -21,24 +21,28 @@ use daicho_store::{Envelope, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::ProjectionError;
-use crate::fee::{FeeVersion, fee_history_bytes, fee_history_from};
+use crate::db::Db;
+use crate::fee::{FeeHistory, FeeVersion, fees_bytes, fees_from};
 use crate::keyed::hmac_sha256;
 use crate::keys;
-use crate::pmh::{PmhRecord, records_of, validate};
+use crate::pmh::{CapForms, PmhRecord, records_with, validate};
 
-/// Pending writes above which applying a PMH batch writes a part (see `apply_batch`).
-pub(crate) const BATCH_WRITES_MAX: usize = 100_000;
+/// Recipients held above which applying a PMH batch writes a part (see `apply_batch`).
+pub(crate) const BATCH_WRITES_MAX: usize = 20_000;
 
-/// Pending writes over the tree: the last write of a key wins; `None` removes.
+/// Pending writes over the register: the last write of a key wins; `None` removes.
 pub(crate) struct Overlay {
     pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Overlay {
-    pub fn get(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
-        match self.writes.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => Ok(tree.get(key)?.map(|v| v.to_vec())),
+    /// The pending value of `key`, else the committed one (none without a database: the bulk
+    /// rebuild folds each recipient from nothing).
+    pub fn get(&self, db: Option<&Db>, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        match (self.writes.get(key), db) {
+            (Some(v), _) => Ok(v.clone()),
+            (None, Some(db)) => db.get(key),
+            (None, None) => Ok(None),
         }
     }
 
@@ -59,14 +63,84 @@ pub struct Entry {
     pub exported: Option<PmhRecord>,
 }
 
-pub(crate) fn entry_bytes(e: &Entry) -> Result<Vec<u8>, ProjectionError> {
+impl Entry {
+    /// The current content differs from what PMH has: the next batch of the program sends it.
+    pub fn pending(&self) -> bool {
+        self.current != self.exported
+    }
+}
+
+/// A recipient's PMH entries, by span number (one `E` value).
+pub(crate) type Entries = BTreeMap<u32, Entry>;
+
+/// A recipient's fee histories, by span number (one `V` value).
+pub(crate) type Fees = BTreeMap<u32, FeeHistory>;
+
+pub(crate) fn entries_bytes(e: &Entries) -> Result<Vec<u8>, ProjectionError> {
     bincode::serde::encode_to_vec(e, bincode::config::standard()).map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
-pub(crate) fn entry_from(bytes: &[u8]) -> Result<Entry, ProjectionError> {
+pub(crate) fn entries_from(bytes: &[u8]) -> Result<Entries, ProjectionError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(e, _)| e)
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))
+}
+
+/// The `D` and `A` markers of a recipient's entries: per program, whether one of them is
+/// pending, and whether one has a current record.
+fn markers_of(n: u64, entries: &Entries) -> BTreeSet<Vec<u8>> {
+    let mut out = BTreeSet::new();
+    for e in entries.values() {
+        if e.pending() {
+            out.insert(keys::program_marker(keys::DIRTY, &e.program, n));
+        }
+        if e.current.is_some() {
+            out.insert(keys::program_marker(keys::ACTIVE, &e.program, n));
+        }
+    }
+    out
+}
+
+/// What the fold holds of a recipient between two commits, written at the next one.
+#[derive(Default)]
+struct Held {
+    /// The entries, once loaded, and their markers as stored.
+    entries: Option<(Entries, BTreeSet<Vec<u8>>)>,
+    entries_changed: bool,
+    fees: Option<Fees>,
+    fees_changed: bool,
+    /// The search keys as stored, once an event could move them.
+    index_before: Option<BTreeSet<Vec<u8>>>,
+    /// Spans whose record an event may have changed since it was last computed: computed when
+    /// needed (at the commit, or before a batch touches the recipient), once however many events
+    /// touched them.
+    stale: BTreeSet<u32>,
+    /// Of those, the basic items (name, kana, address) a change of them left to records of spans
+    /// that had ended before it took effect.
+    frozen: BTreeMap<u32, [String; 3]>,
+}
+
+/// The basic items of a recipient as records carry them.
+fn basic_items(r: &Recipient) -> [String; 3] {
+    [r.name.to_string(), r.kana.to_string(), r.address.to_string()]
+}
+
+/// The fee-relevant content of each span of `r` that `scope` covers.
+fn fee_versions(r: Option<&Recipient>, scope: &Scope) -> BTreeMap<u32, FeeVersion> {
+    let mut out = BTreeMap::new();
+    for cert in r.iter().flat_map(|r| r.certificates.iter()).filter(|c| scope.covers(c)) {
+        for span in &cert.spans {
+            out.insert(span.no.0, FeeVersion::of_span(cert, span));
+        }
+    }
+    out
+}
+
+/// The `B` value of a program after `batch`: its to-position and batch number.
+pub(crate) fn last_batch_value(batch: &PmhBatch, batch_number: u64) -> Vec<u8> {
+    let mut value = batch.to_position.to_be_bytes().to_vec();
+    value.extend_from_slice(&batch_number.to_be_bytes());
+    value
 }
 
 /// Which records an event can change.
@@ -77,9 +151,19 @@ enum Scope {
     All,
 }
 
+impl Scope {
+    fn covers(&self, c: &daicho_domain::state::Certificate) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Certificate(id) => c.id == *id,
+        }
+    }
+}
+
 /// What the fold carries from one envelope to the next.
 pub(crate) struct Fold<'a> {
-    pub tree: &'a sled::Tree,
+    /// The committed register under the overlay; `None` in the bulk rebuild.
+    pub db: Option<&'a Db>,
     pub store: &'a Store,
     pub secret: &'a [u8; 32],
     pub overlay: Overlay,
@@ -88,7 +172,10 @@ pub(crate) struct Fold<'a> {
     /// Decoded recipients; `dirty` ones are written at the next commit.
     pub cache: &'a mut HashMap<u64, Option<Recipient>>,
     pub dirty: BTreeSet<u64>,
+    /// Entries, fee histories and search keys of the recipients touched since the last commit.
+    held: BTreeMap<u64, Held>,
     pub config: &'a mut Option<Config>,
+    caps: CapForms,
 }
 
 /// The recipient number of a stream `recipient-<n>`.
@@ -103,8 +190,32 @@ fn decode_event(e: &Envelope) -> Result<Event, ProjectionError> {
     Ok(Event { command, effective: e.effective, body })
 }
 
+impl<'a> Fold<'a> {
+    pub fn new(
+        db: Option<&'a Db>,
+        store: &'a Store,
+        secret: &'a [u8; 32],
+        cache: &'a mut HashMap<u64, Option<Recipient>>,
+        config: &'a mut Option<Config>,
+        batch_part: usize,
+    ) -> Fold<'a> {
+        Fold {
+            db,
+            store,
+            secret,
+            overlay: Overlay { writes: BTreeMap::new() },
+            batch_part,
+            cache,
+            dirty: BTreeSet::new(),
+            held: BTreeMap::new(),
+            config,
+            caps: CapForms::default(),
+        }
+    }
+}
+
 impl Fold<'_> {
-    /// Applies one envelope (a PMH batch must be applied on an empty overlay: see the engine).
+    /// Applies one envelope (a PMH batch must be applied with nothing held: see the engine).
     pub fn apply(&mut self, e: &Envelope) -> Result<(), ProjectionError> {
         match (e.stream.as_str(), e.event_type.as_str()) {
             ("config", CONFIGURATION_SET) => {
@@ -119,7 +230,7 @@ impl Fold<'_> {
             ("pmh", PMH_BATCH_EXPORTED) => {
                 let batch = codec::decode_pmh_batch(e.schema_version, &e.payload)
                     .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
-                self.apply_batch(&batch, e.stream_version, (e.position.0, e.effective))
+                self.apply_batch(&batch, e.stream_version, (e.position.0, e.effective), None)
             }
             (stream, _) => match recipient_number(stream) {
                 Some(n) => self.apply_recipient(n, e),
@@ -128,22 +239,20 @@ impl Fold<'_> {
         }
     }
 
-    fn load(&mut self, n: u64) -> Result<Option<Recipient>, ProjectionError> {
-        if let Some(r) = self.cache.get(&n) {
-            return Ok(r.clone());
+    /// Recipient `n` as folded so far, taken out of the cache (the fold puts it back).
+    fn take(&mut self, n: u64) -> Result<Option<Recipient>, ProjectionError> {
+        if let Some(r) = self.cache.remove(&n) {
+            return Ok(r);
         }
-        let r = match self.overlay.get(self.tree, &keys::recipient(n))? {
-            None => None,
-            Some(bytes) => {
-                Some(codec::snapshot::decode_recipient(&bytes).map_err(|x| ProjectionError::Corrupt(x.to_string()))?)
-            }
-        };
-        self.cache.insert(n, r.clone());
-        Ok(r)
+        match self.overlay.get(self.db, &keys::recipient(n))? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(
+                codec::snapshot::decode_recipient(&bytes).map_err(|x| ProjectionError::Corrupt(x.to_string()))?,
+            )),
+        }
     }
 
     fn apply_recipient(&mut self, n: u64, e: &Envelope) -> Result<(), ProjectionError> {
-        let old = self.load(n)?;
         let event = decode_event(e)?;
         if matches!(event.body, EventBody::DvSupportStarted) {
             // Kept even when the measure is rescinded: the privacy policy still covers it.
@@ -154,25 +263,6 @@ impl Fold<'_> {
         let mut keep_basic_before = match event.body {
             EventBody::PersonalDetailsChanged { .. } | EventBody::MovedIn { .. } => Some(event.effective),
             _ => None,
-        };
-        let new = if let EventBody::CommandRescinded { target, .. } = &event.body {
-            // The history is in the log: re-fold the stream up to this event.
-            let mut state = State::default();
-            for x in self.store.read_stream(&e.stream)? {
-                if x.position > e.position {
-                    break;
-                }
-                let decoded = decode_event(&x)?;
-                if decoded.command == *target {
-                    keep_basic_before = Some(decoded.effective);
-                }
-                state = evolve(state, &decoded);
-            }
-            state.recipient().cloned()
-        } else {
-            let mut r = old.clone();
-            apply_event(&mut r, &event);
-            r
         };
         // What the event can change: one certificate's records, or every record of the person;
         // the search keys only when an indexed value can move.
@@ -186,13 +276,42 @@ impl Fold<'_> {
             EventBody::DvSupportStarted | EventBody::DvSupportEnded | EventBody::MovedIn { .. } => (Scope::All, false),
             _ => (Scope::All, true),
         };
-        if indexed {
-            self.update_indexes(n, old.as_ref(), new.as_ref());
+        let mut recipient = self.take(n)?;
+        let fees_before = fee_versions(recipient.as_ref(), &scope);
+        let basic_before = match event.body {
+            EventBody::PersonalDetailsChanged { .. }
+            | EventBody::MovedIn { .. }
+            | EventBody::CommandRescinded { .. } => recipient.as_ref().map(basic_items),
+            _ => None,
+        };
+        if indexed && self.held.get(&n).is_none_or(|h| h.index_before.is_none()) {
+            // The search keys follow the recipient: computed once before the first change of
+            // this commit, and once after the last (at the commit).
+            let keys = self.index_keys(n, recipient.as_ref());
+            self.held.entry(n).or_default().index_before = Some(keys);
         }
-        self.update_pmh(n, old.as_ref(), new.as_ref(), &scope, keep_basic_before, e.position.0)?;
-        self.cache.insert(n, new);
+        if let EventBody::CommandRescinded { target, .. } = &event.body {
+            // The history is in the log: re-fold the stream up to this event.
+            let mut state = State::default();
+            for x in self.store.read_stream(&e.stream)? {
+                if x.position > e.position {
+                    break;
+                }
+                let decoded = decode_event(&x)?;
+                if decoded.command == *target {
+                    keep_basic_before = Some(decoded.effective);
+                }
+                state = evolve(state, &decoded);
+            }
+            recipient = state.recipient().cloned();
+        } else {
+            apply_event(&mut recipient, &event);
+        }
+        let before = (fees_before, basic_before);
+        let updated = self.update_pmh(n, before, recipient.as_ref(), &scope, keep_basic_before, e.position.0);
+        self.cache.insert(n, recipient);
         self.dirty.insert(n);
-        Ok(())
+        updated
     }
 
     fn index_keys(&self, n: u64, r: Option<&Recipient>) -> BTreeSet<Vec<u8>> {
@@ -218,193 +337,273 @@ impl Fold<'_> {
         hmac_sha256(self.secret, n.reveal().as_bytes())
     }
 
-    fn update_indexes(&mut self, n: u64, old: Option<&Recipient>, new: Option<&Recipient>) {
-        let before = self.index_keys(n, old);
-        let after = self.index_keys(n, new);
-        for k in before.difference(&after) {
-            self.overlay.remove(k.clone());
+    /// The entries of recipient `n`, loaded on first use since the last commit.
+    fn entries_mut(&mut self, n: u64) -> Result<&mut Entries, ProjectionError> {
+        let loaded = self.held.get(&n).is_some_and(|h| h.entries.is_some());
+        if !loaded {
+            let entries = match self.overlay.get(self.db, &keys::entries_of(n))? {
+                Some(bytes) => entries_from(&bytes)?,
+                None => Entries::new(),
+            };
+            let markers = markers_of(n, &entries);
+            self.held.entry(n).or_default().entries = Some((entries, markers));
         }
-        for k in after.difference(&before) {
-            self.overlay.put(k.clone(), Vec::new());
+        let held = self.held.entry(n).or_default();
+        held.entries_changed = true;
+        match &mut held.entries {
+            Some((entries, _)) => Ok(entries),
+            None => Err(ProjectionError::Corrupt("entries not loaded".into())),
         }
     }
 
-    fn get_entry(&self, n: u64, span: u32) -> Result<Option<Entry>, ProjectionError> {
-        self.overlay.get(self.tree, &keys::entry(n, span))?.map(|b| entry_from(&b)).transpose()
+    /// Whether recipient `n` has, in `program`, an entry pending and one with a current record
+    /// (the bulk rebuild: which batches touch the recipient).
+    pub fn program_state(&self, n: u64, program: &str) -> (bool, bool) {
+        let Some((entries, _)) = self.held.get(&n).and_then(|h| h.entries.as_ref()) else { return (false, false) };
+        let mut state = (false, false);
+        for e in entries.values().filter(|e| e.program == program) {
+            state.0 |= e.pending();
+            state.1 |= e.current.is_some();
+        }
+        state
     }
 
-    /// Writes an entry (or removes it when nothing is left to say), and its markers where their
-    /// state changes from `before` (the entry as stored, if any).
-    fn put_entry(&mut self, n: u64, span: u32, before: Option<&Entry>, entry: &Entry) -> Result<(), ProjectionError> {
-        let gone = entry.current.is_none() && entry.exported.is_none();
-        if gone {
-            if before.is_some() {
-                self.overlay.remove(keys::entry(n, span));
-            }
-        } else {
-            self.overlay.put(keys::entry(n, span), entry_bytes(entry)?);
+    /// Appends versions to recipient `n`'s fee histories.
+    fn push_fees(&mut self, n: u64, position: u64, versions: Vec<(u32, FeeVersion)>) -> Result<(), ProjectionError> {
+        if versions.is_empty() {
+            return Ok(());
         }
-        let state = |e: Option<&Entry>| match e {
-            None => (false, false),
-            Some(e) => (e.current != e.exported, e.current.is_some()),
-        };
-        let (dirty_before, active_before) = state(before);
-        let (dirty_now, active_now) = if gone { (false, false) } else { state(Some(entry)) };
-        for (prefix, was, is) in [(keys::DIRTY, dirty_before, dirty_now), (keys::ACTIVE, active_before, active_now)] {
-            if was != is {
-                let marker = keys::program_marker(prefix, &entry.program, n, span);
-                if is {
-                    self.overlay.put(marker, Vec::new());
-                } else {
-                    self.overlay.remove(marker);
-                }
+        let loaded = self.held.get(&n).is_some_and(|h| h.fees.is_some());
+        if !loaded {
+            let fees = match self.overlay.get(self.db, &keys::fees_of(n))? {
+                Some(bytes) => fees_from(&bytes)?,
+                None => Fees::new(),
+            };
+            self.held.entry(n).or_default().fees = Some(fees);
+        }
+        let held = self.held.entry(n).or_default();
+        held.fees_changed = true;
+        if let Some(fees) = &mut held.fees {
+            for (span, version) in versions {
+                fees.entry(span).or_default().push((position, version));
             }
         }
         Ok(())
     }
 
+    /// Records what an event changed in recipient `n`'s PMH records: the fee histories now (a
+    /// record's fee-relevant content comes from its certificate and span alone), the records
+    /// themselves later ([`Fold::materialize`]). `before`: the fee versions of the spans in scope
+    /// and the basic items, before the event.
     fn update_pmh(
         &mut self,
         n: u64,
-        old: Option<&Recipient>,
+        (fees_before, basic_before): (BTreeMap<u32, FeeVersion>, Option<[String; 3]>),
         new: Option<&Recipient>,
         scope: &Scope,
         keep_basic_before: Option<chrono::NaiveDate>,
         position: u64,
     ) -> Result<(), ProjectionError> {
-        let in_scope = |c: &daicho_domain::state::Certificate| match scope {
-            Scope::All => true,
-            Scope::Certificate(id) => c.id == *id,
-        };
-        let mut after: BTreeMap<u32, PmhRecord> =
-            new.map(|r| records_of(n, r, in_scope)).unwrap_or_default().into_iter().map(|r| (r.span, r)).collect();
-        // Spans that existed before: stored entries say what they were.
-        let mut spans: BTreeSet<u32> = after.keys().copied().collect();
-        if let Some(old) = old {
-            spans.extend(old.certificates.iter().filter(|c| in_scope(c)).flat_map(|c| c.spans.iter().map(|s| s.no.0)));
+        let fees_after = fee_versions(new, scope);
+        let spans: BTreeSet<u32> = fees_before.keys().chain(fees_after.keys()).copied().collect();
+        if spans.is_empty() {
+            return Ok(());
         }
-        for span in spans {
-            let mut current = after.remove(&span);
-            let stored = self.get_entry(n, span)?;
-            let mut entry = match &stored {
-                Some(e) => e.clone(),
-                None => match &current {
-                    Some(r) => Entry { program: r.program.clone(), current: None, exported: None },
-                    None => continue,
-                },
+        let fees: Vec<(u32, FeeVersion)> = spans
+            .iter()
+            .filter(|s| fees_before.get(s) != fees_after.get(s))
+            .map(|s| (*s, fees_after.get(s).cloned().unwrap_or(FeeVersion::Removed)))
+            .collect();
+        // Records of spans that had ended before a change to the basic items took effect keep
+        // the items they had (the record's as it was: frozen by an earlier change, or the
+        // person's before this event).
+        let mut frozen: Vec<(u32, Option<[String; 3]>)> = Vec::new();
+        match (keep_basic_before, new) {
+            (Some(cutoff), Some(r)) => {
+                let cutoff = cutoff.to_string();
+                let ends: BTreeMap<u32, String> = r
+                    .certificates
+                    .iter()
+                    .filter(|c| scope.covers(c))
+                    .flat_map(|c| c.spans.iter().map(|s| (s.no.0, crate::pmh::iso_date(s.period.end()))))
+                    .collect();
+                for span in &spans {
+                    let ended = ends.get(span).is_some_and(|end| *end < cutoff);
+                    if !(ended && fees_before.contains_key(span)) {
+                        frozen.push((*span, None));
+                        continue;
+                    }
+                    let held = self.held.get(&n);
+                    let items = if held.is_some_and(|h| h.stale.contains(span)) {
+                        held.and_then(|h| h.frozen.get(span)).cloned().or_else(|| basic_before.clone())
+                    } else {
+                        let entries = self.entries_mut(n)?;
+                        entries
+                            .get(span)
+                            .and_then(|e| e.current.as_ref())
+                            .map(|c| [c.name.clone(), c.kana.clone(), c.address.clone()])
+                    };
+                    frozen.push((*span, items));
+                }
+            }
+            _ => frozen.extend(spans.iter().map(|s| (*s, None))),
+        }
+        let held = self.held.entry(n).or_default();
+        for (span, items) in frozen {
+            match items {
+                Some(items) => held.frozen.insert(span, items),
+                None => held.frozen.remove(&span),
             };
-            if let (Some(cutoff), Some(record), Some(previous)) =
-                (keep_basic_before, current.as_mut(), entry.current.as_ref())
-                && record.valid_to < cutoff.to_string()
-            {
-                record.name.clone_from(&previous.name);
-                record.kana.clone_from(&previous.kana);
-                record.address.clone_from(&previous.address);
+        }
+        held.stale.extend(spans);
+        self.push_fees(n, position, fees)
+    }
+
+    /// Computes the records of recipient `n`'s stale spans from the recipient as folded, and
+    /// updates its entries.
+    pub fn materialize(&mut self, n: u64) -> Result<(), ProjectionError> {
+        let Some(held) = self.held.get_mut(&n) else { return Ok(()) };
+        if held.stale.is_empty() {
+            return Ok(());
+        }
+        let stale = std::mem::take(&mut held.stale);
+        let frozen = std::mem::take(&mut held.frozen);
+        let caps = &mut self.caps;
+        let mut records: BTreeMap<u32, PmhRecord> = match self.cache.get(&n).and_then(Option::as_ref) {
+            Some(r) => records_with(n, r, |c| c.spans.iter().any(|s| stale.contains(&s.no.0)), caps)
+                .into_iter()
+                .map(|r| (r.span, r))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let entries = self.entries_mut(n)?;
+        for span in stale {
+            let mut current = records.remove(&span);
+            if let (Some(record), Some([name, kana, address])) = (current.as_mut(), frozen.get(&span)) {
+                record.name.clone_from(name);
+                record.kana.clone_from(kana);
+                record.address.clone_from(address);
             }
-            if entry.current == current {
-                continue;
+            match entries.get_mut(&span) {
+                Some(entry) => {
+                    if entry.current != current {
+                        entry.current = current;
+                    }
+                    if entry.current.is_none() && entry.exported.is_none() {
+                        entries.remove(&span);
+                    }
+                }
+                None => {
+                    if let Some(record) = current {
+                        let program = record.program.clone();
+                        entries.insert(span, Entry { program, current: Some(record), exported: None });
+                    }
+                }
             }
-            let fee_now = current.as_ref().map(FeeVersion::of);
-            if entry.current.as_ref().map(FeeVersion::of) != fee_now {
-                self.push_fee(n, span, position, fee_now.unwrap_or(FeeVersion::Removed))?;
-            }
-            entry.current = current;
-            self.put_entry(n, span, stored.as_ref(), &entry)?;
         }
         Ok(())
     }
 
     /// A batch was exported: PMH now has the current content of every record it sent; after a
     /// full replacement ([`crate::export::replaces`]) it has nothing else of the program.
-    fn apply_batch(
+    /// `only`: the records of one recipient, all held (the bulk rebuild); otherwise every record
+    /// of the program, committed.
+    pub fn apply_batch(
         &mut self,
         batch: &PmhBatch,
         batch_number: u64,
         (position, uploaded): (u64, chrono::NaiveDate),
+        only: Option<u64>,
     ) -> Result<(), ProjectionError> {
         let program_key = batch.program.as_str().to_owned();
         let config = self.config.clone();
         let program = config.as_ref().and_then(|c| c.program(&batch.program));
         let replacing = program.is_some_and(|p| crate::export::replaces(p, batch.mode));
-        let mut keys_to_visit: BTreeSet<(u64, u32)> = BTreeSet::new();
-        let mut prefixes = vec![keys::program_prefix(keys::DIRTY, &program_key)];
-        if batch.mode == PmhMode::Full {
-            prefixes.push(keys::program_prefix(keys::ACTIVE, &program_key));
-        }
-        for prefix in prefixes {
-            // The engine commits before a batch, so the tree holds every earlier write.
-            for item in self.tree.scan_prefix(&prefix) {
-                let (key, _) = item?;
-                if let Some(ids) = keys::tail_ids(&key) {
-                    keys_to_visit.insert(ids);
+        let full = batch.mode == PmhMode::Full;
+        let mut recipients: BTreeSet<u64> = BTreeSet::new();
+        match (only, self.db) {
+            (Some(n), _) => {
+                recipients.insert(n);
+            }
+            (None, Some(db)) => {
+                let mut prefixes = vec![keys::program_prefix(keys::DIRTY, &program_key)];
+                if full {
+                    prefixes.push(keys::program_prefix(keys::ACTIVE, &program_key));
+                }
+                let view = db.view()?;
+                for prefix in prefixes {
+                    // The engine commits before a batch, so the register holds every earlier write.
+                    for item in view.scan_prefix(&prefix)? {
+                        let (key, _) = item?;
+                        recipients.extend(keys::tail_recipient(&key));
+                    }
                 }
             }
+            (None, None) => {}
         }
-        for (n, span) in keys_to_visit {
-            if self.overlay.writes.len() >= self.batch_part {
+        for n in recipients {
+            if self.db.is_some() && only.is_none() && self.held.len() >= self.batch_part {
                 // A full batch of a large municipality touches millions of entries: write them
                 // in parts instead of holding them all. The checkpoint only moves past this
                 // event with the last part, and applying the event again after a crash in
-                // between gives the same result (entries already updated are no longer dirty).
-                self.write_overlay()?;
+                // between gives the same result (entries already updated are no longer pending).
+                self.write_part()?;
             }
-            let Some(stored) = self.get_entry(n, span)? else { continue };
-            let mut entry = stored.clone();
-            match &entry.current {
-                // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
-                None => entry.exported = None,
-                Some(current) if validate(current, program).is_empty() => entry.exported = Some(current.clone()),
-                // Held back from a full replacement: PMH drops what it had.
-                Some(_) if replacing => entry.exported = None,
-                // Held back from a diff or a resend: PMH keeps what it had.
-                Some(_) => continue,
-            }
-            if entry != stored {
-                if stored.exported.is_none() && entry.exported.is_some() {
-                    // From this batch on PMH has the record: it counts for the fee.
-                    self.push_fee(n, span, position, FeeVersion::Exported)?;
-                } else if stored.exported.is_some() && entry.exported.is_none() && entry.current.is_some() {
-                    // PMH no longer has a record the ledger still has: it stops counting.
-                    let on = codec::date_to_days(uploaded);
-                    self.push_fee(n, span, position, FeeVersion::Unexported { on })?;
+            self.materialize(n)?;
+            let mut fees = Vec::new();
+            let entries = self.entries_mut(n)?;
+            for (span, entry) in entries.iter_mut() {
+                if entry.program != program_key || !(entry.pending() || (full && entry.current.is_some())) {
+                    continue;
                 }
-                self.put_entry(n, span, Some(&stored), &entry)?;
+                let had = entry.exported.is_some();
+                match &entry.current {
+                    // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
+                    None => entry.exported = None,
+                    Some(current) if validate(current, program).is_empty() => {
+                        if entry.exported.as_ref() != Some(current) {
+                            entry.exported = Some(current.clone());
+                        }
+                    }
+                    // Held back from a full replacement: PMH drops what it had.
+                    Some(_) if replacing => entry.exported = None,
+                    // Held back from a diff or a resend: PMH keeps what it had.
+                    Some(_) => continue,
+                }
+                if !had && entry.exported.is_some() {
+                    // From this batch on PMH has the record: it counts for the fee.
+                    fees.push((*span, FeeVersion::Exported));
+                } else if had && entry.exported.is_none() && entry.current.is_some() {
+                    // PMH no longer has a record the ledger still has: it stops counting.
+                    fees.push((*span, FeeVersion::Unexported { on: codec::date_to_days(uploaded) }));
+                }
             }
+            entries.retain(|_, e| e.current.is_some() || e.exported.is_some());
+            self.push_fees(n, position, fees)?;
         }
-        let mut value = batch.to_position.to_be_bytes().to_vec();
-        value.extend_from_slice(&batch_number.to_be_bytes());
-        self.overlay.put(keys::last_batch(&program_key), value);
+        if only.is_none() {
+            self.overlay.put(keys::last_batch(&program_key), last_batch_value(batch, batch_number));
+        }
         Ok(())
     }
 
-    /// Appends a version to a record's fee history.
-    fn push_fee(&mut self, n: u64, span: u32, position: u64, version: FeeVersion) -> Result<(), ProjectionError> {
-        let key = keys::fee(n, span);
-        let mut history = match self.overlay.get(self.tree, &key)? {
-            Some(bytes) => fee_history_from(&bytes)?,
-            None => Vec::new(),
-        };
-        history.push((position, version));
-        self.overlay.put(key, fee_history_bytes(&history)?);
-        Ok(())
-    }
-
-    /// Writes the overlay to the tree without a checkpoint (only while applying a PMH batch,
+    /// Writes what is held and pending without a checkpoint (only while applying a PMH batch,
     /// which the engine applies alone in its chunk).
-    fn write_overlay(&mut self) -> Result<(), ProjectionError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in std::mem::take(&mut self.overlay.writes) {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
+    fn write_part(&mut self) -> Result<(), ProjectionError> {
+        self.flush()?;
+        match self.db {
+            Some(db) => db.apply(std::mem::take(&mut self.overlay.writes), false),
+            None => Ok(()),
         }
-        self.tree.apply_batch(batch)?;
-        Ok(())
     }
 
-    /// Writes the snapshots of the recipients changed since the last commit.
-    pub fn flush_snapshots(&mut self) -> Result<(), ProjectionError> {
+    /// Moves what is held (snapshots, entries and their markers, fee histories, search keys) to
+    /// the overlay, as writes of the next commit.
+    pub fn flush(&mut self) -> Result<(), ProjectionError> {
+        let stale: Vec<u64> = self.held.iter().filter(|(_, h)| !h.stale.is_empty()).map(|(n, _)| *n).collect();
+        for n in stale {
+            self.materialize(n)?;
+        }
         for n in std::mem::take(&mut self.dirty) {
             match self.cache.get(&n) {
                 Some(Some(r)) => {
@@ -414,6 +613,35 @@ impl Fold<'_> {
                 }
                 Some(None) => self.overlay.remove(keys::recipient(n)),
                 None => {}
+            }
+        }
+        for (n, held) in std::mem::take(&mut self.held) {
+            if let (Some((entries, before)), true) = (&held.entries, held.entries_changed) {
+                if entries.is_empty() {
+                    self.overlay.remove(keys::entries_of(n));
+                } else {
+                    self.overlay.put(keys::entries_of(n), entries_bytes(entries)?);
+                }
+                let after = markers_of(n, entries);
+                for k in before.difference(&after) {
+                    self.overlay.remove(k.clone());
+                }
+                for k in after.difference(before) {
+                    self.overlay.put(k.clone(), Vec::new());
+                }
+            }
+            if let (Some(fees), true) = (&held.fees, held.fees_changed) {
+                self.overlay.put(keys::fees_of(n), fees_bytes(fees)?);
+            }
+            if let Some(before) = &held.index_before {
+                let now = self.cache.get(&n).and_then(Option::as_ref);
+                let after = self.index_keys(n, now);
+                for k in before.difference(&after) {
+                    self.overlay.remove(k.clone());
+                }
+                for k in after.difference(before) {
+                    self.overlay.put(k.clone(), Vec::new());
+                }
             }
         }
         Ok(())

@@ -195,9 +195,28 @@ pub fn open_sled(config: &sled::Config) -> Result<sled::Db, sled::Error> {
     }
 }
 
+/// The page cache sled may take per open store by default, in bytes (sled's own default is
+/// 1 GiB, which a register of a million recipients fills and overshoots).
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
+/// The page cache of stores opened from now on (see [`set_cache_bytes`]).
+static CACHE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DEFAULT_CACHE_BYTES);
+
+/// Sets the page cache, in bytes, of every store this process opens from now on (at least
+/// 8 MiB): the operator's memory setting (`--log-cache-mib`).
+pub fn set_cache_bytes(bytes: u64) {
+    CACHE_BYTES.store(bytes.max(8 << 20), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The page cache, in bytes, stores are opened with.
+pub fn cache_bytes() -> u64 {
+    CACHE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
     remove_incomplete_snapshots(&sled_dir(dir))?;
-    let db = open_sled(&sled::Config::new().path(sled_dir(dir)).mode(sled::Mode::HighThroughput))?;
+    let config = sled::Config::new().path(sled_dir(dir)).mode(sled::Mode::HighThroughput).cache_capacity(cache_bytes());
+    let db = open_sled(&config)?;
     let tree = db.open_tree("ledger")?;
     Ok((db, tree))
 }

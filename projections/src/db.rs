@@ -1,0 +1,177 @@
+//! The read models' engine: one redb file (`DATA/readmodel/register.redb`), chosen by the spike
+//! of ARCHITECTURE.md ("Read-model engine"): a page cache of a size we set (its memory does not
+//! grow with the file), a safe API, a stable file format, snapshot reads that never block the
+//! writer.
+//!
+//! Two tables: `register` (the byte keys of [`crate::keys`] and their values) and `meta` (the
+//! keyed-hash secret of the My Number index, kept when the register is emptied). Every write is
+//! one transaction; commits during a catch-up are not synced, the last one is (see
+//! [`Db::apply`]): after a crash the file opens at the last synced commit, whose checkpoint says
+//! where to catch up from.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Durability, ReadableDatabase, TableDefinition};
+
+use crate::ProjectionError;
+
+const REGISTER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("register");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Default page cache of the read models, in bytes.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ProjectionError {
+            fn from(e: $t) -> Self {
+                ProjectionError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// The read models' database; clones share it.
+#[derive(Clone)]
+pub(crate) struct Db {
+    inner: Arc<redb::Database>,
+}
+
+/// Keys and values in key order, read from a snapshot.
+pub(crate) type Scan = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), ProjectionError>>>;
+
+/// One write: `None` removes the key.
+pub(crate) type Write = (Vec<u8>, Option<Vec<u8>>);
+
+impl Db {
+    /// Opens (or creates) the file at `path` with a page cache of `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Db, ProjectionError> {
+        let db = redb::Builder::new().set_cache_size(cache_bytes).create(path)?;
+        Db::init(db)
+    }
+
+    /// A database in memory, gone when dropped.
+    pub fn temporary() -> Result<Db, ProjectionError> {
+        let db =
+            redb::Builder::new().set_cache_size(16 << 20).create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Db::init(db)
+    }
+
+    fn init(db: redb::Database) -> Result<Db, ProjectionError> {
+        let tx = db.begin_write()?;
+        tx.open_table(REGISTER)?;
+        tx.open_table(META)?;
+        tx.commit()?;
+        Ok(Db { inner: Arc::new(db) })
+    }
+
+    /// A consistent view of the register as of the last commit.
+    pub fn view(&self) -> Result<View, ProjectionError> {
+        let tx = self.inner.begin_read()?;
+        Ok(View { table: tx.open_table(REGISTER)? })
+    }
+
+    /// One value, as of the last commit.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        self.view()?.get(key)
+    }
+
+    /// A value of the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, ProjectionError> {
+        let tx = self.inner.begin_read()?;
+        let t = tx.open_table(META)?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Sets a value of the `meta` table (durably).
+    pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), ProjectionError> {
+        let tx = self.inner.begin_write()?;
+        tx.open_table(META)?.insert(key, value)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies `writes` as one transaction; `durable` syncs it (and every earlier one) to disk.
+    /// A commit that is not durable is atomic all the same: after a crash the file holds the
+    /// last durable commit, whole.
+    pub fn apply(&self, writes: impl IntoIterator<Item = Write>, durable: bool) -> Result<(), ProjectionError> {
+        let mut tx = self.inner.begin_write()?;
+        if durable {
+            // Stores the allocator's state with the commit, so that opening after a crash does
+            // not walk the whole file to rebuild it.
+            tx.set_quick_repair(true);
+        } else {
+            tx.set_durability(Durability::None)?;
+        }
+        {
+            let mut t = tx.open_table(REGISTER)?;
+            for (k, v) in writes {
+                match v {
+                    Some(v) => {
+                        t.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    None => {
+                        t.remove(k.as_slice())?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Empties the register (not `meta`), durably.
+    pub fn clear(&self) -> Result<(), ProjectionError> {
+        let mut tx = self.inner.begin_write()?;
+        tx.set_quick_repair(true);
+        tx.delete_table(REGISTER)?;
+        tx.open_table(REGISTER)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A read-only snapshot of the register.
+pub(crate) struct View {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl View {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ProjectionError> {
+        Ok(self.table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn contains(&self, key: &[u8]) -> Result<bool, ProjectionError> {
+        Ok(self.table.get(key)?.is_some())
+    }
+
+    /// Every key starting with `prefix` and its value, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan, ProjectionError> {
+        let prefix = prefix.to_vec();
+        let range = self.table.range::<&[u8]>(prefix.as_slice()..)?;
+        Ok(Box::new(
+            range
+                .map(|item| item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())).map_err(ProjectionError::from))
+                .take_while(move |item| match item {
+                    Ok((k, _)) => k.starts_with(&prefix),
+                    Err(_) => true,
+                }),
+        ))
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> Result<Scan, ProjectionError> {
+        self.scan_prefix(&[])
+    }
+}
