@@ -1,6 +1,7 @@
 //! The bulk rebuild (一括再構築): the register from position 1 as one job, not event by event.
 //!
-//! 1. **Read** the log once, in order. Recipient events go to partitions of
+//! 1. **Read** the log once, its two halves at once (each by its own thread, each in order).
+//!    Recipient events go to partitions of
 //!    [`PARTITION_RECIPIENTS`] consecutive recipient numbers, kept in memory and spilled to
 //!    owner-only files in the read-model directory above [`SPILL_BYTES`]; configurations and
 //!    PMH batches are kept in position order.
@@ -69,8 +70,16 @@ struct System {
     positions: Vec<u64>,
 }
 
-/// A partition's events: in memory, and spilled to a file above [`SPILL_BYTES`].
+/// A partition's events: from each stretch of the log in order, those spilled to a file, then
+/// those still in memory.
+#[derive(Default)]
 struct Partition {
+    pieces: Vec<Piece>,
+}
+
+/// What one stretch of the log holds of a partition.
+#[derive(Default)]
+struct Piece {
     mem: Vec<u8>,
     file: Option<(PathBuf, File)>,
 }
@@ -135,65 +144,69 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> ProjectionError + '_ {
     move |e| ProjectionError::Db(format!("rebuild: {what}: {e}"))
 }
 
-/// Splits the log up to `to` into partitions; returns them, the system events and the hash at
-/// `to`.
-fn read(
+/// What a reader of one stretch of the log found.
+#[derive(Default)]
+struct Stretch {
+    parts: BTreeMap<u64, Piece>,
+    /// Configurations with their positions.
+    configs: Vec<(u64, String, Config)>,
+    /// Batches: position, batch number, upload day, batch.
+    batches: Vec<(u64, u64, chrono::NaiveDate, PmhBatch)>,
+    /// The hash of its last event.
+    last: Option<Hash>,
+}
+
+/// Reads positions `from..=to` of the log (`tag` names its spill files).
+fn read_stretch(
     store: &Store,
-    to: Position,
+    (from, to): (u64, u64),
     (spill_dir, spill_bytes): (Option<&Path>, usize),
-    progress: Progress<'_>,
-) -> Result<(Vec<Partition>, System, Hash), ProjectionError> {
-    let mut parts: BTreeMap<u64, Partition> = BTreeMap::new();
-    let mut system = System { configs: Vec::new(), batches: BTreeMap::new(), positions: Vec::new() };
+    tag: usize,
+    progress: Option<Progress<'_>>,
+) -> Result<Stretch, ProjectionError> {
+    let mut out = Stretch::default();
+    let mut progress = progress;
     let mut held = 0usize;
-    let mut last = Hash::default();
-    for item in store.read_from(Position(1)) {
+    if from > to {
+        return Ok(out);
+    }
+    for item in store.read_from(Position(from)) {
         let e = item?;
-        if e.position > to {
+        if e.position.0 > to {
             break;
         }
-        last = e.hash;
-        if e.position.0.is_multiple_of(100_000) {
-            progress(e.position.0, to.0);
+        out.last = Some(e.hash);
+        if let Some(p) = progress.as_mut()
+            && e.position.0.is_multiple_of(100_000)
+        {
+            p(e.position.0.saturating_mul(READERS).min(to), to);
         }
         let at = |why: String| ProjectionError::Event { position: e.position.0, reason: why };
         match (e.stream.as_str(), e.event_type.as_str()) {
             ("config", CONFIGURATION_SET) => {
                 let text = codec::decode_configuration(e.schema_version, &e.payload).map_err(|x| at(x.to_string()))?;
                 let config = Config::from_toml(&text).map_err(|x| at(x.to_string()))?;
-                system.configs.push((text, config));
+                out.configs.push((e.position.0, text, config));
             }
             ("pmh", PMH_BATCH_EXPORTED) => {
                 let batch = codec::decode_pmh_batch(e.schema_version, &e.payload).map_err(|x| at(x.to_string()))?;
-                let config = system.configs.len().checked_sub(1);
-                system.positions.push(e.position.0);
-                let list = system.batches.entry(batch.program.as_str().to_owned()).or_default();
-                if batch.mode == PmhMode::Full {
-                    list.full.push(list.all.len());
-                }
-                list.all.push(BatchAt {
-                    position: e.position.0,
-                    number: e.stream_version,
-                    uploaded: e.effective,
-                    batch,
-                    config,
-                });
+                out.batches.push((e.position.0, e.stream_version, e.effective, batch));
             }
             (stream, _) => {
                 let Some(n) = recipient_number(stream) else { continue };
-                let part = parts.entry(n / PARTITION_RECIPIENTS).or_insert(Partition { mem: Vec::new(), file: None });
-                let before = part.mem.len();
-                spill(&mut part.mem, n, &e);
-                held += part.mem.len() - before;
+                let piece = out.parts.entry(n / PARTITION_RECIPIENTS).or_default();
+                let before = piece.mem.len();
+                spill(&mut piece.mem, n, &e);
+                held += piece.mem.len() - before;
                 if held > spill_bytes
                     && let Some(dir) = spill_dir
                 {
-                    for (i, part) in parts.iter_mut() {
-                        if part.mem.is_empty() {
+                    for (i, piece) in out.parts.iter_mut() {
+                        if piece.mem.is_empty() {
                             continue;
                         }
-                        if part.file.is_none() {
-                            let path = dir.join(format!("part-{i}"));
+                        if piece.file.is_none() {
+                            let path = dir.join(format!("part-{tag}-{i}"));
                             let file = File::options()
                                 .read(true)
                                 .write(true)
@@ -201,17 +214,63 @@ fn read(
                                 .truncate(true)
                                 .open(&path)
                                 .map_err(io("spill file"))?;
-                            part.file = Some((path, file));
+                            piece.file = Some((path, file));
                         }
-                        if let Some((_, f)) = &mut part.file {
-                            f.write_all(&part.mem).map_err(io("spill"))?;
+                        if let Some((_, f)) = &mut piece.file {
+                            f.write_all(&piece.mem).map_err(io("spill"))?;
                         }
-                        part.mem = Vec::new();
+                        piece.mem = Vec::new();
                     }
                     held = 0;
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// Stretches of the log read at once, each by its own thread.
+const READERS: u64 = 2;
+
+/// Splits the log up to `to` into partitions, reading its halves at once; returns them, the
+/// system events and the hash at `to`.
+fn read(
+    store: &Store,
+    to: Position,
+    spill: (Option<&Path>, usize),
+    progress: Progress<'_>,
+) -> Result<(Vec<Partition>, System, Hash), ProjectionError> {
+    let share = (spill.0, spill.1 / READERS as usize);
+    let mid = to.0 / READERS;
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(move || read_stretch(store, (mid + 1, to.0), share, 1, None));
+        let first = read_stretch(store, (1, mid), share, 0, Some(progress));
+        let second = second.join().unwrap_or_else(|_| Err(ProjectionError::Db("rebuild: a reader failed".into())));
+        (first, second)
+    });
+    let (first, second) = (first?, second?);
+    let last = second.last.or(first.last).unwrap_or_default();
+    let mut parts: BTreeMap<u64, Partition> = BTreeMap::new();
+    for stretch_parts in [first.parts, second.parts] {
+        for (i, piece) in stretch_parts {
+            parts.entry(i).or_default().pieces.push(piece);
+        }
+    }
+    let mut system = System { configs: Vec::new(), batches: BTreeMap::new(), positions: Vec::new() };
+    let mut config_positions = Vec::new();
+    for (position, text, config) in first.configs.into_iter().chain(second.configs) {
+        config_positions.push(position);
+        system.configs.push((text, config));
+    }
+    for (position, number, uploaded, batch) in first.batches.into_iter().chain(second.batches) {
+        // The configuration in force: the last one recorded before the batch.
+        let config = config_positions.partition_point(|p| *p < position).checked_sub(1);
+        system.positions.push(position);
+        let list = system.batches.entry(batch.program.as_str().to_owned()).or_default();
+        if batch.mode == PmhMode::Full {
+            list.full.push(list.all.len());
+        }
+        list.all.push(BatchAt { position, number, uploaded, batch, config });
     }
     Ok((parts.into_values().collect(), system, last))
 }
@@ -224,12 +283,16 @@ type EventAt = (u64, u64, usize, usize);
 /// sorted by recipient and position.
 fn events_of(part: &mut Partition) -> Result<(Vec<u8>, Vec<EventAt>), ProjectionError> {
     let mut bytes = Vec::new();
-    if let Some((path, file)) = part.file.take() {
-        drop(file);
-        BufReader::new(File::open(&path).map_err(io("spill file"))?).read_to_end(&mut bytes).map_err(io("spill"))?;
-        std::fs::remove_file(&path).map_err(io("spill file"))?;
+    for piece in &mut part.pieces {
+        if let Some((path, file)) = piece.file.take() {
+            drop(file);
+            BufReader::new(File::open(&path).map_err(io("spill file"))?)
+                .read_to_end(&mut bytes)
+                .map_err(io("spill"))?;
+            std::fs::remove_file(&path).map_err(io("spill file"))?;
+        }
+        bytes.append(&mut piece.mem);
     }
-    bytes.append(&mut part.mem);
     let bad = || ProjectionError::Corrupt("rebuild: a spilled event is unreadable".into());
     let mut index = Vec::new();
     let mut at = 0usize;

@@ -63,11 +63,13 @@ impl FeeVersion {
 pub(crate) type FeeHistory = Vec<(u64, FeeVersion)>;
 
 pub(crate) fn fees_bytes(h: &Fees) -> Result<Vec<u8>, ProjectionError> {
-    bincode::serde::encode_to_vec(h, bincode::config::standard()).map_err(|e| ProjectionError::Corrupt(e.to_string()))
+    bincode::serde::encode_to_vec(h, bincode::config::standard())
+        .map(|raw| crate::packed::pack(&raw))
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
 pub(crate) fn fees_from(bytes: &[u8]) -> Result<Fees, ProjectionError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    bincode::serde::decode_from_slice(&crate::packed::unpack(bytes)?, bincode::config::standard())
         .map(|(h, _)| h)
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }

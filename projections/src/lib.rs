@@ -23,6 +23,7 @@ pub mod fee;
 pub mod fee_report;
 mod keyed;
 mod keys;
+mod packed;
 pub mod pdf;
 pub mod pmh;
 pub mod query;
@@ -39,7 +40,7 @@ pub use db::DEFAULT_CACHE_BYTES;
 pub use register::{Entry, recipient_number};
 
 /// Format of the projection's data; a different stored format triggers a rebuild.
-pub const FORMAT: &str = concat!("daicho-register-6/snapshot-", "2");
+pub const FORMAT: &str = concat!("daicho-register-7/snapshot-", "2");
 
 /// Events per atomic commit during catch-up.
 pub const CHUNK_EVENTS: usize = 10_000;

@@ -127,7 +127,7 @@ impl Reader {
     pub fn recipient(&self, n: u64) -> Result<Option<Recipient>, ProjectionError> {
         match self.db.get(&keys::recipient(n))? {
             None => Ok(None),
-            Some(bytes) => daicho_domain::codec::snapshot::decode_recipient(&bytes)
+            Some(bytes) => daicho_domain::codec::snapshot::decode_recipient(&crate::packed::unpack(&bytes)?)
                 .map(Some)
                 .map_err(|e| ProjectionError::Corrupt(e.to_string())),
         }

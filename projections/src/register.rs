@@ -25,6 +25,7 @@ use crate::db::Db;
 use crate::fee::{FeeHistory, FeeVersion, fees_bytes, fees_from};
 use crate::keyed::hmac_sha256;
 use crate::keys;
+use crate::packed::{pack, unpack};
 use crate::pmh::{CapForms, PmhRecord, records_with, validate};
 
 /// Recipients held above which applying a PMH batch writes a part (see `apply_batch`).
@@ -77,11 +78,13 @@ pub(crate) type Entries = BTreeMap<u32, Entry>;
 pub(crate) type Fees = BTreeMap<u32, FeeHistory>;
 
 pub(crate) fn entries_bytes(e: &Entries) -> Result<Vec<u8>, ProjectionError> {
-    bincode::serde::encode_to_vec(e, bincode::config::standard()).map_err(|e| ProjectionError::Corrupt(e.to_string()))
+    bincode::serde::encode_to_vec(e, bincode::config::standard())
+        .map(|raw| pack(&raw))
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
 pub(crate) fn entries_from(bytes: &[u8]) -> Result<Entries, ProjectionError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    bincode::serde::decode_from_slice(&unpack(bytes)?, bincode::config::standard())
         .map(|(e, _)| e)
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
@@ -247,7 +250,8 @@ impl Fold<'_> {
         match self.overlay.get(self.db, &keys::recipient(n))? {
             None => Ok(None),
             Some(bytes) => Ok(Some(
-                codec::snapshot::decode_recipient(&bytes).map_err(|x| ProjectionError::Corrupt(x.to_string()))?,
+                codec::snapshot::decode_recipient(&unpack(&bytes)?)
+                    .map_err(|x| ProjectionError::Corrupt(x.to_string()))?,
             )),
         }
     }
@@ -337,6 +341,11 @@ impl Fold<'_> {
         hmac_sha256(self.secret, n.reveal().as_bytes())
     }
 
+    /// Says recipient `n`'s entries changed: they are written at the commit.
+    fn entries_changed(&mut self, n: u64) {
+        self.held.entry(n).or_default().entries_changed = true;
+    }
+
     /// The entries of recipient `n`, loaded on first use since the last commit.
     fn entries_mut(&mut self, n: u64) -> Result<&mut Entries, ProjectionError> {
         let loaded = self.held.get(&n).is_some_and(|h| h.entries.is_some());
@@ -349,7 +358,6 @@ impl Fold<'_> {
             self.held.entry(n).or_default().entries = Some((entries, markers));
         }
         let held = self.held.entry(n).or_default();
-        held.entries_changed = true;
         match &mut held.entries {
             Some((entries, _)) => Ok(entries),
             None => Err(ProjectionError::Corrupt("entries not loaded".into())),
@@ -477,6 +485,7 @@ impl Fold<'_> {
             None => BTreeMap::new(),
         };
         let entries = self.entries_mut(n)?;
+        let mut changed = false;
         for span in stale {
             let mut current = records.remove(&span);
             if let (Some(record), Some([name, kana, address])) = (current.as_mut(), frozen.get(&span)) {
@@ -488,18 +497,24 @@ impl Fold<'_> {
                 Some(entry) => {
                     if entry.current != current {
                         entry.current = current;
+                        changed = true;
                     }
                     if entry.current.is_none() && entry.exported.is_none() {
                         entries.remove(&span);
+                        changed = true;
                     }
                 }
                 None => {
                     if let Some(record) = current {
                         let program = record.program.clone();
                         entries.insert(span, Entry { program, current: Some(record), exported: None });
+                        changed = true;
                     }
                 }
             }
+        }
+        if changed {
+            self.entries_changed(n);
         }
         Ok(())
     }
@@ -552,10 +567,12 @@ impl Fold<'_> {
             self.materialize(n)?;
             let mut fees = Vec::new();
             let entries = self.entries_mut(n)?;
+            let mut changed = false;
             for (span, entry) in entries.iter_mut() {
                 if entry.program != program_key || !(entry.pending() || (full && entry.current.is_some())) {
                     continue;
                 }
+                let before = (entry.exported.is_some(), entry.pending());
                 let had = entry.exported.is_some();
                 match &entry.current {
                     // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
@@ -570,6 +587,7 @@ impl Fold<'_> {
                     // Held back from a diff or a resend: PMH keeps what it had.
                     Some(_) => continue,
                 }
+                changed |= before != (entry.exported.is_some(), entry.pending());
                 if !had && entry.exported.is_some() {
                     // From this batch on PMH has the record: it counts for the fee.
                     fees.push((*span, FeeVersion::Exported));
@@ -578,7 +596,11 @@ impl Fold<'_> {
                     fees.push((*span, FeeVersion::Unexported { on: codec::date_to_days(uploaded) }));
                 }
             }
+            let count = entries.len();
             entries.retain(|_, e| e.current.is_some() || e.exported.is_some());
+            if changed || entries.len() != count {
+                self.entries_changed(n);
+            }
             self.push_fees(n, position, fees)?;
         }
         if only.is_none() {
@@ -609,7 +631,7 @@ impl Fold<'_> {
                 Some(Some(r)) => {
                     let bytes =
                         codec::snapshot::encode_recipient(r).map_err(|x| ProjectionError::Corrupt(x.to_string()))?;
-                    self.overlay.put(keys::recipient(n), bytes);
+                    self.overlay.put(keys::recipient(n), pack(&bytes));
                 }
                 Some(None) => self.overlay.remove(keys::recipient(n)),
                 None => {}
