@@ -78,7 +78,7 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 }
 
 /// A file's writer that is finished (made durable) once what it holds is to be kept.
-pub trait FinishFile: Write + Sized {
+pub trait FinishFile: Write + Send + Sized {
     /// Makes the content durable (a file: flushed and fsynced).
     fn finish_file(self) -> std::io::Result<Self>;
     /// Throws the content away (a file is removed).

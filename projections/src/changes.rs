@@ -10,6 +10,7 @@ use daicho_domain::config::Config;
 use daicho_domain::state::Recipient;
 
 use crate::pmh::{HoldReason, PmhRecord, program_of, records_of, validate};
+use crate::register::Entry;
 use crate::{ProjectionError, Projections};
 
 /// How a record changes.
@@ -106,7 +107,7 @@ impl Projections {
         for record in &after_records {
             let entry = entries.iter().find(|(span, _)| *span == record.span).map(|(_, e)| e);
             let before = entry.and_then(|e| e.current.as_ref());
-            let exported = entry.and_then(|e| e.exported.as_ref());
+            let exported = entry.and_then(Entry::exported);
             let (kind, fields) = match before {
                 None => (ChangeKind::New, Vec::new()),
                 Some(b) if b == record => continue,
@@ -138,7 +139,7 @@ impl Projections {
                 fields: Vec::new(),
                 valid_from: before.valid_from.clone(),
                 valid_to: before.valid_to.clone(),
-                sent: entry.exported.is_some(),
+                sent: entry.exported().is_some(),
                 held: Vec::new(),
             });
         }

@@ -19,12 +19,10 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 
 use crate::db::Db;
-use crate::pmh::{
-    CsvWriter, HoldReason, JsonWriter, Outgoing, PmhRecord, csv_document, csv_header, csv_row, unrepresentable,
-    validate,
-};
+use crate::pmh::{HoldReason, Outgoing, PmhRecord, csv_document, unrepresentable, validate};
 use crate::query::Reader;
 use crate::register::{Entry, entries_from};
+use crate::render::FilesWriter;
 use crate::{ProjectionError, Projections, keys};
 
 /// A record held back, named without personal data.
@@ -118,6 +116,10 @@ pub fn file_names(program: &ProgramKey, mode: PmhMode, from_position: u64, to_po
     [format!("{base}.json"), format!("{base}.csv")]
 }
 
+/// Records per chunk handed from the scan to the renderer, and chunks in flight.
+const RENDER_CHUNK: usize = 1024;
+const RENDER_QUEUE: usize = 8;
+
 /// A writer that counts and hashes (SHA-256) what passes through it.
 pub struct Hashing<W> {
     inner: W,
@@ -184,7 +186,7 @@ fn scan(
     db: &Db,
     program: &Program,
     mode: PmhMode,
-    each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
+    each: &mut dyn FnMut(PmhRecord, bool) -> Result<(), ProjectionError>,
 ) -> Result<Scanned, ProjectionError> {
     let key = program.key.as_str();
     let replacing = replaces(program, mode);
@@ -209,11 +211,12 @@ fn scan(
             let Some(n) = keys::tail_recipient(&k) else { continue };
             let Some(bytes) = view.get(&keys::entries_of(n))? else { continue };
             for entry in entries_from(&bytes)?.into_values().filter(|e| e.program == key && visits(e)) {
-                match (entry.current, entry.exported) {
+                let (current, exported, withdrawn) = entry.into_parts();
+                match (current, withdrawn) {
                     // The full pass over pending records is for withdrawals only: current ones
                     // were visited with the active records.
                     (Some(_), _) if withdrawn_only => {}
-                    (Some(current), exported) => {
+                    (Some(current), _) => {
                         let reasons = validate(&current, Some(program));
                         if reasons.is_empty() {
                             for (field, characters) in unrepresentable(&current) {
@@ -223,10 +226,10 @@ fn scan(
                                     characters,
                                 });
                             }
-                            each(&current, false)?;
+                            each(current, false)?;
                             out.records = out.records.saturating_add(1);
                         } else {
-                            if replacing && exported.is_some() {
+                            if replacing && exported {
                                 out.dropped = out.dropped.saturating_add(1);
                             }
                             out.held_back.push(Held {
@@ -238,8 +241,8 @@ fn scan(
                         }
                     }
                     (None, Some(_)) if replacing => out.dropped = out.dropped.saturating_add(1),
-                    (None, Some(exported)) => {
-                        each(&exported, true)?;
+                    (None, Some(withdrawn)) => {
+                        each(withdrawn, true)?;
                         out.records = out.records.saturating_add(1);
                         out.deleted = out.deleted.saturating_add(1);
                     }
@@ -274,7 +277,7 @@ impl Projections {
         &self,
         program: &Program,
         mode: PmhMode,
-        each: &mut dyn FnMut(&PmhRecord, bool) -> Result<(), ProjectionError>,
+        each: &mut dyn FnMut(PmhRecord, bool) -> Result<(), ProjectionError>,
     ) -> Result<Scanned, ProjectionError> {
         scan(self.db(), program, mode, each)
     }
@@ -290,7 +293,7 @@ impl Projections {
     /// order. When there is nothing to send the batch has no files and the writers hold
     /// incomplete documents: the caller throws them away. The projection must be caught up
     /// exactly to `to_position`.
-    pub fn write_batch<W: Write>(
+    pub fn write_batch<W: Write + Send>(
         &self,
         config: &Config,
         program: &Program,
@@ -300,17 +303,43 @@ impl Projections {
     ) -> Result<(Batch, Vec<(String, W)>), ProjectionError> {
         let from_position = self.last_batch(program.key.as_str())?.map_or(0, |(to, _)| to);
         let [json_name, csv_name] = file_names(&program.key, mode, from_position, to_position);
-        let mut json = JsonWriter::new(Hashing::new(open(&json_name).map_err(io_err)?)).map_err(io_err)?;
-        let mut csv = CsvWriter::new(Hashing::new(open(&csv_name).map_err(io_err)?)).map_err(io_err)?;
-        csv.row(&csv_header(program)).map_err(io_err)?;
+        let json = Hashing::new(open(&json_name).map_err(io_err)?);
+        let csv = Hashing::new(open(&csv_name).map_err(io_err)?);
         let eras = &config.eras;
-        let scanned = self.scan(program, mode, &mut |record, deleted| {
-            let o = Outgoing { record, deleted };
-            json.record(&o, program, eras).map_err(io_err)?;
-            csv.row(&csv_row(&o, program, eras)).map_err(io_err)
-        })?;
-        let (mut json, json_sha, json_len) = json.finish().map_err(io_err)?.done();
-        let (mut csv, csv_sha, csv_len) = csv.finish().done();
+        // Reading the register and rendering the files take about as long as each other: the
+        // scan runs here and a second thread renders, records passed in chunks.
+        let (scanned, written) = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(PmhRecord, bool)>>(RENDER_QUEUE);
+            let renderer = s.spawn(move || {
+                let mut files = FilesWriter::new(program, eras, json, csv);
+                for chunk in rx {
+                    for (record, deleted) in &chunk {
+                        files.record(&Outgoing { record, deleted: *deleted })?;
+                    }
+                }
+                files.finish()
+            });
+            let mut chunk = Vec::with_capacity(RENDER_CHUNK);
+            let mut scanned = self.scan(program, mode, &mut |record, deleted| {
+                chunk.push((record, deleted));
+                if chunk.len() >= RENDER_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(RENDER_CHUNK));
+                    // The renderer stopped on an error: it is reported below.
+                    tx.send(full).map_err(|_| ProjectionError::Corrupt("the renderer stopped".into()))?;
+                }
+                Ok(())
+            });
+            if scanned.is_ok() && !chunk.is_empty() && tx.send(chunk).is_err() {
+                scanned = Err(ProjectionError::Corrupt("the renderer stopped".into()));
+            }
+            drop(tx);
+            let written = renderer.join().map_err(|_| ProjectionError::Corrupt("the renderer panicked".into()));
+            (scanned, written)
+        });
+        let (json, csv) = written?.map_err(io_err)?;
+        let scanned = scanned?;
+        let (mut json, json_sha, json_len) = json.done();
+        let (mut csv, csv_sha, csv_len) = csv.done();
         json.flush().map_err(io_err)?;
         csv.flush().map_err(io_err)?;
         // A full replacement that would leave PMH with records the ledger no longer sends is sent

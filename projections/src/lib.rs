@@ -28,6 +28,7 @@ pub mod pdf;
 pub mod pmh;
 pub mod query;
 mod register;
+pub mod render;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,7 +41,7 @@ pub use db::DEFAULT_CACHE_BYTES;
 pub use register::{Entry, recipient_number};
 
 /// Format of the projection's data; a different stored format triggers a rebuild.
-pub const FORMAT: &str = concat!("daicho-register-7/snapshot-", "2");
+pub const FORMAT: &str = concat!("daicho-register-8/snapshot-", "2");
 
 /// Events per atomic commit during catch-up.
 pub const CHUNK_EVENTS: usize = 10_000;

@@ -13,7 +13,6 @@ use daicho_domain::certificate::{CapUnit, CopayCap};
 use daicho_domain::config::{Config, FaceItem, Program, ProgramKey};
 use daicho_domain::ids::{HistoryKey, RecipientId, SpanNo};
 use daicho_domain::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
-use daicho_domain::period::PMH_OPEN_END;
 use daicho_domain::state::{Certificate, Recipient};
 use daicho_domain::text::pmh_unrepresentable;
 use serde::{Deserialize, Serialize};
@@ -299,6 +298,7 @@ pub fn unrepresentable(record: &PmhRecord) -> Vec<(&'static str, Vec<String>)> {
     out
 }
 
+#[cfg(test)]
 /// `basicFiveInfo`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -310,6 +310,7 @@ struct BasicFiveInfo<'a> {
     sex: &'a str,
 }
 
+#[cfg(test)]
 /// `maxCopaymentAmount`, in the structure of PMH's common layout. **Provisional** key names (see
 /// [`COLUMNS`]); absent sub-items are left out.
 #[derive(Serialize)]
@@ -332,6 +333,7 @@ struct MaxCopayment<'a> {
     amount_per_visit: Option<i64>,
 }
 
+#[cfg(test)]
 /// One `certificationDetail` item.
 #[derive(Serialize)]
 pub struct Detail {
@@ -339,6 +341,7 @@ pub struct Detail {
     value: String,
 }
 
+#[cfg(test)]
 /// One record as PMH receives it, fields in the order of PMH.md.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -373,6 +376,7 @@ struct Wire<'a> {
     certification_detail: Vec<Detail>,
 }
 
+#[cfg(test)]
 fn wareki(eras: &EraTable, iso: &str) -> String {
     iso.parse::<NaiveDate>().ok().and_then(|d| eras.format(d).ok()).unwrap_or_else(|| iso.to_owned())
 }
@@ -423,6 +427,7 @@ pub fn card_column(label: &str) -> String {
 /// The card's title item, first in `certificationDetail`.
 pub const CARD_TITLE: &str = "受給者証名";
 
+#[cfg(test)]
 /// The card items (券面項目) of `record` under `program`'s certificate template, in print order:
 /// the card's title, then exactly the template's items (the notes and the contact only when
 /// the template has their text). An absent value is an empty string, so every line of a
@@ -445,7 +450,7 @@ pub fn details(record: &PmhRecord, program: &Program, eras: &EraTable) -> Vec<De
             FaceItem::Address => record.address.clone(),
             FaceItem::Validity => {
                 let from = wareki(eras, &record.valid_from);
-                if record.valid_to == PMH_OPEN_END.to_string() {
+                if record.valid_to == daicho_domain::period::PMH_OPEN_END.to_string() {
                     format!("{from}から")
                 } else {
                     format!("{from}から{}まで", wareki(eras, &record.valid_to))
@@ -469,7 +474,7 @@ pub fn details(record: &PmhRecord, program: &Program, eras: &EraTable) -> Vec<De
 
 /// A card item's name as PMH is sent it: the printed label, except 交付年月日, the name the
 /// Digital Agency uses for what the card prints as 交付日.
-fn card_label(item: FaceItem) -> &'static str {
+pub(crate) fn card_label(item: FaceItem) -> &'static str {
     match item {
         FaceItem::IssueDate => "交付年月日",
         other => other.label(),
@@ -504,6 +509,7 @@ pub struct Outgoing<'a> {
     pub deleted: bool,
 }
 
+#[cfg(test)]
 fn wire<'a>(o: &'a Outgoing<'a>, program: &'a Program, eras: &EraTable) -> Wire<'a> {
     let r = o.record;
     Wire {
@@ -546,42 +552,30 @@ fn wire<'a>(o: &'a Outgoing<'a>, program: &'a Program, eras: &EraTable) -> Wire<
 
 /// The records as the PMH JSON array: UTF-8, one compact record per line between `[` and `]`,
 /// final LF. (A valid JSON array; one line per record keeps files diffable and half the size of
-/// pretty-printing.) [`JsonWriter`] writes the same bytes record by record.
-pub fn to_json(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Result<Vec<u8>, serde_json::Error> {
-    let mut w = JsonWriter::new(Vec::with_capacity(records.len() * 1200 + 4)).map_err(serde_json::Error::io)?;
-    for o in records {
-        w.record(o, program, eras)?;
-    }
-    w.finish().map_err(serde_json::Error::io)
+/// pretty-printing.) [`crate::render::FilesWriter`] writes the same bytes record by record.
+pub fn to_json(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Vec<u8> {
+    in_memory(records, program, eras).0
 }
 
-/// Writes the PMH JSON array one record at a time (constant memory for any batch size).
-pub struct JsonWriter<W: std::io::Write> {
-    out: W,
-    first: bool,
+fn in_memory(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> (Vec<u8>, Vec<u8>) {
+    let mut w = crate::render::FilesWriter::new(program, eras, Vec::new(), Vec::new());
+    // Writing into memory cannot fail.
+    let written = records.iter().try_for_each(|o| w.record(o)).and_then(|()| w.finish());
+    written.unwrap_or_default()
 }
 
-impl<W: std::io::Write> JsonWriter<W> {
-    /// Starts the array.
-    pub fn new(mut out: W) -> std::io::Result<Self> {
-        out.write_all(b"[\n")?;
-        Ok(JsonWriter { out, first: true })
-    }
-
-    /// Appends one record.
-    pub fn record(&mut self, o: &Outgoing<'_>, program: &Program, eras: &EraTable) -> Result<(), serde_json::Error> {
-        if !self.first {
-            self.out.write_all(b",\n").map_err(serde_json::Error::io)?;
+#[cfg(test)]
+/// The structured definition of the JSON file, record by record: what [`to_json`] must write.
+fn reference_json(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Vec<u8> {
+    let mut out = b"[\n".to_vec();
+    for (i, o) in records.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",\n");
         }
-        self.first = false;
-        serde_json::to_writer(&mut self.out, &wire(o, program, eras))
+        serde_json::to_writer(&mut out, &wire(o, program, eras)).unwrap();
     }
-
-    /// Ends the array; returns the writer.
-    pub fn finish(mut self) -> std::io::Result<W> {
-        self.out.write_all(b"\n]\n")?;
-        Ok(self.out)
-    }
+    out.extend_from_slice(b"\n]\n");
+    out
 }
 
 /// One CSV field, quoted when it holds a comma, quote or line break.
@@ -610,14 +604,20 @@ pub fn csv_document(rows: &[Vec<String>]) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// The records as CSV: header, then one line per record. [`CsvWriter`] writes the same bytes
-/// record by record.
+/// The records as CSV: header, then one line per record (the bytes of [`csv_document`]).
 pub fn to_csv(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Vec<u8> {
+    in_memory(records, program, eras).1
+}
+
+#[cfg(test)]
+/// The structured definition of the CSV file: what [`to_csv`] must write.
+fn reference_csv(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -> Vec<u8> {
     let mut rows = vec![csv_header(program)];
     rows.extend(records.iter().map(|o| csv_row(o, program, eras)));
     csv_document(&rows)
 }
 
+#[cfg(test)]
 /// One record's CSV fields, in header order.
 pub fn csv_row(o: &Outgoing<'_>, program: &Program, eras: &EraTable) -> Vec<String> {
     let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
@@ -748,10 +748,9 @@ mod tests {
             issued: "2026-04-01".into(),
         };
         let o = Outgoing { record: &record, deleted: false };
-        let json: Vec<serde_json::Value> = serde_json::from_slice(
-            &to_json(&[Outgoing { record: &record, deleted: false }], program, &config.eras).unwrap(),
-        )
-        .unwrap();
+        let json: Vec<serde_json::Value> =
+            serde_json::from_slice(&to_json(&[Outgoing { record: &record, deleted: false }], program, &config.eras))
+                .unwrap();
         let mut found = Vec::new();
         paths(&json[0], "", &mut found);
         found.retain(|p| p != "certificationDetail");
@@ -777,6 +776,101 @@ mod tests {
         assert_eq!(cells, ["1", "医療費の2割", "5", "20", "30", "100", "5000", "300"]);
         let cap = &json[0]["maxCopaymentAmount"];
         assert_eq!((cap["burdenRatePerDay"].as_u64(), cap["amountPerVisit"].as_i64()), (Some(5), Some(300)));
+    }
+
+    /// Records with every optional item set and unset, texts needing escapes and quotes.
+    fn awkward_records(program: &Program) -> Vec<PmhRecord> {
+        let base = PmhRecord {
+            recipient: 12,
+            span: 3,
+            program: program.key.to_string(),
+            certificate: "K1".into(),
+            my_number: Some("123456789018".into()),
+            name: "桜 \"太郎\", 二世".into(),
+            kana: "サクラ\tタロウ".into(),
+            address: "さくら市本町1-2-3\r\n2階\\奥\u{1}".into(),
+            birth_date: "2018-05-05".into(),
+            sex: "1".into(),
+            not_disclosed: true,
+            payer_number: Some("88139993".into()),
+            recipient_number: "000123".into(),
+            income_segment: Some("A,\"B\"".into()),
+            designated: vec!["さくら病院".into(), "青葉\"医院\"".into(), "北,南".into()],
+            always_reimbursement: true,
+            copay: Some(PmhCap {
+                kind: "1".into(),
+                definition: Some("医療費の2割".into()),
+                rate: [Some(5), None, Some(30)],
+                yen: [None, Some(-5000), Some(300)],
+                card: "月額5,000円".into(),
+            }),
+            valid_from: "2026-04-01".into(),
+            valid_to: "9999-12-31".into(),
+            disease: Some("肢体不自由".into()),
+            issued: "2026-04-01".into(),
+        };
+        let mut out = vec![base.clone()];
+        out.push(PmhRecord {
+            my_number: None,
+            payer_number: None,
+            income_segment: None,
+            designated: vec![],
+            copay: None,
+            disease: None,
+            sex: "9".into(),
+            not_disclosed: false,
+            always_reimbursement: false,
+            valid_to: "2027-03-31".into(),
+            birth_date: "not a date".into(),
+            ..base.clone()
+        });
+        out.push(PmhRecord {
+            designated: vec!["ひとつ".into()],
+            copay: Some(PmhCap {
+                kind: "2".into(),
+                definition: None,
+                rate: [None; 3],
+                yen: [None; 3],
+                card: String::new(),
+            }),
+            birth_date: "1989-01-07".into(),
+            valid_from: "2019-04-30".into(),
+            valid_to: "2019-05-01".into(),
+            ..base
+        });
+        out
+    }
+
+    #[test]
+    fn the_renderer_writes_the_bytes_of_the_structured_definition() {
+        let config = Config::demo().unwrap();
+        let mut programs: Vec<Program> = config.programs().to_vec();
+        // A template with every item, notes and contact across lines.
+        let mut wide = programs[0].clone();
+        wide.certificate.items = FaceItem::ALL.to_vec();
+        wide.certificate.notes = "注意\n二行目".into();
+        wide.certificate.contact = "連絡先, \"窓口\"".into();
+        programs.push(wide);
+        for program in &programs {
+            let records = awkward_records(program);
+            let outgoing: Vec<Outgoing<'_>> =
+                records.iter().enumerate().map(|(i, record)| Outgoing { record, deleted: i % 2 == 1 }).collect();
+            for n in [0, 1, outgoing.len()] {
+                let some = &outgoing[..n];
+                assert_eq!(
+                    String::from_utf8(to_json(some, program, &config.eras)).unwrap(),
+                    String::from_utf8(reference_json(some, program, &config.eras)).unwrap(),
+                    "{}",
+                    program.key
+                );
+                assert_eq!(
+                    String::from_utf8(to_csv(some, program, &config.eras)).unwrap(),
+                    String::from_utf8(reference_csv(some, program, &config.eras)).unwrap(),
+                    "{}",
+                    program.key
+                );
+            }
+        }
     }
 
     #[test]

@@ -56,18 +56,83 @@ impl Overlay {
     }
 }
 
-/// A PMH entry: the record as it is now, and as PMH has it.
+/// A PMH entry: the record as it is now, and what PMH has of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub program: String,
     pub current: Option<PmhRecord>,
-    pub exported: Option<PmhRecord>,
+    sent: Sent,
+}
+
+/// What PMH has of an entry's record. One copy of a record when PMH has what the ledger has
+/// (the usual case after a batch); the content PMH has is kept apart only while it differs (a
+/// withdrawal is sent with it, `isDeleted: true`). The form is canonical (a function of the
+/// current record and PMH's), so folds that reach the same state store the same bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Sent {
+    /// PMH has nothing of it.
+    Nothing,
+    /// PMH has exactly the current record (there is one).
+    Current,
+    /// PMH has this record, which is not the current one.
+    Other(Box<PmhRecord>),
 }
 
 impl Entry {
+    /// A record PMH has never had.
+    pub(crate) fn new(program: String, current: PmhRecord) -> Entry {
+        Entry { program, current: Some(current), sent: Sent::Nothing }
+    }
+
+    /// The record as PMH has it.
+    pub fn exported(&self) -> Option<&PmhRecord> {
+        match &self.sent {
+            Sent::Nothing => None,
+            Sent::Current => self.current.as_ref(),
+            Sent::Other(r) => Some(r.as_ref()),
+        }
+    }
+
     /// The current content differs from what PMH has: the next batch of the program sends it.
     pub fn pending(&self) -> bool {
-        self.current != self.exported
+        match &self.sent {
+            Sent::Nothing => self.current.is_some(),
+            Sent::Current => false,
+            Sent::Other(r) => self.current.as_ref() != Some(r.as_ref()),
+        }
+    }
+
+    /// Sets the current record; what PMH has stays. Returns whether anything changed.
+    pub(crate) fn set_current(&mut self, new: Option<PmhRecord>) -> bool {
+        if self.current == new {
+            return false;
+        }
+        let old = std::mem::replace(&mut self.current, new);
+        self.sent = match std::mem::replace(&mut self.sent, Sent::Nothing) {
+            Sent::Current => old.map_or(Sent::Nothing, |r| Sent::Other(Box::new(r))),
+            Sent::Other(r) if self.current.as_ref() == Some(r.as_ref()) => Sent::Current,
+            other => other,
+        };
+        true
+    }
+
+    /// PMH now has the current record (nothing when there is none).
+    pub(crate) fn set_exported_current(&mut self) {
+        self.sent = if self.current.is_some() { Sent::Current } else { Sent::Nothing };
+    }
+
+    /// PMH no longer has anything of the record.
+    pub(crate) fn clear_exported(&mut self) {
+        self.sent = Sent::Nothing;
+    }
+
+    /// The current record, and what PMH has when that is another one (its withdrawal).
+    pub(crate) fn into_parts(self) -> (Option<PmhRecord>, bool, Option<PmhRecord>) {
+        match self.sent {
+            Sent::Nothing => (self.current, false, None),
+            Sent::Current => (self.current, true, None),
+            Sent::Other(r) => (self.current, true, Some(*r)),
+        }
     }
 }
 
@@ -495,11 +560,8 @@ impl Fold<'_> {
             }
             match entries.get_mut(&span) {
                 Some(entry) => {
-                    if entry.current != current {
-                        entry.current = current;
-                        changed = true;
-                    }
-                    if entry.current.is_none() && entry.exported.is_none() {
+                    changed |= entry.set_current(current);
+                    if entry.current.is_none() && entry.exported().is_none() {
                         entries.remove(&span);
                         changed = true;
                     }
@@ -507,7 +569,7 @@ impl Fold<'_> {
                 None => {
                     if let Some(record) = current {
                         let program = record.program.clone();
-                        entries.insert(span, Entry { program, current: Some(record), exported: None });
+                        entries.insert(span, Entry::new(program, record));
                         changed = true;
                     }
                 }
@@ -572,32 +634,29 @@ impl Fold<'_> {
                 if entry.program != program_key || !(entry.pending() || (full && entry.current.is_some())) {
                     continue;
                 }
-                let before = (entry.exported.is_some(), entry.pending());
-                let had = entry.exported.is_some();
+                let before = (entry.exported().is_some(), entry.pending());
+                let had = entry.exported().is_some();
                 match &entry.current {
                     // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
-                    None => entry.exported = None,
-                    Some(current) if validate(current, program).is_empty() => {
-                        if entry.exported.as_ref() != Some(current) {
-                            entry.exported = Some(current.clone());
-                        }
-                    }
+                    None => entry.clear_exported(),
+                    Some(current) if validate(current, program).is_empty() => entry.set_exported_current(),
                     // Held back from a full replacement: PMH drops what it had.
-                    Some(_) if replacing => entry.exported = None,
+                    Some(_) if replacing => entry.clear_exported(),
                     // Held back from a diff or a resend: PMH keeps what it had.
                     Some(_) => continue,
                 }
-                changed |= before != (entry.exported.is_some(), entry.pending());
-                if !had && entry.exported.is_some() {
+                let now = entry.exported().is_some();
+                changed |= before != (now, entry.pending());
+                if !had && now {
                     // From this batch on PMH has the record: it counts for the fee.
                     fees.push((*span, FeeVersion::Exported));
-                } else if had && entry.exported.is_none() && entry.current.is_some() {
+                } else if had && !now && entry.current.is_some() {
                     // PMH no longer has a record the ledger still has: it stops counting.
                     fees.push((*span, FeeVersion::Unexported { on: codec::date_to_days(uploaded) }));
                 }
             }
             let count = entries.len();
-            entries.retain(|_, e| e.current.is_some() || e.exported.is_some());
+            entries.retain(|_, e| e.current.is_some() || e.exported().is_some());
             if changed || entries.len() != count {
                 self.entries_changed(n);
             }
@@ -667,5 +726,66 @@ impl Fold<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(address: &str) -> PmhRecord {
+        PmhRecord {
+            recipient: 1,
+            span: 1,
+            program: "kodomo".into(),
+            certificate: "K1".into(),
+            my_number: None,
+            name: "桜 太郎".into(),
+            kana: "サクラ タロウ".into(),
+            address: address.into(),
+            birth_date: "2018-05-05".into(),
+            sex: "1".into(),
+            not_disclosed: false,
+            payer_number: None,
+            recipient_number: "000123".into(),
+            income_segment: None,
+            designated: Vec::new(),
+            always_reimbursement: false,
+            copay: None,
+            valid_from: "2026-04-01".into(),
+            valid_to: "2027-03-31".into(),
+            disease: None,
+            issued: "2026-04-01".into(),
+        }
+    }
+
+    #[test]
+    fn what_pmh_has_is_kept_once_and_in_one_form_whatever_the_path() {
+        let mut e = Entry::new("kodomo".into(), record("本町"));
+        assert!(e.pending() && e.exported().is_none());
+        e.set_exported_current();
+        assert!(!e.pending());
+        assert_eq!(e.exported(), Some(&record("本町")));
+        assert_eq!(e.sent, Sent::Current, "one copy when PMH has the current record");
+        // A move: PMH still has the old address, sent again by the next batch.
+        assert!(e.set_current(Some(record("青葉台"))));
+        assert!(e.pending());
+        assert_eq!(e.exported(), Some(&record("本町")));
+        // Moving back: nothing to send, and the same bytes as never having moved.
+        assert!(e.set_current(Some(record("本町"))));
+        assert!(!e.pending());
+        let mut never_moved = Entry::new("kodomo".into(), record("本町"));
+        never_moved.set_exported_current();
+        assert_eq!(
+            entries_bytes(&[(1, e.clone())].into()).unwrap(),
+            entries_bytes(&[(1, never_moved)].into()).unwrap()
+        );
+        assert!(!e.set_current(Some(record("本町"))), "no change");
+        // Withdrawn: PMH's record is kept for the isDeleted line.
+        assert!(e.set_current(None));
+        assert!(e.pending());
+        assert_eq!(e.clone().into_parts(), (None, true, Some(record("本町"))));
+        e.clear_exported();
+        assert!(!e.pending() && e.exported().is_none());
     }
 }

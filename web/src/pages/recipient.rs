@@ -182,12 +182,12 @@ pub fn view_of(user: &CurrentUser, loaded: &Loaded, channel: Channel) -> privacy
 
 fn pmh_status(entry: Option<&Entry>, config: &Config) -> (String, &'static str) {
     let Some(entry) = entry else { return ("—".into(), "muted") };
-    match (&entry.current, &entry.exported) {
+    match (&entry.current, entry.exported()) {
         (Some(c), Some(x)) if c == x => ("送信済み".into(), "ok"),
         (Some(c), _) => {
             let reasons = validate(c, daicho_projections::pmh::program_of(config, c));
             if reasons.is_empty() {
-                let what = if entry.exported.is_some() { "変更" } else { "新規" };
+                let what = if entry.exported().is_some() { "変更" } else { "新規" };
                 (format!("未送信の{what}（次回の連携で送信）"), "pending")
             } else {
                 let why: Vec<&str> = reasons.iter().map(|r| r.message()).collect();
