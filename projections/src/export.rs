@@ -195,7 +195,7 @@ fn scan(
     // skipped (a pending marker's pass visits pending entries, an active one's current ones).
     let pending = |e: &Entry| e.pending();
     let active = |e: &Entry| e.current.is_some();
-    type Pass<'a> = (Vec<u8>, bool, &'a dyn Fn(&Entry) -> bool);
+    type Pass<'a> = (Vec<u8>, bool, &'a (dyn Fn(&Entry) -> bool + Sync));
     let passes: Vec<Pass<'_>> = match mode {
         PmhMode::DiffHistory => vec![(keys::program_prefix(keys::DIRTY, key), false, &pending)],
         PmhMode::Full => vec![
@@ -205,12 +205,28 @@ fn scan(
     };
     let mut out = Scanned { records: 0, deleted: 0, dropped: 0, held_back: Vec::new(), warnings: Vec::new() };
     let view = db.view()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     for (prefix, withdrawn_only, visits) in passes {
-        for item in view.scan_prefix(&prefix)? {
-            let (k, _) = item?;
-            let Some(n) = keys::tail_recipient(&k) else { continue };
-            let Some(bytes) = view.get(&keys::entries_of(n))? else { continue };
-            for entry in entries_from(&bytes)?.into_values().filter(|e| e.program == key && visits(e)) {
+        let mut markers = view.scan_prefix(&prefix)?;
+        loop {
+            // A window of recipients read in key order, their entries decoded on all cores
+            // (decoding is most of a scan's work), then visited in order.
+            let mut stored: Vec<(u64, Vec<u8>)> = Vec::with_capacity(SCAN_WINDOW);
+            for item in markers.by_ref() {
+                let (k, _) = item?;
+                let Some(n) = keys::tail_recipient(&k) else { continue };
+                if let Some(bytes) = view.get(&keys::entries_of(n))? {
+                    stored.push((n, bytes));
+                }
+                if stored.len() >= SCAN_WINDOW {
+                    break;
+                }
+            }
+            if stored.is_empty() {
+                break;
+            }
+            let decoded = decode_window(&stored, threads, key, visits)?;
+            for (n, entry) in decoded {
                 let (current, exported, withdrawn) = entry.into_parts();
                 match (current, withdrawn) {
                     // The full pass over pending records is for withdrawals only: current ones
@@ -250,6 +266,44 @@ fn scan(
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// Recipients per window of a scan.
+const SCAN_WINDOW: usize = 4096;
+
+/// The entries of `program` that `visits` chooses, of each stored recipient, in order, decoded
+/// on up to `threads` threads.
+fn decode_window(
+    stored: &[(u64, Vec<u8>)],
+    threads: usize,
+    program: &str,
+    visits: &(dyn Fn(&Entry) -> bool + Sync),
+) -> Result<Vec<(u64, Entry)>, ProjectionError> {
+    let decode = |part: &[(u64, Vec<u8>)]| -> Result<Vec<(u64, Entry)>, ProjectionError> {
+        let mut out = Vec::new();
+        for (n, bytes) in part {
+            out.extend(
+                entries_from(bytes)?.into_values().filter(|e| e.program == program && visits(e)).map(|e| (*n, e)),
+            );
+        }
+        Ok(out)
+    };
+    if threads <= 1 || stored.len() < 64 {
+        return decode(stored);
+    }
+    let per_thread = stored.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<(u64, Entry)>, ProjectionError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = stored.chunks(per_thread).map(|part| s.spawn(move || decode(part))).collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(ProjectionError::Corrupt("a scan worker panicked".into()))))
+            .collect()
+    });
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend(part?);
     }
     Ok(out)
 }

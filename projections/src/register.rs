@@ -21,7 +21,7 @@ use daicho_store::{Envelope, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::ProjectionError;
-use crate::db::Db;
+use crate::db::{Db, Write};
 use crate::fee::{FeeHistory, FeeVersion, fees_bytes, fees_from};
 use crate::keyed::hmac_sha256;
 use crate::keys;
@@ -244,6 +244,95 @@ pub(crate) struct Fold<'a> {
     held: BTreeMap<u64, Held>,
     pub config: &'a mut Option<Config>,
     caps: CapForms,
+}
+
+/// A recipient's stored entries and fee histories (`E` and `V` values).
+type Stored = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// What a PMH batch does to the entries of its program.
+struct Settle<'p> {
+    program_key: &'p str,
+    program: Option<&'p daicho_domain::config::Program>,
+    /// A full replacement ([`crate::export::replaces`]).
+    replacing: bool,
+    full: bool,
+    uploaded: chrono::NaiveDate,
+}
+
+impl Settle<'_> {
+    /// PMH now has the current content of every record of the program the batch sent (a
+    /// pending one; with a full batch, every current one); held-back records keep what PMH had,
+    /// except from a full replacement. Returns whether the entries changed and the fee versions
+    /// that follow (from this batch on PMH has the record, or no longer has it).
+    fn entries(&self, entries: &mut Entries) -> (bool, Vec<(u32, FeeVersion)>) {
+        let mut fees = Vec::new();
+        let mut changed = false;
+        for (span, entry) in entries.iter_mut() {
+            if entry.program != self.program_key || !(entry.pending() || (self.full && entry.current.is_some())) {
+                continue;
+            }
+            let before = (entry.exported().is_some(), entry.pending());
+            let had = before.0;
+            match &entry.current {
+                // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
+                None => entry.clear_exported(),
+                Some(current) if validate(current, self.program).is_empty() => entry.set_exported_current(),
+                // Held back from a full replacement: PMH drops what it had.
+                Some(_) if self.replacing => entry.clear_exported(),
+                // Held back from a diff or a resend: PMH keeps what it had.
+                Some(_) => continue,
+            }
+            let now = entry.exported().is_some();
+            changed |= before != (now, entry.pending());
+            if !had && now {
+                // From this batch on PMH has the record: it counts for the fee.
+                fees.push((*span, FeeVersion::Exported));
+            } else if had && !now && entry.current.is_some() {
+                // PMH no longer has a record the ledger still has: it stops counting.
+                fees.push((*span, FeeVersion::Unexported { on: codec::date_to_days(self.uploaded) }));
+            }
+        }
+        let count = entries.len();
+        entries.retain(|_, e| e.current.is_some() || e.exported().is_some());
+        (changed || entries.len() != count, fees)
+    }
+
+    /// [`Settle::entries`] on a recipient's stored entries and fee histories, as writes: the
+    /// bytes [`Fold::flush`] writes for the same change.
+    fn stored(
+        &self,
+        n: u64,
+        entries: Option<&[u8]>,
+        fees: Option<&[u8]>,
+        position: u64,
+        out: &mut Vec<Write>,
+    ) -> Result<(), ProjectionError> {
+        let Some(bytes) = entries else { return Ok(()) };
+        let mut entries = entries_from(bytes)?;
+        let before = markers_of(n, &entries);
+        let (changed, versions) = self.entries(&mut entries);
+        if changed {
+            if entries.is_empty() {
+                out.push((keys::entries_of(n), None));
+            } else {
+                out.push((keys::entries_of(n), Some(entries_bytes(&entries)?)));
+            }
+            let after = markers_of(n, &entries);
+            out.extend(before.difference(&after).map(|k| (k.clone(), None)));
+            out.extend(after.difference(&before).map(|k| (k.clone(), Some(Vec::new()))));
+        }
+        if !versions.is_empty() {
+            let mut history = match fees {
+                Some(bytes) => fees_from(bytes)?,
+                None => Fees::new(),
+            };
+            for (span, version) in versions {
+                history.entry(span).or_default().push((position, version));
+            }
+            out.push((keys::fees_of(n), Some(fees_bytes(&history)?)));
+        }
+        Ok(())
+    }
 }
 
 /// The recipient number of a stream `recipient-<n>`.
@@ -595,75 +684,93 @@ impl Fold<'_> {
         let program_key = batch.program.as_str().to_owned();
         let config = self.config.clone();
         let program = config.as_ref().and_then(|c| c.program(&batch.program));
-        let replacing = program.is_some_and(|p| crate::export::replaces(p, batch.mode));
-        let full = batch.mode == PmhMode::Full;
-        let mut recipients: BTreeSet<u64> = BTreeSet::new();
+        let settle = Settle {
+            program_key: &program_key,
+            program,
+            replacing: program.is_some_and(|p| crate::export::replaces(p, batch.mode)),
+            full: batch.mode == PmhMode::Full,
+            uploaded,
+        };
         match (only, self.db) {
             (Some(n), _) => {
-                recipients.insert(n);
-            }
-            (None, Some(db)) => {
-                let mut prefixes = vec![keys::program_prefix(keys::DIRTY, &program_key)];
-                if full {
-                    prefixes.push(keys::program_prefix(keys::ACTIVE, &program_key));
+                self.materialize(n)?;
+                let entries = self.entries_mut(n)?;
+                let (changed, fees) = settle.entries(entries);
+                if changed {
+                    self.entries_changed(n);
                 }
-                let view = db.view()?;
-                for prefix in prefixes {
-                    // The engine commits before a batch, so the register holds every earlier write.
-                    for item in view.scan_prefix(&prefix)? {
-                        let (key, _) = item?;
-                        recipients.extend(keys::tail_recipient(&key));
-                    }
-                }
+                self.push_fees(n, position, fees)?;
             }
+            (None, Some(db)) => self.apply_batch_committed(db, &settle, position)?,
             (None, None) => {}
-        }
-        for n in recipients {
-            if self.db.is_some() && only.is_none() && self.held.len() >= self.batch_part {
-                // A full batch of a large municipality touches millions of entries: write them
-                // in parts instead of holding them all. The checkpoint only moves past this
-                // event with the last part, and applying the event again after a crash in
-                // between gives the same result (entries already updated are no longer pending).
-                self.write_part()?;
-            }
-            self.materialize(n)?;
-            let mut fees = Vec::new();
-            let entries = self.entries_mut(n)?;
-            let mut changed = false;
-            for (span, entry) in entries.iter_mut() {
-                if entry.program != program_key || !(entry.pending() || (full && entry.current.is_some())) {
-                    continue;
-                }
-                let before = (entry.exported().is_some(), entry.pending());
-                let had = entry.exported().is_some();
-                match &entry.current {
-                    // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
-                    None => entry.clear_exported(),
-                    Some(current) if validate(current, program).is_empty() => entry.set_exported_current(),
-                    // Held back from a full replacement: PMH drops what it had.
-                    Some(_) if replacing => entry.clear_exported(),
-                    // Held back from a diff or a resend: PMH keeps what it had.
-                    Some(_) => continue,
-                }
-                let now = entry.exported().is_some();
-                changed |= before != (now, entry.pending());
-                if !had && now {
-                    // From this batch on PMH has the record: it counts for the fee.
-                    fees.push((*span, FeeVersion::Exported));
-                } else if had && !now && entry.current.is_some() {
-                    // PMH no longer has a record the ledger still has: it stops counting.
-                    fees.push((*span, FeeVersion::Unexported { on: codec::date_to_days(uploaded) }));
-                }
-            }
-            let count = entries.len();
-            entries.retain(|_, e| e.current.is_some() || e.exported().is_some());
-            if changed || entries.len() != count {
-                self.entries_changed(n);
-            }
-            self.push_fees(n, position, fees)?;
         }
         if only.is_none() {
             self.overlay.put(keys::last_batch(&program_key), last_batch_value(batch, batch_number));
+        }
+        Ok(())
+    }
+
+    /// [`Fold::apply_batch`] over the committed register: every recipient with an entry of the
+    /// program that the batch can change, in parts of [`Fold::batch_part`] recipients, each part
+    /// settled on all cores and written without a checkpoint. A full batch of a large
+    /// municipality touches millions of entries; the checkpoint only moves past this event with
+    /// the engine's commit after the last part, and applying the event again after a crash in
+    /// between gives the same result (entries already updated are no longer pending, and a
+    /// record PMH already has is not counted again for the fee).
+    fn apply_batch_committed(&mut self, db: &Db, settle: &Settle<'_>, position: u64) -> Result<(), ProjectionError> {
+        // The part reads the register itself: what is held and pending goes there first.
+        self.write_part()?;
+        let mut prefixes = vec![keys::program_prefix(keys::DIRTY, settle.program_key)];
+        if settle.full {
+            prefixes.push(keys::program_prefix(keys::ACTIVE, settle.program_key));
+        }
+        let mut recipients: BTreeSet<u64> = BTreeSet::new();
+        {
+            let view = db.view()?;
+            for prefix in prefixes {
+                for item in view.scan_prefix(&prefix)? {
+                    let (key, _) = item?;
+                    recipients.extend(keys::tail_recipient(&key));
+                }
+            }
+        }
+        let recipients: Vec<u64> = recipients.into_iter().collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        for part in recipients.chunks(self.batch_part.max(1)) {
+            let stored: Vec<Stored> = {
+                let view = db.view()?;
+                let mut out = Vec::with_capacity(part.len());
+                for n in part {
+                    out.push((*n, view.get(&keys::entries_of(*n))?, view.get(&keys::fees_of(*n))?));
+                }
+                out
+            };
+            let per_thread = stored.len().div_ceil(threads).max(1);
+            let written: Vec<Result<Vec<Write>, ProjectionError>> = std::thread::scope(|s| {
+                let workers: Vec<_> = stored
+                    .chunks(per_thread)
+                    .map(|chunk| {
+                        s.spawn(move || {
+                            let mut writes = Vec::new();
+                            for (n, entries, fees) in chunk {
+                                settle.stored(*n, entries.as_deref(), fees.as_deref(), position, &mut writes)?;
+                            }
+                            Ok(writes)
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| {
+                        w.join().unwrap_or_else(|_| Err(ProjectionError::Corrupt("a batch worker panicked".into())))
+                    })
+                    .collect()
+            });
+            let mut writes = Vec::new();
+            for w in written {
+                writes.extend(w?);
+            }
+            db.apply(writes, false)?;
         }
         Ok(())
     }
