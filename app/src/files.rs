@@ -167,11 +167,11 @@ impl DiskFile {
         let bytes = self.buf.get(self.len);
         let mut done = false;
         if let (Some(direct), true) = (&self.direct, self.len == CHUNK) {
-            match direct.write_all_at(bytes, self.offset) {
-                Ok(()) => done = true,
-                // The file system took the descriptor but not the write: stop trying.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => self.direct = None,
-                Err(e) => return Err(e),
+            // A file system may take the descriptor and refuse the write (EINVAL, EOPNOTSUPP):
+            // then this chunk and the rest go through the cache, whose error is the one told.
+            done = direct.write_all_at(bytes, self.offset).is_ok();
+            if !done {
+                self.direct = None;
             }
         }
         if !done {
@@ -185,16 +185,20 @@ impl DiskFile {
 
 impl Write for DiskFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(CHUNK - self.len);
-        self.buf.get_mut()[self.len..self.len + n].copy_from_slice(&buf[..n]);
-        self.len += n;
+        // A full buffer is written first, so that an error means nothing of `buf` was taken.
         if self.len == CHUNK {
             self.write_buffer()?;
         }
+        let n = buf.len().min(CHUNK - self.len);
+        self.buf.get_mut()[self.len..self.len + n].copy_from_slice(&buf[..n]);
+        self.len += n;
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        if self.len == CHUNK {
+            self.write_buffer()?;
+        }
         if self.len > 0 {
             // The offset is no longer aligned: the rest goes through the cache.
             self.direct = None;
@@ -218,7 +222,9 @@ impl FinishFile for DiskFile {
         self.file.sync_all()?;
         Ok(self)
     }
-    fn discard(self) {
+    fn discard(mut self) {
+        // Nothing more to write: the file goes.
+        self.len = 0;
         // Best effort: whatever is written here is regenerable from the log.
         let _ = std::fs::remove_file(&self.path);
     }

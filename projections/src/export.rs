@@ -116,6 +116,15 @@ pub fn file_names(program: &ProgramKey, mode: PmhMode, from_position: u64, to_po
     [format!("{base}.json"), format!("{base}.csv")]
 }
 
+/// What the scan hands to the renderer: records (with whether each is a withdrawal), then the
+/// end of a complete scan.
+enum ToRenderer {
+    Records(Vec<(PmhRecord, bool)>),
+    End,
+}
+
+const RENDERER_STOPPED: &str = "the renderer stopped";
+
 /// Records per chunk handed from the scan to the renderer, and chunks in flight.
 const RENDER_CHUNK: usize = 1024;
 const RENDER_QUEUE: usize = 8;
@@ -363,15 +372,22 @@ impl Projections {
         // Reading the register and rendering the files take about as long as each other: the
         // scan runs here and a second thread renders, records passed in chunks.
         let (scanned, written) = std::thread::scope(|s| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(PmhRecord, bool)>>(RENDER_QUEUE);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<ToRenderer>(RENDER_QUEUE);
             let renderer = s.spawn(move || {
                 let mut files = FilesWriter::new(program, eras, json, csv);
-                for chunk in rx {
-                    for (record, deleted) in &chunk {
-                        files.record(&Outgoing { record, deleted: *deleted })?;
+                for message in rx {
+                    match message {
+                        ToRenderer::Records(chunk) => {
+                            for (record, deleted) in &chunk {
+                                files.record(&Outgoing { record, deleted: *deleted })?;
+                            }
+                        }
+                        // The documents are closed only after a complete scan: a failed one
+                        // leaves files that no reader takes for whole.
+                        ToRenderer::End => return files.finish().map(Some),
                     }
                 }
-                files.finish()
+                Ok(None)
             });
             let mut chunk = Vec::with_capacity(RENDER_CHUNK);
             let mut scanned = self.scan(program, mode, &mut |record, deleted| {
@@ -379,19 +395,28 @@ impl Projections {
                 if chunk.len() >= RENDER_CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(RENDER_CHUNK));
                     // The renderer stopped on an error: it is reported below.
-                    tx.send(full).map_err(|_| ProjectionError::Corrupt("the renderer stopped".into()))?;
+                    tx.send(ToRenderer::Records(full))
+                        .map_err(|_| ProjectionError::Corrupt(RENDERER_STOPPED.into()))?;
                 }
                 Ok(())
             });
-            if scanned.is_ok() && !chunk.is_empty() && tx.send(chunk).is_err() {
-                scanned = Err(ProjectionError::Corrupt("the renderer stopped".into()));
+            if scanned.is_ok() && (tx.send(ToRenderer::Records(chunk)).is_err() || tx.send(ToRenderer::End).is_err()) {
+                scanned = Err(ProjectionError::Corrupt(RENDERER_STOPPED.into()));
             }
             drop(tx);
             let written = renderer.join().map_err(|_| ProjectionError::Corrupt("the renderer panicked".into()));
             (scanned, written)
         });
-        let (json, csv) = written?.map_err(io_err)?;
-        let scanned = scanned?;
+        // The scan's own error first; when it stopped because the renderer did, the renderer's.
+        let scanned = match scanned {
+            Err(ProjectionError::Corrupt(why)) if why == RENDERER_STOPPED => None,
+            other => Some(other?),
+        };
+        let (json, csv) = match written?.map_err(io_err)? {
+            Some(files) => files,
+            None => return Err(ProjectionError::Corrupt(RENDERER_STOPPED.into())),
+        };
+        let Some(scanned) = scanned else { return Err(ProjectionError::Corrupt(RENDERER_STOPPED.into())) };
         let (mut json, json_sha, json_len) = json.done();
         let (mut csv, csv_sha, csv_len) = csv.done();
         json.flush().map_err(io_err)?;

@@ -4,8 +4,9 @@
 //!
 //! The bytes are exactly those of the structured definition kept in `pmh`'s tests (the field
 //! order and omissions of PMH.md, `serde_json`'s string escapes, the CSV quoting of
-//! [`crate::pmh::csv_field`]); a test compares the two on every record of the golden set and on
-//! strings with every ASCII control character.
+//! [`crate::pmh::csv_field`]); a test compares the two on records with every optional item set and
+//! unset and texts that need escapes, and on strings with every ASCII control character (the
+//! golden files check whole batches).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
