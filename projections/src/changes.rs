@@ -106,7 +106,7 @@ impl Projections {
         let mut out = Vec::new();
         for record in &after_records {
             let entry = entries.iter().find(|(span, _)| *span == record.span).map(|(_, e)| e);
-            let before = entry.and_then(|e| e.current.as_ref());
+            let before = entry.and_then(Entry::current);
             let exported = entry.and_then(Entry::exported);
             let (kind, fields) = match before {
                 None => (ChangeKind::New, Vec::new()),
@@ -127,7 +127,7 @@ impl Projections {
             });
         }
         for (span, entry) in &entries {
-            let Some(before) = entry.current.as_ref() else { continue };
+            let Some(before) = entry.current() else { continue };
             if after_records.iter().any(|r| r.span == *span) {
                 continue;
             }

@@ -203,7 +203,7 @@ fn scan(
     // A marker names a recipient with such an entry in the program: its other entries are
     // skipped (a pending marker's pass visits pending entries, an active one's current ones).
     let pending = |e: &Entry| e.pending();
-    let active = |e: &Entry| e.current.is_some();
+    let active = |e: &Entry| e.current().is_some();
     type Pass<'a> = (Vec<u8>, bool, &'a (dyn Fn(&Entry) -> bool + Sync));
     let passes: Vec<Pass<'_>> = match mode {
         PmhMode::DiffHistory => vec![(keys::program_prefix(keys::DIRTY, key), false, &pending)],

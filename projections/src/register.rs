@@ -60,7 +60,8 @@ impl Overlay {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub program: String,
-    pub current: Option<PmhRecord>,
+    /// Changed only through [`Entry::set_current`], which keeps `sent` canonical.
+    current: Option<PmhRecord>,
     sent: Sent,
 }
 
@@ -82,6 +83,11 @@ impl Entry {
     /// A record PMH has never had.
     pub(crate) fn new(program: String, current: PmhRecord) -> Entry {
         Entry { program, current: Some(current), sent: Sent::Nothing }
+    }
+
+    /// The record as it is now (none once withdrawn).
+    pub fn current(&self) -> Option<&PmhRecord> {
+        self.current.as_ref()
     }
 
     /// The record as PMH has it.

@@ -182,7 +182,7 @@ pub fn view_of(user: &CurrentUser, loaded: &Loaded, channel: Channel) -> privacy
 
 fn pmh_status(entry: Option<&Entry>, config: &Config) -> (String, &'static str) {
     let Some(entry) = entry else { return ("—".into(), "muted") };
-    match (&entry.current, entry.exported()) {
+    match (entry.current(), entry.exported()) {
         (Some(c), Some(x)) if c == x => ("送信済み".into(), "ok"),
         (Some(c), _) => {
             let reasons = validate(c, daicho_projections::pmh::program_of(config, c));
