@@ -141,36 +141,20 @@ impl<'a> Render<'a> {
         let j = json;
         j.extend_from_slice(b"{\"orgSpecificCertificateTypeId\":");
         json_str(j, &p.pmh_certificate_type_id);
-        if let Some(m) = &r.my_number {
-            j.extend_from_slice(b",\"myNumber\":");
-            json_str(j, m);
-        }
+        json_field(j, "myNumber", r.my_number.as_deref());
         j.extend_from_slice(b",\"basicFiveInfo\":{\"name\":");
         json_str(j, &r.name);
-        j.extend_from_slice(b",\"nameKana\":");
-        json_str(j, &r.kana);
-        j.extend_from_slice(b",\"address\":");
-        json_str(j, &r.address);
-        j.extend_from_slice(b",\"dateOfBirth\":");
-        json_str(j, &r.birth_date);
-        j.extend_from_slice(b",\"sex\":");
-        json_str(j, &r.sex);
+        json_field(j, "nameKana", Some(&r.kana));
+        json_field(j, "address", Some(&r.address));
+        json_field(j, "dateOfBirth", Some(&r.birth_date));
+        json_field(j, "sex", Some(&r.sex));
         j.extend_from_slice(b"},\"isNotDisclosed\":");
         json_bool(j, r.not_disclosed);
-        if let Some(payer) = &r.payer_number {
-            j.extend_from_slice(b",\"medicalSubsidyInsurerNumber\":");
-            json_str(j, payer);
-        }
-        j.extend_from_slice(b",\"certificationName\":");
-        json_str(j, &p.certificate_name);
-        j.extend_from_slice(b",\"medicalSubsidyRecipientNumber\":");
-        json_str(j, &r.recipient_number);
-        j.extend_from_slice(b",\"certificationSubKey\":");
-        json_str(j, &r.certificate);
-        if let Some(s) = &r.income_segment {
-            j.extend_from_slice(b",\"incomeSegment\":");
-            json_str(j, s);
-        }
+        json_field(j, "medicalSubsidyInsurerNumber", r.payer_number.as_deref());
+        json_field(j, "certificationName", Some(&p.certificate_name));
+        json_field(j, "medicalSubsidyRecipientNumber", Some(&r.recipient_number));
+        json_field(j, "certificationSubKey", Some(&r.certificate));
+        json_field(j, "incomeSegment", r.income_segment.as_deref());
         if !r.designated.is_empty() {
             j.extend_from_slice(b",\"designatedMedicalInstitutions\":\"");
             for (k, d) in r.designated.iter().enumerate() {
@@ -186,35 +170,24 @@ impl<'a> Render<'a> {
         if let Some(c) = &r.copay {
             j.extend_from_slice(b",\"maxCopaymentAmount\":{\"category\":");
             json_str(j, &c.kind);
-            if let Some(d) = &c.definition {
-                j.extend_from_slice(b",\"burdenDefinition\":");
-                json_str(j, d);
-            }
-            let names: [&[u8]; 3] = [b"PerDay", b"PerMonth", b"PerVisit"];
-            for (name, rate) in names.iter().zip(c.rate) {
-                if let Some(v) = rate {
-                    j.extend_from_slice(b",\"burdenRate");
-                    j.extend_from_slice(name);
-                    j.extend_from_slice(b"\":");
-                    push_int(j, i64::from(v));
-                }
-            }
-            for (name, yen) in names.iter().zip(c.yen) {
-                if let Some(v) = yen {
-                    j.extend_from_slice(b",\"amount");
-                    j.extend_from_slice(name);
-                    j.extend_from_slice(b"\":");
-                    push_int(j, v);
+            json_field(j, "burdenDefinition", c.definition.as_deref());
+            let rates = c.rate.map(|v| v.map(i64::from));
+            for (kind, values) in [("burdenRate", rates), ("amount", c.yen)] {
+                for (unit, value) in ["PerDay", "PerMonth", "PerVisit"].iter().zip(values) {
+                    if let Some(v) = value {
+                        j.extend_from_slice(b",\"");
+                        j.extend_from_slice(kind.as_bytes());
+                        j.extend_from_slice(unit.as_bytes());
+                        j.extend_from_slice(b"\":");
+                        push_int(j, v);
+                    }
                 }
             }
             j.push(b'}');
         }
-        j.extend_from_slice(b",\"validFrom\":");
-        json_str(j, &r.valid_from);
-        j.extend_from_slice(b",\"validTo\":");
-        json_str(j, &r.valid_to);
-        j.extend_from_slice(b",\"historyKey\":");
-        json_str(j, &history_key);
+        json_field(j, "validFrom", Some(&r.valid_from));
+        json_field(j, "validTo", Some(&r.valid_to));
+        json_field(j, "historyKey", Some(&history_key));
         j.extend_from_slice(b",\"isDeleted\":");
         json_bool(j, o.deleted);
         j.extend_from_slice(b",\"certificationDetail\":[");
@@ -360,6 +333,16 @@ impl<'a, J: Write, C: Write> FilesWriter<'a, J, C> {
         self.json.write_all(&self.json_buf)?;
         self.csv.write_all(&self.csv_buf)?;
         Ok((self.json, self.csv))
+    }
+}
+
+/// `,"name":"value"`; nothing when there is no value (an absent item is left out, never `null`).
+fn json_field(out: &mut Vec<u8>, name: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        json_str(out, v);
     }
 }
 
