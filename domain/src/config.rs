@@ -650,7 +650,12 @@ impl Config {
 
     /// The program named `key`.
     pub fn program(&self, key: &ProgramKey) -> Option<&Program> {
-        self.programs.iter().find(|p| p.key == *key)
+        self.program_by_key(key.as_str())
+    }
+
+    /// The program whose key is `key` (a key as read models store it).
+    pub fn program_by_key(&self, key: &str) -> Option<&Program> {
+        self.programs.iter().find(|p| p.key.as_str() == key)
     }
 
     /// The name of the municipality's prefecture (東京都).

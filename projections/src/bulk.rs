@@ -402,8 +402,22 @@ fn next_batch<'s>(system: &'s System, fold: &Fold<'_>, n: u64, after: u64, befor
     best
 }
 
+/// Puts configuration `i` (an index into the system's configurations) in force in `fold`,
+/// unless it already is (`in_force`: the one that is, once one was put).
+fn use_config(fold: &mut Fold<'_>, system: &System, i: Option<usize>, in_force: &mut Option<Option<usize>>) {
+    if *in_force != Some(i) {
+        *fold.config = i.and_then(|i| system.configs.get(i)).map(|(_, c)| c.clone());
+        *in_force = Some(i);
+    }
+}
+
 /// Applies the batches that touch `n`'s records between positions `after` and `before`.
-fn settle(fold: &mut Fold<'_>, system: &System, n: u64, mut after: u64, before: u64) -> Result<(), ProjectionError> {
+fn settle(
+    fold: &mut Fold<'_>,
+    system: &System,
+    (n, mut after, before): (u64, u64, u64),
+    in_force: &mut Option<Option<usize>>,
+) -> Result<(), ProjectionError> {
     let first = system.positions.partition_point(|p| *p <= after);
     if system.positions.get(first).is_none_or(|p| *p >= before) {
         return Ok(());
@@ -411,7 +425,7 @@ fn settle(fold: &mut Fold<'_>, system: &System, n: u64, mut after: u64, before: 
     // Which records a batch touches depends on them: compute them.
     fold.materialize(n)?;
     while let Some(b) = next_batch(system, fold, n, after, before) {
-        *fold.config = b.config.and_then(|i| system.configs.get(i)).map(|(_, c)| c.clone());
+        use_config(fold, system, b.config, in_force);
         fold.apply_batch(&b.batch, b.number, (b.position, b.uploaded), Some(n))?;
         after = b.position;
     }
@@ -440,18 +454,21 @@ fn fold_partition(
     let mut config = None;
     // One fold for the partition, emptied after each recipient (it keeps only its memo of caps).
     let mut fold = Fold::new(None, store, secret, &mut cache, &mut config, usize::MAX);
+    let mut in_force = None;
     let mut i = 0;
     while i < events.len() {
         let n = events[i].0;
         let mut after = 0u64;
         while let Some(&(m, position, at, len)) = events.get(i).filter(|e| e.0 == n) {
             let (_, e) = bytes.get(at..at + len).and_then(unspill).filter(|(k, _)| *k == m).ok_or_else(bad)?;
-            settle(&mut fold, system, n, after, position)?;
+            settle(&mut fold, system, (n, after, position), &mut in_force)?;
             fold.apply(&e)?;
             after = position;
             i += 1;
         }
-        settle(&mut fold, system, n, after, to + 1)?;
+        settle(&mut fold, system, (n, after, to + 1), &mut in_force)?;
+        // The markers follow the configuration in force at the end.
+        use_config(&mut fold, system, system.configs.len().checked_sub(1), &mut in_force);
         fold.flush()?;
         fold.cache.clear();
         for (k, v) in std::mem::take(&mut fold.overlay.writes) {

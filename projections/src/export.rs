@@ -21,7 +21,7 @@ use std::io::Write;
 use crate::db::Db;
 use crate::pmh::{HoldReason, Outgoing, PmhRecord, csv_document, unrepresentable, validate};
 use crate::query::Reader;
-use crate::register::{Entry, entries_from};
+use crate::register::{Entry, entries_from, held_from};
 use crate::render::FilesWriter;
 use crate::{ProjectionError, Projections, keys};
 
@@ -188,7 +188,8 @@ pub fn replaces(program: &Program, mode: PmhMode) -> bool {
 /// Visits every record a batch of `program` in `mode` would send, in file order, with
 /// whether it is sent as deleted; collects held-back records and "●" warnings.
 ///
-/// - diff-history: every record whose current content differs from what PMH has;
+/// - diff-history: every record whose current content differs from what PMH has (the `D`
+///   markers), and the list of those validation holds back (the `H` markers' values);
 /// - full: every current record, then (for a diff-history program) the withdrawals PMH still
 ///   has; a full replacement sends no withdrawal, and counts what it drops.
 fn scan(
@@ -273,6 +274,21 @@ fn scan(
                     }
                     (None, None) => {}
                 }
+            }
+        }
+    }
+    if mode == PmhMode::DiffHistory {
+        // What validation holds back, as the markers list it: their entries are not read.
+        for item in view.scan_prefix(&keys::program_prefix(keys::HELD, key))? {
+            let (k, v) = item?;
+            let Some(n) = keys::tail_recipient(&k) else { continue };
+            for h in held_from(&v)? {
+                out.held_back.push(Held {
+                    recipient: n,
+                    certificate: h.certificate,
+                    history_key: h.history_key,
+                    reasons: h.reasons.into_iter().map(Into::into).collect(),
+                });
             }
         }
     }

@@ -12,7 +12,8 @@
 //! | `Z` | recipient number text, 0x00, recipient number | (empty) |
 //! | `X` | keyed hash of the My Number (32), recipient number | (empty) |
 //! | `E` | recipient number | the recipient's PMH entries by span: current and exported record |
-//! | `D` | program, 0x00, recipient number | (empty): an entry of the program differs from what PMH has |
+//! | `D` | program, 0x00, recipient number | (empty): an entry of the program differs from what PMH has and can be sent (a withdrawal, or a record that passes validation under the configuration in force) |
+//! | `H` | program, 0x00, recipient number | the entries of the program that differ from what PMH has and that validation holds back: span, certificate, history key, reasons |
 //! | `A` | program, 0x00, recipient number | (empty): an entry of the program has a current record |
 //! | `B` | program | last batch: to-position (u64 BE), batch number (u64 BE) |
 //! | `V` | recipient number | fee histories by span: what each record was at each position, and when first exported |
@@ -26,6 +27,7 @@ pub const RECIPIENT_NUMBER: u8 = b'Z';
 pub const MY_NUMBER: u8 = b'X';
 pub const ENTRY: u8 = b'E';
 pub const DIRTY: u8 = b'D';
+pub const HELD: u8 = b'H';
 pub const ACTIVE: u8 = b'A';
 pub const LAST_BATCH: u8 = b'B';
 pub const FEE: u8 = b'V';
@@ -84,7 +86,7 @@ pub fn fees_of(n: u64) -> Vec<u8> {
     k
 }
 
-/// `prefix` (`D` or `A`), program, 0x00, recipient number.
+/// `prefix` (`D`, `H` or `A`), program, 0x00, recipient number.
 pub fn program_marker(prefix: u8, program: &str, n: u64) -> Vec<u8> {
     let mut k = program_prefix(prefix, program);
     k.extend_from_slice(&n.to_be_bytes());

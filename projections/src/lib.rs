@@ -41,7 +41,7 @@ pub use db::DEFAULT_CACHE_BYTES;
 pub use register::{Entry, recipient_number};
 
 /// Format of the projection's data; a different stored format triggers a rebuild.
-pub const FORMAT: &str = concat!("daicho-register-8/snapshot-", "2");
+pub const FORMAT: &str = concat!("daicho-register-9/snapshot-", "2");
 
 /// Events per atomic commit during catch-up.
 pub const CHUNK_EVENTS: usize = 10_000;
@@ -285,15 +285,20 @@ impl Projections {
             if e.position > to {
                 break;
             }
-            if e.event_type == daicho_domain::codec::PMH_BATCH_EXPORTED && pending > 0 {
-                // A batch scans the committed register: everything before it must be there.
+            // A batch and a configuration scan the committed register: everything before them
+            // must be there, and they are committed alone.
+            let alone = matches!(
+                e.event_type.as_str(),
+                daicho_domain::codec::PMH_BATCH_EXPORTED | daicho_domain::codec::CONFIGURATION_SET
+            );
+            if alone && pending > 0 {
                 commit(&mut fold, last, false)?;
                 pending = 0;
             }
             fold.apply(&e)?;
             last = Some((e.position, e.hash));
             pending += 1;
-            if pending >= CHUNK_EVENTS || e.event_type == daicho_domain::codec::PMH_BATCH_EXPORTED {
+            if pending >= CHUNK_EVENTS || alone {
                 commit(&mut fold, last, false)?;
                 pending = 0;
                 progress(e.position.0 - from.0, total);

@@ -177,7 +177,7 @@ pub(crate) fn iso_date(date: NaiveDate) -> String {
 }
 
 /// Why a record is held back (not exported until fixed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldReason {
     /// No My Number linked: PMH requires one.
     MyNumberMissing,

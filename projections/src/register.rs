@@ -26,7 +26,7 @@ use crate::fee::{FeeHistory, FeeVersion, fees_bytes, fees_from};
 use crate::keyed::hmac_sha256;
 use crate::keys;
 use crate::packed::{pack, unpack};
-use crate::pmh::{CapForms, PmhRecord, records_with, validate};
+use crate::pmh::{CapForms, HoldReason, PmhRecord, records_with, validate};
 
 /// Recipients held above which applying a PMH batch writes a part (see `apply_batch`).
 pub(crate) const BATCH_WRITES_MAX: usize = 20_000;
@@ -160,26 +160,77 @@ pub(crate) fn entries_from(bytes: &[u8]) -> Result<Entries, ProjectionError> {
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
-/// The `D` and `A` markers of a recipient's entries: per program, whether one of them is
-/// pending, and whether one has a current record.
-fn markers_of(n: u64, entries: &Entries) -> BTreeSet<Vec<u8>> {
-    let mut out = BTreeSet::new();
+/// The `D`, `H` and `A` markers of a recipient's entries, by key, with their values: per
+/// program, whether one of them is pending and can be sent (`D`: a withdrawal, or a current
+/// record that passes validation under `config`), the pending ones validation holds back (`H`,
+/// with what the batch's list of held-back records names), and whether one has a current record
+/// (`A`). A function of the entries and the configuration in force, so a change of
+/// configuration marks every pending entry again ([`Fold::remark`]).
+pub(crate) fn markers_of(n: u64, entries: &Entries, config: Option<&Config>) -> Markers {
+    let mut out = Markers::new();
+    let mut held: BTreeMap<&str, Vec<HeldRecord>> = BTreeMap::new();
     for e in entries.values() {
         if e.pending() {
-            out.insert(keys::program_marker(keys::DIRTY, &e.program, n));
+            let reasons = match &e.current {
+                Some(current) => validate(current, config.and_then(|c| c.program_by_key(&e.program))),
+                None => Vec::new(),
+            };
+            match (&e.current, reasons.is_empty()) {
+                (Some(current), false) => held.entry(&e.program).or_default().push(HeldRecord {
+                    certificate: current.certificate.clone(),
+                    history_key: current.history_key().to_string(),
+                    reasons,
+                }),
+                _ => {
+                    out.insert(keys::program_marker(keys::DIRTY, &e.program, n), Vec::new());
+                }
+            }
         }
         if e.current.is_some() {
-            out.insert(keys::program_marker(keys::ACTIVE, &e.program, n));
+            out.insert(keys::program_marker(keys::ACTIVE, &e.program, n), Vec::new());
         }
     }
+    for (program, records) in held {
+        out.insert(keys::program_marker(keys::HELD, program, n), held_bytes(&records));
+    }
     out
+}
+
+/// A recipient's markers: key to value.
+pub(crate) type Markers = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The writes that turn markers `before` into `after`.
+fn marker_writes(before: &Markers, after: &Markers, out: &mut impl Extend<Write>) {
+    out.extend(before.keys().filter(|k| !after.contains_key(*k)).map(|k| (k.clone(), None)));
+    out.extend(after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), Some(v.clone()))));
+}
+
+/// A pending record validation holds back, as an `H` value lists it (no personal data beyond
+/// the certificate and history key the batch's list names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HeldRecord {
+    pub certificate: String,
+    pub history_key: String,
+    pub reasons: Vec<HoldReason>,
+}
+
+fn held_bytes(records: &[HeldRecord]) -> Vec<u8> {
+    // Encoding owned strings and enums into a Vec cannot fail.
+    bincode::serde::encode_to_vec(records, bincode::config::standard()).unwrap_or_default()
+}
+
+/// The records of an `H` value.
+pub(crate) fn held_from(bytes: &[u8]) -> Result<Vec<HeldRecord>, ProjectionError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(h, _)| h)
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
 /// What the fold holds of a recipient between two commits, written at the next one.
 #[derive(Default)]
 struct Held {
     /// The entries, once loaded, and their markers as stored.
-    entries: Option<(Entries, BTreeSet<Vec<u8>>)>,
+    entries: Option<(Entries, Markers)>,
     entries_changed: bool,
     fees: Option<Fees>,
     fees_changed: bool,
@@ -258,6 +309,8 @@ type Stored = (u64, Option<Vec<u8>>, Option<Vec<u8>>);
 /// What a PMH batch does to the entries of its program.
 struct Settle<'p> {
     program_key: &'p str,
+    /// The configuration in force (the markers follow it) and the program in it.
+    config: Option<&'p Config>,
     program: Option<&'p daicho_domain::config::Program>,
     /// A full replacement ([`crate::export::replaces`]).
     replacing: bool,
@@ -315,7 +368,7 @@ impl Settle<'_> {
     ) -> Result<(), ProjectionError> {
         let Some(bytes) = entries else { return Ok(()) };
         let mut entries = entries_from(bytes)?;
-        let before = markers_of(n, &entries);
+        let before = markers_of(n, &entries, self.config);
         let (changed, versions) = self.entries(&mut entries);
         if changed {
             if entries.is_empty() {
@@ -323,9 +376,7 @@ impl Settle<'_> {
             } else {
                 out.push((keys::entries_of(n), Some(entries_bytes(&entries)?)));
             }
-            let after = markers_of(n, &entries);
-            out.extend(before.difference(&after).map(|k| (k.clone(), None)));
-            out.extend(after.difference(&before).map(|k| (k.clone(), Some(Vec::new()))));
+            marker_writes(&before, &markers_of(n, &entries, self.config), out);
         }
         if !versions.is_empty() {
             let mut history = match fees {
@@ -388,7 +439,10 @@ impl Fold<'_> {
                     .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
                 self.overlay.put(keys::CONFIG.to_vec(), text.into_bytes());
                 *self.config = Some(config);
-                Ok(())
+                match self.db {
+                    Some(db) => self.remark(db),
+                    None => Ok(()),
+                }
             }
             ("pmh", PMH_BATCH_EXPORTED) => {
                 let batch = codec::decode_pmh_batch(e.schema_version, &e.payload)
@@ -514,7 +568,7 @@ impl Fold<'_> {
                 Some(bytes) => entries_from(&bytes)?,
                 None => Entries::new(),
             };
-            let markers = markers_of(n, &entries);
+            let markers = markers_of(n, &entries, self.config.as_ref());
             self.held.entry(n).or_default().entries = Some((entries, markers));
         }
         let held = self.held.entry(n).or_default();
@@ -692,6 +746,7 @@ impl Fold<'_> {
         let program = config.as_ref().and_then(|c| c.program(&batch.program));
         let settle = Settle {
             program_key: &program_key,
+            config: config.as_ref(),
             program,
             replacing: program.is_some_and(|p| crate::export::replaces(p, batch.mode)),
             full: batch.mode == PmhMode::Full,
@@ -791,6 +846,39 @@ impl Fold<'_> {
         }
     }
 
+    /// The configuration changed: marks every pending entry of the committed register again
+    /// (which of them validation holds back follows the configuration). Applied with nothing
+    /// held, as the engine applies a configuration alone; the writes go with its commit.
+    fn remark(&mut self, db: &Db) -> Result<(), ProjectionError> {
+        let mut stored: BTreeMap<u64, Markers> = BTreeMap::new();
+        let view = db.view()?;
+        for prefix in [keys::DIRTY, keys::HELD] {
+            for item in view.scan_prefix(&[prefix])? {
+                let (k, v) = item?;
+                if let Some(n) = keys::tail_recipient(&k) {
+                    stored.entry(n).or_default().insert(k, v);
+                }
+            }
+        }
+        let mut writes = Vec::new();
+        for (n, before) in stored {
+            let entries = match view.get(&keys::entries_of(n))? {
+                Some(bytes) => entries_from(&bytes)?,
+                None => Entries::new(),
+            };
+            let mut after = markers_of(n, &entries, self.config.as_ref());
+            after.retain(|k, _| k.first() != Some(&keys::ACTIVE));
+            marker_writes(&before, &after, &mut writes);
+        }
+        for (k, v) in writes {
+            match v {
+                Some(v) => self.overlay.put(k, v),
+                None => self.overlay.remove(k),
+            }
+        }
+        Ok(())
+    }
+
     /// Moves what is held (snapshots, entries and their markers, fee histories, search keys) to
     /// the overlay, as writes of the next commit.
     pub fn flush(&mut self) -> Result<(), ProjectionError> {
@@ -816,12 +904,13 @@ impl Fold<'_> {
                 } else {
                     self.overlay.put(keys::entries_of(n), entries_bytes(entries)?);
                 }
-                let after = markers_of(n, entries);
-                for k in before.difference(&after) {
-                    self.overlay.remove(k.clone());
-                }
-                for k in after.difference(before) {
-                    self.overlay.put(k.clone(), Vec::new());
+                let mut writes = Vec::new();
+                marker_writes(before, &markers_of(n, entries, self.config.as_ref()), &mut writes);
+                for (k, v) in writes {
+                    match v {
+                        Some(v) => self.overlay.put(k, v),
+                        None => self.overlay.remove(k),
+                    }
                 }
             }
             if let (Some(fees), true) = (&held.fees, held.fees_changed) {

@@ -396,6 +396,47 @@ fn a_record_missing_a_required_payer_number_is_held_back_until_fixed() {
 }
 
 #[test]
+fn a_record_held_back_is_sent_once_the_configuration_accepts_it_without_being_changed() {
+    let mut l = Ledger::new();
+    let set = |l: &Ledger, name: &str, toml: &str| {
+        let file = l.tmp.path().join(name);
+        std::fs::write(&file, toml).unwrap();
+        let (status, _, err) = daicho(&["--data", l.data(), "config", "set", file.to_str().unwrap()]);
+        assert_eq!(status, 0, "{err}");
+    };
+    // A grant under the demo configuration, then, before any export, a configuration whose
+    // こども医療費 has another payer number: the record is held back, in every diff.
+    l.apply(&child("C1"));
+    l.apply(&[json!({"type": "grant_certificate", "recipient": "C1", "effective": "2026-04-01", "certificate": "K1",
+                     "program": "kodomo", "payer_number": "88139993", "recipient_number": "000123",
+                     "valid_from": "2026-04-01"})]);
+    // The register has the record (caught up), so the configuration is applied to it.
+    let (status, _, err) = daicho(&["--data", l.data(), "rebuild", "--catch-up"]);
+    assert_eq!(status, 0, "{err}");
+    set(&l, "other.toml", &daicho_domain::config::DEMO_TOML.replace("[\"88139993\"]", "[\"87139994\"]"));
+    for round in 0..2 {
+        let e = l.export();
+        assert!(e.records.is_empty());
+        let kodomo = batch_of(&e, "kodomo");
+        assert_eq!(kodomo["heldBack"][0]["historyKey"], "R1S1");
+        assert_eq!(kodomo["heldBack"][0]["reasons"][0]["code"], "payer_number_invalid");
+        if round == 0 {
+            // A change while it is held back: its entry is written under this configuration.
+            l.apply(&[json!({"type": "change_personal_details", "recipient": "C1", "effective": "2026-05-01",
+                             "address": "さくら市中央2-2-2"})]);
+        }
+    }
+    // The demo configuration again: the same record, unchanged, goes in the next diff, once.
+    set(&l, "demo.toml", daicho_domain::config::DEMO_TOML);
+    let (status, _, err) = daicho(&["--data", l.data(), "rebuild", "--catch-up"]);
+    assert_eq!(status, 0, "{err}");
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1"]);
+    assert!(batch_of(&e, "kodomo")["heldBack"].as_array().is_none_or(Vec::is_empty));
+    assert!(l.export().records.is_empty(), "sent once");
+}
+
+#[test]
 fn the_self_pay_cap_is_sent_in_pmhs_structure_in_json_csv_and_on_the_card() {
     let card = daicho_domain::config::DEMO_TOML.replace(
         "certificate_name = \"自立支援医療受給者証(更生医療)\"\npayer_numbers = [\"15139991\"]\nrecipient_number = \"checked\"\n",

@@ -35,6 +35,32 @@ fn export(data: &Path, out: &Path, mode: Option<&str>) {
     assert_eq!(daicho::cli::main(args, &mut o, &mut e), 0, "{}", String::from_utf8_lossy(&e));
 }
 
+/// `daicho config set` with `toml`.
+fn set_config(data: &Path, toml: &str) {
+    let file = data.parent().unwrap().join("config.toml");
+    std::fs::write(&file, toml).unwrap();
+    let args = vec!["daicho", "--data", data.to_str().unwrap(), "config", "set", file.to_str().unwrap()];
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    assert_eq!(daicho::cli::main(args, &mut o, &mut e), 0, "{}", String::from_utf8_lossy(&e));
+}
+
+/// Per program of the export into `out`: records sent that are not withdrawals, and records
+/// held back.
+fn sent_and_held(out: &Path) -> std::collections::BTreeMap<String, (u64, usize)> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let count = |b: &serde_json::Value, k: &str| b[k].as_u64().unwrap();
+    manifest["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let sent = count(b, "records") - count(b, "deleted");
+            (b["program"].as_str().unwrap().to_owned(), (sent, b["heldBack"].as_array().map_or(0, Vec::len)))
+        })
+        .collect()
+}
+
 /// The dump without the My Number index, whose keys depend on each database's own secret;
 /// and the number of index entries.
 fn comparable(dump: Vec<KeyValue>) -> (Vec<KeyValue>, usize) {
@@ -53,14 +79,33 @@ fn rebuilding_gives_the_same_bytes_as_incremental_application() {
     ledger.projections().unwrap();
     drop(ledger);
     export(&data, &tmp.path().join("e1"), None);
+    // A configuration under which every こども医療費 record fails validation (its recipient
+    // numbers carry no check digit): which pending records are held back follows it.
+    let strict = daicho_domain::config::DEMO_TOML.replacen(
+        "certificate_name = \"さくら市こども医療証\"\npayer_numbers = [\"88139993\"]\nrecipient_number = \"free\"",
+        "certificate_name = \"さくら市こども医療証\"\npayer_numbers = [\"88139993\"]\nrecipient_number = \"checked\"",
+        1,
+    );
+    assert_ne!(strict, daicho_domain::config::DEMO_TOML);
+    set_config(&data, &strict);
     // Second half, then a full export of everything and another diff.
     let mut ledger = Ledger::open(&data).unwrap();
     let second = load(ledger.store(), &config, 7, 601, 1200, today(), &mut |_| {}).unwrap();
     assert_eq!(first.refused + second.refused, 0);
     ledger.projections().unwrap();
     drop(ledger);
-    export(&data, &tmp.path().join("e2"), Some("full"));
-    export(&data, &tmp.path().join("e3"), None);
+    export(&data, &tmp.path().join("e2"), None);
+    let strict = sent_and_held(&tmp.path().join("e2"));
+    // Back to the demo configuration: the こども records pending are sendable again.
+    set_config(&data, daicho_domain::config::DEMO_TOML);
+    export(&data, &tmp.path().join("e3"), Some("full"));
+    export(&data, &tmp.path().join("e4"), None);
+    let full = sent_and_held(&tmp.path().join("e3"));
+    let after = sent_and_held(&tmp.path().join("e4"));
+    assert_eq!(strict["kodomo"].0, 0, "the strict configuration sends no こども record: {strict:?}");
+    assert!(strict["kodomo"].1 > 100, "it holds them back: {strict:?}");
+    assert!(full["kodomo"].0 > 100, "the demo configuration sends them again: {full:?}");
+    assert!(after["kodomo"].1 < strict["kodomo"].1, "fewer held back: {after:?} after {strict:?}");
     let mut ledger = Ledger::open(&data).unwrap();
     let store = ledger.store().clone();
     let head = store.head().position;

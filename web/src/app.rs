@@ -48,6 +48,10 @@ pub struct Settings {
     pub access_scanned_max: usize,
     /// Connections served at once; more wait in the listen queue.
     pub connections_max: usize,
+    /// Requests whose blocking part (ledger, log, register, rendering) runs at once; more wait
+    /// their turn in arrival order. Two per core: enough to overlap reads from the disk, few
+    /// enough that a burst is served first come, first served rather than all at once.
+    pub workers_max: usize,
     /// Live sessions at most; a login beyond them is refused until some end.
     pub sessions_max: usize,
     /// How long the health figures of `/healthz` and the health page are reused.
@@ -87,6 +91,7 @@ impl Default for Settings {
             password_hashes_max: 4,
             access_scanned_max: 200_000,
             connections_max: 512,
+            workers_max: 2 * std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             sessions_max: 10_000,
             health_ttl: Duration::from_secs(10),
             force_password_change: true,
@@ -111,6 +116,9 @@ pub struct App {
     pub statements: Mutex<()>,
     /// Connections served at once (see [`Settings::connections_max`]).
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// Blocking parts of requests run at once (see [`Settings::workers_max`]); fair: first
+    /// come, first served.
+    pub workers: Arc<tokio::sync::Semaphore>,
     /// The last health figures and when they were collected (see [`Settings::health_ttl`]).
     health: Mutex<Option<(std::time::Instant, daicho_app::health::Health)>>,
     /// Settings.
@@ -141,6 +149,7 @@ impl App {
             verifying: Arc::new(tokio::sync::Semaphore::new(1)),
             statements: Mutex::new(()),
             connections: Arc::new(tokio::sync::Semaphore::new(settings.connections_max.max(1))),
+            workers: Arc::new(tokio::sync::Semaphore::new(settings.workers_max.max(1))),
             health: Mutex::new(None),
             settings,
             exports: data.join("exports"),
@@ -194,7 +203,15 @@ where
     F: FnOnce(&App) -> AppResult<T> + Send + 'static,
 {
     let app = app.clone();
-    tokio::task::spawn_blocking(move || f(&app)).await.map_err(|e| AppError::internal(format!("task: {e}")))?
+    // The permit goes with the work: a request given up still holds it until its work ends.
+    let permit = app.workers.clone().acquire_owned().await.map_err(|e| AppError::internal(format!("workers: {e}")))?;
+    tokio::task::spawn_blocking(move || {
+        let done = f(&app);
+        drop(permit);
+        done
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("task: {e}")))?
 }
 
 /// `n` random bytes as lower-case hex.
