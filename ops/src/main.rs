@@ -3,6 +3,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc rather than the C library's allocator: folds, scans and pages allocate and free
+/// millions of small strings across threads, where glibc's malloc took about 40 % of a rebuild
+/// (ARCHITECTURE.md, "Memory allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Unlocked handles: `serve` logs from worker threads, which would wait forever on a lock
     // held here for the life of the process.
