@@ -162,6 +162,43 @@ impl<W> Hashing<W> {
     }
 }
 
+/// The renderer's end of a file: filled buffers go to the file's thread, emptied ones come back.
+struct Pipe {
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl crate::render::Sink for Pipe {
+    fn take(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(buf.capacity()));
+        let full = std::mem::replace(buf, next);
+        self.full.send(full).map_err(|_| std::io::Error::other("the file writer stopped"))
+    }
+}
+
+/// Buffers in flight to a file's thread.
+const PIPE_QUEUE: usize = 4;
+
+/// A thread that hashes and writes into `file` every buffer sent through the returned pipe,
+/// until the pipe is dropped; it returns the file (or stops at its first error).
+fn pipe<'s, W: Write + Send + 's>(
+    scope: &'s std::thread::Scope<'s, '_>,
+    mut file: Hashing<W>,
+) -> (Pipe, std::thread::ScopedJoinHandle<'s, std::io::Result<Hashing<W>>>) {
+    let (full, buffers) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_QUEUE);
+    let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    let handle = scope.spawn(move || {
+        for mut buf in buffers {
+            file.write_all(&buf)?;
+            buf.clear();
+            // The renderer may have finished: a buffer it no longer wants is dropped.
+            let _ = give_back.send(buf);
+        }
+        Ok(file)
+    });
+    (Pipe { full, spare }, handle)
+}
+
 /// What a scan found besides the records themselves.
 struct Scanned {
     records: u32,
@@ -218,9 +255,8 @@ fn scan(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     for (prefix, withdrawn_only, visits) in passes {
         let mut markers = view.scan_prefix(&prefix)?;
-        loop {
-            // A window of recipients read in key order, their entries decoded on all cores
-            // (decoding is most of a scan's work), then visited in order.
+        // A window of recipients read in key order: their stored entries.
+        let mut read_window = || -> Result<Vec<(u64, Vec<u8>)>, ProjectionError> {
             let mut stored: Vec<(u64, Vec<u8>)> = Vec::with_capacity(SCAN_WINDOW);
             for item in markers.by_ref() {
                 let (k, _) = item?;
@@ -232,10 +268,9 @@ fn scan(
                     break;
                 }
             }
-            if stored.is_empty() {
-                break;
-            }
-            let decoded = decode_window(&stored, threads, key, visits)?;
+            Ok(stored)
+        };
+        let mut visit = |decoded: Vec<(u64, Entry)>, out: &mut Scanned| -> Result<(), ProjectionError> {
             for (n, entry) in decoded {
                 let (current, exported, withdrawn) = entry.into_parts();
                 match (current, withdrawn) {
@@ -275,6 +310,29 @@ fn scan(
                     (None, None) => {}
                 }
             }
+
+            Ok(())
+        };
+        // Each window's entries are decoded on all cores (decoding is most of a scan's work)
+        // while this thread visits the window before it, in order, and reads the next one.
+        let mut window = read_window()?;
+        let mut decoded: Option<Vec<(u64, Entry)>> = None;
+        while !window.is_empty() {
+            let (this, next) = std::thread::scope(|s| {
+                let worker = s.spawn(|| decode_window(&window, threads, key, visits));
+                let next = match decoded.take() {
+                    Some(d) => visit(d, &mut out).and_then(|()| read_window()),
+                    None => read_window(),
+                };
+                let this =
+                    worker.join().unwrap_or_else(|_| Err(ProjectionError::Corrupt("a scan worker panicked".into())));
+                (this, next)
+            });
+            decoded = Some(this?);
+            window = next?;
+        }
+        if let Some(d) = decoded {
+            visit(d, &mut out)?;
         }
     }
     if mode == PmhMode::DiffHistory {
@@ -385,12 +443,15 @@ impl Projections {
         let json = Hashing::new(open(&json_name).map_err(io_err)?);
         let csv = Hashing::new(open(&csv_name).map_err(io_err)?);
         let eras = &config.eras;
-        // Reading the register and rendering the files take about as long as each other: the
-        // scan runs here and a second thread renders, records passed in chunks.
-        let (scanned, written) = std::thread::scope(|s| {
+        // Reading the register, rendering the files and hashing and writing them take about as
+        // long as each other: the scan runs here, a second thread renders (records passed in
+        // chunks), and a thread per file hashes and writes its buffers.
+        let (scanned, written, sunk) = std::thread::scope(|s| {
+            let (json_pipe, json_sink) = pipe(s, json);
+            let (csv_pipe, csv_sink) = pipe(s, csv);
             let (tx, rx) = std::sync::mpsc::sync_channel::<ToRenderer>(RENDER_QUEUE);
             let renderer = s.spawn(move || {
-                let mut files = FilesWriter::new(program, eras, json, csv);
+                let mut files = FilesWriter::new(program, eras, json_pipe, csv_pipe);
                 for message in rx {
                     match message {
                         ToRenderer::Records(chunk) => {
@@ -400,7 +461,7 @@ impl Projections {
                         }
                         // The documents are closed only after a complete scan: a failed one
                         // leaves files that no reader takes for whole.
-                        ToRenderer::End => return files.finish().map(Some),
+                        ToRenderer::End => return files.finish().map(|_| Some(())),
                     }
                 }
                 Ok(None)
@@ -421,17 +482,22 @@ impl Projections {
             }
             drop(tx);
             let written = renderer.join().map_err(|_| ProjectionError::Corrupt("the renderer panicked".into()));
-            (scanned, written)
+            // The renderer has dropped its pipes: each file's thread ends with its last buffer.
+            let sunk = [json_sink, csv_sink]
+                .map(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("a file writer panicked"))));
+            (scanned, written, sunk)
         });
-        // The scan's own error first; when it stopped because the renderer did, the renderer's.
+        // A file's own error first (the renderer stopped because of it), then the scan's; when
+        // the scan stopped because the renderer did, the renderer's.
+        let [json, csv] = sunk;
+        let (json, csv) = (json.map_err(io_err)?, csv.map_err(io_err)?);
         let scanned = match scanned {
             Err(ProjectionError::Corrupt(why)) if why == RENDERER_STOPPED => None,
             other => Some(other?),
         };
-        let (json, csv) = match written?.map_err(io_err)? {
-            Some(files) => files,
-            None => return Err(ProjectionError::Corrupt(RENDERER_STOPPED.into())),
-        };
+        if written?.map_err(io_err)?.is_none() {
+            return Err(ProjectionError::Corrupt(RENDERER_STOPPED.into()));
+        }
         let Some(scanned) = scanned else { return Err(ProjectionError::Corrupt(RENDERER_STOPPED.into())) };
         let (mut json, json_sha, json_len) = json.done();
         let (mut csv, csv_sha, csv_len) = csv.done();

@@ -781,8 +781,12 @@ impl Fold<'_> {
     fn apply_batch_committed(&mut self, db: &Db, settle: &Settle<'_>, position: u64) -> Result<(), ProjectionError> {
         // The part reads the register itself: what is held and pending goes there first.
         self.write_part()?;
+        // Only a pending entry that can be sent changes, except in a full replacement, where
+        // PMH also drops every current record held back (pending or not): a full resend of a
+        // diff-history program finds what PMH already has unchanged, and records held back
+        // keep what PMH had.
         let mut prefixes = vec![keys::program_prefix(keys::DIRTY, settle.program_key)];
-        if settle.full {
+        if settle.replacing {
             prefixes.push(keys::program_prefix(keys::ACTIVE, settle.program_key));
         }
         let mut recipients: BTreeSet<u64> = BTreeSet::new();

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::ops::Range;
 
 use chrono::NaiveDate;
@@ -281,9 +280,24 @@ impl<'a> Render<'a> {
 /// Bytes buffered per file before they are handed to its writer.
 const FLUSH_BYTES: usize = 1 << 20;
 
+/// Where a [`FilesWriter`] hands a filled buffer: it takes the bytes and leaves the buffer empty
+/// (a writer writes them; the export's pipe swaps in a spare buffer and passes the full one to
+/// the thread that hashes and writes the file, so no byte is copied for it).
+pub trait Sink {
+    fn take(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()>;
+}
+
+/// A file in memory.
+impl Sink for Vec<u8> {
+    fn take(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        self.append(buf);
+        Ok(())
+    }
+}
+
 /// Writes a batch's two files, the JSON array and the CSV document, record by record: each
-/// record is rendered into a buffer, and the buffers go to the writers in large writes.
-pub struct FilesWriter<'a, J: Write, C: Write> {
+/// record is rendered into a buffer, and the buffers go to the sinks in large pieces.
+pub struct FilesWriter<'a, J: Sink, C: Sink> {
     render: Render<'a>,
     json: J,
     csv: C,
@@ -292,7 +306,7 @@ pub struct FilesWriter<'a, J: Write, C: Write> {
     first: bool,
 }
 
-impl<'a, J: Write, C: Write> FilesWriter<'a, J, C> {
+impl<'a, J: Sink, C: Sink> FilesWriter<'a, J, C> {
     /// Starts both documents: `[` and a line break; the BOM and the header row.
     pub fn new(program: &'a Program, eras: &'a EraTable, json: J, csv: C) -> Self {
         let mut csv_buf = Vec::with_capacity(FLUSH_BYTES + 8192);
@@ -317,21 +331,19 @@ impl<'a, J: Write, C: Write> FilesWriter<'a, J, C> {
         self.first = false;
         self.render.record(o, &mut self.json_buf, &mut self.csv_buf);
         if self.json_buf.len() >= FLUSH_BYTES {
-            self.json.write_all(&self.json_buf)?;
-            self.json_buf.clear();
+            self.json.take(&mut self.json_buf)?;
         }
         if self.csv_buf.len() >= FLUSH_BYTES {
-            self.csv.write_all(&self.csv_buf)?;
-            self.csv_buf.clear();
+            self.csv.take(&mut self.csv_buf)?;
         }
         Ok(())
     }
 
-    /// Ends the JSON array, writes what is buffered and returns the writers (not flushed).
+    /// Ends the JSON array, hands over what is buffered and returns the sinks.
     pub fn finish(mut self) -> std::io::Result<(J, C)> {
         self.json_buf.extend_from_slice(b"\n]\n");
-        self.json.write_all(&self.json_buf)?;
-        self.csv.write_all(&self.csv_buf)?;
+        self.json.take(&mut self.json_buf)?;
+        self.csv.take(&mut self.csv_buf)?;
         Ok((self.json, self.csv))
     }
 }

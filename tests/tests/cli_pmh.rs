@@ -768,3 +768,60 @@ fn configuration_texts_pmh_would_show_as_black_circles_are_warned_and_listed() {
     assert_eq!(b["configWarnings"], json!([{"field": "certificate_name", "characters": ["U+9AD9"]}]));
     assert_eq!(batch_of(&e, "kodomo")["configWarnings"], json!([]));
 }
+
+/// A tmpfs of `bytes` mounted at `dir` until dropped (a real full disk).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: PathBuf, bytes: usize) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root, as CI runs");
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn an_export_onto_a_full_disk_fails_cleanly_and_records_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ledger");
+    let data = data.to_str().unwrap();
+    let (status, _, err) = daicho(&["--data", data, "demo", "--recipients", "1500", "--seed", "3"]);
+    assert_eq!(status, 0, "{err}");
+    // The files of a full export of 1,500 recipients are about 20 MB: 256 kB fill up part-way through
+    // the first large program, in the middle of the files' threads' writes.
+    let out = tmp.path().join("full");
+    let disk = SmallDisk::mount(out.clone(), 256 << 10);
+    let (status, stdout, err) =
+        daicho(&["--data", data, "pmh", "export", "--mode", "full", "--out", out.to_str().unwrap()]);
+    assert_ne!(status, 0, "{stdout}");
+    assert!(err.contains("No space left on device") || err.contains("os error 28"), "{err}");
+    drop(disk);
+    // The first program's files did not fit: no batch is recorded, so the next export, onto a
+    // disk with room, sends every record.
+    let (status, text, err) = daicho(&["--data", data, "status"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(text.contains("PMH: まだ出力していません"), "{text}");
+    let good = tmp.path().join("good");
+    let (status, stdout, err) =
+        daicho(&["--data", data, "pmh", "export", "--mode", "full", "--out", good.to_str().unwrap()]);
+    assert_eq!(status, 0, "{stdout}{err}");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(good.join("manifest.json")).unwrap()).unwrap();
+    let sent: u64 = manifest["batches"].as_array().unwrap().iter().map(|b| b["records"].as_u64().unwrap()).sum();
+    assert!(sent > 300, "every current record is in the full export: {sent}");
+    for f in std::fs::read_dir(&good).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let _: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
+}
