@@ -170,6 +170,21 @@ impl View {
         ))
     }
 
+    /// Calls `f` with every key from `from` to `to` (inclusive) and its value, in key order,
+    /// borrowed (nothing is copied for keys `f` passes over).
+    pub fn for_each_between(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
+        for item in self.table.range::<&[u8]>(from..=to)? {
+            let (k, v) = item?;
+            f(k.value(), v.value())?;
+        }
+        Ok(())
+    }
+
     /// Every key and value, in key order.
     pub fn iter(&self) -> Result<Scan, ProjectionError> {
         self.scan_prefix(&[])

@@ -21,7 +21,7 @@ use std::io::Write;
 use crate::db::Db;
 use crate::pmh::{HoldReason, Outgoing, PmhRecord, csv_document, unrepresentable, validate};
 use crate::query::Reader;
-use crate::register::{Entry, entries_from, held_from};
+use crate::register::{Entry, entries_from, held_from, read_values};
 use crate::render::FilesWriter;
 use crate::{ProjectionError, Projections, keys};
 
@@ -257,18 +257,15 @@ fn scan(
         let mut markers = view.scan_prefix(&prefix)?;
         // A window of recipients read in key order: their stored entries.
         let mut read_window = || -> Result<Vec<(u64, Vec<u8>)>, ProjectionError> {
-            let mut stored: Vec<(u64, Vec<u8>)> = Vec::with_capacity(SCAN_WINDOW);
+            let mut wanted: Vec<u64> = Vec::with_capacity(SCAN_WINDOW);
             for item in markers.by_ref() {
                 let (k, _) = item?;
-                let Some(n) = keys::tail_recipient(&k) else { continue };
-                if let Some(bytes) = view.get(&keys::entries_of(n))? {
-                    stored.push((n, bytes));
-                }
-                if stored.len() >= SCAN_WINDOW {
+                wanted.extend(keys::tail_recipient(&k));
+                if wanted.len() >= SCAN_WINDOW {
                     break;
                 }
             }
-            Ok(stored)
+            read_values(&view, keys::entries_of, &wanted)
         };
         let mut visit = |decoded: Vec<(u64, Entry)>, out: &mut Scanned| -> Result<(), ProjectionError> {
             for (n, entry) in decoded {

@@ -226,6 +226,42 @@ pub(crate) fn held_from(bytes: &[u8]) -> Result<Vec<HeldRecord>, ProjectionError
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
+/// The values of the per-recipient keys `key(n)` of `wanted` (recipients in increasing order;
+/// those without a value left out). When they lie close together (the recipients of a program
+/// of a fifth of the municipality, say) the keys between the first and the last are read as one
+/// range, in leaf order, keeping only the wanted ones: cheaper than a search from the root for
+/// each.
+pub(crate) fn read_values(
+    view: &crate::db::View,
+    key: fn(u64) -> Vec<u8>,
+    wanted: &[u64],
+) -> Result<Vec<(u64, Vec<u8>)>, ProjectionError> {
+    let mut found = Vec::with_capacity(wanted.len());
+    let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else { return Ok(found) };
+    let span = last.saturating_sub(first).saturating_add(1);
+    if span > DENSE_SPAN.saturating_mul(wanted.len() as u64) {
+        for &n in wanted {
+            if let Some(bytes) = view.get(&key(n))? {
+                found.push((n, bytes));
+            }
+        }
+        return Ok(found);
+    }
+    let mut next = wanted.iter().peekable();
+    view.for_each_between(&key(first), &key(last), &mut |k, v| {
+        let Some(n) = keys::tail_recipient(k) else { return Ok(()) };
+        while next.next_if(|w| **w < n).is_some() {}
+        if next.next_if_eq(&&n).is_some() {
+            found.push((n, v.to_vec()));
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Recipients spanned per wanted one up to which [`read_values`] reads one range.
+const DENSE_SPAN: u64 = 16;
+
 /// What the fold holds of a recipient between two commits, written at the next one.
 #[derive(Default)]
 struct Held {
@@ -804,11 +840,16 @@ impl Fold<'_> {
         for part in recipients.chunks(self.batch_part.max(1)) {
             let stored: Vec<Stored> = {
                 let view = db.view()?;
-                let mut out = Vec::with_capacity(part.len());
-                for n in part {
-                    out.push((*n, view.get(&keys::entries_of(*n))?, view.get(&keys::fees_of(*n))?));
-                }
-                out
+                let entries = read_values(&view, keys::entries_of, part)?;
+                let mut fees = read_values(&view, keys::fees_of, part)?.into_iter().peekable();
+                entries
+                    .into_iter()
+                    .map(|(n, e)| {
+                        while fees.next_if(|(m, _)| *m < n).is_some() {}
+                        let f = fees.next_if(|(m, _)| *m == n).map(|(_, f)| f);
+                        (n, Some(e), f)
+                    })
+                    .collect()
             };
             let per_thread = stored.len().div_ceil(threads).max(1);
             let written: Vec<Result<Vec<Write>, ProjectionError>> = std::thread::scope(|s| {
