@@ -176,7 +176,7 @@ impl View {
         &self,
         from: &[u8],
         to: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), ProjectionError>,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), ProjectionError>,
     ) -> Result<(), ProjectionError> {
         for item in self.table.range::<&[u8]>(from..=to)? {
             let (k, v) = item?;

@@ -286,6 +286,9 @@ fn scan(
                             }
                             each(current, false)?;
                             out.records = out.records.saturating_add(1);
+                        } else if mode == PmhMode::DiffHistory {
+                            // Listed once, from the `H` markers below: a recipient with a
+                            // record to send and another held back has both markers.
                         } else {
                             if replacing && exported {
                                 out.dropped = out.dropped.saturating_add(1);

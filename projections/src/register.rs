@@ -248,7 +248,7 @@ pub(crate) fn read_values(
         return Ok(found);
     }
     let mut next = wanted.iter().peekable();
-    view.for_each_between(&key(first), &key(last), &mut |k, v| {
+    view.for_each_between(&key(first), &key(last), |k, v| {
         let Some(n) = keys::tail_recipient(k) else { return Ok(()) };
         while next.next_if(|w| **w < n).is_some() {}
         if next.next_if_eq(&&n).is_some() {

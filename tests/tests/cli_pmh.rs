@@ -769,6 +769,42 @@ fn configuration_texts_pmh_would_show_as_black_circles_are_warned_and_listed() {
     assert_eq!(batch_of(&e, "kodomo")["configWarnings"], json!([]));
 }
 
+#[test]
+fn a_diff_with_a_withdrawal_and_a_held_back_record_of_one_person_lists_the_held_one_once() {
+    let mut l = Ledger::new();
+    l.apply(&child("C1"));
+    for (id, cert, number, from, to) in
+        [("k1", "K1", "000123", "2026-04-01", "2026-06-30"), ("k2", "K2", "000124", "2026-07-01", "2027-03-31")]
+    {
+        l.apply(&[json!({"id": id, "type": "grant_certificate", "recipient": "C1", "effective": from,
+                         "certificate": cert, "program": "kodomo", "payer_number": "88139993",
+                         "recipient_number": number, "valid_from": from, "valid_to": to})]);
+    }
+    assert_eq!(l.export().keys(), ["R1S1", "R1S2"]);
+    // Another payer number configured: K2's record, changed by a move, is held back; K1's grant
+    // is rescinded: its withdrawal is sent. One person, one program, both at once.
+    let other = l.tmp.path().join("other.toml");
+    std::fs::write(&other, daicho_domain::config::DEMO_TOML.replace("[\"88139993\"]", "[\"87139994\"]")).unwrap();
+    let (status, _, err) = daicho(&["--data", l.data(), "config", "set", other.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    l.apply(&[
+        json!({"type": "change_personal_details", "recipient": "C1", "effective": "2026-05-01", "address": "さくら市中央3-3-3"}),
+        json!({"type": "rescind", "recipient": "C1", "effective": "2026-05-01", "target": "k1", "reason": "誤登録"}),
+    ]);
+    let e = l.export();
+    assert_eq!(e.keys(), ["R1S1"]);
+    assert_eq!(e.one("R1S1")["isDeleted"], true);
+    let held: Vec<&str> = batch_of(&e, "kodomo")["heldBack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["historyKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, ["R1S2"]);
+    let rejects = std::fs::read_to_string(e.dir.join("rejects.csv")).unwrap();
+    assert_eq!(rejects.matches("R1S2").count(), 1, "{rejects}");
+}
+
 /// A tmpfs of `bytes` mounted at `dir` until dropped (a real full disk).
 struct SmallDisk(PathBuf);
 

@@ -48,9 +48,9 @@ pub struct Settings {
     pub access_scanned_max: usize,
     /// Connections served at once; more wait in the listen queue.
     pub connections_max: usize,
-    /// Requests whose blocking part (ledger, log, register, rendering) runs at once; more wait
-    /// their turn in arrival order. Two per core: enough to overlap reads from the disk, few
-    /// enough that a burst is served first come, first served rather than all at once.
+    /// Page views and searches whose blocking part (log, register) runs at once; more wait their
+    /// turn in arrival order. Two per core: enough to overlap reads from the disk, few enough
+    /// that a burst is served first come, first served rather than all at once.
     pub workers_max: usize,
     /// Live sessions at most; a login beyond them is refused until some end.
     pub sessions_max: usize,
@@ -116,8 +116,8 @@ pub struct App {
     pub statements: Mutex<()>,
     /// Connections served at once (see [`Settings::connections_max`]).
     pub connections: Arc<tokio::sync::Semaphore>,
-    /// Blocking parts of requests run at once (see [`Settings::workers_max`]); fair: first
-    /// come, first served.
+    /// Blocking parts of page views and searches run at once (see [`Settings::workers_max`]);
+    /// fair: first come, first served.
     pub workers: Arc<tokio::sync::Semaphore>,
     /// The last health figures and when they were collected (see [`Settings::health_ttl`]).
     health: Mutex<Option<(std::time::Instant, daicho_app::health::Health)>>,
@@ -198,6 +198,19 @@ impl std::ops::Deref for App {
 /// Runs `f` on a blocking thread with the app (sled, argon2 and fsync must not block the async
 /// workers).
 pub async fn blocking<T, F>(app: &Arc<App>, f: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&App) -> AppResult<T> + Send + 'static,
+{
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app)).await.map_err(|e| AppError::internal(format!("task: {e}")))?
+}
+
+/// As [`blocking`], for the reads every caseworker makes all day (a recipient's page, a
+/// search): at most [`Settings::workers_max`] at once, served in arrival order. Long jobs (a
+/// PMH batch, a statement, a verification) and logins do not take part, so they neither wait
+/// behind a burst of page views nor hold their turns.
+pub async fn blocking_read<T, F>(app: &Arc<App>, f: F) -> AppResult<T>
 where
     T: Send + 'static,
     F: FnOnce(&App) -> AppResult<T> + Send + 'static,

@@ -27,7 +27,7 @@ use daicho_store::{Envelope, StreamId};
 use serde::Deserialize;
 
 use super::{FormPairs, date_ja, end_ja, values};
-use crate::app::{App, blocking, format_recorded};
+use crate::app::{App, blocking, blocking_read, format_recorded};
 use crate::auth::{CurrentUser, Permission};
 use crate::describe;
 use crate::error::{AppError, AppResult};
@@ -212,7 +212,7 @@ pub async fn render(
     let today = app.today();
     let u = user.clone();
     let reveal_reason = reveal.clone();
-    let (page, protected_shown) = blocking(app, move |app| {
+    let (page, protected_shown) = blocking_read(app, move |app| {
         let loaded = load(app, n)?;
         let head = app.store.head().position.0;
         let mut view_errors = Vec::new();

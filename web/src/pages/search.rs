@@ -15,7 +15,7 @@ use daicho_projections::query::SearchBy;
 
 use super::recipient::{load, view_of};
 use super::{FormPairs, values};
-use crate::app::{App, blocking};
+use crate::app::{App, blocking_read};
 use crate::auth::{CurrentUser, Permission};
 use crate::describe;
 use crate::error::{AppError, AppResult};
@@ -129,7 +129,7 @@ pub async fn search(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
     };
     let today = app.today();
     let u = user.clone();
-    let (rows, more) = blocking(&app, move |app| {
+    let (rows, more) = blocking_read(&app, move |app| {
         // Catch up under the ledger's lock, then read without it: searches run side by side.
         let (reader, config) = {
             let mut ledger = app.ledger();
