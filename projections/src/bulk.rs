@@ -63,7 +63,7 @@ struct ProgramBatches {
 /// What the read found besides the recipients' events.
 struct System {
     /// Configurations (text and parsed), in position order.
-    configs: Vec<(String, Config)>,
+    configs: Vec<(String, std::sync::Arc<Config>)>,
     /// Batches by program.
     batches: BTreeMap<String, ProgramBatches>,
     /// Positions of every batch, in order.
@@ -260,7 +260,7 @@ fn read(
     let mut config_positions = Vec::new();
     for (position, text, config) in first.configs.into_iter().chain(second.configs) {
         config_positions.push(position);
-        system.configs.push((text, config));
+        system.configs.push((text, std::sync::Arc::new(config)));
     }
     for (position, number, uploaded, batch) in first.batches.into_iter().chain(second.batches) {
         // The configuration in force: the last one recorded before the batch.

@@ -101,7 +101,9 @@ pub struct Projections {
     spill_bytes: usize,
     secret: [u8; 32],
     cache: HashMap<u64, Option<Recipient>>,
-    config: Option<Config>,
+    /// Shared with the fold, which hands it to each batch it applies (a clone of the whole
+    /// configuration per recipient and batch was a tenth of a rebuild).
+    config: Option<std::sync::Arc<Config>>,
     batch_part: usize,
 }
 
@@ -176,7 +178,7 @@ impl Projections {
         if p.db.get(keys::FORMAT)?.as_deref() != Some(FORMAT.as_bytes()) {
             p.reset()?;
         }
-        p.config = p.stored_config()?;
+        p.config = p.stored_config()?.map(std::sync::Arc::new);
         Ok(p)
     }
 
@@ -227,7 +229,7 @@ impl Projections {
 
     /// The configuration in force at the checkpoint.
     pub fn config(&self) -> Option<&Config> {
-        self.config.as_ref()
+        self.config.as_deref()
     }
 
     /// Applies every event after the checkpoint up to `limit` (default: the store's head).
@@ -242,7 +244,7 @@ impl Projections {
         if result.is_err() {
             // The cache may be ahead of what was committed.
             self.cache.clear();
-            self.config = self.stored_config().unwrap_or(None);
+            self.config = self.stored_config().unwrap_or(None).map(std::sync::Arc::new);
         }
         result
     }
@@ -360,7 +362,7 @@ impl Projections {
             }
         };
         self.cache.clear();
-        self.config = self.stored_config()?;
+        self.config = self.stored_config()?.map(std::sync::Arc::new);
         Ok(reached)
     }
 

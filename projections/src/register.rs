@@ -335,7 +335,7 @@ pub(crate) struct Fold<'a> {
     pub dirty: BTreeSet<u64>,
     /// Entries, fee histories and search keys of the recipients touched since the last commit.
     held: BTreeMap<u64, Held>,
-    pub config: &'a mut Option<Config>,
+    pub config: &'a mut Option<std::sync::Arc<Config>>,
     caps: CapForms,
 }
 
@@ -446,7 +446,7 @@ impl<'a> Fold<'a> {
         store: &'a Store,
         secret: &'a [u8; 32],
         cache: &'a mut HashMap<u64, Option<Recipient>>,
-        config: &'a mut Option<Config>,
+        config: &'a mut Option<std::sync::Arc<Config>>,
         batch_part: usize,
     ) -> Fold<'a> {
         Fold {
@@ -474,7 +474,7 @@ impl Fold<'_> {
                 let config = Config::from_toml(&text)
                     .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
                 self.overlay.put(keys::CONFIG.to_vec(), text.into_bytes());
-                *self.config = Some(config);
+                *self.config = Some(std::sync::Arc::new(config));
                 match self.db {
                     Some(db) => self.remark(db),
                     None => Ok(()),
@@ -604,7 +604,7 @@ impl Fold<'_> {
                 Some(bytes) => entries_from(&bytes)?,
                 None => Entries::new(),
             };
-            let markers = markers_of(n, &entries, self.config.as_ref());
+            let markers = markers_of(n, &entries, self.config.as_deref());
             self.held.entry(n).or_default().entries = Some((entries, markers));
         }
         let held = self.held.entry(n).or_default();
@@ -779,10 +779,11 @@ impl Fold<'_> {
     ) -> Result<(), ProjectionError> {
         let program_key = batch.program.as_str().to_owned();
         let config = self.config.clone();
-        let program = config.as_ref().and_then(|c| c.program(&batch.program));
+        let config = config.as_deref();
+        let program = config.and_then(|c| c.program(&batch.program));
         let settle = Settle {
             program_key: &program_key,
-            config: config.as_ref(),
+            config,
             program,
             replacing: program.is_some_and(|p| crate::export::replaces(p, batch.mode)),
             full: batch.mode == PmhMode::Full,
@@ -911,7 +912,7 @@ impl Fold<'_> {
                 Some(bytes) => entries_from(&bytes)?,
                 None => Entries::new(),
             };
-            let mut after = markers_of(n, &entries, self.config.as_ref());
+            let mut after = markers_of(n, &entries, self.config.as_deref());
             after.retain(|k, _| k.first() != Some(&keys::ACTIVE));
             marker_writes(&before, &after, &mut writes);
         }
@@ -950,7 +951,7 @@ impl Fold<'_> {
                     self.overlay.put(keys::entries_of(n), entries_bytes(entries)?);
                 }
                 let mut writes = Vec::new();
-                marker_writes(before, &markers_of(n, entries, self.config.as_ref()), &mut writes);
+                marker_writes(before, &markers_of(n, entries, self.config.as_deref()), &mut writes);
                 for (k, v) in writes {
                     match v {
                         Some(v) => self.overlay.put(k, v),
