@@ -906,7 +906,6 @@ impl Fold<'_> {
                 }
             }
         }
-        let mut writes = Vec::new();
         for (n, before) in stored {
             let entries = match view.get(&keys::entries_of(n))? {
                 Some(bytes) => entries_from(&bytes)?,
@@ -914,13 +913,7 @@ impl Fold<'_> {
             };
             let mut after = markers_of(n, &entries, self.config.as_deref());
             after.retain(|k, _| k.first() != Some(&keys::ACTIVE));
-            marker_writes(&before, &after, &mut writes);
-        }
-        for (k, v) in writes {
-            match v {
-                Some(v) => self.overlay.put(k, v),
-                None => self.overlay.remove(k),
-            }
+            marker_writes(&before, &after, &mut self.overlay.writes);
         }
         Ok(())
     }
@@ -950,14 +943,7 @@ impl Fold<'_> {
                 } else {
                     self.overlay.put(keys::entries_of(n), entries_bytes(entries)?);
                 }
-                let mut writes = Vec::new();
-                marker_writes(before, &markers_of(n, entries, self.config.as_deref()), &mut writes);
-                for (k, v) in writes {
-                    match v {
-                        Some(v) => self.overlay.put(k, v),
-                        None => self.overlay.remove(k),
-                    }
-                }
+                marker_writes(before, &markers_of(n, entries, self.config.as_deref()), &mut self.overlay.writes);
             }
             if let (Some(fees), true) = (&held.fees, held.fees_changed) {
                 self.overlay.put(keys::fees_of(n), fees_bytes(fees)?);
