@@ -8,27 +8,33 @@
 //! - [`Store::head`]: the durable head (position, chain hash).
 //! - [`verify::verify_dir`]: walks the whole chain and every index, names the first bad position.
 //!
-//! On disk, a store directory holds `sled/` (the database) and, once verified, `checkpoint`.
+//! On disk, a store directory holds `sled/` (the database), `redo/` (the redo log that makes
+//! appends durable before sled does, see [`redo`](crate::redo)) and, once verified,
+//! `checkpoint`.
 
 pub mod backup;
 mod envelope;
 mod error;
 mod keys;
+mod pending;
+mod redo;
 mod request;
 pub mod verify;
 mod writer;
 
 pub use envelope::{Envelope, Hash, Position, RecordError, StreamId, date_to_days, days_to_date};
 pub use error::{AppendError, StoreError};
+pub use redo::{StoreOptions, WritePoint};
 pub use request::{AppendOutcome, AppendRequest, ExpectedVersion, NewEvent, RequestRecord, Target, limits};
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::pending::{Applier, Memtable, Queue, Tables};
+use crate::redo::{Flusher, RedoWriter};
 use crate::writer::{Counters, Job, Writer, head_bytes, head_from_bytes, sync_dir};
 
 /// The durable end of the log.
@@ -116,7 +122,7 @@ pub struct Stats {
 struct Inner {
     dir: PathBuf,
     stats: Arc<Counters>,
-    tree: sled::Tree,
+    tables: Tables,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     head: watch::Receiver<Head>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -213,11 +219,22 @@ pub fn cache_bytes() -> u64 {
     CACHE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Opens the store's sled database and brings it up to date with the redo log: after this,
+/// sled holds durably every event that was acknowledged, and the redo log is empty.
 pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
     remove_incomplete_snapshots(&sled_dir(dir))?;
-    let config = sled::Config::new().path(sled_dir(dir)).mode(sled::Mode::HighThroughput).cache_capacity(cache_bytes());
+    // No timer flush of sled's own: the flusher decides when sled writes (redo.rs).
+    let config = sled::Config::new()
+        .path(sled_dir(dir))
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(cache_bytes())
+        .flush_every_ms(None);
     let db = open_sled(&config)?;
     let tree = db.open_tree("ledger")?;
+    // A database without a readable head is left as it is, for `verify` to report.
+    if let Ok(head) = read_meta(&tree) {
+        redo::recover(dir, &db, &tree, head.position.0)?;
+    }
     Ok((db, tree))
 }
 
@@ -241,6 +258,11 @@ impl Store {
     /// leaves no `sled/` that cannot be opened (the crash test found one with no format record),
     /// only a staging directory, which the next `create` removes.
     pub fn create(dir: &Path) -> Result<Store, StoreError> {
+        Store::create_with(dir, StoreOptions::default())
+    }
+
+    /// [`Store::create`] with options.
+    pub fn create_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         if sled_dir(dir).exists() {
             return Err(StoreError::AlreadyExists(dir.display().to_string()));
         }
@@ -270,12 +292,17 @@ impl Store {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
         }
-        Store::open(dir)
+        Store::open_with(dir, options)
     }
 
     /// Opens the store in `dir`. Checks the head, the chain of the last
     /// [`OPEN_CHECK_EVENTS`] events and the verified checkpoint, not the whole log.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         if !sled_dir(dir).join("db").exists() {
             return Err(StoreError::NotALedger(dir.display().to_string()));
         }
@@ -285,16 +312,37 @@ impl Store {
         if let Some(cp) = Checkpoint::read(dir)? {
             check_checkpoint(&tree, head, cp)?;
         }
-        let db_file = File::open(sled_dir(dir).join("db"))?;
         let stats = Arc::new(Counters::default());
+        let (redo, shared) = RedoWriter::new(dir, head.position.0, options.clone())?;
+        let tables = Tables { tree: tree.clone(), pending: Arc::new(Memtable::new(head.position.0)) };
+        let flusher = Flusher { store_dir: dir.to_path_buf(), db, options, shared: shared.clone() };
+        let flusher = std::thread::Builder::new().name("daicho-store-flusher".into()).spawn(move || {
+            // A panic (a bug) must not leave the writer appending to a redo log nobody empties.
+            let shared = flusher.shared.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| flusher.run())).is_err() {
+                shared.fail("the flusher stopped unexpectedly".into());
+            }
+        })?;
+        let queue = Arc::new(Queue::default());
+        let applier = Applier { tree, pending: tables.pending.clone(), shared: shared.clone() };
+        let groups = queue.clone();
+        let applier = std::thread::Builder::new().name("daicho-store-applier".into()).spawn(move || {
+            let shared = applier.shared.clone();
+            let queue = groups.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| applier.run(groups))).is_err() {
+                shared.fail("the applier stopped unexpectedly".into());
+                queue.close();
+            }
+        })?;
         let writer = Writer {
             stats: stats.clone(),
-            tree: tree.clone(),
-            db,
-            sled_dir: sled_dir(dir),
-            db_file,
+            tables: tables.clone(),
+            redo,
+            queue,
+            applier: Some(applier),
+            shared,
+            flusher: Some(flusher),
             head,
-            synced_files: HashSet::new(),
             stopped: false,
         };
         let (jobs_tx, jobs_rx) = mpsc::channel(limits::QUEUE_REQUESTS_MAX);
@@ -306,7 +354,7 @@ impl Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 stats,
-                tree,
+                tables,
                 jobs: Mutex::new(Some(jobs_tx)),
                 head: head_rx,
                 writer: Mutex::new(Some(handle)),
@@ -361,8 +409,8 @@ impl Store {
     fn envelope_at(&self, position: Position) -> Result<Envelope, StoreError> {
         let record = self
             .inner
-            .tree
-            .get(keys::log(position))?
+            .tables
+            .get(&keys::log(position))?
             .ok_or_else(|| StoreError::Damaged { position: Some(position), reason: "missing from the log".into() })?;
         Envelope::from_record(&record)
             .map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
@@ -379,15 +427,14 @@ impl Store {
     /// The current version of a stream (0 if it does not exist).
     pub fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         let key = keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes());
-        Ok(self.inner.tree.get(key)?.and_then(|v| keys::u64_value(&v)).unwrap_or(0))
+        Ok(self.inner.tables.get(&key)?.and_then(|v| keys::u64_value(&v)).unwrap_or(0))
     }
 
     /// Every durable event of a stream, in version order.
     pub fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {
         let head = self.head().position;
         let mut out = Vec::new();
-        for item in self.inner.tree.scan_prefix(keys::stream_events_prefix(stream)) {
-            let (_, value) = item?;
+        for (_, value) in self.inner.tables.scan_prefix(&keys::stream_events_prefix(stream))? {
             let position = Position(keys::u64_value(&value).unwrap_or(0));
             if position > head {
                 break;
@@ -399,19 +446,19 @@ impl Store {
 
     /// The stream registered under a key (see [`Target::NewKeyed`]).
     pub fn stream_for_key(&self, category: &str, key: &str) -> Result<Option<StreamId>, StoreError> {
-        let Some(value) = self.inner.tree.get(keys::stream_key(category, key))? else {
+        let Some(value) = self.inner.tables.get(&keys::stream_key(category, key))? else {
             return Ok(None);
         };
         let stream = std::str::from_utf8(&value).ok().and_then(StreamId::parse);
         let stream = stream.ok_or(StoreError::Damaged { position: None, reason: "bad stream key index".into() })?;
         // Only once the stream's first event is durable.
-        let first = self.inner.tree.get(keys::stream_event(&stream, 1))?.and_then(|v| keys::u64_value(&v));
+        let first = self.inner.tables.get(&keys::stream_event(&stream, 1))?.and_then(|v| keys::u64_value(&v));
         Ok(first.is_some_and(|p| Position(p) <= self.head().position).then_some(stream))
     }
 
     /// The record of an earlier request with this id, if any.
     pub fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let Some(value) = self.inner.tree.get(keys::with_prefix(keys::REQUEST, request_id.as_bytes()))? else {
+        let Some(value) = self.inner.tables.get(&keys::with_prefix(keys::REQUEST, request_id.as_bytes()))? else {
             return Ok(None);
         };
         let record = RequestRecord::from_bytes(&value)
@@ -420,27 +467,26 @@ impl Store {
     }
 
     /// Durable events from `from` (inclusive) to the head, in order.
+    ///
+    /// Positions up to what sled had applied when the read began come from one sled range scan;
+    /// the few after it (still in the memtable, or applied since) one by one.
     pub fn read_from(&self, from: Position) -> impl Iterator<Item = Result<Envelope, StoreError>> + '_ {
         let head = self.head().position;
         let start = Position(from.0.max(1));
-        self.inner.tree.range(keys::log(start)..=keys::log(head)).map(move |item| {
-            let (key, value) = item?;
-            let position = Position(keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0));
-            Envelope::from_record(&value)
-                .map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
-        })
+        let split = Position(self.inner.tables.pending.applied().min(head.0));
+        let scanned = (start <= split).then(|| self.inner.tables.tree.range(keys::log(start)..=keys::log(split)));
+        let rest = start.0.max(split.0 + 1)..=head.0;
+        scanned.into_iter().flatten().map(decode_log_item).chain(rest.map(move |p| self.envelope_at(Position(p))))
     }
 
     /// Durable events from the head back to position 1, newest first (a bounded scan of the
     /// recent past reads only what it needs).
     pub fn read_back(&self) -> impl Iterator<Item = Result<Envelope, StoreError>> + '_ {
         let head = self.head().position;
-        self.inner.tree.range(keys::log(Position(1))..=keys::log(head)).rev().map(move |item| {
-            let (key, value) = item?;
-            let position = Position(keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0));
-            Envelope::from_record(&value)
-                .map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
-        })
+        let split = Position(self.inner.tables.pending.applied().min(head.0));
+        let newest = (split.0 + 1..=head.0).rev().map(move |p| self.envelope_at(Position(p)));
+        let scanned = (split.0 >= 1).then(|| self.inner.tables.tree.range(keys::log(Position(1))..=keys::log(split)));
+        newest.chain(scanned.into_iter().flatten().rev().map(decode_log_item))
     }
 
     /// Follows the log from `from`: first every durable event already there, then each new one
@@ -453,6 +499,13 @@ impl Store {
     pub fn close(self) {
         drop(self);
     }
+}
+
+/// An envelope from a sled scan of the log.
+fn decode_log_item(item: Result<(sled::IVec, sled::IVec), sled::Error>) -> Result<Envelope, StoreError> {
+    let (key, value) = item?;
+    let position = Position(keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0));
+    Envelope::from_record(&value).map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
 }
 
 /// An append queued with [`Store::submit_blocking`].

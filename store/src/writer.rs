@@ -3,19 +3,20 @@
 //! One thread receives append requests through a bounded channel. It takes every request
 //! waiting (up to `BATCH_REQUESTS_MAX`), stages them in order (checking expected versions,
 //! idempotency and keys against the tree and against earlier requests of the same group),
-//! writes the whole group as one atomic sled batch together with the new head, makes it durable
-//! once, publishes the new durable head, and only then answers every caller. Positions are
-//! assigned here and nowhere else, so they are dense and gapless.
+//! makes the whole group durable once as one redo frame together with the new head, applies it
+//! to sled as one atomic batch, publishes the new durable head, and only then answers every
+//! caller. Positions are assigned here and nowhere else, so they are dense and gapless.
 //!
-//! Durability: sled's `flush()` ends in `sync_file_range`, which flushes neither the device
-//! cache nor the file size. After it the writer fsyncs the `db` file, then fsyncs every file in
-//! the sled directory and `blobs/` it has not synced before (sled writes large messages to blob
-//! files and never fsyncs them) and those directories. Any failure stops the writer: nothing is
-//! acknowledged that is not durable, and nothing more is accepted until the store is reopened.
+//! Durability: the group's writes go first to the redo log as one frame, made durable by one
+//! `fdatasync` ([`crate::redo`]); then they are applied to sled in memory, the head is
+//! published and the callers answered. sled is made durable behind, by the flusher. Any failure
+//! (of the frame's write or sync, of sled, or of the flusher) stops the writer: nothing is
+//! acknowledged that is not durable, a failed `fdatasync` is never retried, and nothing more is
+//! accepted until the store is reopened.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,6 +26,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::envelope::{Envelope, Position, StreamId};
 use crate::error::AppendError;
 use crate::keys;
+use crate::pending::{Queue, Tables};
+use crate::redo::{self, RedoWriter, Shared};
 use crate::request::{AppendOutcome, AppendRequest, ExpectedVersion, RequestRecord, Target, limits};
 use crate::{Head, valid_event_type, valid_text_id};
 
@@ -35,12 +38,16 @@ pub(crate) struct Job {
 }
 
 pub(crate) struct Writer {
-    pub tree: sled::Tree,
-    pub db: sled::Db,
-    pub sled_dir: PathBuf,
-    pub db_file: File,
+    pub tables: Tables,
+    pub redo: RedoWriter,
+    /// The applier's queue; dropped (ending the applier) when the writer ends.
+    pub queue: Arc<Queue>,
+    /// The applier thread, joined before the flusher is told to close.
+    pub applier: Option<std::thread::JoinHandle<()>>,
+    pub shared: Arc<Shared>,
+    /// The flusher thread, ended and joined when the writer ends.
+    pub flusher: Option<std::thread::JoinHandle<()>>,
     pub head: Head,
-    pub synced_files: HashSet<PathBuf>,
     pub stopped: bool,
     pub stats: Arc<Counters>,
 }
@@ -94,13 +101,23 @@ impl Writer {
                 let _ = job.reply.send(result);
             }
         }
+        // Every caller answered: the applier finishes what is queued, then the flusher makes
+        // sled durable and empties the redo log.
+        self.queue.close();
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
+        redo::close(&self.shared);
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
     }
 
     fn commit(&mut self, group: &[Job]) -> Vec<Result<AppendOutcome, AppendError>> {
         if self.stopped {
             return group.iter().map(|_| Err(AppendError::Stopped)).collect();
         }
-        let mut stage = Stage::new(&self.tree, self.head, now_us().max(self.head.recorded_at_us));
+        let mut stage = Stage::new(&self.tables, self.head, now_us().max(self.head.recorded_at_us));
         let mut results: Vec<_> = group.iter().map(|job| stage.prepare(&job.request)).collect();
         if let Some(e) = stage.read_failure.take() {
             self.stopped = true;
@@ -110,8 +127,8 @@ impl Writer {
             return results;
         }
         let new_head = stage.head;
-        stage.batch.insert(keys::META_HEAD, head_bytes(&new_head));
-        match self.persist(stage.batch) {
+        stage.puts.push((keys::META_HEAD.to_vec(), head_bytes(&new_head)));
+        match self.persist(stage.puts, self.head.position.0 + 1, new_head.position.0) {
             Ok(()) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats.events.fetch_add(new_head.position.0 - self.head.position.0, Ordering::Relaxed);
@@ -130,37 +147,17 @@ impl Writer {
         results
     }
 
-    fn persist(&mut self, batch: sled::Batch) -> Result<(), String> {
-        self.tree.apply_batch(batch).map_err(|e| format!("apply batch: {e}"))?;
-        self.db.flush().map_err(|e| format!("flush: {e}"))?;
-        self.db_file.sync_all().map_err(|e| format!("fsync db: {e}"))?;
-        self.sync_new_files().map_err(|e| format!("fsync new files: {e}"))
-    }
-
-    /// fsyncs files of the sled directory and `blobs/` not synced before, then the directories.
-    fn sync_new_files(&mut self) -> std::io::Result<()> {
-        for dir in [self.sled_dir.clone(), self.sled_dir.join("blobs")] {
-            if !dir.is_dir() {
-                continue;
-            }
-            let mut created = false;
-            for entry in std::fs::read_dir(&dir)? {
-                let path = entry?.path();
-                if path.is_file() && !self.synced_files.contains(&path) {
-                    // A file may vanish between listing and opening (sled removes old snapshots).
-                    match File::open(&path) {
-                        Ok(f) => f.sync_all()?,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(e),
-                    }
-                    self.synced_files.insert(path);
-                    created = true;
-                }
-            }
-            if created {
-                sync_dir(&dir)?;
-            }
+    /// Makes the group durable in the redo log, then puts it in the memtable and hands it to
+    /// the applier: once this returns, readers see it.
+    fn persist(&mut self, writes: Vec<(Vec<u8>, Vec<u8>)>, first: u64, last: u64) -> Result<(), String> {
+        if let Some(e) = self.shared.failure() {
+            return Err(format!("background: {e}"));
         }
+        let frame = redo::encode_frame(first, last, &writes);
+        self.redo.append(&frame, first).map_err(|e| format!("redo log: {e}"))?;
+        let group = (last, writes.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self.tables.pending.insert(&group);
+        self.queue.send(group).map_err(|()| "the applier stopped".to_owned())?;
         Ok(())
     }
 }
@@ -172,8 +169,9 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// The writes of one group, staged in order.
 struct Stage<'t> {
-    tree: &'t sled::Tree,
-    batch: sled::Batch,
+    tables: &'t Tables,
+    /// The group's sled writes, in order.
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
     head: Head,
     recorded_at_us: i64,
     writes: usize,
@@ -186,10 +184,10 @@ struct Stage<'t> {
 }
 
 impl<'t> Stage<'t> {
-    fn new(tree: &'t sled::Tree, head: Head, recorded_at_us: i64) -> Self {
+    fn new(tables: &'t Tables, head: Head, recorded_at_us: i64) -> Self {
         Stage {
-            tree,
-            batch: sled::Batch::default(),
+            tables,
+            puts: Vec::new(),
             head,
             recorded_at_us,
             writes: 0,
@@ -204,7 +202,7 @@ impl<'t> Stage<'t> {
 
     /// Reads from the tree; a read error is remembered and stops the group.
     fn get(&mut self, key: &[u8]) -> Option<sled::IVec> {
-        match self.tree.get(key) {
+        match self.tables.get(key) {
             Ok(v) => v,
             Err(e) => {
                 self.read_failure.get_or_insert_with(|| format!("read: {e}"));
@@ -339,25 +337,28 @@ impl<'t> Stage<'t> {
                 hash: self.head.hash,
             };
             envelope.seal(self.head.hash);
-            self.batch.insert(&keys::log(envelope.position), envelope.to_record());
-            self.batch.insert(keys::stream_event(&stream, version), &envelope.position.0.to_be_bytes());
-            self.batch
-                .insert(keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), &envelope.position.0.to_be_bytes());
+            let at = envelope.position.0.to_be_bytes().to_vec();
+            self.puts.push((keys::log(envelope.position).to_vec(), envelope.to_record()));
+            self.puts.push((keys::stream_event(&stream, version), at.clone()));
+            self.puts.push((keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), at));
             self.event_ids.insert(e.event_id.clone());
             self.head = Head { position: envelope.position, hash: envelope.hash, recorded_at_us: self.recorded_at_us };
             self.writes += 1;
         }
-        self.batch.insert(keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes()), &version.to_be_bytes());
+        self.puts.push((
+            keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes()),
+            version.to_be_bytes().to_vec(),
+        ));
         self.versions.insert(stream.clone(), version);
         if let Some((index_key, _, category, n)) = key {
-            self.batch.insert(index_key.clone(), stream.as_str().as_bytes());
-            self.batch.insert(keys::with_prefix(keys::COUNTER, category.as_bytes()), &n.to_be_bytes());
+            self.puts.push((index_key.clone(), stream.as_str().as_bytes().to_vec()));
+            self.puts.push((keys::with_prefix(keys::COUNTER, category.as_bytes()), n.to_be_bytes().to_vec()));
             self.keys.insert(index_key, stream.clone());
         }
         let outcome =
             AppendOutcome { stream, first, last: self.head.position, stream_version: version, already_applied: false };
         let record = RequestRecord { digest: req.request_digest, outcome: outcome.clone() };
-        self.batch.insert(keys::with_prefix(keys::REQUEST, req.request_id.as_bytes()), record.to_bytes());
+        self.puts.push((keys::with_prefix(keys::REQUEST, req.request_id.as_bytes()), record.to_bytes()));
         self.requests.insert(req.request_id.clone(), record);
         Ok(outcome)
     }

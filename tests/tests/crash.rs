@@ -1,7 +1,9 @@
 //! Crash test: a child process appends with several concurrent writers and reports every
 //! acknowledged append; the parent kills it with SIGKILL at random moments, reopens the store
 //! and checks that every acknowledged event is there, positions have no gap, and the whole log
-//! verifies.
+//! verifies. Every third cycle stops the child at a named point of the write path first (a
+//! segment switch, a half-written frame, the flusher between sled's flush and its fsync, ...),
+//! so that the kills known to be dangerous are not left to chance.
 //!
 //! Cycles: `DAICHO_CRASH_CYCLES` (default 50). Long runs: `scripts/crash-loop 1000`. The seed of
 //! the kill times is printed, and `DAICHO_CRASH_SEED` replays a run.
@@ -22,6 +24,18 @@ fn keep_for_analysis(dir: &std::path::Path, cycle: u64) -> std::path::PathBuf {
     kept
 }
 
+/// The points of the write path a cycle can stop at ([`daicho_store::WritePoint`]), each with
+/// how many times it may pass before the child stops there (chosen at random up to this).
+const POINTS: [(&str, u64); 7] = [
+    ("SpareFilled", 3),
+    ("SegmentRenamed", 4),
+    ("FrameHalfWritten", 200),
+    ("FrameWritten", 200),
+    ("FrameSynced", 200),
+    ("SledFlushed", 10),
+    ("SegmentRemoved", 4),
+];
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
@@ -38,34 +52,68 @@ fn no_acknowledged_event_is_lost_across_kill_9() {
     let dir = tmp.path().join("store");
     let mut acked: Vec<(u64, u64, String)> = Vec::new();
     let mut total_kill_ms = 0;
+    let mut halts = [0u64; POINTS.len()];
+    let mut halt_cycles = 0u64;
     for cycle in 0..cycles {
         let writers = 1 + rng.next_u64() % 8;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
-            .arg(&dir)
-            .arg(writers.to_string())
-            .arg(format!("c{cycle}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        // Every third cycle stops the child at a point of the write path, in turn; the others
+        // kill it at a random moment. Small segments and a short flush interval (in every halt
+        // cycle, half of the others) make segment switches and background flushes frequent.
+        let halt = (cycle % 3 == 2).then(|| {
+            let point = POINTS[(halt_cycles % POINTS.len() as u64) as usize];
+            halt_cycles += 1;
+            (point, 1 + rng.next_u64() % point.1)
+        });
+        let mut command = Command::new(env!("CARGO_BIN_EXE_crash-writer"));
+        command.arg(&dir).arg(writers.to_string()).arg(format!("c{cycle}"));
+        if halt.is_some() || rng.next_u64().is_multiple_of(2) {
+            let segment = [16u64 << 10, 64 << 10, 256 << 10][(rng.next_u64() % 3) as usize];
+            let flush_ms = [2u64, 10, 50][(rng.next_u64() % 3) as usize];
+            command.arg(segment.to_string()).arg(flush_ms.to_string());
+            if let Some(((name, _), at)) = halt {
+                command.arg(name).arg(at.to_string());
+            }
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 match line {
+                    Ok(l) => {
+                        let _ = tx.send(l);
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        if let Some(((name, _), _)) = halt {
+            // Wait for the child to stop at its point (it may not get there: an open that
+            // fails, say, reports on stderr, checked below).
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(l) if l.starts_with("halt ") => {
+                        halts[POINTS.iter().position(|p| p.0 == name).unwrap()] += 1;
+                        lines.push(l);
+                        break;
+                    }
                     Ok(l) => lines.push(l),
                     Err(_) => break,
                 }
             }
-            lines
-        });
-        // Sometimes during open and recovery, mostly while appending.
-        let kill_ms = if rng.next_u64().is_multiple_of(10) { rng.next_u64() % 5 } else { 10 + rng.next_u64() % 150 };
-        total_kill_ms += kill_ms;
-        std::thread::sleep(Duration::from_millis(kill_ms));
+        } else {
+            // Sometimes during open and recovery, mostly while appending.
+            let kill_ms =
+                if rng.next_u64().is_multiple_of(10) { rng.next_u64() % 5 } else { 10 + rng.next_u64() % 150 };
+            total_kill_ms += kill_ms;
+            std::thread::sleep(Duration::from_millis(kill_ms));
+        }
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        let lines = reader.join().unwrap();
+        reader.join().unwrap();
+        lines.extend(rx.try_iter());
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         assert!(!status.success());
@@ -105,10 +153,18 @@ fn no_acknowledged_event_is_lost_across_kill_9() {
             assert!(report.problem.is_none(), "cycle {cycle} (seed {seed}): {:?}", report.problem);
         }
     }
+    let timed = cycles - halt_cycles;
     println!(
-        "crash test: {cycles} kills, {} acknowledged appends all present, average kill after {} ms",
+        "crash test: {cycles} kills, {} acknowledged appends all present; {timed} at random moments (average \
+         after {} ms), {halt_cycles} at points of the write path: {}",
         acked.len(),
-        total_kill_ms / cycles.max(1)
+        total_kill_ms / timed.max(1),
+        POINTS.iter().zip(halts).map(|((name, _), n)| format!("{name} {n}")).collect::<Vec<_>>().join(", ")
     );
     assert!(acked.len() as u64 > cycles, "the writers must have been acknowledged many times");
+    if halt_cycles >= 2 * POINTS.len() as u64 {
+        for ((name, _), n) in POINTS.iter().zip(halts) {
+            assert!(n > 0, "no cycle stopped at {name}: the probe is not reached");
+        }
+    }
 }

@@ -2,23 +2,59 @@
 //! as fast as they can, and prints `ack <position> <event id>` for each append once it returned
 //! (so: once durable). It runs until killed.
 //!
-//! Usage: crash-writer DIR WRITERS SESSION
+//! Usage: crash-writer DIR WRITERS SESSION [SEGMENT_BYTES FLUSH_MS [HALT_POINT HALT_AT]]
+//!
+//! SEGMENT_BYTES and FLUSH_MS set the redo log's segment size and the flusher's interval (small
+//! values make segment switches and background flushes frequent). With HALT_POINT (a
+//! [`WritePoint`] name, e.g. `SegmentRenamed`), the thread that reaches that point for the
+//! HALT_AT-th time prints `halt <point>` and stops there, for the parent to kill the process in
+//! exactly that state.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use chrono::NaiveDate;
-use daicho_store::{AppendRequest, ExpectedVersion, NewEvent, Store, StreamId, Target};
+use daicho_store::{AppendRequest, ExpectedVersion, NewEvent, Store, StoreOptions, StreamId, Target, WritePoint};
+
+fn options(args: &[String]) -> StoreOptions {
+    let mut options = StoreOptions::default();
+    if let (Some(bytes), Some(ms)) = (args.get(4), args.get(5)) {
+        options.redo_segment_bytes = bytes.parse().unwrap_or(options.redo_segment_bytes);
+        options.flush_interval = Duration::from_millis(ms.parse().unwrap_or(500));
+    }
+    if let (Some(point), Some(at)) = (args.get(6).cloned(), args.get(7)) {
+        let at: u64 = at.parse().unwrap_or(1);
+        let seen = AtomicU64::new(0);
+        options.probe = Some(Arc::new(move |p: WritePoint| {
+            if format!("{p:?}") == point && seen.fetch_add(1, Ordering::SeqCst) + 1 == at {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "halt {point}");
+                let _ = out.flush();
+                drop(out);
+                loop {
+                    std::thread::park();
+                }
+            }
+        }));
+    }
+    options
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(dir), Some(writers), Some(session)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: crash-writer DIR WRITERS SESSION");
+        eprintln!("usage: crash-writer DIR WRITERS SESSION [SEGMENT_BYTES FLUSH_MS [HALT_POINT HALT_AT]]");
         std::process::exit(2);
     };
     let writers: usize = writers.parse().unwrap_or(4);
     let dir = PathBuf::from(dir);
-    let store = match if dir.join("sled").exists() { Store::open(&dir) } else { Store::create(&dir) } {
+    let options = options(&args);
+    let opened =
+        if dir.join("sled").exists() { Store::open_with(&dir, options) } else { Store::create_with(&dir, options) };
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
             eprintln!("open: {e}");
