@@ -125,6 +125,17 @@ fn segments(dir: &Path) -> Vec<(PathBuf, Vec<(usize, usize)>)> {
         .collect()
 }
 
+/// Appends until the store refuses one (at most `limit`): how many were acknowledged, and the
+/// refusal.
+fn append_until_refused(store: &Store, limit: usize) -> (usize, Option<AppendError>) {
+    for i in 0..limit {
+        if let Err(e) = store.append_blocking(request(i)) {
+            return (i, Some(e));
+        }
+    }
+    (limit, None)
+}
+
 fn verifies(dir: &Path) -> bool {
     let options = VerifyOptions { payload: &mut |_| Ok(()), progress: &mut |_| {}, update_checkpoint: false };
     verify_dir(dir, options).unwrap().problem.is_none()
@@ -221,17 +232,7 @@ fn a_failing_flusher_stops_the_writer_and_loses_nothing_acknowledged() {
         ..StoreOptions::default()
     };
     let store = Store::create_with(&dir, options).unwrap();
-    let mut acked = 0;
-    let mut refusal = None;
-    for i in 0..100_000 {
-        match store.append_blocking(request(i)) {
-            Ok(_) => acked += 1,
-            Err(e) => {
-                refusal = Some(e);
-                break;
-            }
-        }
-    }
+    let (acked, refusal) = append_until_refused(&store, 100_000);
     let refusal = refusal.expect("the writer stops once the flusher failed");
     assert!(matches!(refusal, AppendError::Storage(ref e) if e.contains("flusher")), "{refusal:?}");
     // No retry: every later append is refused too.
@@ -270,17 +271,7 @@ fn a_full_disk_stops_the_writer_and_loses_nothing_acknowledged() {
     let dir = disk.0.join("store");
     let options = StoreOptions { redo_segment_bytes: 64 << 10, flush_interval: Duration::from_millis(5), probe: None };
     let store = Store::create_with(&dir, options).unwrap();
-    let mut acked = 0;
-    let mut refusal = None;
-    for i in 0..200_000 {
-        match store.append_blocking(request(i)) {
-            Ok(_) => acked += 1,
-            Err(e) => {
-                refusal = Some(e);
-                break;
-            }
-        }
-    }
+    let (acked, refusal) = append_until_refused(&store, 200_000);
     let refusal = refusal.expect("a 3 MiB disk fills up");
     assert!(matches!(refusal, AppendError::Storage(_)), "{refusal:?}");
     assert!(acked > 100, "only {acked} appends before the disk was full");
