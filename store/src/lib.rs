@@ -315,7 +315,7 @@ impl Store {
         let stats = Arc::new(Counters::default());
         let (redo, shared) = RedoWriter::new(dir, head.position.0, options.clone())?;
         let tables = Tables { tree: tree.clone(), pending: Arc::new(Memtable::new(head.position.0)) };
-        let flusher = Flusher { store_dir: dir.to_path_buf(), db, options, shared: shared.clone() };
+        let flusher = Flusher { store_dir: dir.to_path_buf(), db, options: options.clone(), shared: shared.clone() };
         let flusher = std::thread::Builder::new().name("daicho-store-flusher".into()).spawn(move || {
             // A panic (a bug) must not leave the writer appending to a redo log nobody empties.
             let shared = flusher.shared.clone();
@@ -324,14 +324,17 @@ impl Store {
             }
         })?;
         let queue = Arc::new(Queue::default());
-        let applier = Applier { tree, pending: tables.pending.clone(), shared: shared.clone() };
+        let applier =
+            Applier { tree, pending: tables.pending.clone(), shared: shared.clone(), options: options.clone() };
         let groups = queue.clone();
         let applier = std::thread::Builder::new().name("daicho-store-applier".into()).spawn(move || {
             let shared = applier.shared.clone();
+            let options = applier.options.clone();
             let queue = groups.clone();
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| applier.run(groups))).is_err() {
                 shared.fail("the applier stopped unexpectedly".into());
                 queue.close();
+                options.at(WritePoint::ApplierStopped);
             }
         })?;
         let writer = Writer {

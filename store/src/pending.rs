@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sled::IVec;
 
-use crate::redo::Shared;
+use crate::redo::{Shared, StoreOptions, WritePoint};
 
 /// Groups that may wait for the applier before the writer blocks.
 pub(crate) const QUEUE_FRAMES: usize = 256;
@@ -160,6 +160,7 @@ pub(crate) struct Applier {
     pub tree: sled::Tree,
     pub pending: Arc<Memtable>,
     pub shared: Arc<Shared>,
+    pub options: StoreOptions,
 }
 
 impl Applier {
@@ -170,6 +171,7 @@ impl Applier {
             if taken.is_empty() {
                 continue;
             }
+            self.options.at(WritePoint::Applying);
             // One insert at a time, not one sled batch: a batch takes sled's lock exclusively and
             // stops every reader (the writer's checks among them) while it applies. Atomicity is
             // not lost: readers see a group whole in the memtable until sled has all of it, and
@@ -181,6 +183,7 @@ impl Applier {
                         self.shared.fail(format!("apply to sled: {e}"));
                         // Refuse further groups: the writer stops at its next commit.
                         queue.close();
+                        self.options.at(WritePoint::ApplierStopped);
                         return;
                     }
                 }

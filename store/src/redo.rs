@@ -57,6 +57,10 @@ pub enum WritePoint {
     SledFlushed,
     /// The flusher removed one segment sled no longer needs.
     SegmentRemoved,
+    /// The applier took queued groups and is about to insert them into sled.
+    Applying,
+    /// The applier stopped on a failure: the failure is recorded and its queue refuses groups.
+    ApplierStopped,
 }
 
 /// How a store is opened. [`StoreOptions::default`] is what the program uses.
@@ -372,6 +376,8 @@ struct State {
     applied: u64,
     /// Last position sled holds durably.
     durable: u64,
+    /// Last position the redo log holds durably (the writer's last synced frame).
+    written: u64,
     /// First positions of the segments in use, the writer's current one last.
     segments: Vec<u64>,
     /// A spare segment is ready.
@@ -426,14 +432,14 @@ impl RedoWriter {
         }
         let spare = dir.join(SPARE).is_file();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { applied: head, durable: head, spare, ..State::default() }),
+            state: Mutex::new(State { applied: head, durable: head, written: head, spare, ..State::default() }),
             wake: Condvar::new(),
         });
         Ok((RedoWriter { dir, options, current: None, shared: shared.clone() }, shared))
     }
 
     /// Makes `frame` (positions `first..=last`) durable: on return it survives a crash.
-    pub fn append(&mut self, frame: &[u8], first: u64) -> std::io::Result<()> {
+    pub fn append(&mut self, frame: &[u8], first: u64, last: u64) -> std::io::Result<()> {
         let len = frame.len() as u64;
         let fits = self.current.as_ref().is_some_and(|(_, _, offset, size)| offset + len + 8 <= *size);
         if !fits {
@@ -453,6 +459,7 @@ impl RedoWriter {
         self.options.at(WritePoint::FrameWritten);
         file.sync_data()?;
         *offset += len;
+        self.shared.lock().written = last;
         self.options.at(WritePoint::FrameSynced);
         Ok(())
     }
@@ -556,7 +563,10 @@ impl Flusher {
             for (i, first) in segs.iter().enumerate() {
                 let behind = match segs.get(i + 1) {
                     Some(next) => *next <= state.durable + 1,
-                    None => closing && state.durable == state.applied,
+                    // The writer's last segment goes only once sled holds every frame the redo
+                    // log does: after an applier failure, frames beyond what was applied stay
+                    // for recovery.
+                    None => closing && state.durable == state.written,
                 };
                 if !behind {
                     break;

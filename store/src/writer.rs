@@ -115,7 +115,12 @@ impl Writer {
 
     fn commit(&mut self, group: &[Job]) -> Vec<Result<AppendOutcome, AppendError>> {
         if self.stopped {
-            return group.iter().map(|_| Err(AppendError::Stopped)).collect();
+            // The first refusal names the cause; a background failure keeps being named.
+            let refusal = match self.shared.failure() {
+                Some(e) => AppendError::Storage(format!("background: {e}")),
+                None => AppendError::Stopped,
+            };
+            return group.iter().map(|_| refusal.clone()).map(Err).collect();
         }
         let mut stage = Stage::new(&self.tables, self.head, now_us().max(self.head.recorded_at_us));
         let mut results: Vec<_> = group.iter().map(|job| stage.prepare(&job.request)).collect();
@@ -154,10 +159,15 @@ impl Writer {
             return Err(format!("background: {e}"));
         }
         let frame = redo::encode_frame(first, last, &writes);
-        self.redo.append(&frame, first).map_err(|e| format!("redo log: {e}"))?;
+        self.redo.append(&frame, first, last).map_err(|e| format!("redo log: {e}"))?;
+        // From here the group is committed: it survives a crash, and recovery applies it to
+        // sled at the next open. Readers see it in the memtable; if the applier has stopped,
+        // the group is still acknowledged, and the writer refuses what comes after it.
         let group = (last, writes.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
         self.tables.pending.insert(&group);
-        self.queue.send(group).map_err(|()| "the applier stopped".to_owned())?;
+        if self.queue.send(group).is_err() {
+            self.stopped = true;
+        }
         Ok(())
     }
 }

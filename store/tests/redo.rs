@@ -242,6 +242,79 @@ fn a_failing_flusher_stops_the_writer_and_loses_nothing_acknowledged() {
     assert!(verifies(&dir));
 }
 
+/// Where the applier-failure test's threads are: the writer's second frame after arming is
+/// synced, and the applier has stopped.
+#[derive(Default)]
+struct Gate {
+    state: std::sync::Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    fn set(&self, f: impl FnOnce(&mut (bool, bool))) {
+        f(&mut self.state.lock().unwrap());
+        self.changed.notify_all();
+    }
+
+    fn wait(&self, until: impl Fn(&(bool, bool)) -> bool) {
+        let mut state = self.state.lock().unwrap();
+        while !until(&state) {
+            state = self.changed.wait(state).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_append_synced_as_the_applier_fails_is_acknowledged_and_kept() {
+    // The writer checks for a background failure, writes and syncs its frame, then queues the
+    // group for the applier. Here the applier fails between the check and the queueing: the
+    // group is durable, so it is acknowledged, the writer refuses what follows, and the redo
+    // log keeps the group for the next open (sled never got it).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let armed = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new(Gate::default());
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let applying = Arc::new(AtomicBool::new(false));
+    let options = StoreOptions {
+        flush_interval: Duration::from_millis(1),
+        probe: Some(Arc::new({
+            let (armed, gate) = (armed.clone(), gate.clone());
+            move |point| {
+                if !armed.load(Ordering::SeqCst) {
+                    return;
+                }
+                match point {
+                    WritePoint::FrameSynced if synced.fetch_add(1, Ordering::SeqCst) == 1 => {
+                        gate.set(|s| s.0 = true);
+                        gate.wait(|s| s.1);
+                    }
+                    WritePoint::Applying if !applying.swap(true, Ordering::SeqCst) => {
+                        gate.wait(|s| s.0);
+                        panic!("injected: the applier fails");
+                    }
+                    WritePoint::ApplierStopped => gate.set(|s| s.1 = true),
+                    _ => {}
+                }
+            }
+        })),
+        ..StoreOptions::default()
+    };
+    let store = Store::create_with(&dir, options).unwrap();
+    for i in 0..10 {
+        store.append_blocking(request(i)).unwrap();
+    }
+    armed.store(true, Ordering::SeqCst);
+    store.append_blocking(request(10)).unwrap();
+    let raced = store.append_blocking(request(11));
+    assert!(raced.is_ok(), "a synced frame is committed: {raced:?}");
+    let refusal = store.append_blocking(request(12)).unwrap_err();
+    assert!(matches!(refusal, AppendError::Storage(ref e) if e.contains("applier")), "{refusal:?}");
+    drop(store);
+    assert_eq!(opened_head(&dir), 12, "every acknowledged append is there after the open");
+    assert!(verifies(&dir));
+}
+
 /// A tmpfs of a few MiB, unmounted when dropped: a disk that really fills up.
 struct SmallDisk(PathBuf);
 

@@ -26,7 +26,7 @@ fn keep_for_analysis(dir: &std::path::Path, cycle: u64) -> std::path::PathBuf {
 
 /// The points of the write path a cycle can stop at ([`daicho_store::WritePoint`]), each with
 /// how many times it may pass before the child stops there (chosen at random up to this).
-const POINTS: [(&str, u64); 7] = [
+const POINTS: [(&str, u64); 8] = [
     ("SpareFilled", 3),
     ("SegmentRenamed", 4),
     ("FrameHalfWritten", 200),
@@ -34,6 +34,7 @@ const POINTS: [(&str, u64); 7] = [
     ("FrameSynced", 200),
     ("SledFlushed", 10),
     ("SegmentRemoved", 4),
+    ("Applying", 100),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
