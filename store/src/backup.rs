@@ -92,7 +92,7 @@ pub fn write_backup(logs: &[(&str, &Store)], out: &mut dyn Write) -> Result<Back
         w.put(&head.hash.0)?;
         let mut last = Hash::default();
         for (i, envelope) in
-            store.read_from(Position(1)).take(usize::try_from(head.position.0).unwrap_or(usize::MAX)).enumerate()
+            store.replay(Position(1)).take(usize::try_from(head.position.0).unwrap_or(usize::MAX)).enumerate()
         {
             let envelope = envelope?;
             if envelope.position.0 != i as u64 + 1 {

@@ -83,6 +83,28 @@ fn appends_are_dense_chained_and_readable() {
 }
 
 #[test]
+fn replay_reads_what_read_from_reads_across_many_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    // More than a few of the helper's batches, some of them perhaps still in the memtable.
+    for i in 0..3000 {
+        store.append_blocking(request(to(&format!("s-{}", i % 7), ExpectedVersion::Any), &format!("r{i}"), 1)).unwrap();
+    }
+    let positions = |it: &mut dyn Iterator<Item = Result<daicho_store::Envelope, StoreError>>| {
+        it.map(|e| e.unwrap()).map(|e| (e.position.0, e.hash)).collect::<Vec<_>>()
+    };
+    let read = positions(&mut store.read_from(Position(1)));
+    assert_eq!(read.len(), 3000);
+    assert_eq!(positions(&mut store.replay(Position(1))), read);
+    assert_eq!(positions(&mut store.replay(Position(2500))), read[2499..]);
+    assert_eq!(store.replay(Position(3001)).count(), 0);
+    // Stopping early leaves the store usable (the helper ends at its next batch).
+    assert_eq!(store.replay(Position(1)).take(10).count(), 10);
+    store.append_blocking(request(to("s-x", ExpectedVersion::Any), "after", 1)).unwrap();
+    assert_eq!(store.replay(Position(1)).count(), 3001);
+}
+
+#[test]
 fn an_expected_version_mismatch_is_its_own_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path()).unwrap();
@@ -336,6 +358,64 @@ fn truncation_is_found_against_the_verified_checkpoint() {
     let problem = verify(dir.path()).problem.unwrap();
     assert!(problem.reason.contains("truncated") || problem.reason.contains("index"), "{}", problem.reason);
     assert!(matches!(Store::open(dir.path()), Err(StoreError::Damaged { .. })));
+}
+
+/// Replays the whole log: how many events came out whole, and the error that ended it.
+fn replay_until_damage(dir: &Path) -> (u64, Option<StoreError>) {
+    let store = Store::open(dir).unwrap();
+    let mut whole = 0;
+    for item in store.replay(Position(1)) {
+        match item {
+            Ok(_) => whole += 1,
+            Err(e) => return (whole, Some(e)),
+        }
+    }
+    (whole, None)
+}
+
+#[test]
+fn replay_stops_at_the_first_altered_forged_or_missing_event() {
+    // Each damage deep in the log (opening checks only its tail), in a stretch read by the
+    // second of the replay's helpers or a later one.
+    let altered = filled(3000);
+    tamper(altered.path(), 2100, |r| {
+        let at = r.len() - 65;
+        r[at] ^= 0x20;
+    });
+    let (whole, e) = replay_until_damage(altered.path());
+    assert_eq!(whole, 2099);
+    assert!(
+        matches!(e, Some(StoreError::Damaged { position: Some(Position(2100)), ref reason }) if reason.contains("altered")),
+        "{e:?}"
+    );
+    let forged = filled(3000);
+    tamper(forged.path(), 1500, |r| {
+        let mut e = daicho_store::Envelope::from_record(r).unwrap();
+        e.actor = "intruder".into();
+        let prev = e.prev_hash;
+        e.seal(prev);
+        *r = e.to_record();
+    });
+    let (whole, e) = replay_until_damage(forged.path());
+    assert_eq!(whole, 1500);
+    assert!(
+        matches!(e, Some(StoreError::Damaged { position: Some(Position(1501)), ref reason }) if reason.contains("chain")),
+        "{e:?}"
+    );
+    let gap = filled(3000);
+    {
+        let db = sled::open(gap.path().join("sled")).unwrap();
+        db.open_tree("ledger").unwrap().remove(log_key(1024)).unwrap();
+        db.flush().unwrap();
+    }
+    let (whole, e) = replay_until_damage(gap.path());
+    assert_eq!(whole, 1023);
+    assert!(
+        matches!(e, Some(StoreError::Damaged { position: Some(Position(1024)), ref reason }) if reason.contains("missing")),
+        "{e:?}"
+    );
+    let (whole, e) = replay_until_damage(filled(3000).path());
+    assert_eq!((whole, e), (3000, None));
 }
 
 fn log_key(p: u64) -> Vec<u8> {

@@ -170,9 +170,11 @@ fn daicho_replay_store(store: &Store) -> Run {
     let started = Instant::now();
     let mut prev = Hash::default();
     let mut n = 0;
-    for e in store.read_from(Position(1)) {
+    // `replay` checks each hash on its helper threads and the links in order; the link is
+    // checked here again as the SQLite and PostgreSQL replays check it.
+    for e in store.replay(Position(1)) {
         let e = e.unwrap_or_else(|e| panic!("read: {e}"));
-        assert!(e.prev_hash == prev && e.hash_is_valid());
+        assert!(e.prev_hash == prev);
         prev = e.hash;
         n += 1;
     }
