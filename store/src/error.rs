@@ -49,7 +49,8 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
-/// An append was refused. Nothing of the request was written.
+/// An append was refused. Nothing of the request was written, except perhaps for
+/// [`AppendError::Storage`] (see there).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppendError {
     /// The stream is not at the expected version: someone else appended first. Re-read, retry.
@@ -68,7 +69,11 @@ pub enum AppendError {
     Invalid(String),
     /// An earlier storage failure stopped the writer; nothing is accepted until a restart.
     Stopped,
-    /// Storage failed while committing this request; the writer has stopped.
+    /// Storage failed while committing this request; the writer has stopped. Whether the
+    /// request was committed is known only after the store is reopened: a failed write or sync
+    /// may still have left its frame whole on the disk, and recovery then applies it. Sending it
+    /// again with the same request id after reopening is safe: it returns the first outcome if
+    /// there was one, or commits it now.
     Storage(String),
 }
 

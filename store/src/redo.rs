@@ -29,7 +29,7 @@
 //! previous one's `fdatasync` returned), so a frame that fails its check must be followed by
 //! zeros to the segment's end; otherwise the segment was altered and the store refuses to open.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -207,7 +207,15 @@ fn read_segment(path: &Path) -> Result<Vec<Frame>, StoreError> {
         let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
         if len == 0 && crc == 0 {
-            break; // the zeros after the last frame
+            // The zeros after the last frame, unless a whole frame follows: then the header of
+            // an acknowledged frame was zeroed.
+            if let Some(later) = whole_frame_after(&bytes, at, frames.last().map_or(0, |f: &Frame| f.last)) {
+                return Err(StoreError::Damaged {
+                    position: frames.last().map(|f: &Frame| crate::Position(f.last + 1)),
+                    reason: format!("redo segment {name}: zeros at byte {at} hide the frame at byte {later}"),
+                });
+            }
+            break;
         }
         let body = at.checked_add(FRAME_HEADER + len).and_then(|end| bytes.get(at + FRAME_HEADER..end));
         let frame = body.filter(|b| crc32fast::hash(b) == crc).and_then(decode_body);
@@ -220,9 +228,12 @@ fn read_segment(path: &Path) -> Result<Vec<Frame>, StoreError> {
                 // A torn last frame: whatever of it reached the disk, then only zeros. Its own
                 // extent is unknown when the length is what was torn, so everything after the
                 // header must be zero up to where a frame of that length would end, and beyond.
+                // And no whole frame may follow anywhere (a length that was changed would
+                // otherwise hide the frames after it).
                 let end = at.saturating_add(FRAME_HEADER).saturating_add(len).min(bytes.len());
                 let rest_is_zero = bytes[end..].iter().all(|b| *b == 0);
-                if !rest_is_zero {
+                let hidden = whole_frame_after(&bytes, at + 1, frames.last().map_or(0, |f: &Frame| f.last));
+                if !rest_is_zero || hidden.is_some() {
                     return Err(StoreError::Damaged {
                         position: frames.last().map(|f: &Frame| crate::Position(f.last + 1)),
                         reason: format!("redo segment {name}: a damaged frame at byte {at} is followed by data"),
@@ -233,6 +244,45 @@ fn read_segment(path: &Path) -> Result<Vec<Frame>, StoreError> {
         }
     }
     Ok(frames)
+}
+
+/// The offset of a whole frame (its CRC right, its positions after `after`) starting at or after
+/// byte `from`, if there is one. A torn last frame is never followed by one, since a frame is
+/// written only after the one before it was synced. Offsets are tried one by one, the cheap
+/// position checks before the CRC.
+fn whole_frame_after(bytes: &[u8], from: usize, after: u64) -> Option<usize> {
+    let group_max = (crate::limits::BATCH_REQUESTS_MAX * crate::limits::EVENTS_PER_REQUEST_MAX) as u64;
+    let u32_at = |o: usize| bytes.get(o..o + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let u64_at = |o: usize| bytes.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    let whole_at = |o: usize| {
+        let (Some(len), Some(crc), Some(first), Some(last)) = (u32_at(o), u32_at(o + 4), u64_at(o + 8), u64_at(o + 16))
+        else {
+            return false;
+        };
+        let len = len as usize;
+        first > after
+            && first <= last
+            && last - first < group_max
+            && len >= 20
+            && o + FRAME_HEADER + len <= bytes.len()
+            && crc32fast::hash(&bytes[o + FRAME_HEADER..o + FRAME_HEADER + len]) == crc
+    };
+    let end = bytes.len().saturating_sub(FRAME_HEADER + 20);
+    let mut o = from;
+    while o < end {
+        if u32_at(o) == Some(0) {
+            // No frame starts where its length is zero, and a frame's first non-zero byte is in
+            // its length: go to three bytes before the next non-zero byte.
+            let next = bytes[o..].iter().position(|b| *b != 0)?;
+            o = (o + next).saturating_sub(3).max(o + 1);
+            continue;
+        }
+        if whole_at(o) {
+            return Some(o);
+        }
+        o += 1;
+    }
+    None
 }
 
 /// What [`recover`] did.
@@ -323,7 +373,7 @@ pub(crate) fn recover(
     }
     if done.frames_applied > 0 {
         db.flush()?;
-        sync_sled_files(&store_dir.join("sled"), &mut HashSet::new())?;
+        sync_sled_files(&store_dir.join("sled"), &mut HashMap::new())?;
     }
     for (_, path) in &segs {
         std::fs::remove_file(path)?;
@@ -334,10 +384,11 @@ pub(crate) fn recover(
 }
 
 /// fsyncs the sled database file, then every file of the sled directory and `blobs/` not in
-/// `synced` (sled writes large messages to blob files and never fsyncs them), then those
-/// directories when a file was new. sled's `flush()` ends in `sync_file_range`, which flushes
-/// neither the device cache nor the file size.
-pub(crate) fn sync_sled_files(sled_dir: &Path, synced: &mut HashSet<PathBuf>) -> std::io::Result<()> {
+/// `synced` at its present length (sled writes large messages to blob files and never fsyncs
+/// them; a blob may still be being written when it is listed, so a file is synced again when it
+/// has grown since), then those directories when a file was new. sled's `flush()` ends in
+/// `sync_file_range`, which flushes neither the device cache nor the file size.
+pub(crate) fn sync_sled_files(sled_dir: &Path, synced: &mut HashMap<PathBuf, u64>) -> std::io::Result<()> {
     File::open(sled_dir.join("db"))?.sync_all()?;
     for dir in [sled_dir.to_path_buf(), sled_dir.join("blobs")] {
         if !dir.is_dir() {
@@ -346,16 +397,22 @@ pub(crate) fn sync_sled_files(sled_dir: &Path, synced: &mut HashSet<PathBuf>) ->
         let mut created = false;
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
-            if path.is_file() && !synced.contains(&path) {
-                // A file may vanish between listing and opening (sled removes old snapshots).
-                match File::open(&path) {
-                    Ok(f) => f.sync_all()?,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                }
-                synced.insert(path);
-                created = true;
+            if !path.is_file() {
+                continue;
             }
+            // A file may vanish between listing and opening (sled removes old snapshots).
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            // The length before the sync: if the file grows after it, the next pass syncs again.
+            let len = file.metadata()?.len();
+            if synced.get(&path) == Some(&len) {
+                continue;
+            }
+            file.sync_all()?;
+            created |= synced.insert(path, len).is_none();
         }
         if created {
             sync_dir(&dir)?;
@@ -504,7 +561,7 @@ impl Flusher {
     pub fn run(self) {
         let dir = redo_dir(&self.store_dir);
         let sled_dir = self.store_dir.join("sled");
-        let mut synced = HashSet::new();
+        let mut synced = HashMap::new();
         let mut last_flush = std::time::Instant::now();
         loop {
             let (applied, durable, closing, want_spare, flush) = {
@@ -542,7 +599,7 @@ impl Flusher {
         &self,
         dir: &Path,
         sled_dir: &Path,
-        synced: &mut HashSet<PathBuf>,
+        synced: &mut HashMap<PathBuf, u64>,
         applied: u64,
         durable: u64,
         closing: bool,
@@ -584,12 +641,21 @@ impl Flusher {
             sync_dir(dir).map_err(|e| format!("fsync redo directory: {e}"))?;
         }
         if want_spare && !closing && !self.shared.lock().spare {
+            // A spare only saves the writer zero-filling its next segment itself: failing to
+            // make one (a full disk) is not a failure of the write path, which meets the same
+            // disk at its next switch and stops there if it must.
             let tmp = dir.join(format!("{SPARE}.tmp"));
-            zero_file(&tmp, self.options.redo_segment_bytes).map_err(|e| format!("redo spare: {e}"))?;
-            self.options.at(WritePoint::SpareFilled);
-            std::fs::rename(&tmp, dir.join(SPARE)).map_err(|e| format!("redo spare: {e}"))?;
-            sync_dir(dir).map_err(|e| format!("fsync redo directory: {e}"))?;
-            self.shared.lock().spare = true;
+            let made = zero_file(&tmp, self.options.redo_segment_bytes).and_then(|_| {
+                self.options.at(WritePoint::SpareFilled);
+                std::fs::rename(&tmp, dir.join(SPARE))?;
+                sync_dir(dir)
+            });
+            match made {
+                Ok(()) => self.shared.lock().spare = true,
+                Err(_) => {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
         }
         Ok(())
     }
@@ -635,5 +701,37 @@ mod tests {
         altered[FRAME_HEADER + 30] ^= 1;
         std::fs::write(&path, &altered).unwrap();
         assert!(matches!(read_segment(&path), Err(StoreError::Damaged { .. })));
+    }
+
+    #[test]
+    fn a_zeroed_header_or_a_changed_length_cannot_hide_later_frames() {
+        let writes = vec![(b"Lkey".to_vec(), vec![7u8; 300])];
+        let frames = [encode_frame(1, 1, &writes), encode_frame(2, 3, &writes), encode_frame(4, 4, &writes)];
+        let mut bytes: Vec<u8> = frames.concat();
+        bytes.extend(vec![0u8; 8192]);
+        let second = frames[0].len();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("00000000000000000001.seg");
+        let read = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            read_segment(&path).map(|f| f.len())
+        };
+        assert_eq!(read(&bytes).unwrap(), 3);
+        // The second frame's header zeroed: it looks like the end of the segment.
+        let mut zeroed = bytes.clone();
+        zeroed[second..second + FRAME_HEADER].fill(0);
+        assert!(matches!(read(&zeroed), Err(StoreError::Damaged { .. })), "{:?}", read(&zeroed).map(|_| ()));
+        // Its length changed to reach past the third frame into the zeros.
+        let mut longer = bytes.clone();
+        let len = (frames[1].len() + frames[2].len() + 100) as u32;
+        longer[second..second + 4].copy_from_slice(&len.to_le_bytes());
+        assert!(matches!(read(&longer), Err(StoreError::Damaged { .. })));
+        // A torn last frame, its header intact or zeroed, still ends the segment quietly.
+        let third = second + frames[1].len();
+        let mut torn = bytes.clone();
+        torn[third + 40..third + frames[2].len()].fill(0);
+        assert_eq!(read(&torn).unwrap(), 2);
+        torn[third..third + FRAME_HEADER].fill(0);
+        assert_eq!(read(&torn).unwrap(), 2);
     }
 }

@@ -101,16 +101,7 @@ impl Writer {
                 let _ = job.reply.send(result);
             }
         }
-        // Every caller answered: the applier finishes what is queued, then the flusher makes
-        // sled durable and empties the redo log.
-        self.queue.close();
-        if let Some(applier) = self.applier.take() {
-            let _ = applier.join();
-        }
-        redo::close(&self.shared);
-        if let Some(flusher) = self.flusher.take() {
-            let _ = flusher.join();
-        }
+        // Every caller answered; `Drop` ends the applier and the flusher.
     }
 
     fn commit(&mut self, group: &[Job]) -> Vec<Result<AppendOutcome, AppendError>> {
@@ -169,6 +160,25 @@ impl Writer {
             self.stopped = true;
         }
         Ok(())
+    }
+}
+
+impl Drop for Writer {
+    /// When the writer ends, or unwinds from a panic (a bug): the applier finishes what is
+    /// queued, then the flusher makes sled durable and empties the redo log as far as sled
+    /// holds it. Without this a panicking writer would leave both threads running.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.fail("the writer stopped unexpectedly".into());
+        }
+        self.queue.close();
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
+        redo::close(&self.shared);
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
     }
 }
 

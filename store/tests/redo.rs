@@ -315,6 +315,34 @@ fn an_append_synced_as_the_applier_fails_is_acknowledged_and_kept() {
     assert!(verifies(&dir));
 }
 
+#[test]
+fn a_panicking_writer_ends_the_background_threads_and_keeps_its_synced_frame() {
+    // A bug that panics the writer thread after its fifth frame is synced: the store stops,
+    // its applier and flusher end (or sled would stay locked by this process), and the frame,
+    // durable but never answered, is recovered at the next open.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let options = StoreOptions {
+        flush_interval: Duration::from_millis(1),
+        probe: Some(Arc::new(move |point| {
+            if point == WritePoint::FrameSynced && synced.fetch_add(1, Ordering::SeqCst) == 4 {
+                panic!("injected: the writer fails");
+            }
+        })),
+        ..StoreOptions::default()
+    };
+    let store = Store::create_with(&dir, options).unwrap();
+    for i in 0..4 {
+        store.append_blocking(request(i)).unwrap();
+    }
+    assert_eq!(store.append_blocking(request(4)).unwrap_err(), AppendError::Stopped);
+    assert_eq!(store.append_blocking(request(5)).unwrap_err(), AppendError::Stopped);
+    drop(store);
+    assert_eq!(opened_head(&dir), 5);
+    assert!(verifies(&dir));
+}
+
 /// A tmpfs of a few MiB, unmounted when dropped: a disk that really fills up.
 struct SmallDisk(PathBuf);
 
