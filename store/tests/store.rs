@@ -282,6 +282,23 @@ fn tamper(dir: &Path, position: u64, change: impl FnOnce(&mut Vec<u8>)) {
     db.flush().unwrap();
 }
 
+/// Flips bits of the last payload byte of a record (before its two hashes).
+fn flip(mask: u8) -> impl FnOnce(&mut Vec<u8>) {
+    move |r| {
+        let at = r.len() - 65;
+        r[at] ^= mask;
+    }
+}
+
+/// Changes a record's actor and recomputes its own hash, as a careful forger would.
+fn forge(r: &mut Vec<u8>) {
+    let mut e = daicho_store::Envelope::from_record(r).unwrap();
+    e.actor = "intruder".into();
+    let prev = e.prev_hash;
+    e.seal(prev);
+    *r = e.to_record();
+}
+
 fn filled(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path()).unwrap();
@@ -296,10 +313,7 @@ fn verify_names_the_first_altered_position() {
     let dir = filled(200);
     assert!(verify(dir.path()).problem.is_none());
     // A change inside the payload of event 57 (the payload is at the end, before the hashes).
-    tamper(dir.path(), 57, |r| {
-        let at = r.len() - 65;
-        r[at] ^= 0x20;
-    });
+    tamper(dir.path(), 57, flip(0x20));
     let problem = verify(dir.path()).problem.unwrap();
     assert_eq!(problem.position, Some(Position(57)));
     assert!(problem.reason.contains("altered"), "{}", problem.reason);
@@ -309,13 +323,7 @@ fn verify_names_the_first_altered_position() {
 fn a_consistently_rehashed_forgery_breaks_the_next_link() {
     let dir = filled(100);
     // Alter event 40 and recompute its own hash: the chain breaks at 41.
-    tamper(dir.path(), 40, |r| {
-        let mut e = daicho_store::Envelope::from_record(r).unwrap();
-        e.actor = "intruder".into();
-        let prev = e.prev_hash;
-        e.seal(prev);
-        *r = e.to_record();
-    });
+    tamper(dir.path(), 40, forge);
     let problem = verify(dir.path()).problem.unwrap();
     assert_eq!(problem.position, Some(Position(41)));
     assert!(problem.reason.contains("chain"), "{}", problem.reason);
@@ -324,10 +332,7 @@ fn a_consistently_rehashed_forgery_breaks_the_next_link() {
 #[test]
 fn damage_near_the_head_is_found_when_opening() {
     let dir = filled(100);
-    tamper(dir.path(), 99, |r| {
-        let at = r.len() - 65;
-        r[at] ^= 1;
-    });
+    tamper(dir.path(), 99, flip(1));
     match Store::open(dir.path()) {
         Err(StoreError::Damaged { position, .. }) => assert_eq!(position, Some(Position(99))),
         Err(other) => panic!("{other}"),
@@ -375,13 +380,10 @@ fn replay_until_damage(dir: &Path) -> (u64, Option<StoreError>) {
 
 #[test]
 fn replay_stops_at_the_first_altered_forged_or_missing_event() {
-    // Each damage deep in the log (opening checks only its tail), in a stretch read by the
-    // second of the replay's helpers or a later one.
+    // Each damage deep in the log (opening checks only its tail), beyond the first batches
+    // the replay's helper reads.
     let altered = filled(3000);
-    tamper(altered.path(), 2100, |r| {
-        let at = r.len() - 65;
-        r[at] ^= 0x20;
-    });
+    tamper(altered.path(), 2100, flip(0x20));
     let (whole, e) = replay_until_damage(altered.path());
     assert_eq!(whole, 2099);
     assert!(
@@ -389,13 +391,7 @@ fn replay_stops_at_the_first_altered_forged_or_missing_event() {
         "{e:?}"
     );
     let forged = filled(3000);
-    tamper(forged.path(), 1500, |r| {
-        let mut e = daicho_store::Envelope::from_record(r).unwrap();
-        e.actor = "intruder".into();
-        let prev = e.prev_hash;
-        e.seal(prev);
-        *r = e.to_record();
-    });
+    tamper(forged.path(), 1500, forge);
     let (whole, e) = replay_until_damage(forged.path());
     assert_eq!(whole, 1500);
     assert!(
