@@ -365,17 +365,23 @@ fn truncation_is_found_against_the_verified_checkpoint() {
     assert!(matches!(Store::open(dir.path()), Err(StoreError::Damaged { .. })));
 }
 
-/// Replays the whole log: how many events came out whole, and the error that ended it.
-fn replay_until_damage(dir: &Path) -> (u64, Option<StoreError>) {
+/// Replays the whole log of `dir`: the replay must give `whole` events, then stop with damage
+/// at `position` whose reason names `word`.
+fn assert_replay_stops(dir: &Path, whole: u64, position: u64, word: &str) {
     let store = Store::open(dir).unwrap();
-    let mut whole = 0;
+    let mut good = 0;
     for item in store.replay(Position(1)) {
         match item {
-            Ok(_) => whole += 1,
-            Err(e) => return (whole, Some(e)),
+            Ok(_) => good += 1,
+            Err(StoreError::Damaged { position: at, reason }) => {
+                assert_eq!((good, at), (whole, Some(Position(position))), "{reason}");
+                assert!(reason.contains(word), "{reason}");
+                return;
+            }
+            Err(other) => panic!("{other}"),
         }
     }
-    (whole, None)
+    panic!("the replay gave {good} events and no damage");
 }
 
 #[test]
@@ -384,34 +390,20 @@ fn replay_stops_at_the_first_altered_forged_or_missing_event() {
     // the replay's helper reads.
     let altered = filled(3000);
     tamper(altered.path(), 2100, flip(0x20));
-    let (whole, e) = replay_until_damage(altered.path());
-    assert_eq!(whole, 2099);
-    assert!(
-        matches!(e, Some(StoreError::Damaged { position: Some(Position(2100)), ref reason }) if reason.contains("altered")),
-        "{e:?}"
-    );
+    assert_replay_stops(altered.path(), 2099, 2100, "altered");
     let forged = filled(3000);
     tamper(forged.path(), 1500, forge);
-    let (whole, e) = replay_until_damage(forged.path());
-    assert_eq!(whole, 1500);
-    assert!(
-        matches!(e, Some(StoreError::Damaged { position: Some(Position(1501)), ref reason }) if reason.contains("chain")),
-        "{e:?}"
-    );
+    assert_replay_stops(forged.path(), 1500, 1501, "chain");
     let gap = filled(3000);
     {
         let db = sled::open(gap.path().join("sled")).unwrap();
         db.open_tree("ledger").unwrap().remove(log_key(1024)).unwrap();
         db.flush().unwrap();
     }
-    let (whole, e) = replay_until_damage(gap.path());
-    assert_eq!(whole, 1023);
-    assert!(
-        matches!(e, Some(StoreError::Damaged { position: Some(Position(1024)), ref reason }) if reason.contains("missing")),
-        "{e:?}"
-    );
-    let (whole, e) = replay_until_damage(filled(3000).path());
-    assert_eq!((whole, e), (3000, None));
+    assert_replay_stops(gap.path(), 1023, 1024, "missing");
+    let whole = filled(3000);
+    let store = Store::open(whole.path()).unwrap();
+    assert_eq!(store.replay(Position(1)).map(Result::unwrap).count(), 3000);
 }
 
 fn log_key(p: u64) -> Vec<u8> {
