@@ -349,12 +349,12 @@ struct SmallDisk(PathBuf);
 impl SmallDisk {
     fn mount(at: &Path, size: &str) -> SmallDisk {
         std::fs::create_dir_all(at).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(at)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mounting a tmpfs needs root, as the test scripts run");
+        // Mounting needs root, as the test scripts run.
+        let options = format!("size={size},mode=0700");
+        run(
+            "mount",
+            &["-t".as_ref(), "tmpfs".as_ref(), "-o".as_ref(), options.as_ref(), "tmpfs".as_ref(), at.as_os_str()],
+        );
         SmallDisk(at.to_path_buf())
     }
 }
