@@ -24,7 +24,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::envelope::{Envelope, Hash, Position};
+use crate::envelope::{Envelope, Hash, Position, StreamId};
 use crate::error::StoreError;
 use crate::request::{AppendOutcome, RequestRecord};
 use crate::writer::{head_bytes, sync_dir};
@@ -198,8 +198,12 @@ pub fn restore_backup(
 }
 
 /// Writes `events` envelopes from `next` into a new store in `dir`, checking the chain and
-/// building every index; returns the head.
-fn restore_log(
+/// building every index; returns the head. Used by restore and by the format upgrade.
+///
+/// Each stream's open `P` value is kept in memory until it holds [`keys::CHUNK_VERSIONS`]
+/// positions, and the rest are written at the end in key order with the stream versions: one
+/// write per value instead of one per event.
+pub(crate) fn restore_log(
     dir: &Path,
     events: u64,
     next: &mut dyn FnMut() -> Result<Envelope, StoreError>,
@@ -211,6 +215,8 @@ fn restore_log(
     let mut batch = sled::Batch::default();
     let mut open_request: Option<(String, RequestRecord)> = None;
     let mut counters: HashMap<String, u64> = HashMap::new();
+    let mut chunks: HashMap<StreamId, Vec<u8>> = HashMap::new();
+    let mut versions: HashMap<StreamId, u64> = HashMap::new();
     for n in 1..=events {
         let e = next()?;
         let at = Some(Position(n));
@@ -220,13 +226,17 @@ fn restore_log(
         if e.prev_hash != head.hash || !e.hash_is_valid() {
             return Err(StoreError::Damaged { position: at, reason: "the hash chain is broken here".into() });
         }
+        let version = versions.entry(e.stream.clone()).or_insert(0);
+        *version += 1;
+        if e.stream_version != *version {
+            return Err(StoreError::Damaged { position: at, reason: "stream versions are not dense".into() });
+        }
         batch.insert(&keys::log(e.position), e.to_record());
-        batch.insert(keys::stream_event(&e.stream, e.stream_version), &e.position.0.to_be_bytes());
-        batch.insert(
-            keys::with_prefix(keys::STREAM_VERSION, e.stream.as_str().as_bytes()),
-            &e.stream_version.to_be_bytes(),
-        );
-        batch.insert(keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), &e.position.0.to_be_bytes());
+        let chunk = chunks.entry(e.stream.clone()).or_default();
+        chunk.extend_from_slice(&e.position.0.to_be_bytes());
+        if e.stream_version.is_multiple_of(keys::CHUNK_VERSIONS) {
+            batch.insert(keys::stream_chunk(&e.stream, e.stream_version).0, std::mem::take(chunk));
+        }
         if let Some(key) = &e.stream_key {
             let (category, number) = e
                 .stream
@@ -257,6 +267,10 @@ fn restore_log(
                 open_request = Some((e.correlation_id.clone(), RequestRecord { digest: e.request_digest, outcome }));
             }
         }
+        let index = open_request.as_ref().map_or(0, |(_, r)| e.position.0 - r.outcome.first.0) as usize;
+        if !keys::is_derived_event_id(&e.event_id, &e.correlation_id, index) {
+            batch.insert(keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), &e.position.0.to_be_bytes());
+        }
         head = Head { position: e.position, hash: e.hash, recorded_at_us: e.recorded_at_us };
         if n.is_multiple_of(RESTORE_BATCH_EVENTS) {
             tree.apply_batch(std::mem::take(&mut batch))?;
@@ -268,6 +282,19 @@ fn restore_log(
     }
     if let Some((id, record)) = open_request.take() {
         batch.insert(keys::with_prefix(keys::REQUEST, id.as_bytes()), record.to_bytes());
+    }
+    tree.apply_batch(std::mem::take(&mut batch))?;
+    // The open `P` values and every stream's version, in key order.
+    let mut streams: Vec<(StreamId, u64)> = versions.into_iter().collect();
+    streams.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    for (i, (stream, version)) in streams.iter().enumerate() {
+        if let Some(chunk) = chunks.remove(stream).filter(|c| !c.is_empty()) {
+            batch.insert(keys::stream_chunk(stream, *version).0, chunk);
+        }
+        batch.insert(keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes()), &version.to_be_bytes());
+        if (i + 1).is_multiple_of(RESTORE_FLUSH_EVENTS as usize) {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+        }
     }
     for (category, n) in counters {
         batch.insert(keys::with_prefix(keys::COUNTER, category.as_bytes()), &n.to_be_bytes());

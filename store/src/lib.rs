@@ -19,6 +19,7 @@ mod keys;
 mod pending;
 mod redo;
 mod request;
+mod upgrade;
 pub mod verify;
 mod writer;
 
@@ -220,8 +221,19 @@ pub fn cache_bytes() -> u64 {
 }
 
 /// Opens the store's sled database and brings it up to date with the redo log: after this,
-/// sled holds durably every event that was acknowledged, and the redo log is empty.
+/// sled holds durably every event that was acknowledged, and the redo log is empty. A store of
+/// the previous format is upgraded first ([`upgrade`]).
 pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+    upgrade::settle(dir)?;
+    let (db, tree) = open_current(dir)?;
+    if upgrade::is_format_1(&tree)? {
+        upgrade::from_format_1(dir, db, tree)?;
+        return open_current(dir);
+    }
+    Ok((db, tree))
+}
+
+fn open_current(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
     remove_incomplete_snapshots(&sled_dir(dir))?;
     // No timer flush of sled's own: the flusher decides when sled writes (redo.rs).
     let config = sled::Config::new()
@@ -303,7 +315,7 @@ impl Store {
 
     /// [`Store::open`] with options.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        if !sled_dir(dir).join("db").exists() {
+        if !sled_dir(dir).join("db").exists() && !dir.join(upgrade::OLD).exists() {
             return Err(StoreError::NotALedger(dir.display().to_string()));
         }
         let (db, tree) = open_db(dir)?;
@@ -437,12 +449,13 @@ impl Store {
     pub fn read_stream(&self, stream: &StreamId) -> Result<Vec<Envelope>, StoreError> {
         let head = self.head().position;
         let mut out = Vec::new();
-        for (_, value) in self.inner.tables.scan_prefix(&keys::stream_events_prefix(stream))? {
-            let position = Position(keys::u64_value(&value).unwrap_or(0));
-            if position > head {
-                break;
+        for (_, chunk) in self.inner.tables.scan_prefix(&keys::stream_chunks_prefix(stream))? {
+            for position in keys::chunk_positions(&chunk) {
+                if Position(position) > head {
+                    return Ok(out);
+                }
+                out.push(self.envelope_at(Position(position))?);
             }
-            out.push(self.envelope_at(position)?);
         }
         Ok(out)
     }
@@ -455,7 +468,7 @@ impl Store {
         let stream = std::str::from_utf8(&value).ok().and_then(StreamId::parse);
         let stream = stream.ok_or(StoreError::Damaged { position: None, reason: "bad stream key index".into() })?;
         // Only once the stream's first event is durable.
-        let first = self.inner.tables.get(&keys::stream_event(&stream, 1))?.and_then(|v| keys::u64_value(&v));
+        let first = self.inner.tables.get(&keys::stream_chunk(&stream, 1).0)?.and_then(|v| keys::chunk_position(&v, 0));
         Ok(first.is_some_and(|p| Position(p) <= self.head().position).then_some(stream))
     }
 

@@ -89,6 +89,7 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
     let mut prev = Hash::default();
     let mut last = Head::default();
     let mut expected = 1u64;
+    let mut indexed_ids = 0u64;
     let found = (|| -> Result<Option<Problem>, StoreError> {
         for item in tree.scan_prefix([keys::LOG]) {
             let (key, value) = item?;
@@ -117,7 +118,7 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
             if e.stream_version != *version {
                 return Ok(problem(p, format!("stream version {} where {} was due", e.stream_version, version)));
             }
-            if let Some(why) = check_indexes(tree, &e)? {
+            if let Some(why) = check_indexes(tree, &e, &mut indexed_ids)? {
                 return Ok(problem(p, why));
             }
             if let Err(why) = (options.payload)(&e) {
@@ -150,8 +151,12 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
                 }
             }
         }
-        let count = |prefix: u8| tree.scan_prefix([prefix]).count() as u64;
-        if count(keys::STREAM_EVENT) != last.position.0 || count(keys::EVENT_ID) != last.position.0 {
+        let mut positions = 0u64;
+        for item in tree.scan_prefix([keys::STREAM_POSITIONS]) {
+            positions += item?.1.len() as u64 / 8;
+        }
+        let ids = tree.scan_prefix([keys::EVENT_ID]).count() as u64;
+        if positions != last.position.0 || ids != indexed_ids {
             return Ok(Some(Problem { position: None, reason: "an index holds entries the log does not".into() }));
         }
         if let Some(cp) = Checkpoint::read(dir)? {
@@ -181,22 +186,30 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
 }
 
 /// The indexes must point back at the event.
-fn check_indexes(tree: &sled::Tree, e: &Envelope) -> Result<Option<String>, StoreError> {
+fn check_indexes(tree: &sled::Tree, e: &Envelope, indexed_ids: &mut u64) -> Result<Option<String>, StoreError> {
     let p = e.position.0;
-    if index_position(tree, &keys::stream_event(&e.stream, e.stream_version))? != Some(p) {
+    let (chunk_key, slot) = keys::stream_chunk(&e.stream, e.stream_version);
+    if tree.get(&chunk_key)?.and_then(|chunk| keys::chunk_position(&chunk, slot)) != Some(p) {
         return Ok(Some("stream index does not point at this event".into()));
-    }
-    if index_position(tree, &keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()))? != Some(p) {
-        return Ok(Some("event id index does not point at this event".into()));
     }
     let request = tree
         .get(keys::with_prefix(keys::REQUEST, e.correlation_id.as_bytes()))?
         .and_then(|v| RequestRecord::from_bytes(&v));
-    let request_ok = request.is_some_and(|r| {
+    let Some(request) = request.filter(|r| {
         r.digest == e.request_digest && r.outcome.stream == e.stream && r.outcome.first.0 <= p && p <= r.outcome.last.0
-    });
-    if !request_ok {
+    }) else {
         return Ok(Some("request index does not cover this event".into()));
+    };
+    let index = (p - request.outcome.first.0) as usize;
+    let indexed = index_position(tree, &keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()))?;
+    if keys::is_derived_event_id(&e.event_id, &e.correlation_id, index) {
+        if indexed.is_some() {
+            return Ok(Some("event id index holds an id its request makes unique".into()));
+        }
+    } else if indexed != Some(p) {
+        return Ok(Some("event id index does not point at this event".into()));
+    } else {
+        *indexed_ids += 1;
     }
     if let Some(key) = &e.stream_key {
         let category = e.stream.as_str().rsplit_once('-').map(|(c, _)| c).unwrap_or_default();

@@ -198,6 +198,8 @@ struct Stage<'t> {
     versions: HashMap<StreamId, u64>,
     requests: HashMap<String, RequestRecord>,
     event_ids: HashSet<String>,
+    /// `P` values as this group leaves them.
+    chunks: HashMap<Vec<u8>, Vec<u8>>,
     keys: HashMap<Vec<u8>, StreamId>,
     counters: HashMap<String, u64>,
     read_failure: Option<String>,
@@ -214,6 +216,7 @@ impl<'t> Stage<'t> {
             versions: HashMap::new(),
             requests: HashMap::new(),
             event_ids: HashSet::new(),
+            chunks: HashMap::new(),
             keys: HashMap::new(),
             counters: HashMap::new(),
             read_failure: None,
@@ -237,6 +240,38 @@ impl<'t> Stage<'t> {
         }
         let key = keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes());
         self.get(&key).and_then(|v| keys::u64_value(&v)).unwrap_or(0)
+    }
+
+    /// Whether an id of the form `<request id>#<i>`, given by another request, is the id a
+    /// durable request of that id gave its `i`-th event (such ids have no `E` key). A request of
+    /// this group is not looked at: its ids are in `event_ids`.
+    fn derived_id_taken(&mut self, event_id: &str) -> bool {
+        let Some((request, index)) = keys::derived_parts(event_id) else {
+            return false;
+        };
+        let Some(record) = self.get(&keys::with_prefix(keys::REQUEST, request.as_bytes())) else {
+            return false;
+        };
+        let Some(record) = RequestRecord::from_bytes(&record) else {
+            self.read_failure.get_or_insert_with(|| "read: bad request record".into());
+            return true;
+        };
+        let position = record.outcome.first.0.saturating_add(index as u64);
+        if position > record.outcome.last.0 {
+            return false;
+        }
+        match self.get(&keys::log(Position(position))) {
+            Some(bytes) => Envelope::from_record(&bytes).map(|e| e.event_id == event_id).unwrap_or(true),
+            None => false,
+        }
+    }
+
+    /// The `P` value a new version goes into, as this group has left it so far.
+    fn chunk(&mut self, key: &[u8]) -> Vec<u8> {
+        if let Some(v) = self.chunks.get(key) {
+            return v.clone();
+        }
+        self.get(key).map(|v| v.to_vec()).unwrap_or_default()
     }
 
     fn prepare(&mut self, req: &AppendRequest) -> Result<AppendOutcome, AppendError> {
@@ -321,10 +356,11 @@ impl<'t> Stage<'t> {
         };
         // Event ids: never reused, not even within the request.
         let mut seen = HashSet::new();
-        for e in &req.events {
+        for (i, e) in req.events.iter().enumerate() {
             let taken = self.event_ids.contains(&e.event_id)
                 || !seen.insert(e.event_id.as_str())
-                || self.get(&keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes())).is_some();
+                || self.get(&keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes())).is_some()
+                || (!keys::is_derived_event_id(&e.event_id, &req.request_id, i) && self.derived_id_taken(&e.event_id));
             if taken {
                 if let Some((_, _, category, n)) = &key {
                     // Undo the number allocated above: nothing of this request is written.
@@ -336,6 +372,7 @@ impl<'t> Stage<'t> {
         // Seal and stage.
         let first = Position(self.head.position.0 + 1);
         let mut version = current;
+        let mut touched: Vec<Vec<u8>> = Vec::new();
         for (i, e) in req.events.iter().enumerate() {
             version += 1;
             let mut envelope = Envelope {
@@ -357,13 +394,27 @@ impl<'t> Stage<'t> {
                 hash: self.head.hash,
             };
             envelope.seal(self.head.hash);
-            let at = envelope.position.0.to_be_bytes().to_vec();
+            let at = envelope.position.0.to_be_bytes();
             self.puts.push((keys::log(envelope.position).to_vec(), envelope.to_record()));
-            self.puts.push((keys::stream_event(&stream, version), at.clone()));
-            self.puts.push((keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), at));
+            let (chunk_key, slot) = keys::stream_chunk(&stream, version);
+            let mut chunk = self.chunk(&chunk_key);
+            // A shorter value would be a damaged index (verify names it); the slot stays right.
+            chunk.resize(slot * 8, 0);
+            chunk.extend_from_slice(&at);
+            if !touched.contains(&chunk_key) {
+                touched.push(chunk_key.clone());
+            }
+            self.chunks.insert(chunk_key, chunk);
+            if !keys::is_derived_event_id(&e.event_id, &req.request_id, i) {
+                self.puts.push((keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), at.to_vec()));
+            }
             self.event_ids.insert(e.event_id.clone());
             self.head = Head { position: envelope.position, hash: envelope.hash, recorded_at_us: self.recorded_at_us };
             self.writes += 1;
+        }
+        for key in touched {
+            let value = self.chunks.get(&key).cloned().unwrap_or_default();
+            self.puts.push((key, value));
         }
         self.puts.push((
             keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes()),

@@ -520,3 +520,183 @@ fn a_creation_cut_short_leaves_no_store_and_the_next_creation_succeeds() {
     assert!(!dir.join("sled.creating").exists());
     assert!(Store::open(&dir).is_ok());
 }
+
+#[test]
+fn a_long_stream_reads_back_in_order_across_position_chunks_and_through_a_restore() {
+    // 600 versions: three `P` values of 256 positions, the last one open; a second stream
+    // interleaved so that positions and versions differ.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&dir.path().join("a")).unwrap();
+    for i in 0..10 {
+        store.append_blocking(request(to("long", ExpectedVersion::Any), &format!("l{i}"), 60)).unwrap();
+        store.append_blocking(request(to("short", ExpectedVersion::Any), &format!("s{i}"), 1)).unwrap();
+    }
+    let check = |store: &Store| {
+        let events = store.read_stream(&stream("long")).unwrap();
+        assert_eq!(events.len(), 600);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.stream_version, i as u64 + 1);
+            assert_eq!(e.event_id, format!("l{}#{}", i / 60, i % 60));
+        }
+        assert_eq!(store.stream_version(&stream("long")).unwrap(), 600);
+        assert_eq!(store.read_stream(&stream("short")).unwrap().len(), 10);
+    };
+    check(&store);
+    let mut bytes = Vec::new();
+    daicho_store::backup::write_backup(&[("ledger", &store)], &mut bytes).unwrap();
+    store.close();
+    assert!(verify(&dir.path().join("a")).problem.is_none());
+    check(&Store::open(&dir.path().join("a")).unwrap());
+    let copy = dir.path().join("b");
+    daicho_store::backup::restore_backup(&mut &bytes[..], &|_| Some(copy.clone()), &mut |_, _, _| {}).unwrap();
+    assert!(verify(&copy).problem.is_none());
+    let restored = Store::open(&copy).unwrap();
+    check(&restored);
+    // The restored copy goes on at version 601, in the open chunk.
+    restored.append_blocking(request(to("long", ExpectedVersion::Exactly(600)), "l10", 1)).unwrap();
+    assert_eq!(restored.read_stream(&stream("long")).unwrap()[600].event_id, "l10#0");
+}
+
+#[test]
+fn event_ids_of_any_form_stay_unique_whether_indexed_or_made_from_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    // An id of the program's own form belongs to its request; one of any other form is indexed.
+    let mut free = request(to("s", ExpectedVersion::Any), "a1", 2);
+    free.events[1].event_id = "custom-id".into();
+    store.append_blocking(free).unwrap();
+    let mut reuse = request(to("s", ExpectedVersion::Any), "a2", 1);
+    reuse.events[0].event_id = "custom-id".into();
+    assert_eq!(store.append_blocking(reuse).unwrap_err(), AppendError::EventIdReused { event_id: "custom-id".into() });
+    // Another request giving the id a later request's own would make: indexed, so that later
+    // request is refused.
+    let mut early = request(to("s", ExpectedVersion::Any), "a3", 1);
+    early.events[0].event_id = "a9#0".into();
+    store.append_blocking(early).unwrap();
+    assert_eq!(
+        store.append_blocking(request(to("s", ExpectedVersion::Any), "a9", 1)).unwrap_err(),
+        AppendError::EventIdReused { event_id: "a9#0".into() }
+    );
+    // The id `a1#1` was not given to a1's second event (that is `custom-id`): it is free.
+    let mut free_slot = request(to("s", ExpectedVersion::Any), "a4", 1);
+    free_slot.events[0].event_id = "a1#1".into();
+    store.append_blocking(free_slot).unwrap();
+    // Forms that only look alike are other ids: `a1#00` is not `a1#0`, and is refused only once used.
+    let mut look_alike = request(to("s", ExpectedVersion::Any), "a5", 2);
+    look_alike.events[0].event_id = "a1#00".into();
+    look_alike.events[1].event_id = "a1#+0".into();
+    store.append_blocking(look_alike).unwrap();
+    let mut again = request(to("s", ExpectedVersion::Any), "a6", 1);
+    again.events[0].event_id = "a1#0".into();
+    assert_eq!(store.append_blocking(again).unwrap_err(), AppendError::EventIdReused { event_id: "a1#0".into() });
+    store.close();
+    let report = verify(dir.path());
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert_eq!(report.events_verified, 6);
+}
+
+/// Unpacks the format-1 fixture (made by tests/fixtures/make-store-format-1-fixture with the
+/// last release of that format) into `into`.
+fn unpack_format_1(into: &Path) {
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-format-1.tar.gz");
+    std::fs::create_dir_all(into).unwrap();
+    let status = std::process::Command::new("tar")
+        .args(["-xzf", archive.to_str().unwrap(), "-C", into.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn format_1_head() -> (u64, String) {
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-format-1.expected"),
+    )
+    .unwrap();
+    let first = expected.lines().next().unwrap();
+    let parts: Vec<&str> = first.split_whitespace().collect();
+    (parts[2].parse().unwrap(), parts[4].to_owned())
+}
+
+#[test]
+fn a_store_of_format_1_is_upgraded_when_opened_and_keeps_its_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    unpack_format_1(tmp.path());
+    let dir = tmp.path().join("store");
+    let (position, hash) = format_1_head();
+    let store = Store::open(&dir).unwrap();
+    assert_eq!((store.head().position.0, store.head().hash.to_hex()), (position, hash.clone()));
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n == "upgrade" || n == "sled.format-1"), "{names:?}");
+    // Every stream reads back whole, and appends go on after the upgraded head.
+    let all: Vec<_> = store.read_from(Position(1)).collect::<Result<_, _>>().unwrap();
+    assert_eq!(all.len() as u64, position);
+    let mut streams = std::collections::BTreeMap::new();
+    for e in &all {
+        *streams.entry(e.stream.clone()).or_insert(0u64) += 1;
+    }
+    for (s, n) in &streams {
+        let read = store.read_stream(s).unwrap();
+        assert_eq!(read.len() as u64, *n);
+        assert!(read.iter().enumerate().all(|(i, e)| e.stream_version == i as u64 + 1));
+    }
+    let first = &all[0];
+    let repeat = store.request(&first.correlation_id).unwrap().unwrap();
+    assert_eq!(repeat.outcome.first, Position(1));
+    let next = store.append_blocking(request(to("after-upgrade", ExpectedVersion::NoStream), "u1", 2)).unwrap();
+    assert_eq!(next.first, Position(position + 1));
+    store.close();
+    let report = verify(&dir);
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert_eq!(report.events_verified, position + 2);
+}
+
+#[test]
+fn an_upgrade_cut_short_at_any_step_is_finished_or_started_again_at_the_next_open() {
+    let (position, hash) = format_1_head();
+    let tmp = tempfile::tempdir().unwrap();
+    // A finished copy, made by upgrading a second unpacked fixture.
+    let donor = tmp.path().join("donor");
+    unpack_format_1(&donor);
+    Store::open(&donor.join("store")).unwrap().close();
+    let opens_at_the_head = |dir: &Path| {
+        let store = Store::open(dir).unwrap();
+        assert_eq!((store.head().position.0, store.head().hash.to_hex()), (position, hash.clone()));
+        store.close();
+        for leftover in ["upgrade", "sled.format-1"] {
+            assert!(!dir.join(leftover).exists(), "{leftover} left in {}", dir.display());
+        }
+        assert!(verify(dir).problem.is_none());
+    };
+    // 1. Killed while copying: the old store is in force, the copy half made.
+    let a = tmp.path().join("a");
+    unpack_format_1(&a);
+    std::fs::create_dir_all(a.join("store/upgrade/sled")).unwrap();
+    std::fs::write(a.join("store/upgrade/sled/db"), b"half a database").unwrap();
+    opens_at_the_head(&a.join("store"));
+    // 2. Killed between the two renames: no `sled/`, the old one aside, the copy finished.
+    let b = tmp.path().join("b");
+    unpack_format_1(&b);
+    std::fs::rename(b.join("store/sled"), b.join("store/sled.format-1")).unwrap();
+    std::fs::create_dir_all(b.join("store/upgrade")).unwrap();
+    copy_dir(&donor.join("store/sled"), &b.join("store/upgrade/sled"));
+    opens_at_the_head(&b.join("store"));
+    // 3. Killed before the old database was removed.
+    let c = tmp.path().join("c");
+    unpack_format_1(&c);
+    std::fs::rename(c.join("store/sled"), c.join("store/sled.format-1")).unwrap();
+    copy_dir(&donor.join("store/sled"), &c.join("store/sled"));
+    opens_at_the_head(&c.join("store"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}

@@ -216,3 +216,43 @@ fn a_backup_of_the_release_before_the_read_model_engine_restores_with_the_same_h
     assert_eq!(status, 0, "{text}{err}");
     assert_eq!(file_hashes(&out), statement);
 }
+
+#[test]
+fn a_data_directory_of_the_first_store_format_opens_upgraded_with_the_same_heads() {
+    // Made once by tests/fixtures/make-store-format-1-fixture with the last release of the
+    // store format `daicho-store-1` (052da05): the two logs, without read models.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let expected = std::fs::read_to_string(fixtures.join("store-format-1.expected")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let archive = fixtures.join("store-format-1.tar.gz");
+    let unpacked = std::process::Command::new("tar")
+        .args(["-xzf", archive.to_str().unwrap(), "-C", data.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let heads = |data: &Path| -> String {
+        verify_line(data)
+            .lines()
+            .filter(|l| l.contains("検証OK"))
+            .map(|l| format!("head{}\n", l.split("先頭").nth(1).unwrap()))
+            .collect()
+    };
+    assert_eq!(heads(&data), expected);
+    for log in ["store", "access"] {
+        assert!(!data.join(log).join("sled.format-1").exists() && !data.join(log).join("upgrade").exists());
+    }
+    // The register is rebuilt from the upgraded log, and new commands go on after its head.
+    let (status, out, err) = daicho(
+        &data,
+        &["user", "add", "after-upgrade", "--name", "更新 後", "--role", "caseworker", "--actor", "fixture-admin"],
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    let after = heads(&data);
+    assert_ne!(after, expected);
+    let position = |text: &str| -> u64 { text.split_whitespace().nth(2).unwrap().parse().unwrap() };
+    assert_eq!(position(&after), position(&expected) + 1);
+    let (status, out, err) = daicho(&data, &["status"]);
+    assert_eq!(status, 0, "{out}{err}");
+}
