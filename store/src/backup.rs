@@ -18,7 +18,6 @@
 //! SHA-256 before it reports success.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -33,12 +32,12 @@ use crate::{Head, Store, keys, open_db, sled_dir};
 /// First line of a backup file.
 pub const BACKUP_MAGIC: &[u8] = b"daicho-backup-1\n";
 
-/// Records written per sled batch while restoring, and between flushes. sled's memory grows
-/// with the size of the batches it is given and the dirty data it holds: restoring 934k events
-/// (100k recipients) held 12 GB with batches of 10,000 and no flush, 2.7 GB with batches of 500
-/// and a flush after each, 0.75 GB with these (and took 25 s instead of 42 s).
+/// Records whose writes go to the inserter together while restoring. sled's memory grows with
+/// the dirty data it holds until a flush: restoring 934k events (100k recipients) held 12 GB
+/// with batches of 10,000 events and no flush, 2.7 GB with batches of 500 and a flush after
+/// each, 0.75 GB with batches of 50 and a flush every 1,000 (and took 25 s instead of 42 s); the
+/// final writes of 1M streams without a flush held 5.5 GB.
 const RESTORE_BATCH_EVENTS: u64 = 50;
-const RESTORE_FLUSH_EVENTS: u64 = 1_000;
 
 /// One log in a backup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,8 +210,80 @@ pub(crate) fn restore_log(
 ) -> Result<Head, StoreError> {
     Store::create(dir)?.close();
     let (db, tree) = open_db(dir)?;
+    // This thread reads and checks the records and builds the writes; a second one gives them
+    // to sled, whose inserts are most of a restore's work.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Vec<u8>, Vec<u8>)>>(RESTORE_QUEUE);
+    let head = std::thread::scope(|s| {
+        let inserter = s.spawn(|| insert_all(&db, &tree, rx));
+        let built = build_writes(events, next, progress, &mut Writes { tx, pending: Vec::new() });
+        // A failed insert ends the channel: its error says more than the send's.
+        let inserted =
+            inserter.join().unwrap_or_else(|_| Err(StoreError::Io("the restore's inserter panicked".into())));
+        inserted.and(built)
+    })?;
+    db.flush()?;
+    // Every file sled wrote, `blobs/` too: the upgrade removes the only other copy next.
+    crate::redo::sync_sled_files(&sled_dir(dir), &mut HashMap::new())?;
+    sync_dir(&sled_dir(dir))?;
+    Ok(head)
+}
+
+/// Batches of writes waiting for the inserter.
+const RESTORE_QUEUE: usize = 16;
+
+/// Writes between two flushes of sled while restoring (see [`RESTORE_BATCH_EVENTS`]): about
+/// 1,000 events' worth.
+const RESTORE_FLUSH_WRITES: usize = 3_000;
+
+/// The writes of a restore, sent to the inserter in batches of [`RESTORE_BATCH_EVENTS`].
+struct Writes {
+    tx: std::sync::mpsc::SyncSender<Vec<(Vec<u8>, Vec<u8>)>>,
+    pending: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Writes {
+    fn insert(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.pending.push((key.as_ref().to_vec(), value.as_ref().to_vec()));
+    }
+
+    fn send(&mut self) -> Result<(), StoreError> {
+        let writes = std::mem::take(&mut self.pending);
+        self.tx.send(writes).map_err(|_| StoreError::Io("the restore's inserter stopped".into()))
+    }
+}
+
+/// Inserts the batches in order, flushing sled now and then: it holds every dirty page until
+/// flushed.
+fn insert_all(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    rx: std::sync::mpsc::Receiver<Vec<(Vec<u8>, Vec<u8>)>>,
+) -> Result<(), StoreError> {
+    let mut since_flush = 0;
+    for writes in rx {
+        since_flush += writes.len();
+        // Plain inserts: a restore needs no batch's atomicity (a failed one is removed whole),
+        // and sled's batches cost more per key.
+        for (k, v) in writes {
+            tree.insert(k, v)?;
+        }
+        if since_flush >= RESTORE_FLUSH_WRITES {
+            db.flush()?;
+            since_flush = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Reads `events` records from `next`, checks them and sends their writes; the head record
+/// is the last write.
+fn build_writes(
+    events: u64,
+    next: &mut dyn FnMut() -> Result<Envelope, StoreError>,
+    progress: &mut dyn FnMut(u64),
+    batch: &mut Writes,
+) -> Result<Head, StoreError> {
     let mut head = Head::default();
-    let mut batch = sled::Batch::default();
     let mut open_request: Option<(String, RequestRecord)> = None;
     let mut counters: HashMap<String, u64> = HashMap::new();
     let mut chunks: HashMap<StreamId, Vec<u8>> = HashMap::new();
@@ -231,7 +302,7 @@ pub(crate) fn restore_log(
         if e.stream_version != *version {
             return Err(StoreError::Damaged { position: at, reason: "stream versions are not dense".into() });
         }
-        batch.insert(&keys::log(e.position), e.to_record());
+        batch.insert(keys::log(e.position), e.to_record());
         let chunk = chunks.entry(e.stream.clone()).or_default();
         chunk.extend_from_slice(&e.position.0.to_be_bytes());
         if e.stream_version.is_multiple_of(keys::CHUNK_VERSIONS) {
@@ -269,21 +340,18 @@ pub(crate) fn restore_log(
         }
         let index = open_request.as_ref().map_or(0, |(_, r)| e.position.0 - r.outcome.first.0) as usize;
         if !keys::is_derived_event_id(&e.event_id, &e.correlation_id, index) {
-            batch.insert(keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), &e.position.0.to_be_bytes());
+            batch.insert(keys::with_prefix(keys::EVENT_ID, e.event_id.as_bytes()), e.position.0.to_be_bytes());
         }
         head = Head { position: e.position, hash: e.hash, recorded_at_us: e.recorded_at_us };
         if n.is_multiple_of(RESTORE_BATCH_EVENTS) {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-            if n.is_multiple_of(RESTORE_FLUSH_EVENTS) {
-                db.flush()?;
-            }
+            batch.send()?;
             progress(n);
         }
     }
     if let Some((id, record)) = open_request.take() {
         batch.insert(keys::with_prefix(keys::REQUEST, id.as_bytes()), record.to_bytes());
     }
-    tree.apply_batch(std::mem::take(&mut batch))?;
+    batch.send()?;
     // The open `P` values and every stream's version, in key order.
     let mut streams: Vec<(StreamId, u64)> = versions.into_iter().collect();
     streams.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
@@ -291,25 +359,17 @@ pub(crate) fn restore_log(
         if let Some(chunk) = chunks.remove(stream).filter(|c| !c.is_empty()) {
             batch.insert(keys::stream_chunk(stream, *version).0, chunk);
         }
-        batch.insert(keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes()), &version.to_be_bytes());
-        if (i + 1).is_multiple_of(RESTORE_FLUSH_EVENTS as usize) {
-            tree.apply_batch(std::mem::take(&mut batch))?;
+        batch.insert(keys::with_prefix(keys::STREAM_VERSION, stream.as_str().as_bytes()), version.to_be_bytes());
+        if (i + 1).is_multiple_of(RESTORE_BATCH_EVENTS as usize) {
+            batch.send()?;
         }
     }
     for (category, n) in counters {
-        batch.insert(keys::with_prefix(keys::COUNTER, category.as_bytes()), &n.to_be_bytes());
+        batch.insert(keys::with_prefix(keys::COUNTER, category.as_bytes()), n.to_be_bytes());
     }
     batch.insert(keys::META_HEAD, head_bytes(&head));
-    tree.apply_batch(batch)?;
+    batch.send()?;
     progress(events);
-    db.flush()?;
-    for entry in std::fs::read_dir(sled_dir(dir))? {
-        let path = entry?.path();
-        if path.is_file() {
-            File::open(&path)?.sync_all()?;
-        }
-    }
-    sync_dir(&sled_dir(dir))?;
     Ok(head)
 }
 

@@ -4,7 +4,7 @@
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `L` | position (u64 BE) | the envelope record |
-//! | `P` | stream, 0x00, chunk (u64 BE) | the positions (u64 BE each) of the stream's versions `chunk * 256 + 1` on, at most 256 |
+//! | `P` | stream, 0x00, chunk (u64 BE) | the positions (u64 BE each) of the stream's versions `chunk * 32 + 1` on, at most 32 |
 //! | `V` | stream | current version (u64 BE) |
 //! | `E` | event id, only one not of the form `<request id>#<index in the request>` | position (u64 BE) |
 //! | `R` | request id | digest (32), first, last, last stream version (u64 BE each), stream |
@@ -14,7 +14,7 @@
 //!
 //! Format `daicho-store-2`. Format 1 had one `S` key (stream, version → position) per event and
 //! an `E` key for every event: three sled keys per event, where sled's open time and resident
-//! page table grow with the number of keys. Here a stream's positions share one value per 256
+//! page table grow with the number of keys. Here a stream's positions share one value per 32
 //! versions, and the event ids the program makes (`<request id>#<i>`) are unique because request
 //! ids are, so they need no index: about 1.3 keys per event. A format-1 store is copied into
 //! this layout when opened ([`crate::upgrade`]).
@@ -37,7 +37,12 @@ pub fn log(position: Position) -> [u8; 9] {
 }
 
 /// Versions per `P` value.
-pub const CHUNK_VERSIONS: u64 = 256;
+///
+/// Small enough that appending to a long stream (the access log is one) rewrites at most 256
+/// bytes: with 256 versions per value the access log's appends rewrote 2 KiB values, and sled
+/// copies the whole leaf (up to 16 of them) on each write, which made page views under load 10
+/// to 30 times slower. A recipient's stream (9 versions on average) still takes one value.
+pub const CHUNK_VERSIONS: u64 = 32;
 
 /// The `P` key holding the position of `version` (from 1), and the slot it has in the value.
 pub fn stream_chunk(stream: &StreamId, version: u64) -> (Vec<u8>, usize) {

@@ -224,6 +224,10 @@ pub fn cache_bytes() -> u64 {
 /// sled holds durably every event that was acknowledged, and the redo log is empty. A store of
 /// the previous format is upgraded first ([`upgrade`]).
 pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+    // Held while an interrupted upgrade is settled and an upgrade runs: sled's own lock is
+    // taken only once a database is opened, and two processes settling at once could each
+    // remove what the other is moving into place.
+    let _upgrading = upgrade::lock(dir)?;
     upgrade::settle(dir)?;
     let (db, tree) = open_current(dir)?;
     if upgrade::is_format_1(&tree)? {
@@ -243,8 +247,14 @@ fn open_current(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
         .flush_every_ms(None);
     let db = open_sled(&config)?;
     let tree = db.open_tree("ledger")?;
-    // A database without a readable head is left as it is, for `verify` to report.
-    if let Ok(head) = read_meta(&tree) {
+    // A database without a readable head is left as it is, for `verify` to report. A store of
+    // format 1 is brought up to date with its redo log too (its frames hold format-1 writes),
+    // before it is copied into the current format.
+    let head = match upgrade::is_format_1(&tree)? {
+        true => upgrade::head_of(&tree),
+        false => read_meta(&tree),
+    };
+    if let Ok(head) = head {
         redo::recover(dir, &db, &tree, head.position.0)?;
     }
     Ok((db, tree))
@@ -315,7 +325,7 @@ impl Store {
 
     /// [`Store::open`] with options.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        if !sled_dir(dir).join("db").exists() && !dir.join(upgrade::OLD).exists() {
+        if !upgrade::holds_a_store(dir) {
             return Err(StoreError::NotALedger(dir.display().to_string()));
         }
         let (db, tree) = open_db(dir)?;

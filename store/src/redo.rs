@@ -133,6 +133,12 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     Ok(out)
 }
 
+/// Whether the store in `store_dir` has redo segments (frames sled may not have yet).
+pub(crate) fn holds_frames(store_dir: &Path) -> Result<bool, StoreError> {
+    let dir = redo_dir(store_dir);
+    Ok(dir.is_dir() && !segments(&dir)?.is_empty())
+}
+
 /// Writes `bytes` zeros to a new file `path` (mode 0600) and fsyncs it.
 fn zero_file(path: &Path, bytes: u64) -> std::io::Result<File> {
     let file = owner_only().read(true).write(true).create(true).truncate(true).open(path)?;

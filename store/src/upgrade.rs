@@ -6,17 +6,22 @@
 //! new store in `<dir>/upgrade/` through the restore's own code (which checks the chain as it
 //! goes), then swaps the databases by renames:
 //!
-//! 1. `<dir>/upgrade/` is built and synced (the old `sled/` is untouched; the redo log was
-//!    emptied into it by the open that found it old);
+//! 1. `<dir>/upgrade/` is built and synced (the old `sled/` is untouched; its redo log was
+//!    applied to it and emptied by the open that found it old, and the upgrade refuses to go on
+//!    if a segment is left);
 //! 2. `sled/` is renamed to `sled.format-1`;
 //! 3. `upgrade/sled/` is renamed to `sled/`, and the directory synced;
 //! 4. `sled.format-1` and `upgrade/` are removed.
 //!
-//! A crash at any point leaves one of the states [`settle`] recognises at the next open: before
+//! All of it runs under an exclusive lock on `<dir>/open.lock` ([`lock`]), since sled's own lock
+//! is taken only when a database is opened. A crash at any point leaves one of the states
+//! [`settle`] recognises at the next open: before
 //! step 2, the old store in force and an unfinished copy to discard; after it, a finished copy to
 //! move into place or to clean up after. The verified checkpoint stays valid: the chain does not
 //! change.
 
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::envelope::{Envelope, Position};
@@ -26,6 +31,27 @@ use crate::{Head, keys, sled_dir};
 
 const STAGING: &str = "upgrade";
 pub(crate) const OLD: &str = "sled.format-1";
+
+/// Whether `dir` holds a store: its database, or the pieces an interrupted upgrade left.
+pub(crate) fn holds_a_store(dir: &Path) -> bool {
+    sled_dir(dir).join("db").exists() || dir.join(OLD).exists()
+}
+
+/// An exclusive lock on `<dir>/open.lock`, held while [`settle`] and an upgrade run (released
+/// when dropped; a second process opening meanwhile waits for it).
+pub(crate) fn lock(dir: &Path) -> Result<File, StoreError> {
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(dir.join("open.lock"))?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// The head record of a format-1 database (the same record as in the current format).
+pub(crate) fn head_of(tree: &sled::Tree) -> Result<Head, StoreError> {
+    let damaged = |reason: &str| StoreError::Damaged { position: None, reason: reason.into() };
+    let head = tree.get(keys::META_HEAD)?.ok_or_else(|| damaged("no head record"))?;
+    head_from_bytes(&head).ok_or_else(|| damaged("unreadable head record"))
+}
 
 /// Whether the database holds a store of format 1.
 pub(crate) fn is_format_1(tree: &sled::Tree) -> Result<bool, StoreError> {
@@ -61,8 +87,12 @@ pub(crate) fn settle(dir: &Path) -> Result<(), StoreError> {
 /// current format and swaps it into place. The handles are closed on the way.
 pub(crate) fn from_format_1(dir: &Path, db: sled::Db, tree: sled::Tree) -> Result<Head, StoreError> {
     let damaged = |position: Option<Position>, reason: &str| StoreError::Damaged { position, reason: reason.into() };
-    let head = tree.get(keys::META_HEAD)?.ok_or_else(|| damaged(None, "no head record"))?;
-    let head = head_from_bytes(&head).ok_or_else(|| damaged(None, "unreadable head record"))?;
+    let head = head_of(&tree)?;
+    // The redo log was applied to the old database when it was opened, and emptied: a frame
+    // left would be applied to the new one, in the old layout.
+    if crate::redo::holds_frames(dir)? {
+        return Err(damaged(None, "the redo log of a format-1 store was not applied before its upgrade"));
+    }
     let staging = dir.join(STAGING);
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
@@ -89,4 +119,99 @@ pub(crate) fn from_format_1(dir: &Path, db: sled::Db, tree: sled::Tree) -> Resul
         sync_dir(dir)?;
     }
     Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::envelope::StreamId;
+    use crate::request::{AppendOutcome, RequestRecord};
+    use crate::writer::head_bytes;
+    use crate::{Store, StoreOptions};
+
+    fn unpack_format_1(into: &Path) {
+        let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-format-1.tar.gz");
+        std::fs::create_dir_all(into).unwrap();
+        let status = std::process::Command::new("tar")
+            .args(["-xzf", archive.to_str().unwrap(), "-C", into.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// A format-1 process killed with an acknowledged group in its redo log only: the group is
+    /// applied to the old database before the copy, and so is in the upgraded store.
+    #[test]
+    fn a_format_1_store_killed_with_frames_in_its_redo_log_upgrades_with_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        unpack_format_1(tmp.path());
+        let dir = tmp.path().join("store");
+        // The group, in format 1's layout, sealed on the fixture's head.
+        let head = {
+            let db = sled::Config::new().path(sled_dir(&dir)).open().unwrap();
+            head_of(&db.open_tree("ledger").unwrap()).unwrap()
+        };
+        let stream = StreamId::parse("late-stream").unwrap();
+        let p = head.position.0 + 1;
+        let mut e = Envelope {
+            position: Position(p),
+            stream: stream.clone(),
+            stream_version: 1,
+            stream_key: None,
+            event_id: "late#0".into(),
+            event_type: "late_event".into(),
+            schema_version: 1,
+            recorded_at_us: head.recorded_at_us + 1,
+            effective: chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+            actor: "fixture".into(),
+            approver: None,
+            correlation_id: "late".into(),
+            request_digest: [3; 32],
+            payload: b"late".to_vec(),
+            prev_hash: head.hash,
+            hash: head.hash,
+        };
+        e.seal(head.hash);
+        let at = p.to_be_bytes().to_vec();
+        let mut s_key = b"Slate-stream\0".to_vec();
+        s_key.extend_from_slice(&1u64.to_be_bytes());
+        let outcome = AppendOutcome {
+            stream: stream.clone(),
+            first: Position(p),
+            last: Position(p),
+            stream_version: 1,
+            already_applied: false,
+        };
+        let writes = vec![
+            (keys::log(Position(p)).to_vec(), e.to_record()),
+            (s_key, at.clone()),
+            (b"Elate#0".to_vec(), at),
+            (b"Vlate-stream".to_vec(), 1u64.to_be_bytes().to_vec()),
+            (b"Rlate".to_vec(), RequestRecord { digest: [3; 32], outcome }.to_bytes()),
+            (
+                keys::META_HEAD.to_vec(),
+                head_bytes(&Head { position: Position(p), hash: e.hash, recorded_at_us: e.recorded_at_us }),
+            ),
+        ];
+        let mut segment = crate::redo::encode_frame(p, p, &writes);
+        segment.resize(segment.len() + 4096, 0);
+        std::fs::write(crate::redo::redo_dir(&dir).join(format!("{p:020}.seg")), segment).unwrap();
+
+        let store = Store::open_with(&dir, StoreOptions::default()).unwrap();
+        assert_eq!(store.head().position, Position(p));
+        assert_eq!(store.head().hash, e.hash);
+        let late = store.read_stream(&stream).unwrap();
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].payload, b"late");
+        assert!(store.request("late").unwrap().is_some());
+        store.close();
+        let report = crate::verify::verify_dir(
+            &dir,
+            crate::verify::VerifyOptions { payload: &mut |_| Ok(()), progress: &mut |_| {}, update_checkpoint: false },
+        )
+        .unwrap();
+        assert!(report.problem.is_none(), "{:?}", report.problem);
+        assert_eq!(report.events_verified, p);
+    }
 }

@@ -55,7 +55,7 @@ pub const PROGRESS_EVERY: u64 = 100_000;
 
 /// Verifies the store in `dir`, which must not be open elsewhere (sled locks it).
 pub fn verify_dir(dir: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport, StoreError> {
-    if !dir.join("sled").join("db").exists() {
+    if !crate::upgrade::holds_a_store(dir) {
         return Err(StoreError::NotALedger(dir.display().to_string()));
     }
     let (db, tree) = crate::open_db(dir)?;
@@ -153,7 +153,11 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
         }
         let mut positions = 0u64;
         for item in tree.scan_prefix([keys::STREAM_POSITIONS]) {
-            positions += item?.1.len() as u64 / 8;
+            let (_, chunk) = item?;
+            if chunk.len() % 8 != 0 {
+                return Ok(Some(Problem { position: None, reason: "a stream index value is cut short".into() }));
+            }
+            positions += chunk.len() as u64 / 8;
         }
         let ids = tree.scan_prefix([keys::EVENT_ID]).count() as u64;
         if positions != last.position.0 || ids != indexed_ids {

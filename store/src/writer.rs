@@ -398,8 +398,12 @@ impl<'t> Stage<'t> {
             self.puts.push((keys::log(envelope.position).to_vec(), envelope.to_record()));
             let (chunk_key, slot) = keys::stream_chunk(&stream, version);
             let mut chunk = self.chunk(&chunk_key);
-            // A shorter value would be a damaged index (verify names it); the slot stays right.
-            chunk.resize(slot * 8, 0);
+            if chunk.len() != slot * 8 {
+                // The stream's index does not end where its version says: damaged. Nothing of
+                // the group is written, and the writer stops (verify names the damage).
+                self.read_failure.get_or_insert_with(|| format!("stream index of {stream} does not match its version"));
+                chunk.truncate(slot * 8);
+            }
             chunk.extend_from_slice(&at);
             if !touched.contains(&chunk_key) {
                 touched.push(chunk_key.clone());

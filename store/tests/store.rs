@@ -523,7 +523,7 @@ fn a_creation_cut_short_leaves_no_store_and_the_next_creation_succeeds() {
 
 #[test]
 fn a_long_stream_reads_back_in_order_across_position_chunks_and_through_a_restore() {
-    // 600 versions: three `P` values of 256 positions, the last one open; a second stream
+    // 600 versions: nineteen `P` values of 32 positions, the last one open (24 of 32); a second stream
     // interleaved so that positions and versions differ.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(&dir.path().join("a")).unwrap();
