@@ -62,6 +62,11 @@ pub(crate) fn is_format_1(tree: &sled::Tree) -> Result<bool, StoreError> {
 pub(crate) fn settle(dir: &Path) -> Result<(), StoreError> {
     let staging = dir.join(STAGING);
     let old = dir.join(OLD);
+    // Nothing to settle on every ordinary open: no directory fsync then (under heavy writeback
+    // one can wait for seconds).
+    if !old.exists() && !staging.exists() {
+        return Ok(());
+    }
     if old.exists() {
         if !sled_dir(dir).exists() {
             let copy = sled_dir(&staging);
