@@ -700,3 +700,35 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn verify_refuses_a_stream_index_value_cut_short_or_pointing_elsewhere() {
+    let value_key = b"Ps3\0\0\0\0\0\0\0\0\0".to_vec();
+    let change_index = |dir: &Path, change: &dyn Fn(&mut Vec<u8>)| {
+        let db = sled::open(dir.join("sled")).unwrap();
+        let tree = db.open_tree("ledger").unwrap();
+        let mut value = tree.get(&value_key).unwrap().unwrap().to_vec();
+        change(&mut value);
+        tree.insert(value_key.clone(), value).unwrap();
+        db.flush().unwrap();
+    };
+    // Stray bytes after the positions of stream `s3`.
+    let dir = filled(60);
+    assert!(verify(dir.path()).problem.is_none());
+    change_index(dir.path(), &|v| v.extend_from_slice(&[0, 0, 7]));
+    assert!(verify(dir.path()).problem.unwrap().reason.contains("cut short"));
+    // Its second position pointing at another event.
+    let dir = filled(60);
+    change_index(dir.path(), &|v| v[15] ^= 1);
+    let problem = verify(dir.path()).problem.unwrap();
+    assert!(problem.reason.contains("stream index"), "{}", problem.reason);
+    // One position short of the stream's version: the writer refuses to append to it (and
+    // stops) rather than write a position into the wrong slot.
+    let dir = filled(60);
+    change_index(dir.path(), &|v| v.truncate(v.len() - 8));
+    let store = Store::open(dir.path()).unwrap();
+    let head = store.head();
+    assert!(store.append_blocking(request(to("s3", ExpectedVersion::Any), "after-damage", 1)).is_err());
+    assert!(store.append_blocking(request(to("s4", ExpectedVersion::Any), "after-damage-2", 1)).is_err());
+    assert_eq!(store.head(), head);
+}
