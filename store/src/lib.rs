@@ -15,6 +15,9 @@
 pub mod backup;
 mod envelope;
 mod error;
+#[cfg(test)]
+#[path = "../tests/common/format_1.rs"]
+mod format_1_fixture;
 mod keys;
 mod pending;
 mod redo;

@@ -135,15 +135,7 @@ mod tests {
     use crate::writer::head_bytes;
     use crate::{Store, StoreOptions};
 
-    fn unpack_format_1(into: &Path) {
-        let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-format-1.tar.gz");
-        std::fs::create_dir_all(into).unwrap();
-        let status = std::process::Command::new("tar")
-            .args(["-xzf", archive.to_str().unwrap(), "-C", into.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    use crate::format_1_fixture::unpack_format_1;
 
     /// A format-1 process killed with an acknowledged group in its redo log only: the group is
     /// applied to the old database before the copy, and so is in the upgraded store.

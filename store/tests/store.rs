@@ -5,6 +5,10 @@
 
 use std::path::Path;
 
+#[path = "common/format_1.rs"]
+mod format_1;
+use format_1::unpack_format_1;
+
 use chrono::NaiveDate;
 use daicho_store::verify::{VerifyOptions, verify_dir};
 use daicho_store::{
@@ -593,18 +597,6 @@ fn event_ids_of_any_form_stay_unique_whether_indexed_or_made_from_the_request_id
     let report = verify(dir.path());
     assert!(report.problem.is_none(), "{:?}", report.problem);
     assert_eq!(report.events_verified, 6);
-}
-
-/// Unpacks the format-1 fixture (made by tests/fixtures/make-store-format-1-fixture with the
-/// last release of that format) into `into`.
-fn unpack_format_1(into: &Path) {
-    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-format-1.tar.gz");
-    std::fs::create_dir_all(into).unwrap();
-    let status = std::process::Command::new("tar")
-        .args(["-xzf", archive.to_str().unwrap(), "-C", into.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn format_1_head() -> (u64, String) {
