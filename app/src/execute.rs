@@ -88,6 +88,9 @@ pub enum Request<'a> {
     Configuration { toml: &'a str },
     /// A program's PMH batch at the head, its data files streamed into `dir`.
     PmhBatch { program: &'a ProgramKey, mode: Option<PmhMode>, dir: &'a Path },
+    /// PMH's registration results file (its bytes) read through `profile`; `covers`: batches
+    /// it answers besides those its rows name.
+    PmhResults { file: &'a [u8], profile: &'a crate::pmh_results::Profile, covers: &'a [u64] },
     /// A fee schedule entry (料金表).
     FeeSchedule { from: Month, unit_yen: u32 },
     /// Closing a billing month; its files written into `dir` (or only hashed).
@@ -119,6 +122,8 @@ pub enum Outcome {
     AlreadyApplied { position: Position },
     /// A PMH batch: its number (`None`: nothing to send, nothing recorded) and files.
     Batch { number: Option<u64>, batch: Box<Batch> },
+    /// PMH's results read: what was recorded and what was not tied to a record sent.
+    PmhResults(Box<crate::pmh_results::Report>),
     /// A month closed: its statement files and the position of the closing event.
     MonthClosed { files: Box<StatementFiles>, position: Position },
     /// A generated password, to be shown once.
@@ -164,6 +169,10 @@ pub enum Refusal {
     Account(AccountRejection),
     /// The configuration is invalid.
     Config(String),
+    /// A PMH results file is malformed: each problem by line and column.
+    ResultsFile(Vec<crate::pmh_results::FileProblem>),
+    /// No PMH batch with this number is recorded.
+    NoSuchBatch(u64),
     /// The form's request waits for approval already, with other values.
     AlreadyRequested,
     /// No such request waits for approval.
@@ -185,6 +194,12 @@ impl std::fmt::Display for Refusal {
             Refusal::Billing(e) => write!(f, "{e}"),
             Refusal::Account(r) => write!(f, "{r}"),
             Refusal::Config(m) => f.write_str(m),
+            Refusal::ResultsFile(problems) => write!(
+                f,
+                "登録結果ファイルを読めません。何も記録していません: {}",
+                problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("、")
+            ),
+            Refusal::NoSuchBatch(n) => write!(f, "バッチ {n} は記録されていません"),
             Refusal::AlreadyRequested => f.write_str(
                 "この画面の依頼は既に承認待ちです。内容を変えるときは、受給者画面から入力し直してください。",
             ),
@@ -208,6 +223,18 @@ impl From<LedgerError> for Failure {
             LedgerError::Config(m) => Failure::Rejected(Refusal::Config(m)),
             LedgerError::Conflict => Failure::Conflict,
             other => Failure::Infrastructure(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::pmh_results::ResultsError> for Failure {
+    fn from(e: crate::pmh_results::ResultsError) -> Self {
+        use crate::pmh_results::ResultsError as E;
+        match e {
+            E::File(problems) => Failure::Rejected(Refusal::ResultsFile(problems)),
+            E::NoSuchBatch(n) => Failure::Rejected(Refusal::NoSuchBatch(n)),
+            E::Conflict => Failure::Conflict,
+            E::Ledger(e) => e.into(),
         }
     }
 }
@@ -275,6 +302,11 @@ impl App {
                 actor.require(Permission::PmhExport)?;
                 let (number, batch) = self.ledger().record_pmh_batch_into(program, mode, today, actor.name(), dir)?;
                 Ok(Outcome::Batch { number, batch: Box::new(batch) })
+            }
+            Request::PmhResults { file, profile, covers } => {
+                actor.require(Permission::PmhExport)?;
+                let report = self.ledger().record_pmh_results(file, profile, covers, today, actor.name())?;
+                Ok(Outcome::PmhResults(Box::new(report)))
             }
             Request::FeeSchedule { from, unit_yen } => {
                 actor.require(Permission::FeeSchedule)?;

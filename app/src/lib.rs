@@ -21,12 +21,14 @@ pub mod backup;
 pub mod billing;
 pub mod bulk;
 pub mod clock;
+pub mod csv_records;
 pub mod execute;
 pub mod files;
 pub mod health;
 pub mod ledger;
 pub mod pending;
 pub mod pmh;
+pub mod pmh_results;
 pub mod policy;
 pub mod submit;
 

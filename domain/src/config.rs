@@ -276,6 +276,29 @@ pub struct Config {
     pub eras: EraTable,
     /// Names of law codes and categories.
     pub catalogue: Catalogue,
+    /// How the municipality works with PMH (the `[pmh]` section).
+    pub pmh: PmhSettings,
+}
+
+/// The `[pmh]` section: how the municipality works with PMH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmhSettings {
+    /// Days after which a batch with no registration results recorded is flagged on the PMH
+    /// page (`results_due_days`, default [`PmhSettings::RESULTS_DUE_DAYS`]).
+    pub results_due_days: u32,
+}
+
+impl PmhSettings {
+    /// The default of `results_due_days`.
+    pub const RESULTS_DUE_DAYS: u32 = 7;
+    /// The largest `results_due_days` accepted.
+    pub const RESULTS_DUE_DAYS_MAX: u32 = 365;
+}
+
+impl Default for PmhSettings {
+    fn default() -> Self {
+        PmhSettings { results_due_days: Self::RESULTS_DUE_DAYS }
+    }
 }
 
 /// Why a configuration was refused: every problem found, each with where it is.
@@ -307,6 +330,13 @@ struct RawConfig {
     program: Vec<RawProgram>,
     #[serde(default)]
     era: Vec<RawEra>,
+    pmh: Option<RawPmh>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPmh {
+    results_due_days: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -627,6 +657,14 @@ impl Config {
             }
         }
         let eras = EraTable::with_additions(eras).map_err(|m| problems.add("era", m)).ok();
+        let mut pmh = PmhSettings::default();
+        if let Some(days) = raw.pmh.and_then(|p| p.results_due_days) {
+            if (1..=PmhSettings::RESULTS_DUE_DAYS_MAX).contains(&days) {
+                pmh.results_due_days = days;
+            } else {
+                problems.add("pmh.results_due_days", "1〜365の日数で指定してください");
+            }
+        }
 
         match (problems.0.is_empty(), code, eras) {
             (true, Some(code), Some(eras)) => Ok(Config {
@@ -638,6 +676,7 @@ impl Config {
                 programs,
                 eras,
                 catalogue,
+                pmh,
             }),
             _ => Err(ConfigError { problems: problems.0 }),
         }
@@ -913,6 +952,18 @@ mod tests {
         // A municipality code outside 01-47 is refused (481000 has a valid check digit).
         let text = DEMO_TOML.replace("code = \"139998\"", "code = \"481009\"");
         assert!(problem_places(Config::from_toml(&text)).contains(&"municipality.code".to_owned()));
+    }
+
+    #[test]
+    fn the_pmh_section_sets_the_days_results_are_due_within_bounds() {
+        assert_eq!(Config::demo().unwrap().pmh.results_due_days, PmhSettings::RESULTS_DUE_DAYS);
+        let with = |days: &str| format!("{DEMO_TOML}\n[pmh]\nresults_due_days = {days}\n");
+        assert_eq!(Config::from_toml(&with("3")).unwrap().pmh.results_due_days, 3);
+        for bad in ["0", "366"] {
+            assert_eq!(problem_places(Config::from_toml(&with(bad))), ["pmh.results_due_days"], "{bad}");
+        }
+        let unknown = format!("{DEMO_TOML}\n[pmh]\nresult_days = 3\n");
+        assert!(Config::from_toml(&unknown).is_err(), "an unknown key is refused");
     }
 
     #[test]

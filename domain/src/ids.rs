@@ -126,6 +126,20 @@ impl HistoryKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The recipient and span of a key of [`HistoryKey::derive`]'s form (no leading zeros),
+    /// `None` for any other key.
+    pub fn parts(&self) -> Option<(RecipientId, SpanNo)> {
+        let rest = self.0.strip_prefix('R')?;
+        let (recipient, span) = rest.split_once('S')?;
+        let canonical = |s: &str| !s.is_empty() && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit());
+        if !canonical(recipient) || !canonical(span) {
+            return None;
+        }
+        let recipient: u64 = recipient.parse().ok()?;
+        let span: u32 = span.parse().ok()?;
+        Some((RecipientId(recipient), SpanNo(span)))
+    }
 }
 
 impl fmt::Display for HistoryKey {
@@ -150,7 +164,14 @@ mod tests {
 
     #[test]
     fn history_keys_are_short_alphanumerics() {
+        for (raw, parts) in
+            [("R12S3", Some((12, 3))), ("R012S3", None), ("R12S", None), ("X12S3", None), ("R1S0", None)]
+        {
+            let key = HistoryKey::parse(raw).unwrap();
+            assert_eq!(key.parts().map(|(r, s)| (r.0, s.0)), parts, "{raw}");
+        }
         let key = HistoryKey::derive(RecipientId(u64::MAX), SpanNo(u32::MAX));
+        assert_eq!(key.parts().map(|(r, s)| (r.0, s.0)), Some((u64::MAX, u32::MAX)));
         assert!(key.as_str().len() <= HistoryKey::CHARS_MAX);
         assert_eq!(HistoryKey::parse(key.as_str()).unwrap(), key);
         assert_eq!(HistoryKey::derive(RecipientId(12), SpanNo(3)).as_str(), "R12S3");

@@ -84,6 +84,31 @@ fn samples() -> Vec<(String, Decoded)> {
             ],
         }),
     ));
+    out.push((
+        codec::PMH_RESULTS_RECORDED.to_owned(),
+        Decoded::PmhResults(codec::PmhResults {
+            batch: 3,
+            batch_position: 4_097,
+            program: daicho_domain::config::ProgramKey::parse("kodomo").unwrap(),
+            file_sha256: "ef".repeat(32),
+            rows: 3,
+            unmatched: 1,
+            refused: vec![
+                codec::PmhRefusal {
+                    recipient: 12,
+                    span: 1,
+                    code: daicho_domain::text::PmhErrorCode::parse("E0101").unwrap(),
+                    message: daicho_domain::text::PmhMessage::parse("個人番号が住民基本台帳と一致しません").unwrap(),
+                },
+                codec::PmhRefusal {
+                    recipient: 4_100,
+                    span: 7,
+                    code: daicho_domain::text::PmhErrorCode::parse("W-20.1").unwrap(),
+                    message: daicho_domain::text::PmhMessage::parse("髙橋 𠮷子：有効期間が重複しています").unwrap(),
+                },
+            ],
+        }),
+    ));
     use daicho_domain::ids::UserId;
     use daicho_domain::users::{AccessAction, AccessRecord, Role, UserEvent};
     let user = UserId::parse("mori").unwrap();
@@ -145,6 +170,7 @@ fn encode(decoded: &Decoded) -> codec::Encoded {
         Decoded::Recipient(body) => codec::encode(body).unwrap(),
         Decoded::Configuration(toml) => codec::encode_configuration(toml).unwrap(),
         Decoded::PmhBatch(batch) => codec::encode_pmh_batch(batch).unwrap(),
+        Decoded::PmhResults(r) => codec::encode_pmh_results(r).unwrap(),
         Decoded::User(e) => codec::encode_user(e).unwrap(),
         Decoded::Access(r) => codec::encode_access(r).unwrap(),
         Decoded::Billing(e) => codec::encode_billing(e).unwrap(),

@@ -393,6 +393,26 @@ enum PmhAction {
         #[arg(long, default_value = "daicho-cli")]
         actor: String,
     },
+    /// Read PMH's registration results (the error CSV of 医療費助成情報登録結果確認).
+    ///
+    /// Ties each row to the batch that wrote the file it names and to the record of its history
+    /// key, and records the records PMH refused: they are not sent again until corrected. Rows
+    /// naming anything daicho did not send are listed (exit 1); a malformed file records
+    /// nothing.
+    Results {
+        /// The results CSV.
+        file: PathBuf,
+        /// Column profile (TOML); default: examples/pmh/results-profile.toml, built in.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// A batch this file answers though no row names it (a file without errors: every
+        /// record of the batch was accepted). Repeatable.
+        #[arg(long)]
+        batch: Vec<u64>,
+        /// Who records it.
+        #[arg(long, default_value = "daicho-cli")]
+        actor: String,
+    },
 }
 
 fn parse_mode(s: &str) -> Result<PmhMode, String> {
@@ -596,6 +616,17 @@ where
         }
         Command::Pmh { action: PmhAction::Export { out: dir, batch: Some(n), .. } } => {
             crate::pmh::regenerate(&cli.data, n, &dir, out, err)
+        }
+        Command::Pmh { action: PmhAction::Results { file, profile, batch, actor } } => {
+            let request = crate::pmh::ResultsRequest {
+                data: &cli.data,
+                file: &file,
+                profile: profile.as_deref(),
+                covers: &batch,
+                today,
+                actor: &actor,
+            };
+            crate::pmh::results(&request, out, err)
         }
         Command::Pmh { action: PmhAction::Export { out: dir, mode, program, batch: None, actor } } => {
             let request = crate::pmh::ExportRequest {

@@ -6,6 +6,8 @@
 //! back, `rejects.csv` are written.
 //!
 //! `--batch N` regenerates batch number N from the log alone; its files must hash as recorded.
+//!
+//! `daicho pmh results FILE.csv`: PMH's registration results ([`daicho_app::pmh_results`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -128,6 +130,95 @@ pub fn regenerate(data: &Path, number: u64, out_dir: &Path, out: &mut dyn Write,
         EXIT_OK
     } else {
         let _ = writeln!(out, "バッチ {number} を再生成しましたが、記録されたハッシュと一致しません");
+        EXIT_REJECTED
+    }
+}
+
+/// What `daicho pmh results` is asked to do.
+pub struct ResultsRequest<'a> {
+    /// Data directory.
+    pub data: &'a Path,
+    /// The results CSV.
+    pub file: &'a Path,
+    /// Column profile; `None`: the default one.
+    pub profile: Option<&'a Path>,
+    /// Batches the file answers besides those its rows name.
+    pub covers: &'a [u64],
+    /// Effective date of the results events.
+    pub today: chrono::NaiveDate,
+    /// Who records them.
+    pub actor: &'a str,
+}
+
+/// `daicho pmh results`.
+pub fn results(request: &ResultsRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    use daicho_app::pmh_results::{FILE_BYTES_MAX, Profile};
+    let ResultsRequest { data, file, profile, covers, today, actor } = *request;
+    let profile = match profile {
+        None => Profile::default_profile(),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("読めません: {e}"))
+            .and_then(|text| Profile::from_toml(&text)),
+    };
+    let profile = match profile {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "プロファイル: {e}");
+            return EXIT_REJECTED;
+        }
+    };
+    let bytes = match std::fs::metadata(file) {
+        Ok(m) if m.len() > FILE_BYTES_MAX as u64 => {
+            let _ = writeln!(err, "{}: ファイルが大きすぎます（{} MiB まで）", file.display(), FILE_BYTES_MAX >> 20);
+            return EXIT_REJECTED;
+        }
+        Ok(_) => match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
+        },
+        Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
+    };
+    let app = match App::open(data) {
+        Ok(app) => app,
+        Err(e) => return fail(err, format!("{}: 台帳を開けません: {e}", data.display())),
+    };
+    let operator = Actor::Operator(actor.to_owned());
+    let report = match app.execute(&operator, Request::PmhResults { file: &bytes, profile: &profile, covers }, today) {
+        Ok(Outcome::PmhResults(report)) => report,
+        Ok(other) => return fail(err, format!("unexpected outcome {other:?}")),
+        Err(daicho_app::Failure::Rejected(daicho_app::execute::Refusal::ResultsFile(problems))) => {
+            let _ = writeln!(err, "{}: 登録結果ファイルを読めません。何も記録していません", file.display());
+            for p in problems {
+                let _ = writeln!(err, "{}: {p}", file.display());
+            }
+            return EXIT_REJECTED;
+        }
+        Err(daicho_app::Failure::Rejected(r)) => {
+            let _ = writeln!(err, "{}: {r}", file.display());
+            return EXIT_REJECTED;
+        }
+        Err(e) => return fail(err, format!("{}: {e}", file.display())),
+    };
+    if report.already_recorded {
+        let _ =
+            writeln!(out, "{}: この登録結果ファイルは記録済みです（新たに記録したものはありません）", file.display());
+    }
+    let _ = writeln!(out, "{}: {}行", file.display(), report.rows);
+    for (number, program, refused) in &report.batches {
+        let _ = writeln!(out, "バッチ {number}（{program}）: PMHで不受理 {refused}件");
+    }
+    for u in &report.unmatched {
+        let _ = writeln!(out, "{}: {}行目「{}」{}: {}", file.display(), u.line, u.file, u.history_key, u.why.message());
+    }
+    if report.unmatched.is_empty() {
+        EXIT_OK
+    } else {
+        let _ = writeln!(
+            err,
+            "{}: 台帳が送っていない記録を指す行が{}行あります（その行は記録していません）",
+            file.display(),
+            report.unmatched.len()
+        );
         EXIT_REJECTED
     }
 }

@@ -4,7 +4,8 @@
 //!    Recipient events go to partitions of
 //!    [`PARTITION_RECIPIENTS`] consecutive recipient numbers, kept in memory and spilled to
 //!    owner-only files in the read-model directory above [`SPILL_BYTES`]; configurations and
-//!    PMH batches are kept in position order.
+//!    PMH batches are kept in position order. PMH's results go to the partition of every
+//!    recipient they name, as an event of that recipient.
 //! 2. **Fold** each partition on its own thread (as many as the machine has cores, at most
 //!    [`FOLD_THREADS_MAX`]): each recipient's stream from nothing, with the same [`Fold`] the
 //!    incremental catch-up uses, and between its events the PMH batches that touch its records
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use daicho_domain::codec::{self, CONFIGURATION_SET, PMH_BATCH_EXPORTED, PmhBatch};
+use daicho_domain::codec::{self, CONFIGURATION_SET, PMH_BATCH_EXPORTED, PMH_RESULTS_RECORDED, PmhBatch};
 use daicho_domain::config::{Config, PmhMode};
 use daicho_store::{Envelope, Hash, Position, Store, StreamId};
 
@@ -192,12 +193,24 @@ fn read_stretch(
                 let batch = codec::decode_pmh_batch(e.schema_version, &e.payload).map_err(|x| at(x.to_string()))?;
                 out.batches.push((e.position.0, e.stream_version, e.effective, batch));
             }
-            (stream, _) => {
-                let Some(n) = recipient_number(stream) else { continue };
-                let piece = out.parts.entry(n / PARTITION_RECIPIENTS).or_default();
-                let before = piece.mem.len();
-                spill(&mut piece.mem, n, &e);
-                held += piece.mem.len() - before;
+            (stream, event_type) => {
+                // PMH's results go to each recipient they name, in log order with its events.
+                let named: Vec<u64> = if event_type == PMH_RESULTS_RECORDED {
+                    let results =
+                        codec::decode_pmh_results(e.schema_version, &e.payload).map_err(|x| at(x.to_string()))?;
+                    let mut named: Vec<u64> = results.refused.iter().map(|r| r.recipient).collect();
+                    named.sort_unstable();
+                    named.dedup();
+                    named
+                } else {
+                    recipient_number(stream).into_iter().collect()
+                };
+                for n in named {
+                    let piece = out.parts.entry(n / PARTITION_RECIPIENTS).or_default();
+                    let before = piece.mem.len();
+                    spill(&mut piece.mem, n, &e);
+                    held += piece.mem.len() - before;
+                }
                 if held > spill_bytes
                     && let Some(dir) = spill_dir
                 {

@@ -241,7 +241,8 @@ fn scan(
     // A marker names a recipient with such an entry in the program: its other entries are
     // skipped (a pending marker's pass visits pending entries, an active one's current ones).
     let pending = |e: &Entry| e.pending();
-    let active = |e: &Entry| e.current().is_some();
+    // A record PMH refused is not sent again until corrected, not even in full.
+    let active = |e: &Entry| e.current().is_some() && !e.refused_unchanged();
     type Pass<'a> = (Vec<u8>, bool, &'a (dyn Fn(&Entry) -> bool + Sync));
     let passes: Vec<Pass<'_>> = match mode {
         PmhMode::DiffHistory => vec![(keys::program_prefix(keys::DIRTY, key), false, &pending)],

@@ -44,6 +44,9 @@ pub(crate) enum FeeVersion {
     /// the record out (held back): PMH had it until the day before, and no longer has it, though
     /// the ledger does. A later `Exported` sends it again.
     Unexported { on: i32 },
+    /// At this position PMH's results said it refused the record the batch that first sent it
+    /// sent: PMH never had it. A later `Exported` sends it again.
+    Refused,
 }
 
 impl FeeVersion {
@@ -95,6 +98,10 @@ fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord<'_>> {
                     until = None;
                 }
                 FeeVersion::Unexported { on } => until = Some(*on - 1),
+                FeeVersion::Refused => {
+                    exported = false;
+                    until = None;
+                }
             }
         }
         if let (true, Some(FeeVersion::Content { program, certificate, payer, from, to })) = (exported, content) {

@@ -15,6 +15,7 @@
 //! | `D` | program, 0x00, recipient number | (empty): an entry of the program differs from what PMH has and can be sent (a withdrawal, or a record that passes validation under the configuration in force) |
 //! | `H` | program, 0x00, recipient number | the entries of the program that differ from what PMH has and that validation holds back: span, certificate, history key, reasons |
 //! | `A` | program, 0x00, recipient number | (empty): an entry of the program has a current record |
+//! | `F` | program, 0x00, recipient number | the entries of the program whose last sending PMH refused (its registration results): certificate, history key, batch, PMH's code and text, whether corrected since |
 //! | `B` | program | last batch: to-position (u64 BE), batch number (u64 BE) |
 //! | `V` | recipient number | fee histories by span: what each record was at each position, and when first exported |
 //! | `P` | recipient number (u64 BE) | (empty): a DV support measure was ever recorded for the person (never removed), so lists read the stream for the privacy policy only for them |
@@ -29,6 +30,7 @@ pub const ENTRY: u8 = b'E';
 pub const DIRTY: u8 = b'D';
 pub const HELD: u8 = b'H';
 pub const ACTIVE: u8 = b'A';
+pub const REFUSED: u8 = b'F';
 pub const LAST_BATCH: u8 = b'B';
 pub const FEE: u8 = b'V';
 pub const EVER_PROTECTED: u8 = b'P';

@@ -157,6 +157,28 @@ impl Reader {
         Ok(self.db.get(&keys::last_batch(program))?.and_then(|v| Some((keys::u64_at(&v, 0)?, keys::u64_at(&v, 8)?))))
     }
 
+    /// The records of `program` whose last sending PMH refused, by recipient number in order,
+    /// at most `limit` (with the number there are in all).
+    pub fn pmh_refused(
+        &self,
+        program: &str,
+        limit: usize,
+    ) -> Result<(Vec<(u64, crate::register::RefusedRecord)>, usize), ProjectionError> {
+        let mut out = Vec::new();
+        let mut total = 0;
+        for item in self.db.view()?.scan_prefix(&keys::program_prefix(keys::REFUSED, program))? {
+            let (k, v) = item?;
+            let Some(n) = keys::tail_recipient(&k) else { continue };
+            for r in crate::register::refused_from(&v)? {
+                total += 1;
+                if out.len() < limit {
+                    out.push((n, r));
+                }
+            }
+        }
+        Ok((out, total))
+    }
+
     /// Number of recipients in the register.
     pub fn recipient_count(&self) -> Result<usize, ProjectionError> {
         let mut count = 0;

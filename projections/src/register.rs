@@ -7,10 +7,12 @@
 //! - `pmh` stream, `pmh_batch_exported`: what PMH now has: exported := current for every record
 //!   the batch sent; a record held back keeps what PMH had (it stays pending), except from a
 //!   full replacement, after which PMH has nothing of it (`export::replaces`).
+//! - `pmh` stream, `pmh_results_recorded`: PMH refused records a batch sent it: each is marked
+//!   refused ([`Refusal`]) and is not sent again until its content changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use daicho_domain::codec::{self, CONFIGURATION_SET, PMH_BATCH_EXPORTED, PmhBatch};
+use daicho_domain::codec::{self, CONFIGURATION_SET, PMH_BATCH_EXPORTED, PMH_RESULTS_RECORDED, PmhBatch, PmhResults};
 use daicho_domain::config::{Config, PmhMode};
 use daicho_domain::event::{Event, EventBody};
 use daicho_domain::ids::CommandId;
@@ -63,6 +65,23 @@ pub struct Entry {
     /// Changed only through [`Entry::set_current`], which keeps `sent` canonical.
     current: Option<PmhRecord>,
     sent: Sent,
+    /// The batch (its number) that sent what PMH has, or the record it refused; 0 for none.
+    batch: u64,
+}
+
+/// PMH refused a record a batch sent it (its registration results): PMH does not have it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The batch that sent it.
+    pub batch: u64,
+    /// PMH's code and text.
+    pub code: String,
+    pub message: String,
+    /// The record refused: it is not sent again while the current record is this one.
+    pub record: PmhRecord,
+    /// PMH had an earlier version of the record before the batch (and keeps it): a withdrawal
+    /// is still sent for it, and it still counts for the fee.
+    pub earlier: bool,
 }
 
 /// What PMH has of an entry's record. One copy of a record when PMH has what the ledger has
@@ -77,12 +96,14 @@ enum Sent {
     Current,
     /// PMH has this record, which is not the current one.
     Other(Box<PmhRecord>),
+    /// PMH refused the record it was sent.
+    Refused(Box<Refusal>),
 }
 
 impl Entry {
     /// A record PMH has never had.
     pub(crate) fn new(program: String, current: PmhRecord) -> Entry {
-        Entry { program, current: Some(current), sent: Sent::Nothing }
+        Entry { program, current: Some(current), sent: Sent::Nothing, batch: 0 }
     }
 
     /// The record as it is now (none once withdrawn).
@@ -90,22 +111,84 @@ impl Entry {
         self.current.as_ref()
     }
 
-    /// The record as PMH has it.
+    /// The record as PMH has it (of a record PMH refused that it had an earlier version of,
+    /// the refused one: the key is the same, the content PMH kept unknown here).
     pub fn exported(&self) -> Option<&PmhRecord> {
         match &self.sent {
             Sent::Nothing => None,
             Sent::Current => self.current.as_ref(),
             Sent::Other(r) => Some(r.as_ref()),
+            Sent::Refused(r) => r.earlier.then_some(&r.record),
         }
     }
 
+    /// What PMH's results said of the record last sent, when PMH refused it.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match &self.sent {
+            Sent::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The batch that sent what PMH has, or the record it refused (0: none).
+    pub fn batch(&self) -> u64 {
+        self.batch
+    }
+
     /// The current content differs from what PMH has: the next batch of the program sends it.
+    /// A record PMH refused is sent again once it changes (a correction), not before; withdrawn,
+    /// it is sent as deleted when PMH kept an earlier version.
     pub fn pending(&self) -> bool {
         match &self.sent {
             Sent::Nothing => self.current.is_some(),
             Sent::Current => false,
             Sent::Other(r) => self.current.as_ref() != Some(r.as_ref()),
+            Sent::Refused(r) => match &self.current {
+                Some(current) => *current != r.record,
+                None => r.earlier,
+            },
         }
+    }
+
+    /// PMH refused the record and it has not changed since: no batch sends it.
+    pub fn refused_unchanged(&self) -> bool {
+        self.refusal().is_some() && !self.pending()
+    }
+
+    /// A full replacement left out a refused record: PMH no longer has the earlier version it
+    /// kept. Returns whether that changed anything.
+    fn forget_earlier(&mut self) -> bool {
+        match &mut self.sent {
+            Sent::Refused(r) if r.earlier => {
+                r.earlier = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// PMH refused what batch `batch` sent of this record: returns whether the entry changed
+    /// (not when a later batch sent it again, or PMH was never sent it).
+    pub(crate) fn refuse(&mut self, batch: u64, code: &str, message: &str, earlier: bool) -> bool {
+        if self.batch > batch {
+            return false;
+        }
+        let record = match &self.sent {
+            Sent::Nothing => return false,
+            Sent::Current => match &self.current {
+                Some(current) => current.clone(),
+                None => return false,
+            },
+            Sent::Other(r) => (**r).clone(),
+            Sent::Refused(r) => r.record.clone(),
+        };
+        let refusal = Refusal { batch, code: code.to_owned(), message: message.to_owned(), record, earlier };
+        if self.refusal() == Some(&refusal) {
+            return false;
+        }
+        self.sent = Sent::Refused(Box::new(refusal));
+        self.batch = batch;
+        true
     }
 
     /// Sets the current record; what PMH has stays. Returns whether anything changed.
@@ -117,19 +200,26 @@ impl Entry {
         self.sent = match std::mem::replace(&mut self.sent, Sent::Nothing) {
             Sent::Current => old.map_or(Sent::Nothing, |r| Sent::Other(Box::new(r))),
             Sent::Other(r) if self.current.as_ref() == Some(r.as_ref()) => Sent::Current,
+            // A refusal stays until a batch sends the record again.
             other => other,
         };
         true
     }
 
-    /// PMH now has the current record (nothing when there is none).
-    pub(crate) fn set_exported_current(&mut self) {
-        self.sent = if self.current.is_some() { Sent::Current } else { Sent::Nothing };
+    /// PMH now has the current record (nothing when there is none), sent by batch `batch`.
+    pub(crate) fn set_exported_current(&mut self, batch: u64) {
+        if self.current.is_some() {
+            self.sent = Sent::Current;
+            self.batch = batch;
+        } else {
+            self.clear_exported();
+        }
     }
 
     /// PMH no longer has anything of the record.
     pub(crate) fn clear_exported(&mut self) {
         self.sent = Sent::Nothing;
+        self.batch = 0;
     }
 
     /// The current record, and what PMH has when that is another one (its withdrawal).
@@ -138,6 +228,10 @@ impl Entry {
             Sent::Nothing => (self.current, false, None),
             Sent::Current => (self.current, true, None),
             Sent::Other(r) => (self.current, true, Some(*r)),
+            Sent::Refused(r) => {
+                let earlier = r.earlier;
+                (self.current, earlier, earlier.then_some(r.record))
+            }
         }
     }
 }
@@ -164,12 +258,23 @@ pub(crate) fn entries_from(bytes: &[u8]) -> Result<Entries, ProjectionError> {
 /// program, whether one of them is pending and can be sent (`D`: a withdrawal, or a current
 /// record that passes validation under `config`), the pending ones validation holds back (`H`,
 /// with what the batch's list of held-back records names), and whether one has a current record
-/// (`A`). A function of the entries and the configuration in force, so a change of
+/// (`A`), and those whose last sending PMH refused (`F`). A function of the entries and the configuration in force, so a change of
 /// configuration marks every pending entry again ([`Fold::remark`]).
 pub(crate) fn markers_of(n: u64, entries: &Entries, config: Option<&Config>) -> Markers {
     let mut out = Markers::new();
     let mut held: BTreeMap<&str, Vec<HeldRecord>> = BTreeMap::new();
+    let mut refused: BTreeMap<&str, Vec<RefusedRecord>> = BTreeMap::new();
     for e in entries.values() {
+        if let Some(r) = e.refusal() {
+            refused.entry(&e.program).or_default().push(RefusedRecord {
+                certificate: r.record.certificate.clone(),
+                history_key: r.record.history_key().to_string(),
+                batch: r.batch,
+                code: r.code.clone(),
+                message: r.message.clone(),
+                corrected: e.pending(),
+            });
+        }
         if e.pending() {
             let reasons = match &e.current {
                 Some(current) => validate(current, config.and_then(|c| c.program_by_key(&e.program))),
@@ -193,7 +298,36 @@ pub(crate) fn markers_of(n: u64, entries: &Entries, config: Option<&Config>) -> 
     for (program, records) in held {
         out.insert(keys::program_marker(keys::HELD, program, n), held_bytes(&records));
     }
+    for (program, records) in refused {
+        out.insert(keys::program_marker(keys::REFUSED, program, n), refused_bytes(&records));
+    }
     out
+}
+
+/// A record PMH refused, as an `F` value lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedRecord {
+    pub certificate: String,
+    pub history_key: String,
+    /// The batch that sent it.
+    pub batch: u64,
+    /// PMH's code and text.
+    pub code: String,
+    pub message: String,
+    /// Changed since (the next batch sends it).
+    pub corrected: bool,
+}
+
+fn refused_bytes(records: &[RefusedRecord]) -> Vec<u8> {
+    // Encoding owned strings and integers into a Vec cannot fail.
+    bincode::serde::encode_to_vec(records, bincode::config::standard()).unwrap_or_default()
+}
+
+/// The records of an `F` value.
+pub(crate) fn refused_from(bytes: &[u8]) -> Result<Vec<RefusedRecord>, ProjectionError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(h, _)| h)
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))
 }
 
 /// A recipient's markers: key to value.
@@ -352,6 +486,8 @@ struct Settle<'p> {
     replacing: bool,
     full: bool,
     uploaded: chrono::NaiveDate,
+    /// The batch's number.
+    number: u64,
 }
 
 impl Settle<'_> {
@@ -366,19 +502,34 @@ impl Settle<'_> {
             if entry.program != self.program_key || !(entry.pending() || (self.full && entry.current.is_some())) {
                 continue;
             }
-            let before = (entry.exported().is_some(), entry.pending());
+            let pending = entry.pending();
+            let before = (entry.exported().is_some(), pending, entry.batch);
             let had = before.0;
-            match &entry.current {
-                // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
-                None => entry.clear_exported(),
-                Some(current) if validate(current, self.program).is_empty() => entry.set_exported_current(),
-                // Held back from a full replacement: PMH drops what it had.
-                Some(_) if self.replacing => entry.clear_exported(),
-                // Held back from a diff or a resend: PMH keeps what it had.
-                Some(_) => continue,
+            if entry.refused_unchanged() {
+                // Not sent again until corrected, not even in full; a full replacement leaves
+                // PMH without the earlier version it kept.
+                if !(self.replacing && entry.forget_earlier()) {
+                    continue;
+                }
+            } else {
+                match &entry.current {
+                    // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
+                    None => entry.clear_exported(),
+                    // A full resend of a diff-history program sends records PMH already has:
+                    // what it has still came from the batch that first sent it.
+                    Some(current) if validate(current, self.program).is_empty() => {
+                        if pending || self.replacing {
+                            entry.set_exported_current(self.number);
+                        }
+                    }
+                    // Held back from a full replacement: PMH drops what it had.
+                    Some(_) if self.replacing => entry.clear_exported(),
+                    // Held back from a diff or a resend: PMH keeps what it had.
+                    Some(_) => continue,
+                }
             }
             let now = entry.exported().is_some();
-            changed |= before != (now, entry.pending());
+            changed |= before != (now, entry.pending(), entry.batch);
             if !had && now {
                 // From this batch on PMH has the record: it counts for the fee.
                 fees.push((*span, FeeVersion::Exported));
@@ -484,6 +635,13 @@ impl Fold<'_> {
                 let batch = codec::decode_pmh_batch(e.schema_version, &e.payload)
                     .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
                 self.apply_batch(&batch, e.stream_version, (e.position.0, e.effective), None)
+            }
+            // In the log on the `pmh` stream; the bulk rebuild hands it to each recipient it
+            // names as an event of the recipient's stream.
+            (stream, PMH_RESULTS_RECORDED) => {
+                let results = codec::decode_pmh_results(e.schema_version, &e.payload)
+                    .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
+                self.apply_results(&results, e.position.0, recipient_number(stream))
             }
             (stream, _) => match recipient_number(stream) {
                 Some(n) => self.apply_recipient(n, e),
@@ -631,14 +789,7 @@ impl Fold<'_> {
         if versions.is_empty() {
             return Ok(());
         }
-        let loaded = self.held.get(&n).is_some_and(|h| h.fees.is_some());
-        if !loaded {
-            let fees = match self.overlay.get(self.db, &keys::fees_of(n))? {
-                Some(bytes) => fees_from(&bytes)?,
-                None => Fees::new(),
-            };
-            self.held.entry(n).or_default().fees = Some(fees);
-        }
+        self.fees_of(n)?;
         let held = self.held.entry(n).or_default();
         held.fees_changed = true;
         if let Some(fees) = &mut held.fees {
@@ -766,6 +917,53 @@ impl Fold<'_> {
         Ok(())
     }
 
+    /// PMH's results for a batch: every record named is marked refused (unless a later batch
+    /// sent it again). `only`: the refusals of one recipient (the bulk rebuild); otherwise all.
+    /// A record PMH had never had before the batch (its fee history shows it first exported by
+    /// the batch) stops counting for the fee: PMH never registered it.
+    pub fn apply_results(
+        &mut self,
+        results: &PmhResults,
+        position: u64,
+        only: Option<u64>,
+    ) -> Result<(), ProjectionError> {
+        for r in results.refused.iter().filter(|r| only.is_none_or(|n| r.recipient == n)) {
+            let n = r.recipient;
+            self.materialize(n)?;
+            let new_in_batch = self.fees_of(n)?.get(&r.span).is_some_and(|history| {
+                history.iter().any(|(p, v)| *p == results.batch_position && *v == FeeVersion::Exported)
+            });
+            let entries = self.entries_mut(n)?;
+            let Some(entry) = entries.get_mut(&r.span) else { continue };
+            if entry.program != results.program.as_str()
+                || !entry.refuse(results.batch, r.code.as_str(), r.message.as_str(), !new_in_batch)
+            {
+                continue;
+            }
+            self.entries_changed(n);
+            if new_in_batch {
+                self.push_fees(n, position, vec![(r.span, FeeVersion::Refused)])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recipient `n`'s fee histories, loaded on first use since the last commit.
+    fn fees_of(&mut self, n: u64) -> Result<&Fees, ProjectionError> {
+        let loaded = self.held.get(&n).is_some_and(|h| h.fees.is_some());
+        if !loaded {
+            let fees = match self.overlay.get(self.db, &keys::fees_of(n))? {
+                Some(bytes) => fees_from(&bytes)?,
+                None => Fees::new(),
+            };
+            self.held.entry(n).or_default().fees = Some(fees);
+        }
+        match self.held.get(&n).and_then(|h| h.fees.as_ref()) {
+            Some(fees) => Ok(fees),
+            None => Err(ProjectionError::Corrupt("fees not loaded".into())),
+        }
+    }
+
     /// A batch was exported: PMH now has the current content of every record it sent; after a
     /// full replacement ([`crate::export::replaces`]) it has nothing else of the program.
     /// `only`: the records of one recipient, all held (the bulk rebuild); otherwise every record
@@ -788,6 +986,7 @@ impl Fold<'_> {
             replacing: program.is_some_and(|p| crate::export::replaces(p, batch.mode)),
             full: batch.mode == PmhMode::Full,
             uploaded,
+            number: batch_number,
         };
         match (only, self.db) {
             (Some(n), _) => {
@@ -912,7 +1111,7 @@ impl Fold<'_> {
                 None => Entries::new(),
             };
             let mut after = markers_of(n, &entries, self.config.as_deref());
-            after.retain(|k, _| k.first() != Some(&keys::ACTIVE));
+            after.retain(|k, _| matches!(k.first(), Some(&keys::DIRTY | &keys::HELD)));
             marker_writes(&before, &after, &mut self.overlay.writes);
         }
         Ok(())
@@ -997,7 +1196,7 @@ mod tests {
     fn what_pmh_has_is_kept_once_and_in_one_form_whatever_the_path() {
         let mut e = Entry::new("kodomo".into(), record("本町"));
         assert!(e.pending() && e.exported().is_none());
-        e.set_exported_current();
+        e.set_exported_current(1);
         assert!(!e.pending());
         assert_eq!(e.exported(), Some(&record("本町")));
         assert_eq!(e.sent, Sent::Current, "one copy when PMH has the current record");
@@ -1009,7 +1208,7 @@ mod tests {
         assert!(e.set_current(Some(record("本町"))));
         assert!(!e.pending());
         let mut never_moved = Entry::new("kodomo".into(), record("本町"));
-        never_moved.set_exported_current();
+        never_moved.set_exported_current(1);
         assert_eq!(
             entries_bytes(&[(1, e.clone())].into()).unwrap(),
             entries_bytes(&[(1, never_moved)].into()).unwrap()

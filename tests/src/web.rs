@@ -284,12 +284,53 @@ impl Client {
         self.request("POST", path, Some(&urlencode(form)), &[("Sec-Fetch-Site", "same-origin")])
     }
 
+    /// Posts `multipart/form-data` as a same-origin browser does: the session's CSRF token,
+    /// `fields`, and one file part (field name, file name, bytes).
+    pub fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> Result<Response, String> {
+        let boundary = "----daicho-test-boundary-7MA4YWxkTrZu0gW";
+        let csrf = self.csrf()?;
+        let mut body = Vec::new();
+        for (k, v) in [("csrf", csrf.as_str())].into_iter().chain(fields.iter().copied()) {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+            );
+        }
+        let (name, filename, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        self.request_bytes("POST", path, Some((&content_type, &body)), &[("Sec-Fetch-Site", "same-origin")])
+    }
+
     /// A request with extra headers.
     pub fn request(
         &mut self,
         method: &str,
         path: &str,
         body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, String> {
+        let body = body.map(|b| ("application/x-www-form-urlencoded", b.as_bytes()));
+        self.request_bytes(method, path, body, headers)
+    }
+
+    /// A request with a body of any type (content type, bytes) and extra headers.
+    pub fn request_bytes(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
         headers: &[(&str, &str)],
     ) -> Result<Response, String> {
         let mut s = match self.source {
@@ -305,17 +346,15 @@ impl Client {
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
-        if let Some(b) = body {
-            req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
+        if let Some((content_type, b)) = body {
+            req.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", b.len()));
         }
         req.push_str("\r\n");
-        if let Some(b) = body {
-            req.push_str(b);
+        let mut raw_request = req.into_bytes();
+        if let Some((_, b)) = body {
+            raw_request.extend_from_slice(b);
         }
-        s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+        s.write_all(&raw_request).map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
         let response = parse(&raw)?;

@@ -58,11 +58,12 @@ impl Ledger {
     }
 
     #[track_caller]
-    fn export(&mut self) {
+    fn export(&mut self) -> PathBuf {
         self.next += 1;
         let dir = self.tmp.path().join(format!("pmh{}", self.next));
         let (status, out, err) = self.run(&["pmh", "export", "--out", dir.to_str().unwrap()]);
         assert_eq!(status, 0, "{out}{err}");
+        dir
     }
 
     fn dir(&self, name: &str) -> PathBuf {
@@ -415,4 +416,39 @@ fn nothing_is_charged_before_the_first_schedule_and_closed_months_cannot_be_repr
     let (status, _, err) = l.run(&["billing", "--month", "2026-10", "--policy", "heads"]);
     assert_eq!(status, 1);
     assert!(err.starts_with("--policy"), "{err}");
+}
+
+#[test]
+fn a_record_pmh_refused_is_not_billed_until_it_is_sent_again() {
+    let mut l = municipality();
+    assert_eq!(l.billing("2026-10", "before", &[]).json["units"], 4);
+    // PMH refuses A1's 更生医療 record, which the first batch sent.
+    let dir = std::fs::read_dir(l.tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("pmh"))
+        .unwrap();
+    let json = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("kosei_") && n.ends_with(".json"))
+        .unwrap();
+    let records: Vec<Value> = serde_json::from_slice(&std::fs::read(dir.join(&json)).unwrap()).unwrap();
+    let key = records[0]["historyKey"].as_str().unwrap().to_owned();
+    let results = l.dir("results.csv");
+    std::fs::write(
+        &results,
+        format!("ファイル名,履歴キー,エラーコード,エラー内容\n{json},{key},E0101,内容に誤りがあります\n"),
+    )
+    .unwrap();
+    let (status, out, err) = l.run(&["pmh", "results", results.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    let refused = l.billing("2026-10", "refused", &[]);
+    assert_eq!(refused.json["units"], 3, "PMH never registered it: not billed");
+    assert!(refused.lines("当月").iter().all(|x| x["制度"] != "kosei"), "{:?}", refused.detail);
+    // Corrected and sent again: billed again.
+    l.apply(&[json!({"type": "change_personal_details", "recipient": "A1", "effective": "2026-10-01",
+                     "address": "さくら市緑町2-3"})]);
+    l.export();
+    assert_eq!(l.billing("2026-10", "resent", &[]).json["units"], 4);
 }

@@ -861,3 +861,159 @@ fn an_export_onto_a_full_disk_fails_cleanly_and_records_nothing() {
         }
     }
 }
+
+/// The data file names a batch wrote (from its manifest), JSON first.
+fn batch_files(e: &Export, program: &str) -> Vec<String> {
+    let batch = e.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == program).unwrap();
+    batch["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect()
+}
+
+impl Ledger {
+    /// `daicho pmh results` on a results CSV of these rows (file, history key, code, text).
+    fn results(&mut self, rows: &[[&str; 4]], extra: &[&str]) -> (u8, String, String) {
+        self.exports += 1;
+        let mut text = String::from("\u{feff}ファイル名,履歴キー,エラーコード,エラー内容\r\n");
+        for row in rows {
+            text.push_str(&row.join(","));
+            text.push_str("\r\n");
+        }
+        let file = self.tmp.path().join(format!("results{}.csv", self.exports));
+        std::fs::write(&file, text).unwrap();
+        let mut args = vec!["--data", self.data(), "pmh", "results", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        daicho(&args)
+    }
+
+    fn head(&self) -> String {
+        let (status, out, err) = daicho(&["--data", self.data(), "status"]);
+        assert_eq!(status, 0, "{err}");
+        out.lines()
+            .find(|l| l.starts_with("先頭"))
+            .unwrap_or_default()
+            .split("（")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+#[test]
+fn a_record_pmh_refused_is_sent_again_after_its_correction_and_not_before() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    let first = l.export();
+    assert_eq!(first.keys(), ["R1S1"]);
+    let json = &batch_files(&first, "kosei")[0];
+    let (status, out, err) =
+        l.results(&[[json, "R1S1", "E0101", "個人番号111111111118が住民基本台帳と一致しません"]], &[]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("PMHで不受理 1件"), "{out}");
+    assert!(!out.contains("111111111118") && !err.contains("111111111118"), "no My Number echoed: {out}{err}");
+
+    // Not sent again while it is what PMH refused: not in a diff, not even in a full resend.
+    assert!(l.export().records.is_empty(), "a refused record is not resent unchanged");
+    assert!(l.export_mode("full").key("R1S1").is_empty(), "nor in a full resend");
+    // The same file again records nothing new.
+    let (status, out, _) = {
+        l.exports -= 1;
+        l.results(&[[json, "R1S1", "E0101", "個人番号111111111118が住民基本台帳と一致しません"]], &[])
+    };
+    assert_eq!(status, 0);
+    assert!(out.contains("記録済み"), "{out}");
+
+    // A correction (here the address) changes the record: the next diff sends it again.
+    l.apply(&[json!({"type": "change_personal_details", "recipient": "A1", "effective": "2026-05-01",
+                     "address": "さくら市緑町2-3"})]);
+    let corrected = l.export();
+    assert_eq!(corrected.keys(), ["R1S1"], "the corrected record is sent again");
+    assert_eq!(corrected.one("R1S1")["basicFiveInfo"]["address"], "さくら市緑町2-3");
+    assert!(l.export().records.is_empty(), "and once sent, it is not pending any more");
+}
+
+#[test]
+fn rows_naming_what_daicho_did_not_send_are_reported_and_a_malformed_file_records_nothing() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    let first = l.export();
+    let json = batch_files(&first, "kosei")[0].clone();
+    l.apply(&[json!({"type": "change_personal_details", "recipient": "A1", "effective": "2026-05-01",
+                     "address": "さくら市緑町2-3"})]);
+    let second = l.export();
+    let json2 = batch_files(&second, "kosei")[0].clone();
+
+    // Malformed: nothing recorded, every problem by line and column.
+    let before = l.head();
+    let (status, out, err) = l.results(&[[&json2, "R1-S1", "E0101", "x"], [&json2, "R1S1", "", "y"]], &[]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(err.contains("何も記録していません"), "{err}");
+    assert!(err.contains("2行目「履歴キー」列") && err.contains("3行目「エラーコード」列"), "{err}");
+    assert_eq!(l.head(), before, "nothing recorded");
+
+    // A file daicho never wrote, a key it never sent, a record a later batch sent again: each
+    // listed with its line; the one valid row is recorded.
+    let (status, out, err) = l.results(
+        &[
+            ["other_diff_1-2.json", "R1S1", "E1", "a"],
+            [&json2, "R9S1", "E1", "b"],
+            [&json, "R1S1", "E1", "c"],
+            [&json2, "R1S1", "E2", "d"],
+        ],
+        &[],
+    );
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(out.contains("2行目「other_diff_1-2.json」R1S1: 台帳が作成したバッチのファイル名ではありません"), "{out}");
+    assert!(out.contains("3行目") && out.contains("R9S1: 台帳が送った記録にない履歴キーです"), "{out}");
+    assert!(out.contains("4行目") && out.contains("で送り直した記録です"), "{out}");
+    assert!(out.contains("PMHで不受理 1件"), "{out}");
+    assert!(err.contains("3行あります"), "{err}");
+    assert_ne!(l.head(), before, "the valid row is recorded");
+    assert!(l.export().records.is_empty(), "the refused record waits for its correction");
+}
+
+/// The sample files of `examples/pmh/` against the ledger their README names.
+#[test]
+fn examples_pmh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let data = data.to_str().unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pmh");
+    let sample = |name: &str| examples.join(name).to_str().unwrap().to_owned();
+    assert_eq!(daicho(&["--data", data, "demo", "--recipients", "10"]).0, 0);
+    let out_dir = tmp.path().join("pmh-1");
+    let (status, out, err) = daicho(&["--data", data, "pmh", "export", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    for name in ["kodomo_diff_0-93.json", "hitorioya_diff_0-94.json", "kosei_diff_0-95.csv"] {
+        assert!(out_dir.join(name).exists(), "the README's export writes {name}");
+    }
+    let status_line =
+        || daicho(&["--data", data, "status"]).1.lines().find(|l| l.starts_with("先頭")).map(str::to_owned);
+
+    let before = status_line();
+    let (status, out, err) = daicho(&["--data", data, "pmh", "results", &sample("results-malformed.csv")]);
+    assert_eq!(status, 1, "{out}{err}");
+    for expected in
+        ["2行目「履歴キー」列", "3行目「エラーコード」列: 入力してください", "4行目「エラー内容」列: 列が足りません"]
+    {
+        assert!(err.contains(expected), "{expected} in {err}");
+    }
+    assert!(err.contains("何も記録していません"), "{err}");
+    assert_eq!(status_line(), before, "a malformed file records nothing");
+
+    let (status, out, err) = daicho(&["--data", data, "pmh", "results", &sample("results-errors.csv")]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(out.contains("バッチ 1（kodomo）: PMHで不受理 1件"), "two errors on one record: one refusal\n{out}");
+    assert!(out.contains("バッチ 3（kosei）: PMHで不受理 1件"), "{out}");
+    assert!(out.contains("5行目「kodomo_diff_0-93.json」R99S1: 台帳が送った記録にない履歴キーです"), "{out}");
+    assert!(
+        out.contains("6行目「shogai_full_0-90.json」R5S1: 台帳が作成したバッチのファイル名ではありません"),
+        "{out}"
+    );
+    assert!(!out.contains("400000000025") && !err.contains("400000000025"), "{out}{err}");
+    // Neither refused record is in the next diff.
+    let again = tmp.path().join("pmh-2");
+    let (status, out, err) = daicho(&["--data", data, "pmh", "export", "--out", again.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(!again.join("kodomo_diff_93-96.json").exists() && out.contains("kodomo: diff 0件"), "{out}");
+}

@@ -39,6 +39,7 @@ fn every_generated_command_is_accepted_and_every_event_type_occurs() {
     let system = [
         codec::CONFIGURATION_SET,
         codec::PMH_BATCH_EXPORTED,
+        codec::PMH_RESULTS_RECORDED,
         codec::FEE_SCHEDULE_SET,
         codec::BILLING_MONTH_CLOSED,
         codec::USER_ADDED,

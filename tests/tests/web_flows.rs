@@ -706,3 +706,62 @@ fn a_windows_lookalike_is_offered_as_a_correction_a_caseworker_confirms() {
     c.record(&change, "la-4", &[("effective", "2026-11-16"), ("name", "高橋 次郎～")]).unwrap();
     assert!(!viewer.get(&format!("/recipients/{}", f.d)).unwrap().has("直した内容を確認する"));
 }
+
+#[test]
+fn pmh_results_are_uploaded_refused_records_listed_and_a_bad_file_refused_beside_its_field() {
+    let (_dir, server) = start();
+    fixture(&server).unwrap();
+    let mut super1 = server.login("super1").unwrap();
+    let r = super1.post_form("/pmh/generate", &[("program", "kosei")]).unwrap();
+    let location = r.header("location").unwrap().to_owned();
+    let n: u64 = location.strip_prefix("/pmh?generated=").unwrap().parse().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&super1.get(&format!("/pmh/batches/{n}/manifest.json")).unwrap().body).unwrap();
+    let json = manifest["batches"][0]["files"][0]["name"].as_str().unwrap().to_owned();
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&super1.get(&format!("/pmh/batches/{n}/{json}")).unwrap().body).unwrap();
+    let key = records[0]["historyKey"].as_str().unwrap().to_owned();
+    let page = super1.get("/pmh").unwrap();
+    assert!(page.has("結果待ち"), "a batch without results waits for them");
+
+    // A malformed file: the page says why beside the file field, and nothing is recorded.
+    let bad = format!("ファイル名,履歴キー,エラーコード,エラー内容\r\n{json},{key},,理由\r\n");
+    let r = super1.post_multipart("/pmh/results", &[], ("file", "results.csv", bad.as_bytes())).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.has("id=\"results-file-error\"") && r.has("aria-invalid=\"true\""), "{}", r.body);
+    assert!(r.has("2行目「エラーコード」列") && r.has("何も記録していません"), "{}", r.body);
+    assert!(r.has("結果待ち"), "nothing recorded");
+
+    // A good file: the record is listed as refused, the batch as answered, the recipient page
+    // says so; a row naming a record never sent is listed.
+    let good = format!(
+        "ファイル名,履歴キー,エラーコード,エラー内容\r\n{json},{key},E0101,個人番号が一致しません\r\n{json},R99999S1,E0101,x\r\n"
+    );
+    let r = super1.post_multipart("/pmh/results", &[], ("file", "results.csv", good.as_bytes())).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.has(&format!("第{n}回（kosei）: PMHで不受理 1件")), "{}", r.body);
+    assert!(r.has("R99999S1: 台帳が送った記録にない履歴キーです"), "{}", r.body);
+    assert!(r.has("受領: 不受理 1件") && r.has("data-refused=\"1\""), "{}", r.body);
+    let recipient = key.trim_start_matches('R').split('S').next().unwrap().to_owned();
+    let page = super1.get(&format!("/recipients/{recipient}")).unwrap();
+    assert!(page.has(&format!("PMHで不受理（第{n}回）")), "{}", page.body);
+    // A caseworker may not upload.
+    let mut case1 = server.login("case1").unwrap();
+    let r = case1.post_multipart("/pmh/results", &[], ("file", "results.csv", good.as_bytes())).unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Without the session's token nothing is read.
+    let mut forged = server.login("super1").unwrap();
+    forged.csrf().unwrap();
+    let r = forged
+        .request_bytes(
+            "POST",
+            "/pmh/results",
+            Some((
+                "multipart/form-data; boundary=x",
+                b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nx\r\n--x--\r\n",
+            )),
+            &[("Sec-Fetch-Site", "same-origin")],
+        )
+        .unwrap();
+    assert_eq!(r.status, 403);
+}

@@ -197,6 +197,15 @@ const MATRIX: &[Row] = &[
     Row { method: "GET", route: "/admin/health", path: "/admin/health", form: &[], expect: ADMIN },
     // For monitoring: no login, no personal data.
     Row { method: "GET", route: "/healthz", path: "/healthz", form: &[], expect: [200; 6] },
+    // A form that is not multipart: refused as unreadable (400) for those who may upload, and
+    // not read at all for the others.
+    Row {
+        method: "POST",
+        route: "/pmh/results",
+        path: "/pmh/results",
+        form: &[("file", "x")],
+        expect: [303, 403, 403, 400, 400, 403],
+    },
     Row { method: "GET", route: "/audit", path: "/audit", form: &[], expect: AUDIT },
     // A comparison with bad positions: the page again with field errors.
     Row { method: "GET", route: "/audit", path: "/audit?recipient=x&a=&b=", form: &[], expect: AUDIT },

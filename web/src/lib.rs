@@ -35,7 +35,8 @@ use tower_http::timeout::TimeoutLayer;
 pub use app::{App, Settings, now};
 pub use auth::{Permission, allows};
 
-/// Largest request body (forms are small; this bounds what a client can make us buffer).
+/// Largest request body (forms are small; this bounds what a client can make us buffer), but
+/// for the upload of PMH's results (`pages::pmh::UPLOAD_BYTES_MAX`).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// A request taking longer than this is answered with 408 (a PMH batch of a large municipality
 /// is the slowest thing a page does).
@@ -79,10 +80,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/static/app.css", get(render::app_css))
         .route("/static/app.js", get(render::app_js))
         .route("/static/print.css", get(render::print_css))
+        // Every form but the one upload is small.
+        .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
+        .merge(
+            Router::new()
+                .route("/pmh/results", post(pages::pmh::results))
+                .layer(axum::extract::DefaultBodyLimit::max(pages::pmh::UPLOAD_BYTES_MAX))
+                .layer(RequestBodyLimitLayer::new(pages::pmh::UPLOAD_BYTES_MAX + 64 * 1024)),
+        )
         .fallback(not_found)
         .with_state(app.clone())
         .layer(CsrfLayer::new())
-        .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(CatchPanicLayer::new())
         // Outermost: every response carries the headers, the layers' own refusals too.

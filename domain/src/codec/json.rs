@@ -41,6 +41,7 @@ pub fn payload_json(event_type: &str, schema_version: u16, payload: &[u8]) -> Re
         ("command_rescinded", 1) => as_json::<v1::CommandRescinded>(event_type, payload),
         ("configuration_set", 1) => as_json::<v1::ConfigurationSet>(event_type, payload),
         ("pmh_batch_exported", 1) => as_json::<v1::PmhBatchExported>(event_type, payload),
+        ("pmh_results_recorded", 1) => as_json::<v1::PmhResultsRecorded>(event_type, payload),
         ("user_added", 1) => as_json::<v1::UserAdded>(event_type, payload),
         ("user_password_set", 1) => as_json::<v1::UserPasswordSet>(event_type, payload),
         ("user_disabled", 1) => as_json::<v1::UserDisabled>(event_type, payload),

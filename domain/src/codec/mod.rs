@@ -36,7 +36,8 @@ use crate::ids::{CertificateRef, CommandId, RecipientRef, SpanNo, UserId};
 use crate::numbers::{MyNumber, PayerNumber, RecipientNumber, RecipientNumberRule};
 use crate::period::Period;
 use crate::text::{
-    Address, CapDefinition, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName, Sex,
+    Address, CapDefinition, DiseaseName, IncomeSegment, InstitutionName, Kana, Note, PersonName, PlaceName,
+    PmhErrorCode, PmhMessage, Sex,
 };
 use crate::users::{AccessAction, AccessRecord, Role, UserEvent};
 
@@ -48,6 +49,9 @@ pub const CONFIGURATION_SET: &str = "configuration_set";
 
 /// The event type of a PMH export batch (system stream `pmh`).
 pub const PMH_BATCH_EXPORTED: &str = "pmh_batch_exported";
+
+/// The event type of PMH's registration results for a batch (system stream `pmh`).
+pub const PMH_RESULTS_RECORDED: &str = "pmh_results_recorded";
 
 /// The event type of a fee schedule entry (system stream `billing`).
 pub const FEE_SCHEDULE_SET: &str = "fee_schedule_set";
@@ -181,6 +185,87 @@ pub struct PmhBatch {
     pub held_back: u32,
     /// (file name, SHA-256 hex), in write order.
     pub files: Vec<(String, String)>,
+}
+
+/// PMH's registration results (医療費助成情報登録結果) for one batch, as recorded: the records
+/// PMH refused; every other record the batch sent was accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmhResults {
+    /// The batch: its number in the `pmh` stream.
+    pub batch: u64,
+    /// The batch event's log position.
+    pub batch_position: u64,
+    /// The batch's program.
+    pub program: ProgramKey,
+    /// SHA-256 (lower-case hex) of the results file read.
+    pub file_sha256: String,
+    /// Rows of the file for this batch (of this part of them: [`PMH_REFUSALS_MAX`]).
+    pub rows: u32,
+    /// Of which rows naming a record daicho did not send in the batch (reported, not applied).
+    pub unmatched: u32,
+    /// Records PMH refused, in file order.
+    pub refused: Vec<PmhRefusal>,
+}
+
+/// A record PMH refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmhRefusal {
+    /// The recipient's internal number and the record's span (its history key).
+    pub recipient: u64,
+    pub span: u32,
+    /// PMH's code and text.
+    pub code: PmhErrorCode,
+    pub message: PmhMessage,
+}
+
+/// Refusals of one results event at most: with the longest codes and texts a payload stays
+/// under [`PAYLOAD_BYTES_MAX`]. A batch's results with more are recorded as several events, each
+/// counting its own part of the file's rows.
+pub const PMH_REFUSALS_MAX: usize = 64;
+
+/// Encodes PMH's results for a batch.
+pub fn encode_pmh_results(r: &PmhResults) -> Result<Encoded, CodecError> {
+    let v = v1::PmhResultsRecorded {
+        batch: r.batch,
+        batch_position: r.batch_position,
+        program: r.program.to_string(),
+        file_sha256: r.file_sha256.clone(),
+        rows: r.rows,
+        unmatched: r.unmatched,
+        refused: r
+            .refused
+            .iter()
+            .map(|x| (x.recipient, x.span, x.code.as_str().to_owned(), x.message.as_str().to_owned()))
+            .collect(),
+    };
+    Ok(Encoded { event_type: PMH_RESULTS_RECORDED, schema_version: 1, payload: to_bytes(&v)? })
+}
+
+/// Decodes PMH's results for a batch.
+pub fn decode_pmh_results(schema_version: u16, payload: &[u8]) -> Result<PmhResults, CodecError> {
+    if schema_version != 1 {
+        return Err(CodecError::UnknownType { event_type: PMH_RESULTS_RECORDED.to_owned(), schema_version });
+    }
+    let v: v1::PmhResultsRecorded = from_bytes(PMH_RESULTS_RECORDED, payload)?;
+    let d = Decoder { event_type: PMH_RESULTS_RECORDED };
+    let mut refused = Vec::with_capacity(v.refused.len());
+    for (recipient, span, code, message) in v.refused {
+        refused.push(PmhRefusal {
+            recipient,
+            span,
+            code: d.field("code", PmhErrorCode::parse(&code))?,
+            message: d.field("message", PmhMessage::parse(&message))?,
+        });
+    }
+    Ok(PmhResults {
+        batch: v.batch,
+        batch_position: v.batch_position,
+        program: d.field("program", ProgramKey::parse(&v.program))?,
+        file_sha256: v.file_sha256,
+        rows: v.rows,
+        unmatched: v.unmatched,
+        refused,
+    })
 }
 
 /// Largest unit price accepted, in yen (the expected price is about 2 yen).
@@ -530,6 +615,8 @@ pub enum Decoded {
     Configuration(String),
     /// A PMH export batch.
     PmhBatch(PmhBatch),
+    /// PMH's results for a batch.
+    PmhResults(PmhResults),
     /// A user account event.
     User(UserEvent),
     /// An access record.
@@ -544,6 +631,8 @@ pub fn decode_any(event_type: &str, schema_version: u16, payload: &[u8]) -> Resu
         decode_configuration(schema_version, payload).map(Decoded::Configuration)
     } else if event_type == PMH_BATCH_EXPORTED {
         decode_pmh_batch(schema_version, payload).map(Decoded::PmhBatch)
+    } else if event_type == PMH_RESULTS_RECORDED {
+        decode_pmh_results(schema_version, payload).map(Decoded::PmhResults)
     } else if matches!(event_type, USER_ADDED | USER_PASSWORD_SET | USER_DISABLED) {
         decode_user(event_type, schema_version, payload).map(Decoded::User)
     } else if matches!(event_type, FEE_SCHEDULE_SET | BILLING_MONTH_CLOSED) {
@@ -648,7 +737,7 @@ pub fn decode(event_type: &str, schema_version: u16, payload: &[u8]) -> Result<E
 }
 
 /// Every event type with its current schema version, in a fixed order.
-pub const CURRENT_VERSIONS: [(&str, u16); 23] = [
+pub const CURRENT_VERSIONS: [(&str, u16); 24] = [
     ("recipient_registered", 1),
     ("my_number_linked", 1),
     ("my_number_corrected", 1),
@@ -666,6 +755,7 @@ pub const CURRENT_VERSIONS: [(&str, u16); 23] = [
     ("command_rescinded", 1),
     (CONFIGURATION_SET, 1),
     (PMH_BATCH_EXPORTED, 1),
+    (PMH_RESULTS_RECORDED, 1),
     (USER_ADDED, 1),
     (USER_PASSWORD_SET, 1),
     (USER_DISABLED, 1),

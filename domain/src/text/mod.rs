@@ -133,6 +133,72 @@ text_type!(
     20
 );
 
+text_type!(
+    /// PMH's text for an error it reported on a record (エラー内容), as recorded: runs of
+    /// twelve digits or more masked ([`mask_digit_runs`]) before it is parsed.
+    PmhMessage,
+    200
+);
+
+/// PMH's code for an error it reported on a record (エラーコード): 1 to 20 ASCII letters,
+/// digits, `-`, `_` or `.`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PmhErrorCode(String);
+
+impl PmhErrorCode {
+    /// Longest code, in characters.
+    pub const CHARS_MAX: usize = 20;
+
+    /// Trims ASCII spaces; refuses blanks, long codes and other characters.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let code = raw.trim_matches(' ');
+        if code.is_empty() {
+            return Err(ValueError::Required);
+        }
+        if code.chars().count() > Self::CHARS_MAX {
+            return Err(ValueError::TooLong { chars_max: Self::CHARS_MAX });
+        }
+        if !code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+            return Err(ValueError::Format { expected: "半角英数字（- _ . を含む）20文字以内" });
+        }
+        Ok(PmhErrorCode(code.to_owned()))
+    }
+
+    /// The code as PMH wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PmhErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `text` with every run of twelve or more digits (ASCII or full-width) replaced by as many
+/// `*`: a message from outside may quote a My Number, which must not be kept or shown.
+pub fn mask_digit_runs(text: &str) -> String {
+    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|c| is_digit(**c)).count();
+        if run >= 12 {
+            out.extend(std::iter::repeat_n('*', run));
+            i += run;
+        } else if run > 0 {
+            out.extend(&chars[i..i + run]);
+            i += run;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// 性別 (sex) as coded for PMH: "1" male, "2" female, "9" not applicable (ISO 5218).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Sex {
@@ -189,6 +255,18 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn digit_runs_long_enough_to_be_a_my_number_are_masked_and_shorter_ones_kept() {
+        assert_eq!(mask_digit_runs("個人番号123456789018が不正"), "個人番号************が不正");
+        assert_eq!(mask_digit_runs("番号１２３４５６７８９０１８です"), "番号************です");
+        assert_eq!(mask_digit_runs("行12 桁11 12345678901"), "行12 桁11 12345678901");
+        assert_eq!(mask_digit_runs("1234567890123"), "*************");
+        assert_eq!(PmhErrorCode::parse(" E-01.2_a ").unwrap().as_str(), "E-01.2_a");
+        assert_eq!(PmhErrorCode::parse("").unwrap_err(), ValueError::Required);
+        assert!(matches!(PmhErrorCode::parse("エラー"), Err(ValueError::Format { .. })));
+        assert_eq!(PmhErrorCode::parse(&"E".repeat(21)).unwrap_err(), ValueError::TooLong { chars_max: 20 });
+    }
 
     #[test]
     fn names_are_stored_as_entered() {

@@ -17,7 +17,7 @@
 //! cell with bytes that are not text rejects its row, never passes through as U+FFFD.
 
 pub mod profile;
-pub mod records;
+pub use daicho_app::csv_records as records;
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -182,6 +182,13 @@ pub fn view_of(user: &CurrentUser, loaded: &Loaded, channel: Channel) -> privacy
 
 fn pmh_status(entry: Option<&Entry>, config: &Config) -> (String, &'static str) {
     let Some(entry) = entry else { return ("—".into(), "muted") };
+    if let Some(r) = entry.refusal() {
+        return if entry.pending() {
+            (format!("PMHで不受理（第{}回）、訂正済み: 次回の連携で再送信", r.batch), "pending")
+        } else {
+            (format!("PMHで不受理（第{}回）: {} {}。訂正するまで再送信しません", r.batch, r.code, r.message), "held")
+        };
+    }
     match (entry.current(), entry.exported()) {
         (Some(c), Some(x)) if c == x => ("送信済み".into(), "ok"),
         (Some(c), _) => {

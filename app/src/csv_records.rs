@@ -1,4 +1,5 @@
-//! CSV records (RFC 4180) read as bytes, with the physical line each record starts on.
+//! CSV records (RFC 4180) read as bytes, with the physical line each record starts on (shared by
+//! the legacy import and the reading of PMH's result files).
 //!
 //! Cells stay bytes so that each can be decoded on its own (CP932 or UTF-8): a bad byte then
 //! rejects one row, not the file. CP932 trail bytes (0x40-0xFC) never equal `"`, `,`, CR or LF,
