@@ -234,6 +234,11 @@ impl From<crate::pmh_results::ResultsError> for Failure {
             E::File(problems) => Failure::Rejected(Refusal::ResultsFile(problems)),
             E::NoSuchBatch(n) => Failure::Rejected(Refusal::NoSuchBatch(n)),
             E::Conflict => Failure::Conflict,
+            E::TooLarge => Failure::Rejected(Refusal::ResultsFile(vec![crate::pmh_results::FileProblem {
+                line: 0,
+                column: None,
+                message: "不受理の件数が多すぎて一度に記録できません。ファイルを分けて読み込んでください".into(),
+            }])),
             E::Ledger(e) => e.into(),
         }
     }

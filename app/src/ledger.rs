@@ -41,6 +41,8 @@ pub struct RecordedBatch {
     pub actor: String,
     /// The event's position.
     pub position: u64,
+    /// The event's effective date (the day the batch was made, for PMH its upload day).
+    pub effective: NaiveDate,
 }
 
 /// The category of recipient streams.
@@ -418,6 +420,7 @@ impl Ledger {
                 recorded_at_us: e.recorded_at_us,
                 actor: e.actor,
                 position: e.position.0,
+                effective: e.effective,
             });
         }
         Ok(out)

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::NaiveDate;
-use daicho_domain::codec::{self, PMH_REFUSALS_MAX, PmhRefusal, PmhResults};
-use daicho_domain::config::{PmhMode, ProgramKey};
+use daicho_domain::codec::{self, PmhRefusal, PmhResults};
+use daicho_domain::config::ProgramKey;
 use daicho_domain::ids::HistoryKey;
 use daicho_domain::text::{PmhErrorCode, PmhMessage, decode_cp932, mask_digit_runs};
 use daicho_store::{Position, StreamId};
@@ -263,7 +263,13 @@ pub fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem
             bad(0, format!("{FILE_NAME_CHARS_MAX}文字以内の、制御文字を含まないファイル名です"), &mut problems);
         }
         let key = HistoryKey::parse(key.trim()).map_err(|e| bad(1, e.message(), &mut problems));
-        let code = PmhErrorCode::parse(&code).map_err(|e| bad(2, e.message(), &mut problems));
+        // A code is short: one that could be a My Number means the profile names a wrong column.
+        let code = if mask_digit_runs(&code) != code {
+            bad(2, "個人番号の可能性がある値です（プロファイルの列名を確かめてください）".into(), &mut problems);
+            Err(())
+        } else {
+            PmhErrorCode::parse(&code).map_err(|e| bad(2, e.message(), &mut problems))
+        };
         let message = PmhMessage::parse(&mask_digit_runs(&message)).map_err(|e| bad(3, e.message(), &mut problems));
         if let (Ok(history_key), Ok(code), Ok(message)) = (key, code, message)
             && problems.is_empty()
@@ -284,7 +290,8 @@ pub fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem
 pub enum Unmatched {
     /// No recorded batch wrote a file of this name.
     UnknownFile,
-    /// daicho has no record of this history key.
+    /// daicho has no record of this history key (now: a record withdrawn since, or sent as a
+    /// deletion, is no longer there).
     UnknownRecord,
     /// The record is not one the batch sent (another program, or not in that batch).
     NotInBatch { batch: u64 },
@@ -297,7 +304,9 @@ impl Unmatched {
     pub fn message(&self) -> String {
         match self {
             Unmatched::UnknownFile => "台帳が作成したバッチのファイル名ではありません".into(),
-            Unmatched::UnknownRecord => "台帳が送った記録にない履歴キーです".into(),
+            Unmatched::UnknownRecord => {
+                "台帳が送った記録にない履歴キーです（削除として送った記録なら、PMHの照会で確かめてください）".into()
+            }
             Unmatched::NotInBatch { batch } => format!("バッチ {batch} が送った記録ではありません"),
             Unmatched::SentAgain { batch, later } => {
                 format!("バッチ {batch} の後、バッチ {later} で送り直した記録です（その結果を待ちます）")
@@ -324,13 +333,18 @@ pub struct Report {
     pub rows: usize,
     /// Per batch tied to: its number, program and the records recorded refused.
     pub batches: Vec<(u64, ProgramKey, usize)>,
-    /// Rows not tied to a record daicho sent.
+    /// Rows not tied to a record daicho sent (the first [`UNMATCHED_LISTED_MAX`]).
     pub unmatched: Vec<UnmatchedRow>,
+    /// How many rows were not tied, in all.
+    pub unmatched_count: usize,
     /// The same file was recorded before: nothing was recorded now.
     pub already_recorded: bool,
     /// The position of the last event recorded (or of the earlier recording).
     pub position: Option<Position>,
 }
+
+/// Unmatched rows listed at most (all are counted).
+pub const UNMATCHED_LISTED_MAX: usize = 1000;
 
 /// Why a results file was not recorded.
 #[derive(Debug)]
@@ -341,6 +355,8 @@ pub enum ResultsError {
     NoSuchBatch(u64),
     /// The log moved on every try.
     Conflict,
+    /// The refusals do not fit one append (more events than a request may hold).
+    TooLarge,
     /// Storage failed.
     Ledger(LedgerError),
 }
@@ -381,41 +397,51 @@ impl Ledger {
         let stream = StreamId::parse(RESULTS_STREAM).ok_or_else(|| LedgerError::Other("results stream id".into()))?;
         for _ in 0..RETRIES_MAX {
             if let Some(earlier) = self.store().request(&id).map_err(LedgerError::from)? {
-                let mut report = self.match_rows(&rows, covers, &file_sha256)?.0;
+                // Recorded before: what it recorded then, not what these arguments would.
+                let mut report = self.match_rows(&rows, &[], &file_sha256)?.0;
+                report.batches = self
+                    .pmh_results()?
+                    .into_iter()
+                    .filter(|(_, _, _, r)| r.file_sha256 == file_sha256)
+                    .fold(Vec::<(u64, ProgramKey, usize)>::new(), |mut out, (_, _, _, r)| {
+                        match out.iter_mut().find(|(n, _, _)| *n == r.batch) {
+                            Some(x) => x.2 += r.refused.len(),
+                            None => out.push((r.batch, r.program.clone(), r.refused.len())),
+                        }
+                        out
+                    });
                 report.already_recorded = true;
                 report.position = Some(earlier.outcome.last);
                 return Ok(report);
             }
             let head = self.store().head();
             let (mut report, gathered) = self.match_rows(&rows, covers, &file_sha256)?;
+            let config_now = self.config().clone();
             let mut encoded = Vec::new();
             for (number, (batch, g)) in &gathered {
-                let mut refused: Vec<PmhRefusal> =
-                    g.order.iter().filter_map(|k| g.refusals.get(k)).cloned().collect::<Vec<_>>();
-                // Parts of at most PMH_REFUSALS_MAX refusals; the rows counted in the first.
-                let mut first = true;
-                loop {
-                    let rest = refused.split_off(refused.len().min(PMH_REFUSALS_MAX));
-                    let part = std::mem::replace(&mut refused, rest);
-                    let results = PmhResults {
-                        batch: *number,
-                        batch_position: batch.position,
-                        program: batch.batch.program.clone(),
-                        file_sha256: file_sha256.clone(),
-                        rows: if first { g.rows } else { 0 },
-                        unmatched: if first { g.unmatched } else { 0 },
-                        refused: part,
-                    };
-                    encoded.push(codec::encode_pmh_results(&results).map_err(|e| LedgerError::Other(e.to_string()))?);
-                    first = false;
-                    if refused.is_empty() {
-                        break;
-                    }
-                }
+                let config = crate::billing::config_at(self.store(), batch.position)
+                    .map_err(|e| LedgerError::Other(e.to_string()))?;
+                let program = config.program(&batch.batch.program).or_else(|| config_now.program(&batch.batch.program));
+                let results = PmhResults {
+                    batch: *number,
+                    batch_position: batch.position,
+                    batch_day: batch.effective,
+                    replacing: program.is_some_and(|p| daicho_projections::export::replaces(p, batch.batch.mode)),
+                    program: batch.batch.program.clone(),
+                    file_sha256: file_sha256.clone(),
+                    rows: g.rows,
+                    unmatched: g.unmatched,
+                    refused: g.order.iter().filter_map(|k| g.refusals.get(k)).cloned().collect(),
+                };
+                encoded.extend(codec::split_pmh_results(&results).map_err(|e| LedgerError::Other(e.to_string()))?);
             }
             if encoded.is_empty() {
                 // Nothing to tie to any batch: reported, nothing recorded.
+                report.batches.clear();
                 return Ok(report);
+            }
+            if encoded.len() > daicho_store::limits::EVENTS_PER_REQUEST_MAX {
+                return Err(ResultsError::TooLarge);
             }
             let version = self.store().stream_version(&stream).map_err(LedgerError::from)?;
             let system = System {
@@ -455,54 +481,65 @@ impl Ledger {
             }
         }
         let mut gathered = ByBatch::new();
+        // Per batch: rows naming it, of which not tied to a record it sent.
+        let mut counts: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
         for number in covers {
             let b = batches.iter().find(|b| b.number == *number).ok_or(ResultsError::NoSuchBatch(*number))?;
             gathered.entry(*number).or_insert_with(|| (b.clone(), Gathered::default()));
         }
         let reader = self.projections()?.reader();
         let mut unmatched = Vec::new();
+        let mut unmatched_count = 0usize;
+        // A recipient's entries, read once for its rows (rows of one recipient come together).
+        let mut last: Option<(u64, Vec<(u32, daicho_projections::Entry)>)> = None;
         for row in rows {
             let mut miss = |why: Unmatched| {
-                unmatched.push(UnmatchedRow {
-                    line: row.line,
-                    file: row.file.clone(),
-                    history_key: row.history_key.to_string(),
-                    why,
-                });
+                unmatched_count += 1;
+                if unmatched.len() < UNMATCHED_LISTED_MAX {
+                    unmatched.push(UnmatchedRow {
+                        line: row.line,
+                        file: mask_digit_runs(&row.file),
+                        history_key: mask_digit_runs(row.history_key.as_str()),
+                        why,
+                    });
+                }
             };
             let Some(batch) = by_file.get(row.file.as_str()) else {
                 miss(Unmatched::UnknownFile);
                 continue;
             };
-            let g = &mut gathered.entry(batch.number).or_insert_with(|| ((*batch).clone(), Gathered::default())).1;
-            g.rows = g.rows.saturating_add(1);
+            let g = &mut counts.entry(batch.number).or_default();
+            g.0 = g.0.saturating_add(1);
             let found = match row.history_key.parts() {
                 Some((n, span)) => {
-                    let entries = reader.pmh_entries(n.0).map_err(LedgerError::from)?;
-                    entries.into_iter().find(|(s, _)| *s == span.0).map(|(_, e)| (n.0, span.0, e))
+                    if last.as_ref().is_none_or(|(m, _)| *m != n.0) {
+                        last = Some((n.0, reader.pmh_entries(n.0).map_err(LedgerError::from)?));
+                    }
+                    let entries = last.as_ref().map(|(_, e)| e.as_slice()).unwrap_or_default();
+                    entries.iter().find(|(s, _)| *s == span.0).map(|(_, e)| (n.0, span.0, e))
                 }
                 None => None,
             };
             let Some((n, span, entry)) = found else {
-                g.unmatched = g.unmatched.saturating_add(1);
+                g.1 = g.1.saturating_add(1);
                 miss(Unmatched::UnknownRecord);
                 continue;
             };
+            // The batch that sent what PMH has (or the record it refused) must be this one.
             let sent = entry.batch();
-            let why = if entry.program != batch.batch.program.as_str() || sent == 0 {
+            let why = if entry.program != batch.batch.program.as_str() || sent == 0 || sent < batch.number {
                 Some(Unmatched::NotInBatch { batch: batch.number })
             } else if sent > batch.number {
                 Some(Unmatched::SentAgain { batch: batch.number, later: sent })
-            } else if sent < batch.number && batch.batch.mode != PmhMode::Full {
-                Some(Unmatched::NotInBatch { batch: batch.number })
             } else {
                 None
             };
             if let Some(why) = why {
-                g.unmatched = g.unmatched.saturating_add(1);
+                g.1 = g.1.saturating_add(1);
                 miss(why);
                 continue;
             }
+            let g = &mut gathered.entry(batch.number).or_insert_with(|| ((*batch).clone(), Gathered::default())).1;
             match g.refusals.get_mut(&(n, span)) {
                 // A second error on the same record: its text joins the first's.
                 Some(r) => {
@@ -521,11 +558,19 @@ impl Ledger {
                 }
             }
         }
+        // Only batches with a refusal, or named by `covers`, are recorded: rows that all failed
+        // to match say nothing of what PMH accepted.
+        for (number, (_, g)) in gathered.iter_mut() {
+            let (rows, unmatched) = counts.get(number).copied().unwrap_or_default();
+            g.rows = rows;
+            g.unmatched = unmatched;
+        }
         let report = Report {
             file_sha256: file_sha256.to_owned(),
             rows: rows.len(),
             batches: gathered.iter().map(|(n, (b, g))| (*n, b.batch.program.clone(), g.refusals.len())).collect(),
             unmatched,
+            unmatched_count,
             already_recorded: false,
             position: None,
         };
@@ -607,6 +652,15 @@ mod tests {
         let bad = read(&bytes, &utf8).unwrap_err();
         assert_eq!(bad[0].to_string(), "2行目「エラー内容」列: UTF-8として読めない文字があります");
         assert!(read(b"", &profile()).is_err());
+    }
+
+    #[test]
+    fn a_code_that_could_be_a_my_number_refuses_the_file_and_is_not_echoed() {
+        let text = format!("{HEADER}a.json,R1S1,1234 5678 9018,内容\r\n");
+        let problems = read(text.as_bytes(), &profile()).unwrap_err();
+        let shown = problems[0].to_string();
+        assert!(shown.starts_with("2行目「エラーコード」列: 個人番号の可能性がある値です"), "{shown}");
+        assert!(!shown.contains("9018"), "{shown}");
     }
 
     #[test]

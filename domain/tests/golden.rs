@@ -89,6 +89,8 @@ fn samples() -> Vec<(String, Decoded)> {
         Decoded::PmhResults(codec::PmhResults {
             batch: 3,
             batch_position: 4_097,
+            batch_day: "2026-11-20".parse().unwrap(),
+            replacing: false,
             program: daicho_domain::config::ProgramKey::parse("kodomo").unwrap(),
             file_sha256: "ef".repeat(32),
             rows: 3,
@@ -104,7 +106,13 @@ fn samples() -> Vec<(String, Decoded)> {
                     recipient: 4_100,
                     span: 7,
                     code: daicho_domain::text::PmhErrorCode::parse("W-20.1").unwrap(),
-                    message: daicho_domain::text::PmhMessage::parse("髙橋 𠮷子：有効期間が重複しています").unwrap(),
+                    message: daicho_domain::text::PmhMessage::parse("有効期間が重複しています").unwrap(),
+                },
+                codec::PmhRefusal {
+                    recipient: 4_101,
+                    span: 2,
+                    code: daicho_domain::text::PmhErrorCode::parse("E0101").unwrap(),
+                    message: daicho_domain::text::PmhMessage::parse("個人番号が住民基本台帳と一致しません").unwrap(),
                 },
             ],
         }),

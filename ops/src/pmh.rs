@@ -210,14 +210,17 @@ pub fn results(request: &ResultsRequest<'_>, out: &mut dyn Write, err: &mut dyn 
     for u in &report.unmatched {
         let _ = writeln!(out, "{}: {}行目「{}」{}: {}", file.display(), u.line, u.file, u.history_key, u.why.message());
     }
-    if report.unmatched.is_empty() {
+    if report.unmatched_count > report.unmatched.len() {
+        let _ = writeln!(out, "{}: ほかに{}行", file.display(), report.unmatched_count - report.unmatched.len());
+    }
+    if report.unmatched_count == 0 {
         EXIT_OK
     } else {
         let _ = writeln!(
             err,
             "{}: 台帳が送っていない記録を指す行が{}行あります（その行は記録していません）",
             file.display(),
-            report.unmatched.len()
+            report.unmatched_count
         );
         EXIT_REJECTED
     }

@@ -44,9 +44,9 @@ pub(crate) enum FeeVersion {
     /// the record out (held back): PMH had it until the day before, and no longer has it, though
     /// the ledger does. A later `Exported` sends it again.
     Unexported { on: i32 },
-    /// At this position PMH's results said it refused the record the batch that first sent it
-    /// sent: PMH never had it. A later `Exported` sends it again.
-    Refused,
+    /// At this position PMH's results said it refused the record that the `Exported` at
+    /// position `exported_at` (the batch that first sent it) recorded: that one never happened.
+    Refused { exported_at: u64 },
 }
 
 impl FeeVersion {
@@ -81,6 +81,15 @@ pub(crate) fn fees_from(bytes: &[u8]) -> Result<Fees, ProjectionError> {
 fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord<'_>> {
     let mut out = Vec::new();
     for (span, history) in spans {
+        // Exports PMH's results undid (as known at `at`).
+        let void: Vec<u64> = history
+            .iter()
+            .filter(|(p, _)| *p <= at)
+            .filter_map(|(_, v)| match v {
+                FeeVersion::Refused { exported_at } => Some(*exported_at),
+                _ => None,
+            })
+            .collect();
         let mut content = None;
         let mut exported = false;
         // PMH stopped having it on this day (a full replacement held it back): it counts until
@@ -93,15 +102,13 @@ fn records_at(spans: &[(u32, FeeHistory)], at: u64) -> Vec<FeeRecord<'_>> {
             match version {
                 FeeVersion::Content { .. } => content = Some(version),
                 FeeVersion::Removed => content = None,
+                FeeVersion::Exported if void.contains(position) => {}
                 FeeVersion::Exported => {
                     exported = true;
                     until = None;
                 }
                 FeeVersion::Unexported { on } => until = Some(*on - 1),
-                FeeVersion::Refused => {
-                    exported = false;
-                    until = None;
-                }
+                FeeVersion::Refused { .. } => {}
             }
         }
         if let (true, Some(FeeVersion::Content { program, certificate, payer, from, to })) = (exported, content) {
@@ -570,5 +577,54 @@ impl Reader {
             trend,
         };
         Ok((statement, detail))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use daicho_domain::codec::date_to_days;
+
+    fn day(s: &str) -> i32 {
+        date_to_days(s.parse().unwrap_or_default())
+    }
+
+    fn content() -> FeeVersion {
+        FeeVersion::Content {
+            program: "kosei".into(),
+            certificate: "J1".into(),
+            payer: None,
+            from: day("2026-04-01"),
+            to: day("2027-03-31"),
+        }
+    }
+
+    fn counted(history: FeeHistory, at: u64) -> Option<(NaiveDate, NaiveDate)> {
+        let spans = vec![(1, history)];
+        records_at(&spans, at).first().map(|r| (r.from, r.to))
+    }
+
+    #[test]
+    fn a_refusal_undoes_only_the_export_it_names() {
+        let first = vec![(1, content()), (10, FeeVersion::Exported)];
+        assert!(counted(first.clone(), 10).is_some());
+        // PMH refused what batch 10 first sent: never counted, as known from the refusal on.
+        let mut refused = first.clone();
+        refused.push((20, FeeVersion::Refused { exported_at: 10 }));
+        assert_eq!(counted(refused.clone(), 20), None);
+        assert!(counted(refused.clone(), 19).is_some(), "a statement made before the refusal stays as it was");
+        // Sent again and accepted: counted again.
+        refused.push((30, FeeVersion::Exported));
+        assert!(counted(refused, 30).is_some());
+        // Sent by batch 10, dropped by a replacement on 2026-09-01, sent again by batch 40 and
+        // refused: the months PMH did have it still count, up to the day before the replacement.
+        let mut history = first;
+        history.push((25, FeeVersion::Unexported { on: day("2026-09-01") }));
+        history.push((40, FeeVersion::Exported));
+        history.push((50, FeeVersion::Refused { exported_at: 40 }));
+        let until = "2026-08-31".parse().ok();
+        assert_eq!(counted(history.clone(), 50).map(|(_, to)| to), until);
+        assert_eq!(counted(history, 45).map(|(_, to)| to), "2027-03-31".parse().ok(), "before the refusal");
     }
 }

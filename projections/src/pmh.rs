@@ -333,12 +333,11 @@ struct MaxCopayment<'a> {
     amount_per_visit: Option<i64>,
 }
 
-#[cfg(test)]
 /// One `certificationDetail` item.
 #[derive(Serialize)]
 pub struct Detail {
-    name: &'static str,
-    value: String,
+    pub name: &'static str,
+    pub value: String,
 }
 
 #[cfg(test)]
@@ -376,7 +375,6 @@ struct Wire<'a> {
     certification_detail: Vec<Detail>,
 }
 
-#[cfg(test)]
 fn wareki(eras: &EraTable, iso: &str) -> String {
     iso.parse::<NaiveDate>().ok().and_then(|d| eras.format(d).ok()).unwrap_or_else(|| iso.to_owned())
 }
@@ -427,7 +425,6 @@ pub fn card_column(label: &str) -> String {
 /// The card's title item, first in `certificationDetail`.
 pub const CARD_TITLE: &str = "受給者証名";
 
-#[cfg(test)]
 /// The card items (券面項目) of `record` under `program`'s certificate template, in print order:
 /// the card's title, then exactly the template's items (the notes and the contact only when
 /// the template has their text). An absent value is an empty string, so every line of a
@@ -617,8 +614,8 @@ fn reference_csv(records: &[Outgoing<'_>], program: &Program, eras: &EraTable) -
     csv_document(&rows)
 }
 
-#[cfg(test)]
-/// One record's CSV fields, in header order.
+/// One record's CSV fields, in header order (the structured definition the renderer's bytes are
+/// tested against; reconciliation compares PMH's inquiry files with it).
 pub fn csv_row(o: &Outgoing<'_>, program: &Program, eras: &EraTable) -> Vec<String> {
     let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
     let r = o.record;

@@ -179,6 +179,34 @@ impl Reader {
         Ok((out, total))
     }
 
+    /// Every entry of `program` that has a current record or differs from what PMH has (so
+    /// every one PMH has), by recipient and span in order: `each(recipient, span, entry)`.
+    pub fn for_each_pmh_entry(
+        &self,
+        program: &str,
+        each: &mut dyn FnMut(u64, u32, &Entry) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
+        let view = self.db.view()?;
+        let mut recipients = std::collections::BTreeSet::new();
+        for marker in [keys::ACTIVE, keys::DIRTY] {
+            for item in view.scan_prefix(&keys::program_prefix(marker, program))? {
+                let (k, _) = item?;
+                recipients.extend(keys::tail_recipient(&k));
+            }
+        }
+        let recipients: Vec<u64> = recipients.into_iter().collect();
+        for part in recipients.chunks(4096) {
+            for (n, bytes) in crate::register::read_values(&view, keys::entries_of, part)? {
+                for (span, entry) in entries_from(&bytes)? {
+                    if entry.program == program {
+                        each(n, span, &entry)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Number of recipients in the register.
     pub fn recipient_count(&self) -> Result<usize, ProjectionError> {
         let mut count = 0;

@@ -7,7 +7,7 @@
 //! - `pmh` stream, `pmh_batch_exported`: what PMH now has: exported := current for every record
 //!   the batch sent; a record held back keeps what PMH had (it stays pending), except from a
 //!   full replacement, after which PMH has nothing of it (`export::replaces`).
-//! - `pmh` stream, `pmh_results_recorded`: PMH refused records a batch sent it: each is marked
+//! - `pmh-results` stream, `pmh_results_recorded`: PMH refused records a batch sent it: each is marked
 //!   refused ([`Refusal`]) and is not sent again until its content changes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -168,9 +168,9 @@ impl Entry {
     }
 
     /// PMH refused what batch `batch` sent of this record: returns whether the entry changed
-    /// (not when a later batch sent it again, or PMH was never sent it).
+    /// (not when another batch sent what PMH has, or PMH was never sent it).
     pub(crate) fn refuse(&mut self, batch: u64, code: &str, message: &str, earlier: bool) -> bool {
-        if self.batch > batch {
+        if self.batch != batch {
             return false;
         }
         let record = match &self.sent {
@@ -515,12 +515,10 @@ impl Settle<'_> {
                 match &entry.current {
                     // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
                     None => entry.clear_exported(),
-                    // A full resend of a diff-history program sends records PMH already has:
-                    // what it has still came from the batch that first sent it.
+                    // Sent (a full batch sends what PMH already has again): PMH's answer to this
+                    // batch is the one that counts for it now.
                     Some(current) if validate(current, self.program).is_empty() => {
-                        if pending || self.replacing {
-                            entry.set_exported_current(self.number);
-                        }
+                        entry.set_exported_current(self.number);
                     }
                     // Held back from a full replacement: PMH drops what it had.
                     Some(_) if self.replacing => entry.clear_exported(),
@@ -636,7 +634,7 @@ impl Fold<'_> {
                     .map_err(|x| ProjectionError::Event { position: e.position.0, reason: x.to_string() })?;
                 self.apply_batch(&batch, e.stream_version, (e.position.0, e.effective), None)
             }
-            // In the log on the `pmh` stream; the bulk rebuild hands it to each recipient it
+            // In the log on the `pmh-results` stream; the bulk rebuild hands it to each recipient it
             // names as an event of the recipient's stream.
             (stream, PMH_RESULTS_RECORDED) => {
                 let results = codec::decode_pmh_results(e.schema_version, &e.payload)
@@ -933,16 +931,31 @@ impl Fold<'_> {
             let new_in_batch = self.fees_of(n)?.get(&r.span).is_some_and(|history| {
                 history.iter().any(|(p, v)| *p == results.batch_position && *v == FeeVersion::Exported)
             });
+            // PMH keeps an earlier version unless it never had one or the batch replaced the
+            // program (then it has nothing of the record).
+            let earlier = !new_in_batch && !results.replacing;
             let entries = self.entries_mut(n)?;
             let Some(entry) = entries.get_mut(&r.span) else { continue };
             if entry.program != results.program.as_str()
-                || !entry.refuse(results.batch, r.code.as_str(), r.message.as_str(), !new_in_batch)
+                || !entry.refuse(results.batch, r.code.as_str(), r.message.as_str(), earlier)
             {
                 continue;
             }
+            // Withdrawn since, and PMH has nothing of it: nothing is left to send.
+            if entry.current().is_none() && entry.exported().is_none() {
+                entries.remove(&r.span);
+            }
             self.entries_changed(n);
-            if new_in_batch {
-                self.push_fees(n, position, vec![(r.span, FeeVersion::Refused)])?;
+            let fee = if new_in_batch {
+                Some(FeeVersion::Refused { exported_at: results.batch_position })
+            } else if results.replacing {
+                // PMH had it until the replacement, which it refused: from that day it has not.
+                Some(FeeVersion::Unexported { on: codec::date_to_days(results.batch_day) })
+            } else {
+                None
+            };
+            if let Some(fee) = fee {
+                self.push_fees(n, position, vec![(r.span, fee)])?;
             }
         }
         Ok(())
@@ -1022,7 +1035,8 @@ impl Fold<'_> {
         // diff-history program finds what PMH already has unchanged, and records held back
         // keep what PMH had.
         let mut prefixes = vec![keys::program_prefix(keys::DIRTY, settle.program_key)];
-        if settle.replacing {
+        if settle.full {
+            // A full batch sends every current record: each now came from it.
             prefixes.push(keys::program_prefix(keys::ACTIVE, settle.program_key));
         }
         let mut recipients: BTreeSet<u64> = BTreeSet::new();

@@ -1017,3 +1017,44 @@ fn examples_pmh() {
     assert_eq!(status, 0, "{out}{err}");
     assert!(!again.join("kodomo_diff_93-96.json").exists() && out.contains("kodomo: diff 0件"), "{out}");
 }
+
+#[test]
+fn a_late_result_for_a_batch_whose_record_a_full_resend_sent_again_is_not_applied() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    let diff = l.export();
+    let json = batch_files(&diff, "kosei")[0].clone();
+    // A full resend sends the record again; PMH's answer to the diff comes after it.
+    assert_eq!(l.export_mode("full").keys(), ["R1S1"]);
+    let (status, out, err) = l.results(&[[&json, "R1S1", "E0101", "x"]], &[]);
+    assert_eq!(status, 1, "{out}{err}");
+    assert!(out.contains("で送り直した記録です"), "{out}");
+    assert!(!out.contains("PMHで不受理"), "nothing recorded for a batch no row was tied to: {out}");
+}
+
+#[test]
+fn a_record_withdrawn_before_pmh_refused_it_leaves_nothing_to_send() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[json!({"id": "g1", "type": "grant_certificate", "recipient": "A1", "effective": "2026-04-01",
+                     "certificate": "J1", "program": "kosei", "payer_number": "15139991",
+                     "recipient_number": "1234566", "valid_from": "2026-04-01", "valid_to": "2026-09-30",
+                     "income_segment": "A"})]);
+    let first = l.export();
+    let json = batch_files(&first, "kosei")[0].clone();
+    // Withdrawn (its deletion waits for the next batch), then PMH says it never took it.
+    l.apply(&[
+        json!({"type": "rescind", "recipient": "A1", "effective": "2026-05-01", "target": "g1", "reason": "入力誤り"}),
+    ]);
+    let (status, out, err) = l.results(&[[&json, "R1S1", "E0101", "x"]], &[]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("PMHで不受理 1件"), "{out}");
+    // PMH never had it: no deletion is sent, and nothing stays listed as refused.
+    let next = l.export();
+    assert!(next.records.is_empty(), "{:?}", next.records);
+    let mut ledger = daicho_app::ledger::Ledger::open(std::path::Path::new(l.data())).unwrap();
+    let reader = ledger.projections().unwrap().reader();
+    assert_eq!(reader.pmh_refused("kosei", 10).unwrap().1, 0, "no refused record is left listed");
+    assert!(reader.pmh_entries(1).unwrap().is_empty(), "no entry is left");
+}

@@ -50,7 +50,7 @@ pub const CONFIGURATION_SET: &str = "configuration_set";
 /// The event type of a PMH export batch (system stream `pmh`).
 pub const PMH_BATCH_EXPORTED: &str = "pmh_batch_exported";
 
-/// The event type of PMH's registration results for a batch (system stream `pmh`).
+/// The event type of PMH's registration results for a batch (system stream `pmh-results`).
 pub const PMH_RESULTS_RECORDED: &str = "pmh_results_recorded";
 
 /// The event type of a fee schedule entry (system stream `billing`).
@@ -195,11 +195,16 @@ pub struct PmhResults {
     pub batch: u64,
     /// The batch event's log position.
     pub batch_position: u64,
+    /// The batch event's effective date (its upload day).
+    pub batch_day: NaiveDate,
+    /// The batch replaced the program at PMH ([`crate::config::PmhMode::Full`] of a full-mode
+    /// program): a record it sent that PMH refused is no longer at PMH in any version.
+    pub replacing: bool,
     /// The batch's program.
     pub program: ProgramKey,
     /// SHA-256 (lower-case hex) of the results file read.
     pub file_sha256: String,
-    /// Rows of the file for this batch (of this part of them: [`PMH_REFUSALS_MAX`]).
+    /// Rows of the file for this batch (in the first event of a batch's results).
     pub rows: u32,
     /// Of which rows naming a record daicho did not send in the batch (reported, not applied).
     pub unmatched: u32,
@@ -218,27 +223,73 @@ pub struct PmhRefusal {
     pub message: PmhMessage,
 }
 
-/// Refusals of one results event at most: with the longest codes and texts a payload stays
-/// under [`PAYLOAD_BYTES_MAX`]. A batch's results with more are recorded as several events, each
-/// counting its own part of the file's rows.
-pub const PMH_REFUSALS_MAX: usize = 64;
-
-/// Encodes PMH's results for a batch.
+/// Encodes PMH's results for a batch; [`CodecError::TooLarge`] when they do not fit one payload
+/// (split the refusals: [`split_pmh_results`]).
 pub fn encode_pmh_results(r: &PmhResults) -> Result<Encoded, CodecError> {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    let mut index: std::collections::HashMap<(&str, &str), u32> = std::collections::HashMap::new();
+    let mut refused = Vec::with_capacity(r.refused.len());
+    for x in &r.refused {
+        let key = (x.code.as_str(), x.message.as_str());
+        let i = match index.get(&key) {
+            Some(i) => *i,
+            None => {
+                let i = u32::try_from(texts.len()).map_err(|_| CodecError::TooLarge)?;
+                texts.push((key.0.to_owned(), key.1.to_owned()));
+                index.insert(key, i);
+                i
+            }
+        };
+        refused.push((x.recipient, x.span, i));
+    }
     let v = v1::PmhResultsRecorded {
         batch: r.batch,
         batch_position: r.batch_position,
+        batch_day: date_to_days(r.batch_day),
+        replacing: r.replacing,
         program: r.program.to_string(),
         file_sha256: r.file_sha256.clone(),
         rows: r.rows,
         unmatched: r.unmatched,
-        refused: r
-            .refused
-            .iter()
-            .map(|x| (x.recipient, x.span, x.code.as_str().to_owned(), x.message.as_str().to_owned()))
-            .collect(),
+        texts,
+        refused,
     };
-    Ok(Encoded { event_type: PMH_RESULTS_RECORDED, schema_version: 1, payload: to_bytes(&v)? })
+    let payload = to_bytes(&v)?;
+    if payload.len() > PAYLOAD_BYTES_MAX {
+        return Err(CodecError::TooLarge);
+    }
+    Ok(Encoded { event_type: PMH_RESULTS_RECORDED, schema_version: 1, payload })
+}
+
+/// PMH's results for one batch as events of at most [`PAYLOAD_BYTES_MAX`] each: the refusals in
+/// file order, split where a payload would not fit (the counts in the first).
+pub fn split_pmh_results(r: &PmhResults) -> Result<Vec<Encoded>, CodecError> {
+    let mut out = Vec::new();
+    let mut rest: &[PmhRefusal] = &r.refused;
+    let mut first = true;
+    loop {
+        // The largest prefix that fits, found by halving from all of it.
+        let mut take = rest.len();
+        let encoded = loop {
+            let part = PmhResults {
+                rows: if first { r.rows } else { 0 },
+                unmatched: if first { r.unmatched } else { 0 },
+                refused: rest[..take].to_vec(),
+                ..r.clone()
+            };
+            match encode_pmh_results(&part) {
+                Ok(e) => break e,
+                Err(CodecError::TooLarge) if take > 1 => take = take.div_ceil(2),
+                Err(e) => return Err(e),
+            }
+        };
+        out.push(encoded);
+        rest = &rest[take..];
+        first = false;
+        if rest.is_empty() {
+            return Ok(out);
+        }
+    }
 }
 
 /// Decodes PMH's results for a batch.
@@ -248,18 +299,26 @@ pub fn decode_pmh_results(schema_version: u16, payload: &[u8]) -> Result<PmhResu
     }
     let v: v1::PmhResultsRecorded = from_bytes(PMH_RESULTS_RECORDED, payload)?;
     let d = Decoder { event_type: PMH_RESULTS_RECORDED };
+    let mut texts = Vec::with_capacity(v.texts.len());
+    for (code, message) in &v.texts {
+        texts.push((d.field("code", PmhErrorCode::parse(code))?, d.field("message", PmhMessage::parse(message))?));
+    }
     let mut refused = Vec::with_capacity(v.refused.len());
-    for (recipient, span, code, message) in v.refused {
-        refused.push(PmhRefusal {
-            recipient,
-            span,
-            code: d.field("code", PmhErrorCode::parse(&code))?,
-            message: d.field("message", PmhMessage::parse(&message))?,
-        });
+    for (recipient, span, i) in v.refused {
+        let Some((code, message)) = usize::try_from(i).ok().and_then(|i| texts.get(i)) else {
+            return Err(CodecError::Invalid {
+                event_type: PMH_RESULTS_RECORDED.to_owned(),
+                field: "refused",
+                error: ValueError::TooLarge { max: i64::try_from(texts.len()).unwrap_or(i64::MAX) },
+            });
+        };
+        refused.push(PmhRefusal { recipient, span, code: code.clone(), message: message.clone() });
     }
     Ok(PmhResults {
         batch: v.batch,
         batch_position: v.batch_position,
+        batch_day: d.field("batch_day", days_to_date(v.batch_day))?,
+        replacing: v.replacing,
         program: d.field("program", ProgramKey::parse(&v.program))?,
         file_sha256: v.file_sha256,
         rows: v.rows,
@@ -1178,6 +1237,48 @@ mod tests {
         // A length prefix claiming more than the limit is refused before allocating.
         let claim = [0xFC, 0xFF, 0xFF, 0xFF, 0x7F];
         assert!(matches!(decode("moved_out", 1, &claim), Err(CodecError::Malformed { .. })));
+    }
+
+    #[test]
+    fn pmh_results_too_large_for_one_payload_split_in_file_order_and_decode_back() {
+        let refusal = |i: u64| PmhRefusal {
+            recipient: i,
+            span: 1,
+            code: PmhErrorCode::parse(&format!("E{i}")).unwrap(),
+            message: PmhMessage::parse(&format!("{i}{}", "あ".repeat(190))).unwrap(),
+        };
+        let results = PmhResults {
+            batch: 2,
+            batch_position: 40,
+            batch_day: "2026-11-20".parse().unwrap(),
+            replacing: true,
+            program: ProgramKey::parse("kodomo").unwrap(),
+            file_sha256: "ab".repeat(32),
+            rows: 700,
+            unmatched: 3,
+            refused: (1..=700).map(refusal).collect(),
+        };
+        assert!(matches!(encode_pmh_results(&results), Err(CodecError::TooLarge)), "too large for one payload");
+        let parts = split_pmh_results(&results).unwrap();
+        assert!(parts.len() >= 5, "{}", parts.len());
+        let mut back = Vec::new();
+        for (i, e) in parts.iter().enumerate() {
+            assert!(e.payload.len() <= PAYLOAD_BYTES_MAX);
+            let d = decode_pmh_results(e.schema_version, &e.payload).unwrap();
+            assert_eq!((d.rows, d.unmatched), if i == 0 { (700, 3) } else { (0, 0) });
+            assert_eq!((d.batch, d.batch_position, d.replacing), (2, 40, true));
+            back.extend(d.refused);
+        }
+        assert_eq!(back, results.refused);
+        // Repeated texts are stored once: many refusals of one error fit one payload.
+        let same = PmhResults {
+            refused: (1..=3000)
+                .map(|i| PmhRefusal { code: PmhErrorCode::parse("E1").unwrap(), ..refusal(i) })
+                .map(|r| PmhRefusal { message: PmhMessage::parse("個人番号が一致しません").unwrap(), ..r })
+                .collect(),
+            ..results
+        };
+        assert_eq!(split_pmh_results(&same).unwrap().len(), 1);
     }
 
     #[test]

@@ -155,19 +155,24 @@ pub struct PmhBatchExported {
     pub files: Vec<(String, String)>,
 }
 
-/// `pmh_results_recorded` v1 (system stream `pmh`): PMH's registration results for one batch.
-/// `batch`: the batch's number (its version in the `pmh` stream); `batch_position`: its log
-/// position. `refused`: (recipient, span, PMH's code, PMH's text). `rows`: rows of the results
-/// file for this batch; `unmatched`: rows naming a record daicho did not send in it.
+/// `pmh_results_recorded` v1 (system stream `pmh-results`): PMH's registration results for one
+/// batch. `batch`: the batch's number (its version in the `pmh` stream); `batch_position`: its
+/// log position; `batch_day`: its effective date (days since 1970-01-01); `replacing`: whether
+/// it was a full replacement. `texts`: PMH's (code, text) pairs; `refused`: (recipient, span,
+/// index into `texts`). `rows`: rows of the results file for this batch; `unmatched`: rows naming
+/// a record daicho did not send in it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PmhResultsRecorded {
     pub batch: u64,
     pub batch_position: u64,
+    pub batch_day: i32,
+    pub replacing: bool,
     pub program: String,
     pub file_sha256: String,
     pub rows: u32,
     pub unmatched: u32,
-    pub refused: Vec<(u64, u32, String, String)>,
+    pub texts: Vec<(String, String)>,
+    pub refused: Vec<(u64, u32, u32)>,
 }
 
 /// `user_added` v1 (system stream `users`). `role`: 1 viewer, 2 caseworker, 3 supervisor,

@@ -176,25 +176,40 @@ impl fmt::Display for PmhErrorCode {
     }
 }
 
-/// `text` with every run of twelve or more digits (ASCII or full-width) replaced by as many
-/// `*`: a message from outside may quote a My Number, which must not be kept or shown.
+/// `text` with every run of twelve or more digits (ASCII or full-width, possibly split by
+/// spaces, hyphens or dots: `1234 5678 9012`) replaced by as many `*`: a message from outside
+/// may quote a My Number, which must not be kept or shown.
 pub fn mask_digit_runs(text: &str) -> String {
     let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let is_separator = |c: char| matches!(c, ' ' | '\u{3000}' | '-' | '－' | '‐' | '−' | 'ー' | '.' | '．');
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        let run = chars[i..].iter().take_while(|c| is_digit(**c)).count();
-        if run >= 12 {
-            out.extend(std::iter::repeat_n('*', run));
-            i += run;
-        } else if run > 0 {
-            out.extend(&chars[i..i + run]);
-            i += run;
-        } else {
+        if !is_digit(chars[i]) {
             out.push(chars[i]);
             i += 1;
+            continue;
         }
+        // The longest stretch of digits and single separators that ends on a digit.
+        let (mut end, mut digits, mut j) = (i, 0, i);
+        while j < chars.len() {
+            if is_digit(chars[j]) {
+                digits += 1;
+                j += 1;
+                end = j;
+            } else if is_separator(chars[j]) && chars.get(j + 1).is_some_and(|c| is_digit(*c)) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if digits >= 12 {
+            out.extend(std::iter::repeat_n('*', end - i));
+        } else {
+            out.extend(&chars[i..end]);
+        }
+        i = end;
     }
     out
 }
@@ -260,8 +275,12 @@ mod tests {
     fn digit_runs_long_enough_to_be_a_my_number_are_masked_and_shorter_ones_kept() {
         assert_eq!(mask_digit_runs("個人番号123456789018が不正"), "個人番号************が不正");
         assert_eq!(mask_digit_runs("番号１２３４５６７８９０１８です"), "番号************です");
-        assert_eq!(mask_digit_runs("行12 桁11 12345678901"), "行12 桁11 12345678901");
+        assert_eq!(mask_digit_runs("行12 桁11、番号12345678901"), "行12 桁11、番号12345678901");
         assert_eq!(mask_digit_runs("1234567890123"), "*************");
+        assert_eq!(mask_digit_runs("番号 1234 5678 9012 です"), "番号 ************** です");
+        assert_eq!(mask_digit_runs("1234-5678-9012"), "**************");
+        assert_eq!(mask_digit_runs("１２３４－５６７８－９０１２"), "**************");
+        assert_eq!(mask_digit_runs("2026-12-01 10:00 行 3"), "2026-12-01 10:00 行 3", "a date is not a My Number");
         assert_eq!(PmhErrorCode::parse(" E-01.2_a ").unwrap().as_str(), "E-01.2_a");
         assert_eq!(PmhErrorCode::parse("").unwrap_err(), ValueError::Required);
         assert!(matches!(PmhErrorCode::parse("エラー"), Err(ValueError::Format { .. })));

@@ -89,8 +89,12 @@ pub struct UploadReport {
     pub problems: Vec<String>,
     /// What was recorded.
     pub recorded: Vec<String>,
-    /// Rows naming something daicho did not send.
+    /// Rows naming something daicho did not send (the first ones), and how many in all.
     pub unmatched: Vec<String>,
+    pub unmatched_count: usize,
+    /// The batches field as typed, and its error.
+    pub batches: String,
+    pub batch_error: Option<String>,
 }
 
 /// The page.
@@ -183,18 +187,26 @@ async fn build(
             let (refused, count) = reader.pmh_refused(p.key.as_str(), HELD_SHOWN_MAX).map_err(AppError::internal)?;
             if let Some(row) = programs.last_mut() {
                 row.refused_count = count;
-                row.refused = refused
-                    .into_iter()
-                    .map(|(n, r)| RefusedRow {
+                let mut rows = Vec::with_capacity(refused.len());
+                for (n, r) in refused {
+                    // PMH's text may quote a name or an address: not on this page for a person
+                    // under a DV support measure (the recipient page applies the privacy policy).
+                    let message = if reader.ever_protected(n).map_err(AppError::internal)? {
+                        "（支援措置の記録がある方のため、受給者画面で確かめてください）".to_owned()
+                    } else {
+                        r.message
+                    };
+                    rows.push(RefusedRow {
                         n,
                         history_key: r.history_key,
                         certificate: r.certificate,
                         batch: r.batch,
                         code: r.code,
-                        message: r.message,
+                        message,
                         corrected: r.corrected,
-                    })
-                    .collect();
+                    });
+                }
+                row.refused = rows;
             }
         }
         let head = app.store.head().position.0;
@@ -255,8 +267,8 @@ async fn build(
     .await
 }
 
-/// Largest results file taken by the upload (the CLI reads larger ones).
-pub const UPLOAD_BYTES_MAX: usize = 16 << 20;
+/// Largest results file taken by the upload (some 40,000 rows; the CLI reads larger ones).
+pub const UPLOAD_BYTES_MAX: usize = 4 << 20;
 
 /// `POST /pmh/results`: PMH's registration results file (multipart: `csrf`, `file`). The
 /// page comes back with what was recorded, the rows not tied to anything daicho sent, or the
@@ -274,25 +286,39 @@ pub async fn results(
         .map_err(|_| unreadable())?;
     let mut csrf = None;
     let mut file: Option<Vec<u8>> = None;
+    let mut batches = String::new();
     while let Some(field) = form.next_field().await.map_err(|_| unreadable())? {
         match field.name() {
             Some("csrf") => csrf = Some(field.text().await.map_err(|_| unreadable())?),
             Some("file") => file = Some(field.bytes().await.map_err(|_| unreadable())?.to_vec()),
+            Some("batches") => batches = field.text().await.map_err(|_| unreadable())?,
             _ => {}
         }
     }
     user.check_csrf(csrf.as_deref())?;
-    let mut upload = UploadReport::default();
+    let mut upload = UploadReport { batches: batches.chars().take(200).collect(), ..UploadReport::default() };
     let file = file.unwrap_or_default();
     if file.is_empty() {
         upload.problems.push("登録結果のCSVファイルを選んでください。".into());
         return Ok(html(&build(&app, &user, None, Some(upload)).await?));
     }
+    // Batches answered without errors: numbers separated by commas or spaces.
+    let mut covers = Vec::new();
+    for part in batches.split(|c: char| c == ',' || c == '、' || c.is_whitespace()).filter(|p| !p.is_empty()) {
+        match part.parse::<u64>() {
+            Ok(n) if n > 0 && covers.len() < 100 => covers.push(n),
+            _ => {
+                upload.batch_error =
+                    Some("エラーのなかった回は、回の番号（100件まで）をコンマで区切って入力してください。".into());
+                return Ok(html(&build(&app, &user, None, Some(upload)).await?));
+            }
+        }
+    }
     let today = app.today();
     let u = user.clone();
     let outcome = blocking(&app, move |app| {
         let profile = daicho_app::pmh_results::Profile::default_profile().map_err(AppError::internal)?;
-        Ok(app.execute(&u.actor(), Request::PmhResults { file: &file, profile: &profile, covers: &[] }, today))
+        Ok(app.execute(&u.actor(), Request::PmhResults { file: &file, profile: &profile, covers: &covers }, today))
     })
     .await?;
     match outcome {
@@ -311,11 +337,15 @@ pub async fn results(
                 .iter()
                 .map(|r| format!("{}行目「{}」{}: {}", r.line, r.file, r.history_key, r.why.message()))
                 .collect();
-            tracing::info!(user = %user.id, rows = report.rows, unmatched = report.unmatched.len(), "pmh results recorded");
+            upload.unmatched_count = report.unmatched_count;
+            tracing::info!(user = %user.id, rows = report.rows, unmatched = report.unmatched_count, "pmh results recorded");
         }
         Ok(other) => return Err(AppError::internal(format!("unexpected outcome {other:?}"))),
         Err(daicho_app::Failure::Rejected(daicho_app::Refusal::ResultsFile(problems))) => {
             upload.problems = problems.iter().map(ToString::to_string).collect();
+        }
+        Err(daicho_app::Failure::Rejected(daicho_app::Refusal::NoSuchBatch(n))) => {
+            upload.batch_error = Some(format!("第{n}回の連携は記録されていません。"));
         }
         Err(e) => return Err(e.into()),
     }

@@ -180,13 +180,15 @@ pub fn view_of(user: &CurrentUser, loaded: &Loaded, channel: Channel) -> privacy
     user.view(Protection::of(&loaded.events), channel)
 }
 
-fn pmh_status(entry: Option<&Entry>, config: &Config) -> (String, &'static str) {
+/// `hide_text`: PMH's text is not shown (it may quote a name or an address this view hides).
+fn pmh_status(entry: Option<&Entry>, config: &Config, hide_text: bool) -> (String, &'static str) {
     let Some(entry) = entry else { return ("—".into(), "muted") };
     if let Some(r) = entry.refusal() {
+        let text = if hide_text { "（支援措置中のため表示しません）" } else { r.message.as_str() };
         return if entry.pending() {
             (format!("PMHで不受理（第{}回）、訂正済み: 次回の連携で再送信", r.batch), "pending")
         } else {
-            (format!("PMHで不受理（第{}回）: {} {}。訂正するまで再送信しません", r.batch, r.code, r.message), "held")
+            (format!("PMHで不受理（第{}回）: {} {text}。訂正するまで再送信しません", r.batch, r.code), "held")
         };
     }
     match (entry.current(), entry.exported()) {
@@ -351,7 +353,7 @@ fn build(
                             .iter()
                             .map(|s| {
                                 let entry = entries.iter().find(|(no, _)| *no == s.no.0).map(|(_, e)| e);
-                                let (pmh_status, pmh_class) = pmh_status(entry, config);
+                                let (pmh_status, pmh_class) = pmh_status(entry, config, view.hides_protected());
                                 let t = &s.terms;
                                 SpanRow {
                                     valid_from: s.period.from().to_string(),
