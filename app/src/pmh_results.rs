@@ -426,6 +426,7 @@ impl Ledger {
                     batch: *number,
                     batch_position: batch.position,
                     batch_day: batch.effective,
+                    full: batch.batch.mode == daicho_domain::config::PmhMode::Full,
                     replacing: program.is_some_and(|p| daicho_projections::export::replaces(p, batch.batch.mode)),
                     program: batch.batch.program.clone(),
                     file_sha256: file_sha256.clone(),
@@ -525,14 +526,29 @@ impl Ledger {
                 miss(Unmatched::UnknownRecord);
                 continue;
             };
-            // The batch that sent what PMH has (or the record it refused) must be this one.
+            // The batch that sent what PMH has (or the record it refused) must be this one, or
+            // a later full batch that sent it again; and no full batch may have sent it again
+            // since (PMH's answer to that one counts).
             let sent = entry.batch();
-            let why = if entry.program != batch.batch.program.as_str() || sent == 0 || sent < batch.number {
+            let full = batch.batch.mode == daicho_domain::config::PmhMode::Full;
+            let resent = full && sent < batch.number && entry.refusal().is_none() && entry.exported().is_some();
+            let later_full = batches
+                .iter()
+                .filter(|b| {
+                    b.batch.program == batch.batch.program && b.batch.mode == daicho_domain::config::PmhMode::Full
+                })
+                .map(|b| b.number)
+                .find(|n| *n > batch.number && *n > sent);
+            let why = if entry.program != batch.batch.program.as_str() || sent == 0 {
                 Some(Unmatched::NotInBatch { batch: batch.number })
             } else if sent > batch.number {
                 Some(Unmatched::SentAgain { batch: batch.number, later: sent })
+            } else if sent < batch.number && !resent {
+                Some(Unmatched::NotInBatch { batch: batch.number })
             } else {
-                None
+                later_full
+                    .filter(|_| entry.refusal().is_none())
+                    .map(|later| Unmatched::SentAgain { batch: batch.number, later })
             };
             if let Some(why) = why {
                 g.1 = g.1.saturating_add(1);

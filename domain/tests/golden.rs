@@ -90,6 +90,7 @@ fn samples() -> Vec<(String, Decoded)> {
             batch: 3,
             batch_position: 4_097,
             batch_day: "2026-11-20".parse().unwrap(),
+            full: false,
             replacing: false,
             program: daicho_domain::config::ProgramKey::parse("kodomo").unwrap(),
             file_sha256: "ef".repeat(32),

@@ -167,10 +167,12 @@ impl Entry {
         }
     }
 
-    /// PMH refused what batch `batch` sent of this record: returns whether the entry changed
-    /// (not when another batch sent what PMH has, or PMH was never sent it).
-    pub(crate) fn refuse(&mut self, batch: u64, code: &str, message: &str, earlier: bool) -> bool {
-        if self.batch != batch {
+    /// PMH refused what batch `batch` sent of this record: returns whether the entry changed.
+    /// The batch must be the one that sent what PMH has, or (`full`) a later full batch, which
+    /// sent it again unless PMH had refused it; not when PMH was never sent it.
+    pub(crate) fn refuse(&mut self, (batch, full): (u64, bool), code: &str, message: &str, earlier: bool) -> bool {
+        let resent = full && self.batch < batch && self.refusal().is_none();
+        if self.batch != batch && !resent {
             return false;
         }
         let record = match &self.sent {
@@ -515,10 +517,13 @@ impl Settle<'_> {
                 match &entry.current {
                     // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
                     None => entry.clear_exported(),
-                    // Sent (a full batch sends what PMH already has again): PMH's answer to this
-                    // batch is the one that counts for it now.
+                    // A full resend of a diff-history program sends records PMH already has:
+                    // what it has still came from the batch that last sent a change (PMH's
+                    // results name the full batch: `Entry::refuse`).
                     Some(current) if validate(current, self.program).is_empty() => {
-                        entry.set_exported_current(self.number);
+                        if pending || self.replacing {
+                            entry.set_exported_current(self.number);
+                        }
                     }
                     // Held back from a full replacement: PMH drops what it had.
                     Some(_) if self.replacing => entry.clear_exported(),
@@ -937,7 +942,7 @@ impl Fold<'_> {
             let entries = self.entries_mut(n)?;
             let Some(entry) = entries.get_mut(&r.span) else { continue };
             if entry.program != results.program.as_str()
-                || !entry.refuse(results.batch, r.code.as_str(), r.message.as_str(), earlier)
+                || !entry.refuse((results.batch, results.full), r.code.as_str(), r.message.as_str(), earlier)
             {
                 continue;
             }
@@ -1035,8 +1040,7 @@ impl Fold<'_> {
         // diff-history program finds what PMH already has unchanged, and records held back
         // keep what PMH had.
         let mut prefixes = vec![keys::program_prefix(keys::DIRTY, settle.program_key)];
-        if settle.full {
-            // A full batch sends every current record: each now came from it.
+        if settle.replacing {
             prefixes.push(keys::program_prefix(keys::ACTIVE, settle.program_key));
         }
         let mut recipients: BTreeSet<u64> = BTreeSet::new();

@@ -1031,6 +1031,16 @@ fn a_late_result_for_a_batch_whose_record_a_full_resend_sent_again_is_not_applie
     assert_eq!(status, 1, "{out}{err}");
     assert!(out.contains("で送り直した記録です"), "{out}");
     assert!(!out.contains("PMHで不受理"), "nothing recorded for a batch no row was tied to: {out}");
+    // PMH's answer to the full resend itself is applied.
+    let full = std::fs::read_dir(l.tmp.path().join(format!("export{}", l.exports - 1)))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("kosei_full_") && n.ends_with(".json"))
+        .unwrap();
+    let (status, out, err) = l.results(&[[&full, "R1S1", "E0101", "y"]], &[]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("PMHで不受理 1件"), "{out}");
+    assert!(l.export_mode("full").key("R1S1").is_empty(), "refused: not sent again unchanged");
 }
 
 #[test]

@@ -197,6 +197,9 @@ pub struct PmhResults {
     pub batch_position: u64,
     /// The batch event's effective date (its upload day).
     pub batch_day: NaiveDate,
+    /// The batch was a full one: it sent every current record of the program (those PMH
+    /// already had again).
+    pub full: bool,
     /// The batch replaced the program at PMH ([`crate::config::PmhMode::Full`] of a full-mode
     /// program): a record it sent that PMH refused is no longer at PMH in any version.
     pub replacing: bool,
@@ -246,6 +249,7 @@ pub fn encode_pmh_results(r: &PmhResults) -> Result<Encoded, CodecError> {
         batch: r.batch,
         batch_position: r.batch_position,
         batch_day: date_to_days(r.batch_day),
+        full: r.full,
         replacing: r.replacing,
         program: r.program.to_string(),
         file_sha256: r.file_sha256.clone(),
@@ -318,6 +322,7 @@ pub fn decode_pmh_results(schema_version: u16, payload: &[u8]) -> Result<PmhResu
         batch: v.batch,
         batch_position: v.batch_position,
         batch_day: d.field("batch_day", days_to_date(v.batch_day))?,
+        full: v.full,
         replacing: v.replacing,
         program: d.field("program", ProgramKey::parse(&v.program))?,
         file_sha256: v.file_sha256,
@@ -1251,6 +1256,7 @@ mod tests {
             batch: 2,
             batch_position: 40,
             batch_day: "2026-11-20".parse().unwrap(),
+            full: true,
             replacing: true,
             program: ProgramKey::parse("kodomo").unwrap(),
             file_sha256: "ab".repeat(32),

@@ -157,8 +157,8 @@ pub struct PmhBatchExported {
 
 /// `pmh_results_recorded` v1 (system stream `pmh-results`): PMH's registration results for one
 /// batch. `batch`: the batch's number (its version in the `pmh` stream); `batch_position`: its
-/// log position; `batch_day`: its effective date (days since 1970-01-01); `replacing`: whether
-/// it was a full replacement. `texts`: PMH's (code, text) pairs; `refused`: (recipient, span,
+/// log position; `batch_day`: its effective date (days since 1970-01-01); `full`: whether it was
+/// a full batch; `replacing`: whether it was a full replacement. `texts`: PMH's (code, text) pairs; `refused`: (recipient, span,
 /// index into `texts`). `rows`: rows of the results file for this batch; `unmatched`: rows naming
 /// a record daicho did not send in it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +166,7 @@ pub struct PmhResultsRecorded {
     pub batch: u64,
     pub batch_position: u64,
     pub batch_day: i32,
+    pub full: bool,
     pub replacing: bool,
     pub program: String,
     pub file_sha256: String,
