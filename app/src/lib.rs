@@ -28,6 +28,7 @@ pub mod health;
 pub mod ledger;
 pub mod pending;
 pub mod pmh;
+pub mod pmh_reconcile;
 pub mod pmh_results;
 pub mod policy;
 pub mod submit;

@@ -413,6 +413,22 @@ enum PmhAction {
         #[arg(long, default_value = "daicho-cli")]
         actor: String,
     },
+    /// Reconcile (突合) with what PMH holds: the CSV of 医療費助成情報照会.
+    ///
+    /// Compares each record with what daicho sent, per history key and column; lists first the
+    /// records whose My Number differs (a possible registration of the wrong person), then
+    /// those missing at PMH, those PMH holds that daicho did not send, and other differences.
+    /// Records nothing. Exit 1 when anything differs.
+    Reconcile {
+        /// PMH's inquiry CSV (the complete download of each program it holds).
+        file: PathBuf,
+        /// Column profile (TOML); default: examples/pmh/inquiry-profile.toml, built in.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Write the report as CSV here (a new file, owner-only).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn parse_mode(s: &str) -> Result<PmhMode, String> {
@@ -616,6 +632,9 @@ where
         }
         Command::Pmh { action: PmhAction::Export { out: dir, batch: Some(n), .. } } => {
             crate::pmh::regenerate(&cli.data, n, &dir, out, err)
+        }
+        Command::Pmh { action: PmhAction::Reconcile { file, profile, out: report } } => {
+            crate::pmh::reconcile(&cli.data, &file, profile.as_deref(), report.as_deref(), out, err)
         }
         Command::Pmh { action: PmhAction::Results { file, profile, batch, actor } } => {
             let request = crate::pmh::ResultsRequest {

@@ -8,6 +8,8 @@
 //! `--batch N` regenerates batch number N from the log alone; its files must hash as recorded.
 //!
 //! `daicho pmh results FILE.csv`: PMH's registration results ([`daicho_app::pmh_results`]).
+//!
+//! `daicho pmh reconcile FILE.csv`: 突合 with what PMH holds ([`daicho_app::pmh_reconcile`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -224,4 +226,97 @@ pub fn results(request: &ResultsRequest<'_>, out: &mut dyn Write, err: &mut dyn 
         );
         EXIT_REJECTED
     }
+}
+
+/// `daicho pmh reconcile`.
+pub fn reconcile(
+    data: &Path,
+    file: &Path,
+    profile: Option<&Path>,
+    report: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    use daicho_app::pmh_reconcile::{Kind, Profile, ReconcileError};
+    use daicho_app::pmh_results::FILE_BYTES_MAX;
+    let profile = match profile {
+        None => Profile::default_profile(),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("読めません: {e}"))
+            .and_then(|text| Profile::from_toml(&text)),
+    };
+    let profile = match profile {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "プロファイル: {e}");
+            return EXIT_REJECTED;
+        }
+    };
+    let bytes = match std::fs::metadata(file) {
+        Ok(m) if m.len() > FILE_BYTES_MAX as u64 => {
+            let _ = writeln!(
+                err,
+                "{}: ファイルが大きすぎます（{} MiB まで。制度ごとに分けてください）",
+                file.display(),
+                FILE_BYTES_MAX >> 20
+            );
+            return EXIT_REJECTED;
+        }
+        Ok(_) => match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
+        },
+        Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
+    };
+    let mut ledger = match Ledger::open(data) {
+        Ok(l) => l,
+        Err(e) => return fail(err, format!("{}: 台帳を開けません: {e}", data.display())),
+    };
+    let result = match ledger.reconcile_pmh(&bytes, &profile) {
+        Ok(r) => r,
+        Err(ReconcileError::File(problems)) => {
+            let _ = writeln!(err, "{}: 照会ファイルを読めません", file.display());
+            for p in problems {
+                let _ = writeln!(err, "{}: {p}", file.display());
+            }
+            return EXIT_REJECTED;
+        }
+        Err(ReconcileError::Ledger(e)) => return fail(err, format!("{}: {e}", file.display())),
+    };
+    if let Some(path) = report {
+        let written = daicho_app::files::DiskFile::create_new(path).and_then(|mut f| {
+            use std::io::Write as _;
+            f.write_all(&result.csv())?;
+            daicho_app::files::FinishFile::finish_file(f)
+        });
+        if let Err(e) = written {
+            return fail(err, format!("{}: 書けません: {e}", path.display()));
+        }
+    }
+    let programs: Vec<String> = result.programs.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "{}: {}行（制度: {}）、照合 {}件",
+        file.display(),
+        result.rows,
+        if programs.is_empty() { "なし".to_owned() } else { programs.join("、") },
+        result.compared
+    );
+    for kind in [Kind::WrongPerson, Kind::MissingAtPmh, Kind::UnknownToDaicho, Kind::FieldsDiffer] {
+        let _ = writeln!(out, "{}: {}件", kind.label(), result.of(kind).count());
+    }
+    for f in &result.findings {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            f.kind.label(),
+            f.line.map_or_else(|| "-".to_owned(), |l| format!("{l}行目")),
+            f.history_key,
+            f.recipient.map_or_else(|| "-".to_owned(), |n| format!("内部番号 {n}")),
+            f.batch.map_or_else(|| "-".to_owned(), |b| format!("第{b}回")),
+            f.columns.join("・"),
+            f.my_numbers.as_ref().map_or_else(String::new, |(a, b)| format!("台帳 {a} / PMH {b}")),
+        );
+    }
+    if result.findings.is_empty() { EXIT_OK } else { EXIT_REJECTED }
 }

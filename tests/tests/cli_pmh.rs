@@ -1068,3 +1068,62 @@ fn a_record_withdrawn_before_pmh_refused_it_leaves_nothing_to_send() {
     assert_eq!(reader.pmh_refused("kosei", 10).unwrap().1, 0, "no refused record is left listed");
     assert!(reader.pmh_entries(1).unwrap().is_empty(), "no entry is left");
 }
+
+/// The reconciliation samples of `examples/pmh/` against the ledger their README names.
+#[test]
+fn examples_pmh_reconcile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let data = data.to_str().unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pmh");
+    let sample = |name: &str| examples.join(name).to_str().unwrap().to_owned();
+    assert_eq!(daicho(&["--data", data, "demo", "--recipients", "10"]).0, 0);
+    let out_dir = tmp.path().join("pmh-1");
+    assert_eq!(daicho(&["--data", data, "pmh", "export", "--out", out_dir.to_str().unwrap()]).0, 0);
+    let report = tmp.path().join("report.csv");
+    let (status, out, err) =
+        daicho(&["--data", data, "pmh", "reconcile", &sample("inquiry.csv"), "--out", report.to_str().unwrap()]);
+    assert_eq!(status, 1, "differences found: {out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    for expected in ["個人番号相違（別人登録の疑い）: 1件", "PMHにない: 1件", "台帳にない: 1件", "項目相違: 1件"]
+    {
+        assert!(lines.contains(&expected), "{expected} in {out}");
+    }
+    let findings: Vec<&str> = lines.iter().copied().filter(|l| l.contains('\t')).collect();
+    assert_eq!(findings.len(), 4, "{out}");
+    assert!(
+        findings[0].starts_with("個人番号相違（別人登録の疑い）\t2行目\tR2S1\t内部番号 2\t第1回\tマイナンバー"),
+        "first: {out}"
+    );
+    assert!(findings[0].ends_with("台帳 ********0025 / PMH ********9018"), "masked My Numbers: {out}");
+    assert!(findings[1].starts_with("PMHにない\t-\tR1S2\t内部番号 1\t第3回"), "{out}");
+    assert!(findings[2].starts_with("台帳にない\t59行目\tR99S1\t-"), "{out}");
+    assert!(findings[3].starts_with("項目相違\t36行目\tR4S1\t内部番号 4\t第2回\t住所"), "{out}");
+    assert!(!out.contains("400000000025") && !out.contains("123456789018"), "no My Number in full: {out}");
+    // The CSV report: owner-only, the same findings, wrong-person first, no value but masked
+    // My Numbers.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&report).unwrap().permissions().mode() & 0o777, 0o600);
+    let csv = std::fs::read_to_string(&report).unwrap();
+    let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert!(
+        rows[1].starts_with("個人番号相違（別人登録の疑い）,2,R2S1,kodomo,2,1,マイナンバー,********0025,********9018"),
+        "{csv}"
+    );
+    assert!(!csv.contains("さくら市本町9-9-9"), "no value of a differing column: {csv}");
+    // A second --out to the same file is refused: a report is never overwritten.
+    let (status, _, _) =
+        daicho(&["--data", data, "pmh", "reconcile", &sample("inquiry.csv"), "--out", report.to_str().unwrap()]);
+    assert_eq!(status, 2);
+
+    let (status, out, err) = daicho(&["--data", data, "pmh", "reconcile", &sample("inquiry-malformed.csv")]);
+    assert_eq!(status, 1, "{out}{err}");
+    for expected in [
+        "2行目「履歴キー」列",
+        "3行目「削除フラグ」列: 0 または 1 です",
+        "4行目: 列の数が見出し行（29列）と違います（10列）",
+    ] {
+        assert!(err.contains(expected), "{expected} in {err}");
+    }
+}

@@ -765,3 +765,52 @@ fn pmh_results_are_uploaded_refused_records_listed_and_a_bad_file_refused_beside
         .unwrap();
     assert_eq!(r.status, 403);
 }
+
+#[test]
+fn pmh_reconciliation_lists_a_wrong_my_number_first_and_gives_the_report_as_csv() {
+    let (_dir, server) = start();
+    fixture(&server).unwrap();
+    let mut super1 = server.login("super1").unwrap();
+    let r = super1.post_form("/pmh/generate", &[("program", "kosei")]).unwrap();
+    let n: u64 = r.header("location").unwrap().strip_prefix("/pmh?generated=").unwrap().parse().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&super1.get(&format!("/pmh/batches/{n}/manifest.json")).unwrap().body).unwrap();
+    let csv_name = manifest["batches"][0]["files"][1]["name"].as_str().unwrap().to_owned();
+    let sent = super1.get(&format!("/pmh/batches/{n}/{csv_name}")).unwrap().body;
+    // PMH's inquiry: what was sent, but the first record with another person's My Number.
+    let mut lines: Vec<String> = sent.trim_start_matches('\u{feff}').lines().map(str::to_owned).collect();
+    assert!(lines.len() >= 2, "{sent}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let my_number = header.iter().position(|h| *h == "マイナンバー").unwrap();
+    let mut first: Vec<String> = lines[1].split(',').map(str::to_owned).collect();
+    assert!(!first[my_number].is_empty(), "the fixture's record has a My Number");
+    let theirs = if first[my_number] == "123456789018" { "111111111118" } else { "123456789018" };
+    first[my_number] = theirs.to_owned();
+    lines[1] = first.join(",");
+    let inquiry = lines.join("\r\n") + "\r\n";
+
+    let page = super1
+        .post_multipart("/pmh/reconcile", &[("format", "page")], ("file", "inquiry.csv", inquiry.as_bytes()))
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.has("個人番号相違（別人登録の疑い）: 1件"), "{}", page.body);
+    assert!(page.has("id=\"reconcile-findings\""), "{}", page.body);
+    assert!(!page.has(theirs), "no My Number in full on the page");
+    let csv = super1
+        .post_multipart("/pmh/reconcile", &[("format", "csv")], ("file", "inquiry.csv", inquiry.as_bytes()))
+        .unwrap();
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-disposition").unwrap().contains("attachment"));
+    assert!(csv.body.lines().nth(1).unwrap().starts_with("個人番号相違（別人登録の疑い）,2,"), "{}", csv.body);
+    assert!(access_of(&server, "super1", None).iter().any(|(a, _)| a == "downloaded"));
+    // A malformed file: the problem beside the field.
+    let bad = super1.post_multipart("/pmh/reconcile", &[], ("file", "inquiry.csv", "履歴キー\r\n".as_bytes())).unwrap();
+    assert!(bad.has("id=\"reconcile-file-error\"") && bad.has("見出し行にこの列がありません"), "{}", bad.body);
+    // An auditor may reconcile (it records nothing); a caseworker may not.
+    let mut audit1 = server.login("audit1").unwrap();
+    let r = audit1.post_multipart("/pmh/reconcile", &[], ("file", "inquiry.csv", inquiry.as_bytes())).unwrap();
+    assert_eq!(r.status, 200);
+    let mut case1 = server.login("case1").unwrap();
+    let r = case1.post_multipart("/pmh/reconcile", &[], ("file", "inquiry.csv", inquiry.as_bytes())).unwrap();
+    assert_eq!(r.status, 403);
+}

@@ -206,6 +206,13 @@ const MATRIX: &[Row] = &[
         form: &[("file", "x")],
         expect: [303, 403, 403, 400, 400, 403],
     },
+    Row {
+        method: "POST",
+        route: "/pmh/reconcile",
+        path: "/pmh/reconcile",
+        form: &[("file", "x")],
+        expect: [303, 403, 403, 400, 400, 400],
+    },
     Row { method: "GET", route: "/audit", path: "/audit", form: &[], expect: AUDIT },
     // A comparison with bad positions: the page again with field errors.
     Row { method: "GET", route: "/audit", path: "/audit?recipient=x&a=&b=", form: &[], expect: AUDIT },

@@ -85,6 +85,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(
             Router::new()
                 .route("/pmh/results", post(pages::pmh::results))
+                .route("/pmh/reconcile", post(pages::pmh::reconcile))
                 .layer(axum::extract::DefaultBodyLimit::max(pages::pmh::UPLOAD_BYTES_MAX))
                 .layer(RequestBodyLimitLayer::new(pages::pmh::UPLOAD_BYTES_MAX + 64 * 1024)),
         )

@@ -97,6 +97,32 @@ pub struct UploadReport {
     pub batch_error: Option<String>,
 }
 
+/// One finding of a reconciliation as the page lists it.
+pub struct FindingRow {
+    pub kind: &'static str,
+    pub line: String,
+    pub history_key: String,
+    pub recipient: Option<u64>,
+    pub program: String,
+    pub batch: String,
+    pub columns: String,
+    pub my_numbers: String,
+}
+
+/// A reconciliation's result, or why the file was refused.
+#[derive(Default)]
+pub struct ReconcileReport {
+    pub problems: Vec<String>,
+    pub summary: Vec<(String, usize)>,
+    pub compared: usize,
+    pub rows: usize,
+    pub findings: Vec<FindingRow>,
+    pub findings_count: usize,
+}
+
+/// Findings listed on the page at most (the CSV holds them all).
+pub const FINDINGS_SHOWN_MAX: usize = 200;
+
 /// The page.
 #[derive(Template)]
 #[template(path = "pmh.html")]
@@ -109,6 +135,7 @@ pub struct PmhPage {
     pub head: u64,
     pub upload: Option<UploadReport>,
     pub results_due_days: u32,
+    pub reconcile: Option<ReconcileReport>,
 }
 
 /// Notices after a redirect.
@@ -127,6 +154,114 @@ pub async fn page(State(app): State<Arc<App>>, user: CurrentUser, Query(done): Q
         _ => None,
     };
     let page = build(&app, &user, notice, None).await?;
+    Ok(html(&page))
+}
+
+/// The multipart fields of a form: text fields by name, and the `file` part's bytes.
+async fn multipart_fields(
+    app: &Arc<App>,
+    request: axum::extract::Request,
+) -> AppResult<(std::collections::BTreeMap<String, String>, Vec<u8>)> {
+    let unreadable = || AppError::BadRequest("送信された内容を読めません。".into());
+    let mut form = <Multipart as axum::extract::FromRequest<Arc<App>>>::from_request(request, app)
+        .await
+        .map_err(|_| unreadable())?;
+    let mut fields = std::collections::BTreeMap::new();
+    let mut file = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(|_| unreadable())? {
+        match field.name().map(str::to_owned) {
+            Some(name) if name == "file" => file = field.bytes().await.map_err(|_| unreadable())?.to_vec(),
+            Some(name) if fields.len() < 8 => {
+                let text = field.text().await.map_err(|_| unreadable())?;
+                fields.insert(name, text.chars().take(200).collect());
+            }
+            _ => {}
+        }
+    }
+    Ok((fields, file))
+}
+
+/// `POST /pmh/reconcile`: 突合 with PMH's inquiry CSV (multipart: `csrf`, `file`, and `format`
+/// = `csv` for the report as a file). Reads only; the recipients the report names are
+/// recorded in the access log.
+pub async fn reconcile(
+    State(app): State<Arc<App>>,
+    user: CurrentUser,
+    request: axum::extract::Request,
+) -> AppResult<Response> {
+    user.require(Permission::PmhView)?;
+    let (fields, file) = multipart_fields(&app, request).await?;
+    user.check_csrf(fields.get("csrf").map(String::as_str))?;
+    let as_csv = fields.get("format").is_some_and(|f| f == "csv");
+    let mut report = ReconcileReport::default();
+    if file.is_empty() {
+        report.problems.push("照会のCSVファイルを選んでください。".into());
+        let mut page = build(&app, &user, None, None).await?;
+        page.reconcile = Some(report);
+        return Ok(html(&page));
+    }
+    let result = blocking(&app, move |app| {
+        let profile = daicho_app::pmh_reconcile::Profile::default_profile().map_err(AppError::internal)?;
+        let mut ledger = app.ledger();
+        match ledger.reconcile_pmh(&file, &profile) {
+            Ok(r) => Ok(Ok(r)),
+            Err(daicho_app::pmh_reconcile::ReconcileError::File(problems)) => Ok(Err(problems)),
+            Err(daicho_app::pmh_reconcile::ReconcileError::Ledger(e)) => Err(AppError::internal(e)),
+        }
+    })
+    .await?;
+    let result = match result {
+        Ok(r) => r,
+        Err(problems) => {
+            report.problems = problems.iter().map(ToString::to_string).collect();
+            let mut page = build(&app, &user, None, None).await?;
+            page.reconcile = Some(report);
+            return Ok(html(&page));
+        }
+    };
+    let mut named: Vec<u64> = result.findings.iter().filter_map(|f| f.recipient).collect();
+    named.sort_unstable();
+    named.dedup();
+    let (action, page_name) = if as_csv {
+        (AccessAction::Downloaded, "/pmh/reconcile?format=csv")
+    } else {
+        (AccessAction::Viewed, "/pmh/reconcile")
+    };
+    app.access
+        .record(vec![record(&user.id, named, page_name, action, None)], app.today())
+        .await
+        .map_err(AppError::internal)?;
+    tracing::info!(user = %user.id, rows = result.rows, findings = result.findings.len(), "pmh reconciliation");
+    if as_csv {
+        let bytes = result.csv();
+        let len = bytes.len() as u64;
+        return Ok(attachment(axum::body::Body::from(bytes), len, "pmh-reconcile.csv"));
+    }
+    use daicho_app::pmh_reconcile::Kind;
+    report.rows = result.rows;
+    report.compared = result.compared;
+    report.summary = [Kind::WrongPerson, Kind::MissingAtPmh, Kind::UnknownToDaicho, Kind::FieldsDiffer]
+        .into_iter()
+        .map(|k| (k.label().to_owned(), result.of(k).count()))
+        .collect();
+    report.findings_count = result.findings.len();
+    report.findings = result
+        .findings
+        .iter()
+        .take(FINDINGS_SHOWN_MAX)
+        .map(|f| FindingRow {
+            kind: f.kind.label(),
+            line: f.line.map_or_else(|| "—".into(), |l| l.to_string()),
+            history_key: f.history_key.clone(),
+            recipient: f.recipient,
+            program: f.program.as_ref().map_or_else(|| "—".into(), ToString::to_string),
+            batch: f.batch.map_or_else(|| "—".into(), |b| format!("第{b}回")),
+            columns: f.columns.join("・"),
+            my_numbers: f.my_numbers.as_ref().map_or_else(String::new, |(a, b)| format!("台帳 {a} / PMH {b}")),
+        })
+        .collect();
+    let mut page = build(&app, &user, None, None).await?;
+    page.reconcile = Some(report);
     Ok(html(&page))
 }
 
@@ -262,6 +397,7 @@ async fn build(
             head,
             upload,
             results_due_days: config.pmh.results_due_days,
+            reconcile: None,
         })
     })
     .await
@@ -280,24 +416,10 @@ pub async fn results(
 ) -> AppResult<Response> {
     // The role first: the body of someone who may not upload is not read.
     user.require(Permission::PmhExport)?;
-    let unreadable = || AppError::BadRequest("送信された内容を読めません。".into());
-    let mut form = <Multipart as axum::extract::FromRequest<Arc<App>>>::from_request(request, &app)
-        .await
-        .map_err(|_| unreadable())?;
-    let mut csrf = None;
-    let mut file: Option<Vec<u8>> = None;
-    let mut batches = String::new();
-    while let Some(field) = form.next_field().await.map_err(|_| unreadable())? {
-        match field.name() {
-            Some("csrf") => csrf = Some(field.text().await.map_err(|_| unreadable())?),
-            Some("file") => file = Some(field.bytes().await.map_err(|_| unreadable())?.to_vec()),
-            Some("batches") => batches = field.text().await.map_err(|_| unreadable())?,
-            _ => {}
-        }
-    }
-    user.check_csrf(csrf.as_deref())?;
-    let mut upload = UploadReport { batches: batches.chars().take(200).collect(), ..UploadReport::default() };
-    let file = file.unwrap_or_default();
+    let (fields, file) = multipart_fields(&app, request).await?;
+    user.check_csrf(fields.get("csrf").map(String::as_str))?;
+    let batches = fields.get("batches").cloned().unwrap_or_default();
+    let mut upload = UploadReport { batches: batches.clone(), ..UploadReport::default() };
     if file.is_empty() {
         upload.problems.push("登録結果のCSVファイルを選んでください。".into());
         return Ok(html(&build(&app, &user, None, Some(upload)).await?));
