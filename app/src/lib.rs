@@ -31,6 +31,7 @@ pub mod pmh;
 pub mod pmh_reconcile;
 pub mod pmh_results;
 pub mod policy;
+pub mod schedule;
 pub mod submit;
 
 use std::path::{Path, PathBuf};

@@ -84,3 +84,58 @@ pub fn regenerate_into(ledger: &Ledger, number: u64, dir: &Path) -> Result<Regen
     }
     Ok(Regenerated { recorded, batch, matches })
 }
+
+/// Where the batches a server makes are kept: `DATA/exports/batch-<n>/`.
+pub fn batch_dir(exports: &Path, number: u64) -> std::path::PathBuf {
+    exports.join(format!("batch-{number}"))
+}
+
+/// Makes one program's batch at the head into `exports/batch-<n>/`: its data files streamed
+/// into a fresh directory, renamed to the batch's once it is recorded, with its companions
+/// anchored at the batch's own event (an abandoned directory is only ever a leftover, never a
+/// batch). `None`: nothing to send, nothing recorded.
+pub fn generate(
+    app: &crate::App,
+    actor: &crate::Actor,
+    key: &daicho_domain::config::ProgramKey,
+    mode: Option<daicho_domain::config::PmhMode>,
+    today: chrono::NaiveDate,
+    exports: &Path,
+) -> Result<Option<(u64, Batch)>, crate::Failure> {
+    use crate::{Failure, Outcome, Request};
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| Failure::Infrastructure(e.to_string()))?;
+    let tmp = exports.join(format!(".new-{}", files::hex(&random)));
+    std::fs::create_dir_all(&tmp).map_err(|e| Failure::Infrastructure(format!("{}: {e}", tmp.display())))?;
+    let (number, batch) = match app.execute(actor, Request::PmhBatch { program: key, mode, dir: &tmp }, today) {
+        Ok(Outcome::Batch { number, batch }) => (number, batch),
+        Ok(other) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(Failure::Infrastructure(format!("unexpected outcome {other:?}")));
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let Some(n) = number else {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(None);
+    };
+    let ledger = app.ledger();
+    let head = ledger
+        .pmh_batches()?
+        .iter()
+        .find(|b| b.number == n)
+        .map(|b| b.position)
+        .ok_or_else(|| Failure::Infrastructure(format!("batch {n} recorded but not listed")))?;
+    write_companions(&ledger, &tmp, &[(Some(n), &batch)], head)?;
+    drop(ledger);
+    let dir = batch_dir(exports, n);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Failure::Infrastructure(format!("{}: {e}", dir.display())))?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| Failure::Infrastructure(format!("{}: {e}", dir.display())))?;
+    files::sync_dir(exports).map_err(Failure::Infrastructure)?;
+    Ok(Some((n, *batch)))
+}

@@ -286,6 +286,41 @@ pub struct PmhSettings {
     /// Days after which a batch with no registration results recorded is flagged on the PMH
     /// page (`results_due_days`, default [`PmhSettings::RESULTS_DUE_DAYS`]).
     pub results_due_days: u32,
+    /// `[pmh.schedule]`: the batches `daicho serve` makes itself every day.
+    pub schedule: Option<PmhSchedule>,
+    /// `[pmh.delivery]`: where scheduled batches are delivered.
+    pub delivery: Option<PmhDelivery>,
+}
+
+/// `[pmh.schedule]`: every day at `time` (Japan time) a batch of each program of `programs`
+/// (all when empty), in `mode` (each program's own when `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmhSchedule {
+    pub time: chrono::NaiveTime,
+    pub programs: Vec<ProgramKey>,
+    pub mode: Option<PmhMode>,
+}
+
+/// `[pmh.delivery]`: a folder the Digital Agency's API連携バッチ (or another program) reads;
+/// each file written under a temporary name, synced, then renamed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PmhDelivery {
+    /// An absolute path.
+    pub folder: std::path::PathBuf,
+    /// Which of a batch's data files: `json`, `csv`.
+    pub files: Vec<String>,
+    /// The files' mode (owner read-write; group read or read-write at most).
+    pub file_mode: u32,
+    /// The file name without its extension: `{program}`, `{mode}`, `{from}`, `{to}`, `{batch}`,
+    /// `{date}` (YYYYMMDD) and the characters `A-Za-z0-9_.-`.
+    pub name: String,
+}
+
+impl PmhDelivery {
+    /// The default name: daicho's own file names.
+    pub const NAME: &'static str = "{program}_{mode}_{from}-{to}";
+    /// The name tokens.
+    pub const TOKENS: [&'static str; 6] = ["{program}", "{mode}", "{from}", "{to}", "{batch}", "{date}"];
 }
 
 impl PmhSettings {
@@ -297,7 +332,7 @@ impl PmhSettings {
 
 impl Default for PmhSettings {
     fn default() -> Self {
-        PmhSettings { results_due_days: Self::RESULTS_DUE_DAYS }
+        PmhSettings { results_due_days: Self::RESULTS_DUE_DAYS, schedule: None, delivery: None }
     }
 }
 
@@ -337,6 +372,26 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawPmh {
     results_due_days: Option<u32>,
+    schedule: Option<RawSchedule>,
+    delivery: Option<RawDelivery>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    time: String,
+    #[serde(default)]
+    programs: Vec<String>,
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    folder: String,
+    files: Option<Vec<String>>,
+    file_mode: Option<String>,
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -658,11 +713,81 @@ impl Config {
         }
         let eras = EraTable::with_additions(eras).map_err(|m| problems.add("era", m)).ok();
         let mut pmh = PmhSettings::default();
-        if let Some(days) = raw.pmh.and_then(|p| p.results_due_days) {
+        let raw_pmh = raw.pmh.unwrap_or(RawPmh { results_due_days: None, schedule: None, delivery: None });
+        if let Some(days) = raw_pmh.results_due_days {
             if (1..=PmhSettings::RESULTS_DUE_DAYS_MAX).contains(&days) {
                 pmh.results_due_days = days;
             } else {
                 problems.add("pmh.results_due_days", "1〜365の日数で指定してください");
+            }
+        }
+        if let Some(s) = raw_pmh.schedule {
+            let time = chrono::NaiveTime::parse_from_str(&s.time, "%H:%M")
+                .map_err(|_| problems.add("pmh.schedule.time", "時刻を HH:MM（24時間、日本時間）で指定してください"))
+                .ok();
+            let mut keys = Vec::new();
+            for (i, k) in s.programs.iter().enumerate() {
+                match ProgramKey::parse(k).ok().filter(|k| programs.iter().any(|p: &Program| p.key == *k)) {
+                    Some(k) if !keys.contains(&k) => keys.push(k),
+                    Some(_) => problems.add(format!("pmh.schedule.programs[{i}]"), "制度が重複しています"),
+                    None => problems.add(format!("pmh.schedule.programs[{i}]"), "設定にない制度です"),
+                }
+            }
+            let mode = match s.mode.as_deref() {
+                None => Some(None),
+                Some("diff") => Some(Some(PmhMode::DiffHistory)),
+                Some("full") => Some(Some(PmhMode::Full)),
+                Some(_) => {
+                    problems.add("pmh.schedule.mode", "diff または full を指定してください（省略: 制度ごとの方式）");
+                    None
+                }
+            };
+            if let (Some(time), Some(mode)) = (time, mode) {
+                pmh.schedule = Some(PmhSchedule { time, programs: keys, mode });
+            }
+        }
+        if let Some(d) = raw_pmh.delivery {
+            let folder = std::path::PathBuf::from(&d.folder);
+            let mut ok = true;
+            if !folder.is_absolute() || d.folder.chars().any(char::is_control) {
+                problems.add("pmh.delivery.folder", "絶対パスで指定してください");
+                ok = false;
+            }
+            let files = d.files.unwrap_or_else(|| vec!["json".to_owned()]);
+            if files.is_empty() || files.iter().any(|f| f != "json" && f != "csv") {
+                problems.add("pmh.delivery.files", "\"json\"、\"csv\" から1つ以上指定してください");
+                ok = false;
+            }
+            let file_mode = match d.file_mode.as_deref() {
+                None => Some(0o600),
+                Some(m) => u32::from_str_radix(m, 8).ok().filter(|m| matches!(*m, 0o600 | 0o640 | 0o660)),
+            };
+            if file_mode.is_none() {
+                problems.add(
+                    "pmh.delivery.file_mode",
+                    "\"0600\"、\"0640\"、\"0660\" のいずれかです（他人が読める権限は付けられません）",
+                );
+                ok = false;
+            }
+            let name = d.name.unwrap_or_else(|| PmhDelivery::NAME.to_owned());
+            let mut rest = name.clone();
+            for t in PmhDelivery::TOKENS {
+                rest = rest.replace(t, "");
+            }
+            let unique = name.contains("{batch}") || (name.contains("{from}") && name.contains("{to}"));
+            if name.is_empty()
+                || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                || name.starts_with('.')
+                || !unique
+            {
+                problems.add(
+                    "pmh.delivery.name",
+                    "{program} {mode} {from} {to} {batch} {date} と英数字・_.- で指定し、{batch} か {from} と {to} を含めてください",
+                );
+                ok = false;
+            }
+            if let (true, Some(file_mode)) = (ok, file_mode) {
+                pmh.delivery = Some(PmhDelivery { folder, files, file_mode, name });
             }
         }
 
@@ -964,6 +1089,42 @@ mod tests {
         }
         let unknown = format!("{DEMO_TOML}\n[pmh]\nresult_days = 3\n");
         assert!(Config::from_toml(&unknown).is_err(), "an unknown key is refused");
+    }
+
+    #[test]
+    fn the_daily_schedule_and_its_delivery_folder_are_checked() {
+        let text = format!(
+            "{DEMO_TOML}\n[pmh.schedule]\ntime = \"06:30\"\nprograms = [\"kodomo\", \"kosei\"]\nmode = \"diff\"\n\
+             [pmh.delivery]\nfolder = \"/srv/pmh/outbox\"\nfile_mode = \"0640\"\nname = \"{{program}}-{{batch}}\"\n"
+        );
+        let pmh = Config::from_toml(&text).unwrap().pmh;
+        let schedule = pmh.schedule.unwrap();
+        assert_eq!(schedule.time, chrono::NaiveTime::from_hms_opt(6, 30, 0).unwrap());
+        assert_eq!(schedule.programs.len(), 2);
+        assert_eq!(schedule.mode, Some(PmhMode::DiffHistory));
+        let delivery = pmh.delivery.unwrap();
+        assert_eq!(
+            (delivery.file_mode, delivery.files.as_slice(), delivery.name.as_str()),
+            (0o640, &["json".to_owned()][..], "{program}-{batch}")
+        );
+        let bad = format!(
+            "{DEMO_TOML}\n[pmh.schedule]\ntime = \"25:00\"\nprograms = [\"nope\"]\nmode = \"sometimes\"\n\
+             [pmh.delivery]\nfolder = \"outbox\"\nfiles = [\"xml\"]\nfile_mode = \"0644\"\nname = \"../{{program}}\"\n"
+        );
+        assert_eq!(
+            problem_places(Config::from_toml(&bad)),
+            [
+                "pmh.schedule.time",
+                "pmh.schedule.programs[0]",
+                "pmh.schedule.mode",
+                "pmh.delivery.folder",
+                "pmh.delivery.files",
+                "pmh.delivery.file_mode",
+                "pmh.delivery.name"
+            ]
+        );
+        let not_unique = format!("{DEMO_TOML}\n[pmh.delivery]\nfolder = \"/srv/x\"\nname = \"{{program}}\"\n");
+        assert_eq!(problem_places(Config::from_toml(&not_unique)), ["pmh.delivery.name"]);
     }
 
     #[test]

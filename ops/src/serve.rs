@@ -164,7 +164,10 @@ pub fn run(req: &ServeRequest<'_>, today: NaiveDate, out: &mut dyn Write, err: &
         #[cfg(unix)]
         let control =
             daicho_web::control::bind(req.data).map(|l| tokio::spawn(daicho_web::control::serve(l, app.clone())));
+        // The daily PMH batches of `[pmh.schedule]`, on Japan time.
+        let scheduler = tokio::spawn(daicho_web::run_schedule(app.clone()));
         let served = daicho_web::serve(listener, app, shutdown).await;
+        scheduler.abort();
         #[cfg(unix)]
         if let Some(control) = control {
             control.abort();

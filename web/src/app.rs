@@ -125,6 +125,8 @@ pub struct App {
     pub settings: Settings,
     /// Where generated PMH files are kept (`DATA/exports`).
     pub exports: PathBuf,
+    /// The daily PMH runs (`[pmh.schedule]`).
+    pub scheduler: Mutex<daicho_app::schedule::Scheduler>,
     /// Municipality name for page headers.
     pub municipality: String,
     /// A hash checked when a login names an unknown user, so that both take as long.
@@ -153,6 +155,7 @@ impl App {
             health: Mutex::new(None),
             settings,
             exports: data.join("exports"),
+            scheduler: Mutex::new(daicho_app::schedule::Scheduler::new(&data.join("exports"))),
             municipality,
             dummy_hash,
         }))

@@ -113,6 +113,28 @@ pub async fn serve(
         .await
 }
 
+/// How often the server looks whether a scheduled PMH run is due.
+pub const SCHEDULE_TICK: Duration = Duration::from_secs(30);
+
+/// Runs the daily PMH batches of `[pmh.schedule]` for as long as the server runs: every
+/// [`SCHEDULE_TICK`], on Japan time (a server started after a missed slot runs it at once).
+pub async fn run_schedule(app: Arc<App>) {
+    let mut interval = tokio::time::interval(SCHEDULE_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let app = app.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            let mut scheduler = app.scheduler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            scheduler.tick(&app, daicho_app::clock::now()).is_some()
+        })
+        .await;
+        if let Err(e) = ran {
+            tracing::error!(error = %e, "the pmh schedule stopped a run");
+        }
+    }
+}
+
 mod limit {
     //! A listener that holds a permit per open connection.
 

@@ -18,7 +18,7 @@ use daicho_projections::export::mode_name;
 use serde::Deserialize;
 
 use super::{FormPairs, attachment, file_body, file_sha256, see_other, values};
-use crate::app::{App, blocking, format_recorded, random_hex};
+use crate::app::{App, blocking, format_recorded};
 use crate::auth::{CurrentUser, Permission};
 use crate::error::{AppError, AppResult};
 use crate::render::{Nav, html};
@@ -120,6 +120,18 @@ pub struct ReconcileReport {
     pub findings_count: usize,
 }
 
+/// The daily runs as the page shows them.
+pub struct ScheduleView {
+    /// When and what: `毎日 06:00（日本時間）: kodomo、kosei（差分）`.
+    pub describe: String,
+    pub next: String,
+    pub delivery: String,
+    /// The last run since the server started, one line per program.
+    pub last: Vec<String>,
+    pub last_at: Option<String>,
+    pub failed: bool,
+}
+
 /// Findings listed on the page at most (the CSV holds them all).
 pub const FINDINGS_SHOWN_MAX: usize = 200;
 
@@ -136,6 +148,7 @@ pub struct PmhPage {
     pub upload: Option<UploadReport>,
     pub results_due_days: u32,
     pub reconcile: Option<ReconcileReport>,
+    pub schedule: Option<ScheduleView>,
 }
 
 /// Notices after a redirect.
@@ -398,6 +411,7 @@ async fn build(
             upload,
             results_due_days: config.pmh.results_due_days,
             reconcile: None,
+            schedule: schedule_view(app, &config),
         })
     })
     .await
@@ -474,6 +488,48 @@ pub async fn results(
     Ok(html(&build(&app, &user, None, Some(upload)).await?))
 }
 
+fn schedule_view(app: &App, config: &daicho_domain::config::Config) -> Option<ScheduleView> {
+    let s = config.pmh.schedule.as_ref()?;
+    let programs = if s.programs.is_empty() {
+        "すべての制度".to_owned()
+    } else {
+        s.programs.iter().map(ToString::to_string).collect::<Vec<_>>().join("、")
+    };
+    let mode = s.mode.map_or("制度ごとの方式", mode_label);
+    let now = daicho_app::clock::now();
+    let next = daicho_app::schedule::next_slot(s, now);
+    let delivery = match &config.pmh.delivery {
+        Some(d) => format!("連携フォルダに {} を置きます（権限 {:04o}）", d.files.join("・"), d.file_mode),
+        None => "連携フォルダは設定されていません（作成のみ）".to_owned(),
+    };
+    let scheduler = app.scheduler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let last = scheduler.last.as_ref();
+    Some(ScheduleView {
+        describe: format!("毎日 {}（日本時間）: {programs}（{mode}）", s.time.format("%H:%M")),
+        next: next.format("%Y-%m-%d %H:%M").to_string(),
+        delivery,
+        last_at: last.map(|l| format!("{}（{}分の回）", l.at.format("%Y-%m-%d %H:%M"), l.day)),
+        failed: last.is_some_and(|l| l.programs.iter().any(|p| p.error.is_some())),
+        last: last
+            .map(|l| {
+                l.programs
+                    .iter()
+                    .map(|p| match (&p.error, p.batch) {
+                        (Some(_), _) => {
+                            format!("{}: 失敗しました（次の確認で再試行します。詳細はサーバーのログ）", p.program)
+                        }
+                        (None, Some(n)) if p.delivered.is_empty() => format!("{}: 第{n}回を作成", p.program),
+                        (None, Some(n)) => {
+                            format!("{}: 第{n}回を作成し、{}件を連携フォルダに置きました", p.program, p.delivered.len())
+                        }
+                        (None, None) => format!("{}: 送信する履歴なし", p.program),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
 fn mode_label(mode: PmhMode) -> &'static str {
     match mode {
         PmhMode::Full => "全件",
@@ -482,7 +538,7 @@ fn mode_label(mode: PmhMode) -> &'static str {
 }
 
 fn batch_dir(app: &App, n: u64) -> std::path::PathBuf {
-    app.exports.join(format!("batch-{n}"))
+    daicho_app::pmh::batch_dir(&app.exports, n)
 }
 
 /// `POST /pmh/generate`: one program's batch (its configured mode, or `full`).
@@ -500,49 +556,14 @@ pub async fn generate(State(app): State<Arc<App>>, user: CurrentUser, form: Form
     let today = app.today();
     let u = user.clone();
     let generated = blocking(&app, move |app| {
-        let ledger = app.ledger();
-        if ledger.config().program(&key).is_none() {
+        if app.config().program(&key).is_none() {
             return Err(AppError::BadRequest("その制度は設定にありません。".into()));
         }
-        // The data files are streamed into a fresh directory, renamed to batch-<n> once the
-        // batch is recorded (an abandoned directory is only ever a leftover, never a batch).
-        let tmp = app.exports.join(format!(".new-{}", random_hex(8)?));
-        std::fs::create_dir_all(&tmp).map_err(AppError::internal)?;
-        drop(ledger);
-        let recorded = app.execute(&u.actor(), Request::PmhBatch { program: &key, mode, dir: &tmp }, today);
-        let (number, batch) = match recorded {
-            Ok(Outcome::Batch { number, batch }) => (number, batch),
-            Ok(other) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                return Err(AppError::internal(format!("unexpected outcome {other:?}")));
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                return Err(e.into());
-            }
-        };
-        let ledger = app.ledger();
-        if let Some(n) = number {
-            // Anchored at the batch's own event.
-            let batches = ledger.pmh_batches().map_err(AppError::internal)?;
-            let head = batches
-                .iter()
-                .find(|b| b.number == n)
-                .map(|b| b.position)
-                .ok_or_else(|| AppError::internal(format!("batch {n} recorded but not listed")))?;
-            daicho_app::pmh::write_companions(&ledger, &tmp, &[(Some(n), &batch)], head).map_err(AppError::internal)?;
-            drop(ledger);
-            let dir = batch_dir(app, n);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(AppError::internal)?;
-            }
-            std::fs::rename(&tmp, &dir).map_err(AppError::internal)?;
-            daicho_app::files::sync_dir(&app.exports).map_err(AppError::internal)?;
+        let made = daicho_app::pmh::generate(app, &u.actor(), &key, mode, today, &app.exports)?;
+        if let Some((n, batch)) = &made {
             tracing::info!(user = %u.id, batch = n, records = batch.records, mode = mode_name(batch.mode), "pmh batch generated");
-        } else {
-            let _ = std::fs::remove_dir_all(&tmp);
         }
-        Ok(number)
+        Ok(made.map(|(n, _)| n))
     })
     .await?;
     Ok(match generated {
