@@ -80,6 +80,8 @@ pub struct BatchRow {
     pub results: String,
     /// `ok`, `pending` or `late` (no results after the configured days).
     pub results_class: &'static str,
+    /// Delivered to the folder of `[pmh.delivery]` (送信済み).
+    pub delivered: bool,
 }
 
 /// What reading an uploaded results file did, or why it was refused.
@@ -398,6 +400,7 @@ async fn build(
                         .collect(),
                     results,
                     results_class,
+                    delivered: batch_dir(app, b.number).join(daicho_app::schedule::DELIVERED_FILE).exists(),
                 }
             })
             .collect();
