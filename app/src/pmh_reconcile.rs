@@ -19,13 +19,12 @@ use std::collections::{BTreeMap, HashMap};
 use daicho_domain::config::{Config, ProgramKey};
 use daicho_domain::ids::HistoryKey;
 use daicho_domain::numbers::MyNumber;
-use daicho_domain::text::decode_cp932;
 use daicho_projections::pmh::{Outgoing, csv_header, csv_row};
 use serde::Deserialize;
 
-use crate::csv_records::{Record, RecordError, Records};
+use crate::csv_records::Record;
 use crate::ledger::{Ledger, LedgerError};
-use crate::pmh_results::{Encoding, FILE_BYTES_MAX, FileProblem, PROBLEMS_MAX};
+use crate::pmh_results::{Encoding, FILE_BYTES_MAX, FileProblem, PROBLEMS_MAX, PmhCsv};
 
 /// The default column profile.
 pub const DEFAULT_PROFILE: &str = include_str!("../../examples/pmh/inquiry-profile.toml");
@@ -119,47 +118,18 @@ struct Row {
 /// Reads PMH's inquiry file; any problem refuses it whole (at most [`PROBLEMS_MAX`] listed).
 fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
     let whole = |message: String| vec![FileProblem { line: 0, column: None, message }];
-    if bytes.len() > FILE_BYTES_MAX {
-        return Err(whole(format!(
-            "ファイルが大きすぎます（{} MiB まで。制度ごとに分けてください）",
-            FILE_BYTES_MAX >> 20
-        )));
-    }
-    let (body, encoding) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) if profile.encoding != Encoding::Cp932 => (rest, Encoding::Utf8),
-        _ => match profile.encoding {
-            Encoding::Auto if std::str::from_utf8(bytes).is_ok() => (bytes, Encoding::Utf8),
-            Encoding::Auto => (bytes, Encoding::Cp932),
-            other => (bytes, other),
-        },
-    };
-    let decode = |cell: &[u8]| -> Option<String> {
-        match encoding {
-            Encoding::Cp932 => decode_cp932(cell).ok(),
-            _ => std::str::from_utf8(cell).ok().map(str::to_owned),
-        }
-    };
-    let mut records = Records::new(body, b',');
+    let too_large = format!("ファイルが大きすぎます（{} MiB まで。制度ごとに分けてください）", FILE_BYTES_MAX >> 20);
+    let mut csv = PmhCsv::open(bytes, profile.encoding, &too_large)?;
     let mut record = Record::default();
     let mut problems = Vec::new();
-    let next = |records: &mut Records<&[u8]>, record: &mut Record| -> Result<bool, Vec<FileProblem>> {
-        records.next_into(record).map_err(|e| match e {
-            RecordError::Unclosed { line } => {
-                vec![FileProblem {
-                    line, column: None, message: "引用符（\"）が閉じられていません".into()
-                }]
-            }
-            RecordError::Io(e) => vec![FileProblem { line: 0, column: None, message: format!("読めません: {e}") }],
-        })
-    };
-    if !next(&mut records, &mut record)? {
+    if !csv.next(&mut record)? {
         return Err(whole("ファイルが空です（見出し行がありません）".into()));
     }
     let header: Vec<String> = record
         .cells
         .iter()
         .map(|c| {
-            let name = decode(c).unwrap_or_default().trim().to_owned();
+            let name = csv.decode(c).unwrap_or_default().trim().to_owned();
             profile.rename.get(&name).cloned().unwrap_or(name)
         })
         .collect();
@@ -189,7 +159,7 @@ fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
             extra += 1;
         }
     };
-    while next(&mut records, &mut record)? {
+    while csv.next(&mut record)? {
         if record.is_blank() {
             continue;
         }
@@ -208,18 +178,10 @@ fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
         let mut cells = Vec::with_capacity(header.len());
         let mut readable = true;
         for (name, cell) in header.iter().zip(&record.cells) {
-            match decode(cell) {
+            match csv.decode(cell) {
                 Some(text) => cells.push((name.clone(), text.trim().to_owned())),
                 None => {
-                    let charset = if encoding == Encoding::Cp932 { "CP932" } else { "UTF-8" };
-                    problem(
-                        FileProblem {
-                            line,
-                            column: Some(name.clone()),
-                            message: format!("{charset}として読めない文字があります"),
-                        },
-                        &mut problems,
-                    );
+                    problem(csv.undecodable(line, name), &mut problems);
                     readable = false;
                 }
             }

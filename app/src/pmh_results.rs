@@ -158,28 +158,66 @@ pub struct Row {
 /// Longest batch file name accepted, in characters.
 const FILE_NAME_CHARS_MAX: usize = 200;
 
+/// A CSV file from PMH opened for reading: its records after any BOM, cells decoded in the
+/// encoding the profile states (or finds); shared by the results and the inquiry files.
+pub(crate) struct PmhCsv<'a> {
+    records: Records<&'a [u8]>,
+    pub(crate) encoding: Encoding,
+}
+
+impl<'a> PmhCsv<'a> {
+    /// `bytes` read as `stated` (a UTF-8 BOM is skipped unless CP932 is stated; `Auto`: UTF-8
+    /// when the whole file is, else CP932); refused above [`FILE_BYTES_MAX`].
+    pub(crate) fn open(bytes: &'a [u8], stated: Encoding, too_large: &str) -> Result<PmhCsv<'a>, Vec<FileProblem>> {
+        if bytes.len() > FILE_BYTES_MAX {
+            return Err(vec![FileProblem { line: 0, column: None, message: too_large.to_owned() }]);
+        }
+        let (body, encoding) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) if stated != Encoding::Cp932 => (rest, Encoding::Utf8),
+            _ => match stated {
+                Encoding::Auto if std::str::from_utf8(bytes).is_ok() => (bytes, Encoding::Utf8),
+                Encoding::Auto => (bytes, Encoding::Cp932),
+                other => (bytes, other),
+            },
+        };
+        Ok(PmhCsv { records: Records::new(body, b','), encoding })
+    }
+
+    /// A cell as text, `None` when its bytes are not text in the file's encoding.
+    pub(crate) fn decode(&self, cell: &[u8]) -> Option<String> {
+        match self.encoding {
+            Encoding::Cp932 => decode_cp932(cell).ok(),
+            _ => std::str::from_utf8(cell).ok().map(str::to_owned),
+        }
+    }
+
+    /// The problem of a cell [`PmhCsv::decode`] could not read.
+    pub(crate) fn undecodable(&self, line: u64, column: &str) -> FileProblem {
+        let charset = if self.encoding == Encoding::Cp932 { "CP932" } else { "UTF-8" };
+        FileProblem {
+            line, column: Some(column.to_owned()), message: format!("{charset}として読めない文字があります")
+        }
+    }
+
+    /// The next record into `record`; false at the end.
+    pub(crate) fn next(&mut self, record: &mut Record) -> Result<bool, Vec<FileProblem>> {
+        self.records.next_into(record).map_err(|e| match e {
+            RecordError::Unclosed { line } => {
+                vec![FileProblem {
+                    line, column: None, message: "引用符（\"）が閉じられていません".into()
+                }]
+            }
+            RecordError::Io(e) => vec![FileProblem { line: 0, column: None, message: format!("読めません: {e}") }],
+        })
+    }
+}
+
 /// Reads the rows of a results file; any problem refuses the whole file (at most
 /// [`PROBLEMS_MAX`] are listed, then one that counts the rest).
 pub fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
     let whole = |message: String| vec![FileProblem { line: 0, column: None, message }];
-    if bytes.len() > FILE_BYTES_MAX {
-        return Err(whole(format!("ファイルが大きすぎます（{} MiB まで）", FILE_BYTES_MAX >> 20)));
-    }
-    let (body, encoding) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) if profile.encoding != Encoding::Cp932 => (rest, Encoding::Utf8),
-        _ => match profile.encoding {
-            Encoding::Auto if std::str::from_utf8(bytes).is_ok() => (bytes, Encoding::Utf8),
-            Encoding::Auto => (bytes, Encoding::Cp932),
-            other => (bytes, other),
-        },
-    };
-    let decode = |cell: &[u8]| -> Option<String> {
-        match encoding {
-            Encoding::Cp932 => decode_cp932(cell).ok(),
-            _ => std::str::from_utf8(cell).ok().map(str::to_owned),
-        }
-    };
-    let mut records = Records::new(body, b',');
+    let mut csv =
+        PmhCsv::open(bytes, profile.encoding, &format!("ファイルが大きすぎます（{} MiB まで）", FILE_BYTES_MAX >> 20))?;
     let mut record = Record::default();
     let mut problems: Vec<FileProblem> = Vec::new();
     let mut extra = 0usize;
@@ -190,20 +228,11 @@ pub fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem
             extra += 1;
         }
     };
-    let next = |records: &mut Records<&[u8]>, record: &mut Record| -> Result<bool, Vec<FileProblem>> {
-        records.next_into(record).map_err(|e| match e {
-            RecordError::Unclosed { line } => {
-                vec![FileProblem {
-                    line, column: None, message: "引用符（\"）が閉じられていません".into()
-                }]
-            }
-            RecordError::Io(e) => vec![FileProblem { line: 0, column: None, message: format!("読めません: {e}") }],
-        })
-    };
-    if !next(&mut records, &mut record)? {
+    if !csv.next(&mut record)? {
         return Err(whole("ファイルが空です（見出し行がありません）".into()));
     }
-    let header: Vec<String> = record.cells.iter().map(|c| decode(c).unwrap_or_default().trim().to_owned()).collect();
+    let header: Vec<String> =
+        record.cells.iter().map(|c| csv.decode(c).unwrap_or_default().trim().to_owned()).collect();
     let names = [&profile.file, &profile.history_key, &profile.code, &profile.message];
     let mut at = [0usize; 4];
     for (i, name) in names.iter().enumerate() {
@@ -223,7 +252,7 @@ pub fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem
         return Err(problems);
     }
     let mut rows = Vec::new();
-    while next(&mut records, &mut record)? {
+    while csv.next(&mut record)? {
         if record.is_blank() {
             continue;
         }
@@ -233,19 +262,13 @@ pub fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem
         let line = record.line;
         let mut cell = |i: usize, problems: &mut Vec<FileProblem>| -> Option<String> {
             let column = Some(names[i].clone());
-            match record.cells.get(at[i]).map(|c| decode(c)) {
+            match record.cells.get(at[i]).map(|c| csv.decode(c)) {
                 None => {
                     problem(FileProblem { line, column, message: "列が足りません".into() }, problems);
                     None
                 }
                 Some(None) => {
-                    let charset = if encoding == Encoding::Cp932 { "CP932" } else { "UTF-8" };
-                    problem(
-                        FileProblem {
-                            line, column, message: format!("{charset}として読めない文字があります")
-                        },
-                        problems,
-                    );
+                    problem(csv.undecodable(line, names[i]), problems);
                     None
                 }
                 Some(Some(text)) => Some(text),

@@ -154,31 +154,11 @@ pub struct ResultsRequest<'a> {
 
 /// `daicho pmh results`.
 pub fn results(request: &ResultsRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    use daicho_app::pmh_results::{FILE_BYTES_MAX, Profile};
+    use daicho_app::pmh_results::Profile;
     let ResultsRequest { data, file, profile, covers, today, actor } = *request;
-    let profile = match profile {
-        None => Profile::default_profile(),
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("読めません: {e}"))
-            .and_then(|text| Profile::from_toml(&text)),
-    };
-    let profile = match profile {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = writeln!(err, "プロファイル: {e}");
-            return EXIT_REJECTED;
-        }
-    };
-    let bytes = match std::fs::metadata(file) {
-        Ok(m) if m.len() > FILE_BYTES_MAX as u64 => {
-            let _ = writeln!(err, "{}: ファイルが大きすぎます（{} MiB まで）", file.display(), FILE_BYTES_MAX >> 20);
-            return EXIT_REJECTED;
-        }
-        Ok(_) => match std::fs::read(file) {
-            Ok(b) => b,
-            Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
-        },
-        Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
+    let Some((profile, bytes)) = profile_and_file(profile, Profile::default_profile, Profile::from_toml, file, err)
+    else {
+        return EXIT_REJECTED;
     };
     let app = match App::open(data) {
         Ok(app) => app,
@@ -238,35 +218,9 @@ pub fn reconcile(
     err: &mut dyn Write,
 ) -> u8 {
     use daicho_app::pmh_reconcile::{Kind, Profile, ReconcileError};
-    use daicho_app::pmh_results::FILE_BYTES_MAX;
-    let profile = match profile {
-        None => Profile::default_profile(),
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("読めません: {e}"))
-            .and_then(|text| Profile::from_toml(&text)),
-    };
-    let profile = match profile {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = writeln!(err, "プロファイル: {e}");
-            return EXIT_REJECTED;
-        }
-    };
-    let bytes = match std::fs::metadata(file) {
-        Ok(m) if m.len() > FILE_BYTES_MAX as u64 => {
-            let _ = writeln!(
-                err,
-                "{}: ファイルが大きすぎます（{} MiB まで。制度ごとに分けてください）",
-                file.display(),
-                FILE_BYTES_MAX >> 20
-            );
-            return EXIT_REJECTED;
-        }
-        Ok(_) => match std::fs::read(file) {
-            Ok(b) => b,
-            Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
-        },
-        Err(e) => return fail(err, format!("{}: 読めません: {e}", file.display())),
+    let Some((profile, bytes)) = profile_and_file(profile, Profile::default_profile, Profile::from_toml, file, err)
+    else {
+        return EXIT_REJECTED;
     };
     let mut ledger = match Ledger::open(data) {
         Ok(l) => l,
@@ -319,4 +273,41 @@ pub fn reconcile(
         );
     }
     if result.findings.is_empty() { EXIT_OK } else { EXIT_REJECTED }
+}
+
+/// The column profile (`path`, else the default) and the file's bytes (at most
+/// `daicho_app::pmh_results::FILE_BYTES_MAX`); `None` once the problem is written to `err`.
+fn profile_and_file<P>(
+    path: Option<&Path>,
+    default: fn() -> Result<P, String>,
+    parse: fn(&str) -> Result<P, String>,
+    file: &Path,
+    err: &mut dyn Write,
+) -> Option<(P, Vec<u8>)> {
+    use daicho_app::pmh_results::FILE_BYTES_MAX;
+    let profile = match path {
+        None => default(),
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("読めません: {e}")).and_then(|t| parse(&t)),
+    };
+    let profile = match profile {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "プロファイル: {e}");
+            return None;
+        }
+    };
+    let bytes = match std::fs::metadata(file) {
+        Ok(m) if m.len() > FILE_BYTES_MAX as u64 => {
+            Err(format!("ファイルが大きすぎます（{} MiB まで）", FILE_BYTES_MAX >> 20))
+        }
+        Ok(_) => std::fs::read(file).map_err(|e| format!("読めません: {e}")),
+        Err(e) => Err(format!("読めません: {e}")),
+    };
+    match bytes {
+        Ok(b) => Some((profile, b)),
+        Err(e) => {
+            let _ = writeln!(err, "{}: {e}", file.display());
+            None
+        }
+    }
 }
