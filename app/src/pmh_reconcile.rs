@@ -106,17 +106,30 @@ impl Profile {
     }
 }
 
-/// One row of PMH's file: its line, and its cells by daicho's column name.
+/// One row of PMH's file: its line, its identifying cells, and every cell in header order.
 #[derive(Clone, Debug)]
 struct Row {
     line: u64,
     history_key: String,
     type_id: String,
-    cells: Vec<(String, String)>,
+    /// PMH holds it as deleted (not held; its program still counts as in the file).
+    deleted: bool,
+    cells: Vec<String>,
 }
 
+/// The file: daicho's name for each column (the identifying ones under daicho's own names,
+/// whatever the file calls them), and its rows.
+#[derive(Debug)]
+struct Inquiry {
+    header: Vec<String>,
+    rows: Vec<Row>,
+}
+
+/// daicho's names of the identifying columns, in the order of [`Profile`]'s.
+const IDENTITY: [&str; 4] = ["履歴キー", "機関別受給者証種別ID", "マイナンバー", "削除フラグ"];
+
 /// Reads PMH's inquiry file; any problem refuses it whole (at most [`PROBLEMS_MAX`] listed).
-fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
+fn read(bytes: &[u8], profile: &Profile) -> Result<Inquiry, Vec<FileProblem>> {
     let whole = |message: String| vec![FileProblem { line: 0, column: None, message }];
     let too_large = format!("ファイルが大きすぎます（{} MiB まで。制度ごとに分けてください）", FILE_BYTES_MAX >> 20);
     let mut csv = PmhCsv::open(bytes, profile.encoding, &too_large)?;
@@ -125,7 +138,7 @@ fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
     if !csv.next(&mut record)? {
         return Err(whole("ファイルが空です（見出し行がありません）".into()));
     }
-    let header: Vec<String> = record
+    let mut header: Vec<String> = record
         .cells
         .iter()
         .map(|c| {
@@ -149,6 +162,11 @@ fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
     }
     if !problems.is_empty() {
         return Err(problems);
+    }
+    for (i, daicho_name) in IDENTITY.iter().enumerate() {
+        if let Some(h) = header.get_mut(at[i]) {
+            *h = (*daicho_name).to_owned();
+        }
     }
     let mut rows = Vec::new();
     let mut extra = 0usize;
@@ -179,7 +197,7 @@ fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
         let mut readable = true;
         for (name, cell) in header.iter().zip(&record.cells) {
             match csv.decode(cell) {
-                Some(text) => cells.push((name.clone(), text.trim().to_owned())),
+                Some(text) => cells.push(text.trim().to_owned()),
                 None => {
                     problem(csv.undecodable(line, name), &mut problems);
                     readable = false;
@@ -189,7 +207,7 @@ fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
         if !readable {
             continue;
         }
-        let cell = |i: usize| cells.get(at[i]).map(|(_, v)| v.as_str()).unwrap_or_default();
+        let cell = |i: usize| cells.get(at[i]).map(String::as_str).unwrap_or_default();
         if let Err(e) = HistoryKey::parse(cell(0)) {
             problem(FileProblem { line, column: Some(ids[0].clone()), message: e.message() }, &mut problems);
             continue;
@@ -205,19 +223,15 @@ fn read(bytes: &[u8], profile: &Profile) -> Result<Vec<Row>, Vec<FileProblem>> {
             );
             continue;
         }
-        // A record PMH holds as deleted is not held.
-        if cell(3) == "1" {
-            continue;
-        }
-        let (history_key, type_id) = (cell(0).to_owned(), cell(1).to_owned());
-        rows.push(Row { line, history_key, type_id, cells });
+        let (history_key, type_id, deleted) = (cell(0).to_owned(), cell(1).to_owned(), cell(3) == "1");
+        rows.push(Row { line, history_key, type_id, deleted, cells });
     }
     if extra > 0 {
         problems.push(FileProblem {
             line: 0, column: None, message: format!("ほかに{extra}件の問題があります")
         });
     }
-    if problems.is_empty() { Ok(rows) } else { Err(problems) }
+    if problems.is_empty() { Ok(Inquiry { header, rows }) } else { Err(problems) }
 }
 
 /// What a finding is.
@@ -341,150 +355,184 @@ impl From<LedgerError> for ReconcileError {
     }
 }
 
+/// What a reconciliation reads of the ledger, taken under its lock and compared without it.
+pub struct Inputs {
+    pub config: Config,
+    pub batches: Vec<crate::ledger::RecordedBatch>,
+    pub reader: daicho_projections::query::Reader,
+    pub store: daicho_store::Store,
+}
+
 impl Ledger {
-    /// Compares PMH's inquiry file `bytes` (read through `profile`) with what daicho sent (see
-    /// the module). Reads only.
+    /// What [`reconcile`] needs, with the register caught up.
+    pub fn reconcile_inputs(&mut self) -> Result<Inputs, LedgerError> {
+        let batches = self.pmh_batches()?;
+        let reader = self.projections()?.reader();
+        Ok(Inputs { config: self.config().clone(), batches, reader, store: self.store().clone() })
+    }
+
+    /// [`reconcile`] at the head.
     pub fn reconcile_pmh(&mut self, bytes: &[u8], profile: &Profile) -> Result<Reconciliation, ReconcileError> {
-        let rows = read(bytes, profile).map_err(ReconcileError::File)?;
-        let config = self.config().clone();
-        let by_type: HashMap<&str, &ProgramKey> =
-            config.programs().iter().map(|p| (p.pmh_certificate_type_id.as_str(), &p.key)).collect();
-        let mut out = Reconciliation { rows: rows.len(), ..Reconciliation::default() };
-        // PMH's rows by program and history key.
-        let mut held: BTreeMap<ProgramKey, HashMap<String, &Row>> = BTreeMap::new();
-        for row in &rows {
-            match by_type.get(row.type_id.as_str()) {
-                Some(key) => {
-                    if held.entry((*key).clone()).or_default().insert(row.history_key.clone(), row).is_some() {
-                        out.findings.push(Finding {
-                            kind: Kind::UnknownToDaicho,
-                            line: Some(row.line),
-                            history_key: row.history_key.clone(),
-                            program: Some((*key).clone()),
-                            recipient: None,
-                            batch: None,
-                            columns: vec!["同じ履歴キーの行が前にもあります".into()],
-                            my_numbers: None,
-                        });
+        let inputs = self.reconcile_inputs()?;
+        reconcile(bytes, profile, &inputs)
+    }
+}
+
+/// Compares PMH's inquiry file `bytes` (read through `profile`) with what daicho sent (see the
+/// module). Reads only.
+pub fn reconcile(bytes: &[u8], profile: &Profile, inputs: &Inputs) -> Result<Reconciliation, ReconcileError> {
+    let Inquiry { header, rows } = read(bytes, profile).map_err(ReconcileError::File)?;
+    let Inputs { config, batches, reader, store } = inputs;
+    let by_type: HashMap<&str, &ProgramKey> =
+        config.programs().iter().map(|p| (p.pmh_certificate_type_id.as_str(), &p.key)).collect();
+    let mut out = Reconciliation { rows: rows.len(), ..Reconciliation::default() };
+    let unknown = |row: &Row, program: Option<ProgramKey>, why: &str| Finding {
+        kind: Kind::UnknownToDaicho,
+        line: Some(row.line),
+        history_key: row.history_key.clone(),
+        program,
+        recipient: None,
+        batch: None,
+        columns: vec![why.to_owned()],
+        my_numbers: None,
+    };
+    // PMH's rows by program and history key (the first row of a key; a later one is listed).
+    let mut held: BTreeMap<ProgramKey, HashMap<String, &Row>> = BTreeMap::new();
+    for row in &rows {
+        let Some(key) = by_type.get(row.type_id.as_str()) else {
+            out.findings.push(unknown(row, None, "設定にない機関別受給者証種別IDです"));
+            continue;
+        };
+        // A program PMH holds only as deleted is in the file all the same.
+        let of_program = held.entry((*key).clone()).or_default();
+        if row.deleted {
+            continue;
+        }
+        match of_program.entry(row.history_key.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                out.findings.push(unknown(row, Some((*key).clone()), "同じ履歴キーの行が前にもあります"));
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(row);
+            }
+        }
+    }
+    out.programs = held.keys().cloned().collect();
+    let positions: HashMap<u64, u64> = batches.iter().map(|b| (b.number, b.position)).collect();
+    let head = store.head().position.0;
+    // Each program's full batches: a full resend renders every record again under the
+    // configuration of its own day, so a record's last rendering is the later of its batch and
+    // the last full batch after it.
+    let mut fulls: HashMap<&str, Vec<u64>> = HashMap::new();
+    for b in batches.iter().filter(|b| b.batch.mode == daicho_domain::config::PmhMode::Full) {
+        fulls.entry(b.batch.program.as_str()).or_default().push(b.number);
+    }
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let my_number_at = column(IDENTITY[2]);
+    let mut configs: HashMap<u64, Config> = HashMap::new();
+    for (key, rows) in &mut held {
+        let findings = &mut out.findings;
+        let compared = &mut out.compared;
+        let mut failed: Option<LedgerError> = None;
+        let full_batches = fulls.get(key.as_str()).cloned().unwrap_or_default();
+        reader
+            .for_each_pmh_entry(key.as_str(), &mut |n, _, entry| {
+                let Some(sent) = entry.exported() else { return Ok(()) };
+                let history_key = sent.history_key().to_string();
+                let batch = entry.batch();
+                let Some(row) = rows.remove(&history_key) else {
+                    findings.push(Finding {
+                        kind: Kind::MissingAtPmh,
+                        line: None,
+                        history_key,
+                        program: Some(key.clone()),
+                        recipient: Some(n),
+                        batch: Some(batch),
+                        columns: Vec::new(),
+                        my_numbers: None,
+                    });
+                    return Ok(());
+                };
+                *compared += 1;
+                let rendered = if entry.refusal().is_some() {
+                    batch
+                } else {
+                    full_batches.iter().copied().filter(|f| *f > batch).max().unwrap_or(batch)
+                };
+                if let std::collections::hash_map::Entry::Vacant(v) = configs.entry(rendered) {
+                    match crate::billing::config_at(store, positions.get(&rendered).copied().unwrap_or(head)) {
+                        Ok(c) => {
+                            v.insert(c);
+                        }
+                        Err(e) => {
+                            failed = Some(LedgerError::Other(e.to_string()));
+                            return Err(daicho_projections::ProjectionError::Corrupt("configuration".into()));
+                        }
                     }
                 }
-                None => out.findings.push(Finding {
-                    kind: Kind::UnknownToDaicho,
-                    line: Some(row.line),
-                    history_key: row.history_key.clone(),
-                    program: None,
-                    recipient: None,
-                    batch: None,
-                    columns: vec!["設定にない機関別受給者証種別IDです".into()],
-                    my_numbers: None,
-                }),
-            }
+                let at_batch = configs.get(&rendered).unwrap_or(config);
+                let Some(program) = at_batch.program(key).or_else(|| config.program(key)) else { return Ok(()) };
+                let ours: HashMap<String, String> = csv_header(program)
+                    .into_iter()
+                    .zip(csv_row(&Outgoing { record: sent, deleted: false }, program, &at_batch.eras))
+                    .collect();
+                let mut columns = Vec::new();
+                let mut my_numbers = None;
+                for (i, (name, theirs)) in header.iter().zip(&row.cells).enumerate() {
+                    if *name == IDENTITY[0] || *name == IDENTITY[3] {
+                        continue;
+                    }
+                    // What PMH kept of a record it refused is not known here: only the My
+                    // Number is compared (PMH holding another one is what must be found).
+                    if entry.refusal().is_some() && Some(i) != my_number_at {
+                        continue;
+                    }
+                    let Some(value) = ours.get(name) else { continue };
+                    if value.trim() != theirs {
+                        if Some(i) == my_number_at {
+                            my_numbers = Some((masked(value), masked(theirs)));
+                        }
+                        columns.push(name.clone());
+                    }
+                }
+                if !columns.is_empty() {
+                    findings.push(Finding {
+                        kind: if my_numbers.is_some() { Kind::WrongPerson } else { Kind::FieldsDiffer },
+                        line: Some(row.line),
+                        history_key,
+                        program: Some(key.clone()),
+                        recipient: Some(n),
+                        batch: Some(rendered),
+                        columns,
+                        my_numbers,
+                    });
+                }
+                Ok(())
+            })
+            .map_err(|e| failed.take().unwrap_or(LedgerError::from(e)))?;
+        for row in rows.values() {
+            // The key may name a recipient daicho has (whose record it did not send).
+            let recipient = HistoryKey::parse(&row.history_key)
+                .ok()
+                .and_then(|k| k.parts())
+                .map(|(n, _)| n.0)
+                .filter(|n| reader.recipient(*n).is_ok_and(|r| r.is_some()));
+            out.findings.push(Finding {
+                kind: Kind::UnknownToDaicho,
+                line: Some(row.line),
+                history_key: row.history_key.clone(),
+                program: Some(key.clone()),
+                recipient,
+                batch: None,
+                columns: Vec::new(),
+                my_numbers: None,
+            });
         }
-        out.programs = held.keys().cloned().collect();
-        let batches = self.pmh_batches()?;
-        let positions: HashMap<u64, u64> = batches.iter().map(|b| (b.number, b.position)).collect();
-        let head = self.store().head().position.0;
-        let reader = self.projections()?.reader();
-        let store = self.store();
-        // The configuration each batch was rendered under.
-        let mut configs: HashMap<u64, Config> = HashMap::new();
-        for (key, rows) in &mut held {
-            let findings = &mut out.findings;
-            let compared = &mut out.compared;
-            let mut failed: Option<LedgerError> = None;
-            reader
-                .for_each_pmh_entry(key.as_str(), &mut |n, _, entry| {
-                    let Some(sent) = entry.exported() else { return Ok(()) };
-                    let history_key = sent.history_key().to_string();
-                    let batch = entry.batch();
-                    let Some(row) = rows.remove(&history_key) else {
-                        findings.push(Finding {
-                            kind: Kind::MissingAtPmh,
-                            line: None,
-                            history_key,
-                            program: Some(key.clone()),
-                            recipient: Some(n),
-                            batch: Some(batch),
-                            columns: Vec::new(),
-                            my_numbers: None,
-                        });
-                        return Ok(());
-                    };
-                    *compared += 1;
-                    if let std::collections::hash_map::Entry::Vacant(v) = configs.entry(batch) {
-                        match crate::billing::config_at(store, positions.get(&batch).copied().unwrap_or(head)) {
-                            Ok(c) => {
-                                v.insert(c);
-                            }
-                            Err(e) => {
-                                failed = Some(LedgerError::Other(e.to_string()));
-                                return Err(daicho_projections::ProjectionError::Corrupt("configuration".into()));
-                            }
-                        }
-                    }
-                    let at_batch = configs.get(&batch).unwrap_or(&config);
-                    let Some(program) = at_batch.program(key).or_else(|| config.program(key)) else { return Ok(()) };
-                    let ours: HashMap<String, String> = csv_header(program)
-                        .into_iter()
-                        .zip(csv_row(&Outgoing { record: sent, deleted: false }, program, &at_batch.eras))
-                        .collect();
-                    let mut columns = Vec::new();
-                    let mut my_numbers = None;
-                    for (name, theirs) in &row.cells {
-                        if *name == profile.history_key || *name == profile.deleted {
-                            continue;
-                        }
-                        let Some(value) = ours.get(name) else { continue };
-                        if value.trim() != theirs {
-                            if *name == profile.my_number {
-                                my_numbers = Some((masked(value), masked(theirs)));
-                            }
-                            columns.push(name.clone());
-                        }
-                    }
-                    if !columns.is_empty() {
-                        findings.push(Finding {
-                            kind: if my_numbers.is_some() { Kind::WrongPerson } else { Kind::FieldsDiffer },
-                            line: Some(row.line),
-                            history_key,
-                            program: Some(key.clone()),
-                            recipient: Some(n),
-                            batch: Some(batch),
-                            columns,
-                            my_numbers,
-                        });
-                    }
-                    Ok(())
-                })
-                .map_err(|e| failed.take().unwrap_or(LedgerError::from(e)))?;
-            for row in rows.values() {
-                // The key may name a recipient daicho has (whose record it did not send).
-                let recipient = HistoryKey::parse(&row.history_key)
-                    .ok()
-                    .and_then(|k| k.parts())
-                    .map(|(n, _)| n.0)
-                    .filter(|n| reader.recipient(*n).is_ok_and(|r| r.is_some()));
-                out.findings.push(Finding {
-                    kind: Kind::UnknownToDaicho,
-                    line: Some(row.line),
-                    history_key: row.history_key.clone(),
-                    program: Some(key.clone()),
-                    recipient,
-                    batch: None,
-                    columns: Vec::new(),
-                    my_numbers: None,
-                });
-            }
-        }
-        out.findings.sort_by(|a, b| {
-            (a.kind, a.line.unwrap_or(u64::MAX), &a.history_key).cmp(&(
-                b.kind,
-                b.line.unwrap_or(u64::MAX),
-                &b.history_key,
-            ))
-        });
-        Ok(out)
     }
+    out.findings.sort_by(|a, b| {
+        (a.kind, a.line.unwrap_or(u64::MAX), &a.history_key).cmp(&(b.kind, b.line.unwrap_or(u64::MAX), &b.history_key))
+    });
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -495,8 +543,8 @@ mod tests {
     fn the_default_profile_reads_and_a_bad_file_names_line_and_column() {
         let profile = Profile::default_profile().unwrap_or_else(|e| panic!("{e}"));
         let ok = "履歴キー,機関別受給者証種別ID,マイナンバー,削除フラグ,氏名\r\nR1S1,139998N15,400000000017,0,桜\r\nR1S2,139998N15,,1,桜\r\n";
-        let rows = read(ok.as_bytes(), &profile).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(rows.len(), 1, "a row PMH holds as deleted is not held");
+        let rows = read(ok.as_bytes(), &profile).unwrap_or_else(|e| panic!("{e:?}")).rows;
+        assert_eq!(rows.iter().map(|r| r.deleted).collect::<Vec<_>>(), [false, true], "a deleted row is kept, flagged");
         assert_eq!((rows[0].line, rows[0].history_key.as_str()), (2, "R1S1"));
         let bad = "履歴キー,機関別受給者証種別ID,マイナンバー,削除フラグ\r\nR1-S1,X,1,0\r\nR1S1,,1,0\r\nR1S1,X,1,2\r\nR1S1,X\r\n";
         let problems: Vec<String> =
@@ -516,9 +564,22 @@ mod tests {
             "[columns]\nhistory_key = \"履歴キー\"\ntype_id = \"種別\"\nmy_number = \"マイナンバー\"\ndeleted = \"削除\"\n[rename]\n\"種別ID\" = \"種別\"\n\"個人番号\" = \"マイナンバー\"\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let rows = read("履歴キー,種別ID,個人番号,削除\r\nR1S1,X,1,0\r\n".as_bytes(), &profile)
+        let read_renamed = read("履歴キー,種別ID,個人番号,削除\r\nR1S1,X,1,0\r\n".as_bytes(), &profile)
             .unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(rows[0].cells[2], ("マイナンバー".to_owned(), "1".to_owned()));
+        assert_eq!(
+            read_renamed.header,
+            ["履歴キー", "機関別受給者証種別ID", "マイナンバー", "削除フラグ"],
+            "daicho's names"
+        );
+        assert_eq!(read_renamed.rows[0].cells[2], "1");
+        // Named by the profile without a rename: still daicho's My Number column.
+        let plain = Profile::from_toml(
+            "[columns]\nhistory_key = \"キー\"\ntype_id = \"種別\"\nmy_number = \"個人番号\"\ndeleted = \"削除\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let read_plain =
+            read("キー,種別,個人番号,削除\r\nR1S1,X,1,0\r\n".as_bytes(), &plain).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(read_plain.header[2], "マイナンバー");
         assert_eq!(masked("400000000017"), "********0017");
         assert_eq!(masked("12"), "（個人番号の形式ではない値）");
     }

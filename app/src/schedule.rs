@@ -69,27 +69,53 @@ pub struct RunStatus {
     pub programs: Vec<ProgramRun>,
 }
 
-/// The slots each program last ran for, as kept in [`STATE_FILE`].
+/// The slots each program last ran for, and from which batch on scheduled batches are
+/// delivered, as kept in [`STATE_FILE`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct State {
     slots: BTreeMap<String, NaiveDate>,
+    /// Scheduled batches after this number are delivered (set when a delivery folder is first
+    /// configured: earlier batches were not meant for it); `None` while none is.
+    #[serde(default)]
+    delivery_after: Option<u64>,
 }
 
-fn read_state(exports: &Path) -> State {
-    std::fs::read(exports.join(STATE_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+/// The state file: default when there is none, an error when it cannot be read (a run then
+/// waits for the operator rather than running everything again).
+fn read_state(exports: &Path) -> Result<State, String> {
+    let path = exports.join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| {
+            format!("{}: 定時連携の記録を読めません。内容を確かめるか、消してから再起動してください（消すと各制度は次の時刻から始まります）", path.display())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
+
+fn write_state(exports: &Path, state: &State) -> Result<(), String> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+    files::replace(exports, STATE_FILE, &bytes)
+}
+
+/// How long a program whose run failed waits before it is tried again.
+pub const RETRY_AFTER: Duration = Duration::minutes(10);
 
 /// The daily runs of one server.
 pub struct Scheduler {
     exports: PathBuf,
     /// The last run's status, for the PMH page.
     pub last: Option<RunStatus>,
+    /// Programs whose run failed, and when they are tried again.
+    retry: BTreeMap<ProgramKey, DateTime<FixedOffset>>,
+    /// The state file could not be read: said once in the log, not every tick.
+    state_error: Option<String>,
 }
 
 impl Scheduler {
     /// A scheduler keeping its batches in `exports` (`DATA/exports`).
     pub fn new(exports: &Path) -> Scheduler {
-        Scheduler { exports: exports.to_path_buf(), last: None }
+        Scheduler { exports: exports.to_path_buf(), last: None, retry: BTreeMap::new(), state_error: None }
     }
 
     /// Runs what is due at `now`: returns what it did, or `None` when nothing was due (or no
@@ -103,15 +129,54 @@ impl Scheduler {
         } else {
             schedule.programs.clone()
         };
-        let mut state = read_state(&self.exports);
+        let mut state = match read_state(&self.exports) {
+            Ok(s) => {
+                self.state_error = None;
+                s
+            }
+            Err(e) => {
+                if self.state_error.as_ref() != Some(&e) {
+                    tracing::error!(error = %e, "pmh schedule stopped");
+                    self.state_error = Some(e);
+                }
+                return None;
+            }
+        };
+        // A program new to the schedule starts at its next slot, not at once.
+        let mut changed = false;
+        for key in &programs {
+            if !state.slots.contains_key(key.as_str()) {
+                state.slots.insert(key.to_string(), day);
+                changed = true;
+            }
+        }
+        match (&config.pmh.delivery, state.delivery_after) {
+            (Some(_), None) => {
+                let last = app.ledger().pmh_batches().ok().and_then(|b| b.last().map(|b| b.number)).unwrap_or(0);
+                state.delivery_after = Some(last);
+                changed = true;
+            }
+            (None, Some(_)) => {
+                state.delivery_after = None;
+                changed = true;
+            }
+            _ => {}
+        }
+        if changed && let Err(e) = write_state(&self.exports, &state) {
+            tracing::error!(error = %e, "pmh schedule: state not written");
+            return None;
+        }
         let mut runs = Vec::new();
         // Scheduled batches recorded but not delivered (a crash between the two) first.
-        if let Some(delivery) = &config.pmh.delivery {
-            runs.extend(self.undelivered(app, delivery));
+        if let (Some(delivery), Some(after)) = (&config.pmh.delivery, state.delivery_after) {
+            runs.extend(self.undelivered(app, delivery, after));
         }
         let actor = Actor::Operator(SCHEDULE_ACTOR.to_owned());
         for key in programs {
             if state.slots.get(key.as_str()).is_some_and(|d| *d >= day) {
+                continue;
+            }
+            if self.retry.get(&key).is_some_and(|t| now < *t) {
                 continue;
             }
             let mut run = ProgramRun { program: key.clone(), batch: None, delivered: Vec::new(), error: None };
@@ -135,12 +200,14 @@ impl Scheduler {
                     // The batch is recorded: this slot is done for the program (a failed
                     // delivery is tried again from its directory).
                     state.slots.insert(key.to_string(), day);
-                    let bytes = serde_json::to_vec_pretty(&state).unwrap_or_default();
-                    if let Err(e) = files::replace(&self.exports, STATE_FILE, &bytes) {
+                    if let Err(e) = write_state(&self.exports, &state) {
                         run.error.get_or_insert(e);
                     }
                 }
-                Err(e) => run.error = Some(e.to_string()),
+                Err(e) => {
+                    run.error = Some(e.to_string());
+                    self.retry.insert(key.clone(), now + RETRY_AFTER);
+                }
             }
             if let Some(e) = &run.error {
                 tracing::error!(program = %key, error = %e, "scheduled pmh batch failed");
@@ -157,8 +224,9 @@ impl Scheduler {
         Some(status)
     }
 
-    /// Delivers every batch the scheduler recorded whose directory has no [`DELIVERED_FILE`].
-    fn undelivered(&self, app: &App, delivery: &PmhDelivery) -> Vec<ProgramRun> {
+    /// Delivers every batch the scheduler recorded after batch `after` whose directory has no
+    /// [`DELIVERED_FILE`] (its files made again from the log when the directory is gone).
+    fn undelivered(&self, app: &App, delivery: &PmhDelivery, after: u64) -> Vec<ProgramRun> {
         let recorded = match app.ledger().pmh_batches() {
             Ok(r) => r,
             Err(e) => {
@@ -167,9 +235,18 @@ impl Scheduler {
             }
         };
         let mut out = Vec::new();
-        for b in recorded.iter().filter(|b| b.actor == SCHEDULE_ACTOR) {
+        for b in recorded.iter().filter(|b| b.actor == SCHEDULE_ACTOR && b.number > after) {
             let dir = batch_dir(&self.exports, b.number);
-            if !dir.is_dir() || dir.join(DELIVERED_FILE).exists() {
+            if dir.join(DELIVERED_FILE).exists() {
+                continue;
+            }
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                out.push(ProgramRun {
+                    program: b.batch.program.clone(),
+                    batch: Some(b.number),
+                    delivered: Vec::new(),
+                    error: Some(format!("{}: {e}", dir.display())),
+                });
                 continue;
             }
             // The files as recorded, made again from the log when one is missing or altered.
@@ -224,21 +301,38 @@ pub fn delivered_name(delivery: &PmhDelivery, b: &Delivery<'_>, day: NaiveDate, 
     format!("{name}.{ext}")
 }
 
+/// The progress of a delivery, in the batch's directory: the names already in the folder.
+pub const DELIVERING_FILE: &str = "delivering";
+
 /// Copies a batch's data files of the configured kinds from `dir` into the delivery folder,
-/// each under a temporary name, synced, renamed; then marks the batch delivered. Returns the
-/// names delivered.
+/// each under a temporary name, synced, renamed (one already delivered by an interrupted try
+/// is not delivered again); then marks the batch delivered. Returns the names delivered.
 pub fn deliver(delivery: &PmhDelivery, dir: &Path, b: &Delivery<'_>, day: NaiveDate) -> Result<Vec<String>, String> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
     let folder = &delivery.folder;
+    let meta = std::fs::metadata(folder).map_err(|e| format!("{}: 連携フォルダがありません: {e}", folder.display()))?;
+    if !meta.is_dir() || meta.mode() & 0o002 != 0 {
+        return Err(format!(
+            "{}: 連携フォルダが誰でも書き込める（またはフォルダではない）ため置きません。権限を確かめてください",
+            folder.display()
+        ));
+    }
+    let done: Vec<String> = std::fs::read_to_string(dir.join(DELIVERING_FILE))
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
     let mut names = Vec::new();
     for file in &b.files {
         let Some(ext) = Path::new(file).extension().and_then(|e| e.to_str()) else { continue };
         if !delivery.files.iter().any(|f| f == ext) {
             continue;
         }
-        let bytes = std::fs::read(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))?;
         let name = delivered_name(delivery, b, day, ext);
+        if done.contains(&name) {
+            names.push(name);
+            continue;
+        }
+        let mut source =
+            std::fs::File::open(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))?;
         let tmp = folder.join(format!(".{name}.tmp"));
         let _ = std::fs::remove_file(&tmp);
         let mut f = std::fs::OpenOptions::new()
@@ -249,12 +343,13 @@ pub fn deliver(delivery: &PmhDelivery, dir: &Path, b: &Delivery<'_>, day: NaiveD
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
         // The umask may have taken bits the configuration asks for.
         f.set_permissions(std::fs::Permissions::from_mode(delivery.file_mode))
-            .and_then(|()| f.write_all(&bytes))
+            .and_then(|()| std::io::copy(&mut source, &mut f).map(drop))
             .and_then(|()| f.sync_all())
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, folder.join(&name)).map_err(|e| format!("{}: {e}", folder.join(&name).display()))?;
         files::sync_dir(folder)?;
         names.push(name);
+        files::replace(dir, DELIVERING_FILE, names.join("\n").as_bytes())?;
     }
     files::replace(dir, DELIVERED_FILE, names.join("\n").as_bytes())?;
     Ok(names)

@@ -774,7 +774,9 @@ impl Config {
             for t in PmhDelivery::TOKENS {
                 rest = rest.replace(t, "");
             }
-            let unique = name.contains("{batch}") || (name.contains("{from}") && name.contains("{to}"));
+            // Two programs' batches can end at the same positions: the program must be named.
+            let unique = name.contains("{batch}")
+                || (name.contains("{program}") && name.contains("{from}") && name.contains("{to}"));
             if name.is_empty()
                 || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
                 || name.starts_with('.')
@@ -782,7 +784,7 @@ impl Config {
             {
                 problems.add(
                     "pmh.delivery.name",
-                    "{program} {mode} {from} {to} {batch} {date} と英数字・_.- で指定し、{batch} か {from} と {to} を含めてください",
+                    "{program} {mode} {from} {to} {batch} {date} と英数字・_.- で指定し、{batch} か、{program} と {from} と {to} を含めてください",
                 );
                 ok = false;
             }
@@ -1123,8 +1125,10 @@ mod tests {
                 "pmh.delivery.name"
             ]
         );
-        let not_unique = format!("{DEMO_TOML}\n[pmh.delivery]\nfolder = \"/srv/x\"\nname = \"{{program}}\"\n");
-        assert_eq!(problem_places(Config::from_toml(&not_unique)), ["pmh.delivery.name"]);
+        for name in ["{{program}}", "{{from}}-{{to}}"] {
+            let not_unique = format!("{DEMO_TOML}\n[pmh.delivery]\nfolder = \"/srv/x\"\nname = \"{name}\"\n");
+            assert_eq!(problem_places(Config::from_toml(&not_unique)), ["pmh.delivery.name"], "{name}");
+        }
     }
 
     #[test]

@@ -1127,3 +1127,47 @@ fn examples_pmh_reconcile() {
         assert!(err.contains(expected), "{expected} in {err}");
     }
 }
+
+#[test]
+fn reconciliation_renders_a_record_as_its_last_full_resend_did_and_compares_only_the_my_number_of_a_refused_one() {
+    let mut l = Ledger::new();
+    l.apply(&adult("A1"));
+    l.apply(&[kosei(json!({}))]);
+    let first = l.export();
+    let json = batch_files(&first, "kosei")[0].clone();
+    // The card's title changes, and a full resend sends the record under the new one.
+    let renamed = daicho_domain::config::DEMO_TOML.replacen(
+        "certificate_name = \"自立支援医療受給者証(更生医療)\"",
+        "certificate_name = \"更生医療受給者証\"",
+        1,
+    );
+    assert_ne!(renamed, daicho_domain::config::DEMO_TOML);
+    let file = l.tmp.path().join("renamed.toml");
+    std::fs::write(&file, &renamed).unwrap();
+    let (status, out, err) = daicho(&["--data", l.data(), "config", "set", file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    let full = l.export_mode("full");
+    let csv_name = batch_files(&full, "kosei")[1].clone();
+    let inquiry = full.dir.join(&csv_name);
+    let (status, out, err) = daicho(&["--data", l.data(), "pmh", "reconcile", inquiry.to_str().unwrap()]);
+    assert_eq!(status, 0, "PMH holds what the full resend sent: {out}{err}");
+    // The first diff's file is what PMH held before: its title differs now.
+    let first_csv = first.dir.join(batch_files(&first, "kosei")[1].clone());
+    let (status, out, _) = daicho(&["--data", l.data(), "pmh", "reconcile", first_csv.to_str().unwrap()]);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("項目相違: 1件") && out.contains("受給者証名"), "{out}");
+    // PMH refuses the diff's record: only a My Number that differs is reported for it.
+    let (status, out, err) = l.results(&[[&json, "R1S1", "E0101", "x"]], &[]);
+    assert_eq!(status, 1, "a full resend sent it again after the diff: {out}{err}");
+    let full_json = batch_files(&full, "kosei")[0].clone();
+    let (status, out, err) = l.results(&[[&full_json, "R1S1", "E0101", "x"]], &[]);
+    assert_eq!(status, 0, "{out}{err}");
+    let (status, out, _) = daicho(&["--data", l.data(), "pmh", "reconcile", first_csv.to_str().unwrap()]);
+    assert_eq!(status, 0, "a refused record's other columns are not compared: {out}");
+    let text = std::fs::read_to_string(&first_csv).unwrap().replace("111111111118", "123456789018");
+    let other = l.tmp.path().join("other.csv");
+    std::fs::write(&other, text).unwrap();
+    let (status, out, _) = daicho(&["--data", l.data(), "pmh", "reconcile", other.to_str().unwrap()]);
+    assert_eq!(status, 1);
+    assert!(out.contains("個人番号相違（別人登録の疑い）: 1件"), "{out}");
+}

@@ -105,9 +105,11 @@ fn a_normal_day_runs_once_at_its_time_and_delivers_whole_files() {
     let mut town = Town::new();
     let app = town.app();
     let mut s = Scheduler::new(&town.exports());
-    // The first tick runs the latest slot (the day before, at 05:59) once.
-    let first = s.tick(&app, at(3, 5, 59)).unwrap();
-    assert_eq!(first.day.to_string(), "2026-12-02");
+    // A schedule starts at its next slot, not when it is switched on.
+    assert!(s.tick(&app, at(3, 5, 59)).is_none(), "switched on at 05:59: nothing yet");
+    assert!(town.scheduled(&app).is_empty());
+    let first = s.tick(&app, at(3, 6, 0)).unwrap();
+    assert_eq!(first.day.to_string(), "2026-12-03");
     assert!(first.programs.iter().all(|p| p.error.is_none()), "{first:?}");
     assert_eq!(town.scheduled(&app), [(1, "kosei".to_owned(), "2026-12-03".to_owned())], "kodomo had nothing to send");
     assert_eq!(town.outbox(), ["kosei_20261203_1.csv", "kosei_20261203_1.json"]);
@@ -122,20 +124,20 @@ fn a_normal_day_runs_once_at_its_time_and_delivers_whole_files() {
         assert_eq!(delivered, std::fs::read(kept).unwrap(), "{name} is the batch's file, whole");
         assert_eq!(mode(&town.outbox.join(&name)), 0o640, "{name}: the configured mode");
     }
-    // Nothing more until the next slot: 06:00 today.
-    assert!(s.tick(&app, at(3, 5, 59)).is_none());
+    // Nothing more until the next slot: 06:00 tomorrow.
+    assert!(s.tick(&app, at(3, 7, 0)).is_none());
     drop(app);
     town.move_house("さくら市緑町2-3");
     let app = town.app();
-    assert!(s.tick(&app, at(3, 5, 59)).is_none(), "a change waits for the slot");
-    let run = s.tick(&app, at(3, 6, 0)).unwrap();
-    assert_eq!(run.day.to_string(), "2026-12-03");
+    assert!(s.tick(&app, at(4, 5, 59)).is_none(), "a change waits for the slot");
+    let run = s.tick(&app, at(4, 6, 0)).unwrap();
+    assert_eq!(run.day.to_string(), "2026-12-04");
     assert_eq!(
         run.programs.iter().map(|p| (p.program.as_str(), p.batch)).collect::<Vec<_>>(),
         [("kodomo", None), ("kosei", Some(2))]
     );
-    assert!(s.tick(&app, at(3, 6, 30)).is_none(), "once a day");
-    assert!(s.tick(&app, at(4, 5, 0)).is_none(), "not before the next slot");
+    assert!(s.tick(&app, at(4, 6, 30)).is_none(), "once a day");
+    assert!(s.tick(&app, at(5, 5, 0)).is_none(), "not before the next slot");
     assert_eq!(town.scheduled(&app).len(), 2);
     assert!(town.outbox().iter().all(|n| !n.starts_with('.')), "no temporary file left: {:?}", town.outbox());
 }
@@ -145,6 +147,7 @@ fn days_the_server_was_down_are_made_up_once_not_once_per_day() {
     let mut town = Town::new();
     let app = town.app();
     let mut s = Scheduler::new(&town.exports());
+    assert!(s.tick(&app, at(2, 23, 0)).is_none(), "switched on");
     s.tick(&app, at(3, 6, 0)).unwrap();
     drop(app);
     town.move_house("さくら市緑町2-3");
@@ -179,10 +182,11 @@ fn a_restart_in_the_middle_of_a_run_does_the_rest_and_delivers_what_was_recorded
                "program": "kodomo", "payer_number": "88139993", "recipient_number": "000123", "valid_from": "2026-04-01"}),
     ]);
     let app = town.app();
+    let mut s = Scheduler::new(&town.exports());
+    assert!(s.tick(&app, at(2, 23, 0)).is_none(), "switched on");
     // The delivery folder is gone when the run starts: both batches are recorded, neither
     // delivered; the run says so.
     std::fs::remove_dir(&town.outbox).unwrap();
-    let mut s = Scheduler::new(&town.exports());
     let run = s.tick(&app, at(3, 6, 0)).unwrap();
     assert_eq!(run.programs.len(), 2);
     assert!(run.programs.iter().all(|p| p.batch.is_some() && p.error.is_some()), "{run:?}");
@@ -201,11 +205,40 @@ fn a_restart_in_the_middle_of_a_run_does_the_rest_and_delivers_what_was_recorded
     // second only.
     town.move_house("さくら市緑町2-3");
     town.apply(&[json!({"type": "change_personal_details", "recipient": "C1", "effective": "2026-11-01", "address": "さくら市緑町2-3"})]);
-    std::fs::write(town.exports().join("schedule.json"), r#"{"slots":{"kodomo":"2026-12-04","kosei":"2026-12-03"}}"#)
-        .unwrap();
+    std::fs::write(
+        town.exports().join("schedule.json"),
+        r#"{"slots":{"kodomo":"2026-12-04","kosei":"2026-12-03"},"delivery_after":0}"#,
+    )
+    .unwrap();
     let app = town.app();
     let mut resumed = Scheduler::new(&town.exports());
     let run = resumed.tick(&app, at(4, 6, 5)).unwrap();
     assert_eq!(run.programs.iter().map(|p| p.program.as_str()).collect::<Vec<_>>(), ["kosei"], "{run:?}");
     assert_eq!(town.scheduled(&app).len(), 3);
+}
+
+#[test]
+fn an_unreadable_state_file_or_a_world_writable_folder_stops_rather_than_guesses() {
+    let town = Town::new();
+    let app = town.app();
+    let mut s = Scheduler::new(&town.exports());
+    assert!(s.tick(&app, at(2, 23, 0)).is_none(), "switched on");
+    // A damaged state file: nothing runs (it would otherwise run every program again).
+    std::fs::write(town.exports().join("schedule.json"), "{not json").unwrap();
+    assert!(s.tick(&app, at(3, 6, 0)).is_none());
+    assert!(town.scheduled(&app).is_empty());
+    std::fs::remove_file(town.exports().join("schedule.json")).unwrap();
+    assert!(s.tick(&app, at(3, 6, 0)).is_none(), "a fresh state starts at the next slot");
+    // A folder anyone may write to: the batch is made, not delivered, and the run says why.
+    std::fs::set_permissions(&town.outbox, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = s.tick(&app, at(4, 6, 0)).unwrap();
+    let kosei = run.programs.iter().find(|p| p.program.as_str() == "kosei").unwrap();
+    assert!(kosei.batch.is_some() && kosei.error.as_deref().is_some_and(|e| e.contains("誰でも書き込める")), "{run:?}");
+    assert!(town.outbox().is_empty());
+    // Fixed: delivered at the next tick, once.
+    std::fs::set_permissions(&town.outbox, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let run = s.tick(&app, at(4, 6, 1)).unwrap();
+    assert!(run.programs.iter().all(|p| p.error.is_none()), "{run:?}");
+    assert_eq!(town.outbox().len(), 2);
+    assert!(s.tick(&app, at(4, 6, 2)).is_none());
 }

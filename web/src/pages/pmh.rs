@@ -132,6 +132,8 @@ pub struct ScheduleView {
     pub last: Vec<String>,
     pub last_at: Option<String>,
     pub failed: bool,
+    /// A run is in progress now.
+    pub running: bool,
 }
 
 /// Findings listed on the page at most (the CSV holds them all).
@@ -177,7 +179,12 @@ async fn multipart_fields(
     app: &Arc<App>,
     request: axum::extract::Request,
 ) -> AppResult<(std::collections::BTreeMap<String, String>, Vec<u8>)> {
-    let unreadable = || AppError::BadRequest("送信された内容を読めません。".into());
+    let unreadable = || {
+        AppError::BadRequest(format!(
+            "送信された内容を読めません。画面で読み込めるファイルは {} MiB までです（大きなファイルは daicho pmh results / daicho pmh reconcile で読み込んでください）。",
+            UPLOAD_BYTES_MAX >> 20
+        ))
+    };
     let mut form = <Multipart as axum::extract::FromRequest<Arc<App>>>::from_request(request, app)
         .await
         .map_err(|_| unreadable())?;
@@ -217,8 +224,9 @@ pub async fn reconcile(
     }
     let result = blocking(&app, move |app| {
         let profile = daicho_app::pmh_reconcile::Profile::default_profile().map_err(AppError::internal)?;
-        let mut ledger = app.ledger();
-        match ledger.reconcile_pmh(&file, &profile) {
+        // The ledger's lock only to catch up and take a reader; the comparison runs without it.
+        let inputs = app.ledger().reconcile_inputs().map_err(AppError::internal)?;
+        match daicho_app::pmh_reconcile::reconcile(&file, &profile, &inputs) {
             Ok(r) => Ok(Ok(r)),
             Err(daicho_app::pmh_reconcile::ReconcileError::File(problems)) => Ok(Err(problems)),
             Err(daicho_app::pmh_reconcile::ReconcileError::Ledger(e)) => Err(AppError::internal(e)),
@@ -505,9 +513,16 @@ fn schedule_view(app: &App, config: &daicho_domain::config::Config) -> Option<Sc
         Some(d) => format!("連携フォルダに {} を置きます（権限 {:04o}）", d.files.join("・"), d.file_mode),
         None => "連携フォルダは設定されていません（作成のみ）".to_owned(),
     };
-    let scheduler = app.scheduler.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let last = scheduler.last.as_ref();
+    // A run holds the scheduler for as long as it takes: the page does not wait for it.
+    let scheduler = match app.scheduler.try_lock() {
+        Ok(s) => Some(s),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    let running = scheduler.is_none();
+    let last = scheduler.as_ref().and_then(|s| s.last.as_ref());
     Some(ScheduleView {
+        running,
         describe: format!("毎日 {}（日本時間）: {programs}（{mode}）", s.time.format("%H:%M")),
         next: next.format("%Y-%m-%d %H:%M").to_string(),
         delivery,
