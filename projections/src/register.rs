@@ -517,11 +517,11 @@ impl Settle<'_> {
                 match &entry.current {
                     // Sent as isDeleted, or left out of a full replacement: PMH has nothing.
                     None => entry.clear_exported(),
-                    // A full resend of a diff-history program sends records PMH already has:
-                    // what it has still came from the batch that last sent a change (PMH's
-                    // results name the full batch: `Entry::refuse`).
+                    // Only a record that changed takes this batch's number: results naming a full
+                    // batch apply to the records it sent again (`Entry::refuse`), so a full
+                    // batch rewrites no unchanged entry.
                     Some(current) if validate(current, self.program).is_empty() => {
-                        if pending || self.replacing {
+                        if pending {
                             entry.set_exported_current(self.number);
                         }
                     }
