@@ -72,23 +72,14 @@ impl Profile {
     /// Reads a profile; the error names the place in Japanese.
     pub fn from_toml(text: &str) -> Result<Profile, String> {
         let p: ProfileToml = toml::from_str(text).map_err(|e| format!("プロファイルを読めません: {}", e.message()))?;
-        let encoding = match p.inquiry.encoding.as_deref() {
-            None | Some("auto") => Encoding::Auto,
-            Some("utf-8") => Encoding::Utf8,
-            Some("cp932") => Encoding::Cp932,
-            Some(_) => return Err("inquiry.encoding: \"utf-8\"、\"cp932\"、\"auto\" のいずれかです".into()),
-        };
+        let encoding = Encoding::of_profile(p.inquiry.encoding.as_deref(), "inquiry.encoding")?;
         let c = p.columns;
-        for (place, name) in [
+        crate::pmh_results::blank_column(&[
             ("columns.history_key", &c.history_key),
             ("columns.type_id", &c.type_id),
             ("columns.my_number", &c.my_number),
             ("columns.deleted", &c.deleted),
-        ] {
-            if name.trim().is_empty() {
-                return Err(format!("{place}: 列名が空です"));
-            }
-        }
+        ])?;
         Ok(Profile {
             description: p.inquiry.description,
             encoding,

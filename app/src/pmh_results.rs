@@ -54,6 +54,26 @@ pub enum Encoding {
     Auto,
 }
 
+impl Encoding {
+    /// A profile's `encoding` (at `place`): `utf-8`, `cp932` or `auto` (the default).
+    pub fn of_profile(value: Option<&str>, place: &str) -> Result<Encoding, String> {
+        match value {
+            None | Some("auto") => Ok(Encoding::Auto),
+            Some("utf-8") => Ok(Encoding::Utf8),
+            Some("cp932") => Ok(Encoding::Cp932),
+            Some(_) => Err(format!("{place}: \"utf-8\"、\"cp932\"、\"auto\" のいずれかです")),
+        }
+    }
+}
+
+/// The first of a profile's column names (place, name) that is blank, as an error.
+pub fn blank_column(columns: &[(&str, &String)]) -> Result<(), String> {
+    match columns.iter().find(|(_, name)| name.trim().is_empty()) {
+        Some((place, _)) => Err(format!("{place}: 列名が空です")),
+        None => Ok(()),
+    }
+}
+
 /// Where each field of a row is read from: the header's column names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -94,19 +114,14 @@ impl Profile {
     /// Reads a profile; the error names the place in Japanese.
     pub fn from_toml(text: &str) -> Result<Profile, String> {
         let p: ProfileToml = toml::from_str(text).map_err(|e| format!("プロファイルを読めません: {}", e.message()))?;
-        let encoding = match p.results.encoding.as_deref() {
-            None | Some("auto") => Encoding::Auto,
-            Some("utf-8") => Encoding::Utf8,
-            Some("cp932") => Encoding::Cp932,
-            Some(_) => return Err("results.encoding: \"utf-8\"、\"cp932\"、\"auto\" のいずれかです".into()),
-        };
+        let encoding = Encoding::of_profile(p.results.encoding.as_deref(), "results.encoding")?;
         let c = p.columns;
-        let columns = [("columns.file", &c.file), ("columns.history_key", &c.history_key), ("columns.code", &c.code)];
-        for (place, name) in columns.into_iter().chain([("columns.message", &c.message)]) {
-            if name.trim().is_empty() {
-                return Err(format!("{place}: 列名が空です"));
-            }
-        }
+        blank_column(&[
+            ("columns.file", &c.file),
+            ("columns.history_key", &c.history_key),
+            ("columns.code", &c.code),
+            ("columns.message", &c.message),
+        ])?;
         Ok(Profile {
             description: p.results.description,
             encoding,

@@ -972,15 +972,22 @@ fn rows_naming_what_daicho_did_not_send_are_reported_and_a_malformed_file_record
     assert!(l.export().records.is_empty(), "the refused record waits for its correction");
 }
 
+/// The ledger `examples/pmh/README.md` names (the small demo), its data directory, and the
+/// path of a sample file by name.
+fn examples_ledger() -> (tempfile::TempDir, String, impl Fn(&str) -> String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo").to_str().unwrap().to_owned();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pmh");
+    let sample = move |name: &str| examples.join(name).to_str().unwrap().to_owned();
+    assert_eq!(daicho(&["--data", &data, "demo", "--recipients", "10"]).0, 0);
+    (tmp, data, sample)
+}
+
 /// The sample files of `examples/pmh/` against the ledger their README names.
 #[test]
 fn examples_pmh() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("demo");
-    let data = data.to_str().unwrap();
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pmh");
-    let sample = |name: &str| examples.join(name).to_str().unwrap().to_owned();
-    assert_eq!(daicho(&["--data", data, "demo", "--recipients", "10"]).0, 0);
+    let (tmp, data, sample) = examples_ledger();
+    let data = data.as_str();
     let out_dir = tmp.path().join("pmh-1");
     let (status, out, err) = daicho(&["--data", data, "pmh", "export", "--out", out_dir.to_str().unwrap()]);
     assert_eq!(status, 0, "{out}{err}");
@@ -1072,12 +1079,8 @@ fn a_record_withdrawn_before_pmh_refused_it_leaves_nothing_to_send() {
 /// The reconciliation samples of `examples/pmh/` against the ledger their README names.
 #[test]
 fn examples_pmh_reconcile() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("demo");
-    let data = data.to_str().unwrap();
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pmh");
-    let sample = |name: &str| examples.join(name).to_str().unwrap().to_owned();
-    assert_eq!(daicho(&["--data", data, "demo", "--recipients", "10"]).0, 0);
+    let (tmp, data, sample) = examples_ledger();
+    let data = data.as_str();
     let out_dir = tmp.path().join("pmh-1");
     assert_eq!(daicho(&["--data", data, "pmh", "export", "--out", out_dir.to_str().unwrap()]).0, 0);
     let report = tmp.path().join("report.csv");
