@@ -349,8 +349,19 @@ fn every_field_of_every_form_refuses_bad_input_and_writes_nothing() {
         for f in &form_fields {
             let cls = class(case.kind, &f.name, &f.kind)
                 .unwrap_or_else(|| panic!("{}: field {} ({}) is not classified", case.kind, f.name, f.kind));
-            for cat in CATEGORIES {
-                let Some((value, expect)) = case_for(cls, cat, f) else { continue };
+            // Dates as caseworkers write them: the baseline's own date in every written form is
+            // read (the confirmation page), and impossible era dates are refused beside the field.
+            let mut written: Vec<(String, Expect, &str)> = Vec::new();
+            if cls == Class::Date {
+                for v in ["平成31年5月1日", "令和元年4月30日", "昭和64年1月8日"] {
+                    written.push((v.to_owned(), Expect::Error, "OutsideEra"));
+                }
+                let base = case.baseline.iter().find(|(k, _)| *k == f.name).map(|(_, v)| *v).unwrap_or("");
+                written.extend(written_forms(base).into_iter().map(|v| (v, Expect::Fine, "Written")));
+            }
+            let categories =
+                CATEGORIES.iter().filter_map(|cat| case_for(cls, *cat, f).map(|(v, e)| (v, e, cat_name(*cat))));
+            for (value, expect, cat) in categories.collect::<Vec<_>>().into_iter().chain(written) {
                 let mut submitted: Vec<(&str, &str)> =
                     case.baseline.iter().copied().filter(|(k, _)| *k != f.name).collect();
                 submitted.push((&f.name, &value));
@@ -359,7 +370,7 @@ fn every_field_of_every_form_refuses_bad_input_and_writes_nothing() {
                 let step = if expect == Expect::Error { "confirm" } else { "check" };
                 let r = c.command(&path, &id, step, &submitted).unwrap();
                 checked += 1;
-                let what = format!("{} {} {cat:?} {value:?}", case.kind, f.name);
+                let what = format!("{} {} {cat} {value:?}", case.kind, f.name);
                 if server.app.store.head() != head || server.app.pending_count() != pending {
                     failures.push(format!("{what}: something was recorded"));
                     continue;
@@ -378,6 +389,36 @@ fn every_field_of_every_form_refuses_bad_input_and_writes_nothing() {
     }
     assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n"));
     assert!(checked > 300, "only {checked} cases ran");
+}
+
+fn cat_name(cat: Category) -> &'static str {
+    match cat {
+        Category::Empty => "Empty",
+        Category::TooLong => "TooLong",
+        Category::WrongDigits => "WrongDigits",
+        Category::WrongCheckDigit => "WrongCheckDigit",
+        Category::ImpossibleDate => "ImpossibleDate",
+        Category::Markup => "Markup",
+        Category::Control => "Control",
+        Category::HalfWidthKana => "HalfWidthKana",
+        Category::OutsideJis => "OutsideJis",
+        Category::Formula => "Formula",
+    }
+}
+
+/// `iso` (a baseline's date) as caseworkers also write it: 令和8年4月1日, R8.4.1, R08.04.01, and
+/// with an IME's full-width digits; none when the baseline has no date.
+fn written_forms(iso: &str) -> Vec<String> {
+    let Ok(date) = iso.parse::<chrono::NaiveDate>() else { return Vec::new() };
+    let eras = daicho_domain::calendar::EraTable::builtin();
+    let (Ok(long), Ok(w)) = (eras.format(date), eras.wareki(date)) else { return Vec::new() };
+    let padded = format!("{}{:02}.{:02}.{:02}", w.era.initial, w.year, w.month, w.day);
+    let wide = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_digit() || c == '-' { char::from_u32(c as u32 + 0xFEE0).unwrap_or(c) } else { c })
+            .collect()
+    };
+    vec![long.clone(), w.short(), padded, wide(iso), wide(&long)]
 }
 
 fn case_for(cls: Class, cat: Category, f: &FieldInfo) -> Option<(String, Expect)> {

@@ -431,6 +431,8 @@ pub struct Context<'a> {
     pub recipient: Option<&'a str>,
     /// The approver, when approving a link.
     pub approver: Option<&'a str>,
+    /// The eras date fields are read with (the configuration's).
+    pub eras: &'a daicho_domain::calendar::EraTable,
 }
 
 fn put_text(map: &mut Map<String, Value>, key: &str, value: &str) {
@@ -451,12 +453,33 @@ pub fn to_json(form: &Form, values: &Values, ctx: &Context<'_>) -> (Value, Vec<F
         Some(r) => put_text(&mut m, "recipient", r),
         None => put_text(&mut m, "recipient", values.trimmed("recipient")),
     }
-    put_text(&mut m, "effective", values.trimmed("effective"));
+    // Dates as caseworkers write them (和暦 or ISO, full-width digits too) become the
+    // contract's ISO dates; one that is not a date is an error on its field, with its reason.
+    let date = |name: &str, v: &str, errors: &mut Vec<FormError>| -> String {
+        if v.is_empty() {
+            return String::new();
+        }
+        match daicho_domain::calendar::parse_written_date(ctx.eras, v) {
+            Ok(d) => d.to_string(),
+            Err(e) => {
+                errors.push(FormError { field: Some(name.to_owned()), message: e.message() });
+                String::new()
+            }
+        }
+    };
+    let effective = date("effective", values.trimmed("effective"), &mut errors);
+    put_text(&mut m, "effective", &effective);
     let change = matches!(form.kind, "renew_certificate" | "change_certificate");
     let mut resident = Map::new();
     let mut copay = Map::new();
     for f in form.fields {
-        let v = values.trimmed(f.name);
+        let written;
+        let v = if f.input == Input::Date && f.name != "effective" {
+            written = date(f.name, values.trimmed(f.name), &mut errors);
+            written.as_str()
+        } else {
+            values.trimmed(f.name)
+        };
         match f.name {
             "recipient" | "effective" => {}
             "resident_name" | "resident_birth_date" | "resident_sex" | "resident_address" => {
@@ -673,8 +696,11 @@ mod tests {
         Values(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
     }
 
+    static ERAS: std::sync::LazyLock<daicho_domain::calendar::EraTable> =
+        std::sync::LazyLock::new(daicho_domain::calendar::EraTable::builtin);
+
     fn ctx() -> Context<'static> {
-        Context { id: "w-1", actor: "sato", recipient: Some("R1"), approver: None }
+        Context { id: "w-1", actor: "sato", recipient: Some("R1"), approver: None, eras: &ERAS }
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub struct Wareki<'a> {
 }
 
 /// Full-width digits, Latin letters and date separators as ASCII; other characters unchanged.
-fn to_ascii(c: char) -> char {
+pub(crate) fn to_ascii(c: char) -> char {
     match c {
         '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '．' | '／' | '－' => {
             char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c)

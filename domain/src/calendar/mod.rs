@@ -19,6 +19,31 @@ pub const GREGORIAN_START: NaiveDate = match NaiveDate::from_ymd_opt(1873, 1, 1)
     None => NaiveDate::MIN,
 };
 
+/// What [`parse_written_date`] accepts, for messages.
+pub const WRITTEN_DATE_FORMS: &str = "2026-04-01、令和8年4月1日、R8.4.1 など";
+
+/// Parses a date as a caseworker writes it: `2026-04-01`, or 和暦 as [`EraTable::parse`] reads
+/// it (`令和8年4月1日`, `令和元年5月1日`, `R8.4.1`, `R08.04.01`, `H25.1.1`), full-width digits
+/// (an IME's) read as ASCII. A date outside the era it names (`平成31年5月1日`, `令和元年4月30日`,
+/// `昭和64年1月8日`) is refused, never moved. One parser for the web's forms and the legacy
+/// import (whose `wareki` format is [`EraTable::parse`]).
+pub fn parse_written_date(eras: &EraTable, raw: &str) -> Result<NaiveDate, ValueError> {
+    let text: String = raw.trim().chars().map(era::to_ascii).collect();
+    if text.is_empty() {
+        return Err(ValueError::Required);
+    }
+    if text.bytes().next().is_some_and(|b| b.is_ascii_digit()) && text.len() != 7 {
+        return parse_date(&text).map_err(|e| match e {
+            ValueError::Format { .. } => ValueError::Format { expected: WRITTEN_DATE_FORMS },
+            other => other,
+        });
+    }
+    eras.parse(&text).map_err(|e| match e {
+        ValueError::Format { .. } => ValueError::Format { expected: WRITTEN_DATE_FORMS },
+        other => other,
+    })
+}
+
 /// Parses a date written `YYYY-MM-DD` (exactly that: ten characters, zero-padded).
 pub fn parse_date(raw: &str) -> Result<NaiveDate, ValueError> {
     if raw.is_empty() {
@@ -37,6 +62,48 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, ValueError> {
         return Err(ValueError::BeforeGregorian);
     }
     Ok(date)
+}
+
+#[cfg(test)]
+mod written_tests {
+    use super::*;
+
+    #[test]
+    fn every_written_form_of_a_date_is_read_and_impossible_era_dates_are_refused() {
+        let eras = EraTable::builtin();
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+        for (raw, want) in [
+            ("令和8年4月1日", "2026-04-01"),
+            ("R8.4.1", "2026-04-01"),
+            ("R08.04.01", "2026-04-01"),
+            ("r8.4.1", "2026-04-01"),
+            ("H25.1.1", "2013-01-01"),
+            ("平成25年1月1日", "2013-01-01"),
+            ("2026-04-01", "2026-04-01"),
+            ("２０２６－０４－０１", "2026-04-01"),
+            ("令和８年４月１日", "2026-04-01"),
+            ("Ｒ８．４．１", "2026-04-01"),
+            ("令和元年5月1日", "2019-05-01"),
+            ("平成元年1月8日", "1989-01-08"),
+            (" 令和8年4月1日　", "2026-04-01"),
+        ] {
+            assert_eq!(parse_written_date(&eras, raw).ok(), day(want), "{raw}");
+        }
+        for raw in ["平成31年5月1日", "令和元年4月30日", "昭和64年1月8日"] {
+            assert!(matches!(parse_written_date(&eras, raw), Err(ValueError::OutsideEra { .. })), "{raw}");
+        }
+        for raw in ["令和8年2月30日", "2026-02-30"] {
+            assert_eq!(parse_written_date(&eras, raw), Err(ValueError::InvalidDate), "{raw}");
+        }
+        for raw in ["2026/4/1", "来週", "R8-4", "8.4.1"] {
+            assert_eq!(
+                parse_written_date(&eras, raw),
+                Err(ValueError::Format { expected: WRITTEN_DATE_FORMS }),
+                "{raw}"
+            );
+        }
+        assert_eq!(parse_written_date(&eras, "  "), Err(ValueError::Required));
+    }
 }
 
 #[cfg(test)]

@@ -254,11 +254,13 @@ pub async fn approve(
         let r = state.recipient().ok_or(AppError::NotFound)?;
         let form = forms::form(&link.kind).ok_or(AppError::NotFound)?;
         let reference = r.id.to_string();
+        let config = app.config();
         let ctx = Context {
             id: &link.id,
             actor: &link.requested_by,
             recipient: Some(&reference),
             approver: Some(u.id.as_str()),
+            eras: &config.eras,
         };
         let cmd = match forms::parse(form, &Values(link.fields.clone()), &ctx) {
             Ok(cmd) => cmd,

@@ -444,7 +444,13 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
         let approval = needs_approval(form, &subject, &values);
         // A rescind waiting for approval is decided with a stand-in approver, as a link is.
         let approver = (approval && form.kind == "rescind").then_some(forms::PENDING_APPROVER);
-        let ctx = Context { id: &id, actor: u.id.as_str(), recipient: subject.reference.as_deref(), approver };
+        let ctx = Context {
+            id: &id,
+            actor: u.id.as_str(),
+            recipient: subject.reference.as_deref(),
+            approver,
+            eras: &config.eras,
+        };
         let cmd = match forms::parse(form, &values, &ctx) {
             Ok(cmd) => cmd,
             Err(errors) => return Ok(show_form(&errors)),
