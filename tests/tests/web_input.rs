@@ -170,7 +170,10 @@ fn fields(html: &str) -> Vec<FieldInfo> {
     let mut out = Vec::new();
     for (i, _) in form.match_indices('<') {
         let tag = &form[i..i + form[i..].find('>').unwrap_or(0)];
-        let kind = if tag.starts_with("<input") {
+        let kind = if tag.starts_with("<input") && attr(tag, "data-date").is_some() {
+            // A date is typed as text (和暦 or ISO) and marked for the calendar.
+            "date".into()
+        } else if tag.starts_with("<input") {
             attr(tag, "type").unwrap_or_else(|| "text".into())
         } else if tag.starts_with("<select") {
             "select".into()
@@ -427,4 +430,117 @@ fn case_for(cls: Class, cat: Category, f: &FieldInfo) -> Option<(String, Expect)
 
 fn errors_of(body: &str) -> String {
     body.lines().filter(|l| l.contains("class=\"error") || l.contains("<li>")).collect::<Vec<_>>().join(" | ")
+}
+
+/// The value of the input `id` in a page (`None` when there is no such input).
+fn input_value_by_id(body: &str, id: &str) -> Option<String> {
+    let at = body.find(&format!("id=\"{id}\""))?;
+    let start = body[..at].rfind("<input")?;
+    let tag = &body[start..start + body[start..].find('>')?];
+    attr(tag, "value").map(|v| v.replace("&#x2f;", "/").replace("&#x2e;", "."))
+}
+
+/// The other form the page shows beside the date field `id`.
+fn echo_of(body: &str, id: &str) -> String {
+    let marker = format!("id=\"echo-{id}\"");
+    body.find(&marker)
+        .and_then(|at| {
+            let rest = &body[at..];
+            let open = rest.find('>')? + 1;
+            Some(rest[open..open + rest[open..].find("</output>")?].to_owned())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_date_field_reads_dates_as_caseworkers_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ledger(dir.path(), 20).unwrap();
+    let server = Server::start(dir.path(), Settings::default()).unwrap();
+    let fx = fixture(&server).unwrap();
+    let mut admin = server.login("admin1").unwrap();
+    let mut case1 = server.login("case1").unwrap();
+    let enc = |s: &str| daicho_tests::web::urlencode(&[("v", s)]).trim_start_matches("v=").to_owned();
+    // (page, the field's id, what it is asked with, the ISO form shown, the other form shown)
+    let a = fx.a;
+    let head = server.app.store.head().position.0.to_string();
+    let fine = [
+        ("/audit?recipient={a}&a={head}&b={head}&on=", "f-on", "令和8年4月1日", "令和8年4月1日", "2026-04-01"),
+        ("/audit?recipient={a}&a={head}&b={head}&on=", "f-on", "2026-04-01", "2026-04-01", "令和8年4月1日"),
+        ("/admin/access?from=", "f-from", "R8.4.1", "R8.4.1", "2026-04-01"),
+        ("/admin/access?from=", "f-from", "H25.1.1", "H25.1.1", "2013-01-01"),
+        ("/admin/access?to=", "f-to", "平成25年1月1日", "平成25年1月1日", "2013-01-01"),
+        ("/admin/access?to=", "f-to", "令和元年5月1日", "令和元年5月1日", "2019-05-01"),
+        ("/admin/access?to=", "f-to", "平成元年1月8日", "平成元年1月8日", "1989-01-08"),
+        ("/admin/access?from=", "f-from", "Ｒ０８．０４．０１", "Ｒ０８．０４．０１", "2026-04-01"),
+        ("/recipients/{a}?as_of=", "as_of", "R08.11.01", "2026-11-01", "令和8年11月1日"),
+        ("/billing?month=", "f-month", "令和8年10月", "2026-10", "令和8年10月"),
+        ("/billing?month=", "f-month", "R8.10", "2026-10", "令和8年10月"),
+        ("/billing?month=", "f-month", "2026年10月", "2026-10", "令和8年10月"),
+    ];
+    for (page, id, typed, shown, other) in fine {
+        let c = if page.starts_with("/recipients") { &mut case1 } else { &mut admin };
+        let path = format!("{}{}", page.replace("{a}", &a.to_string()).replace("{head}", &head), enc(typed));
+        let r = c.get(&path).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        assert!(!r.body.contains(&format!("id=\"err-{}\"", id.trim_start_matches("f-"))), "{typed} refused on {page}");
+        assert!(!r.body.contains("error-summary"), "{typed} on {page}: {}", errors_of(&r.body));
+        assert_eq!(input_value_by_id(&r.body, id).as_deref(), Some(shown), "{typed} on {page}");
+        assert_eq!(echo_of(&r.body, id), other, "{typed} on {page}");
+    }
+    // Impossible era dates: the message beside the field, in the summary, the typed value kept.
+    let refused = [
+        ("/audit?recipient={a}&a={head}&b={head}&on=", "f-on", "err-on", "平成31年5月1日", "平成"),
+        ("/admin/access?from=", "f-from", "err-from", "令和元年4月30日", "令和"),
+        ("/admin/access?to=", "f-to", "err-to", "昭和64年1月8日", "昭和"),
+        ("/billing?month=", "f-month", "err-month", "平成31年5月", "平成"),
+        ("/billing?month=", "f-month", "err-month", "2026-13", "存在しない"),
+    ];
+    for (page, id, err, typed, says) in refused {
+        let path = format!("{}{}", page.replace("{a}", &a.to_string()).replace("{head}", &head), enc(typed));
+        let r = admin.get(&path).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        let message = r.body.split(&format!("id=\"{err}\">")).nth(1).and_then(|s| s.split("</p>").next());
+        assert!(message.is_some_and(|m| m.contains(says)), "{typed} on {page}: {:?}", message);
+        assert!(r.body.contains(&format!("<a href=\"#{id}\">")), "{typed}: the summary does not link to {id}");
+        assert_eq!(input_value_by_id(&r.body, id).as_deref(), Some(typed), "{typed} was not kept on {page}");
+    }
+    // A recipient viewed at an impossible date: the message, the typed value kept.
+    let r = case1.get(&format!("/recipients/{a}?as_of={}", enc("昭和64年1月8日"))).unwrap();
+    assert!(r.has("昭和の期間にない日付です"), "{}", errors_of(&r.body));
+    assert_eq!(input_value_by_id(&r.body, "as_of").as_deref(), Some("昭和64年1月8日"));
+
+    // A command form: a 和暦 date goes to the confirmation with both forms shown, and back to
+    // the form as typed; an impossible one stays in its field with the message beside it.
+    let path = format!("/recipients/{}/do/move_out", fx.a);
+    let before = server.app.store.head().position.0;
+    let ok = case1.command(&path, "w-era-1", "check", &[("effective", "令和8年11月20日"), ("to", "横浜市")]).unwrap();
+    assert!(ok.has("（確認）"), "{}", errors_of(&ok.body));
+    assert!(ok.has("2026-11-20（令和8年11月20日）"), "the confirmation does not show both forms");
+    let back = case1.command(&path, "w-era-1", "edit", &[("effective", "令和8年11月20日"), ("to", "横浜市")]).unwrap();
+    assert_eq!(input_value_by_id(&back.body, "f-effective").as_deref(), Some("令和8年11月20日"));
+    assert_eq!(echo_of(&back.body, "f-effective"), "2026-11-20");
+    let bad = case1.command(&path, "w-era-2", "check", &[("effective", "令和元年4月30日"), ("to", "横浜市")]).unwrap();
+    assert!(!bad.has("（確認）"));
+    assert!(bad.body.split("id=\"err-effective\">").nth(1).is_some_and(|m| m.starts_with("令和の期間にない日付です")));
+    assert_eq!(input_value_by_id(&bad.body, "f-effective").as_deref(), Some("令和元年4月30日"));
+    assert_eq!(input_value_by_id(&bad.body, "f-to").as_deref(), Some("横浜市"), "other typed values are kept");
+    assert!(bad.body.contains("<a href=\"#f-effective\">"), "the summary does not link to the field");
+    assert_eq!(server.app.store.head().position.0, before, "nothing is recorded before confirming");
+
+    // What the browser asks as the caseworker types: the same parser, as JSON.
+    let token = case1.csrf().unwrap();
+    for (kind, typed, want) in [
+        ("date", "R8.4.1", "\"iso\":\"2026-04-01\""),
+        ("date", "2026-04-01", "\"other\":\"令和8年4月1日\""),
+        ("date", "平成31年5月1日", "\"error\":\"平成の期間にない日付です\""),
+        ("month", "令和元年5月", "\"iso\":\"2019-05\""),
+        ("month", "令和元年4月", "\"error\":\"令和の期間にない日付です\""),
+    ] {
+        let r = case1.post("/dates/read", &[("csrf", &token), ("kind", kind), ("v", typed)]).unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(want), "{kind} {typed}: {}", r.body);
+    }
+    let forged = case1.post("/dates/read", &[("csrf", "wrong"), ("kind", "date"), ("v", "R8.4.1")]).unwrap();
+    assert_ne!(forged.status, 200, "a reading without the session's token was answered");
 }

@@ -217,6 +217,14 @@ const MATRIX: &[Row] = &[
     // A comparison with bad positions: the page again with field errors.
     Row { method: "GET", route: "/audit", path: "/audit?recipient=x&a=&b=", form: &[], expect: AUDIT },
     Row { method: "POST", route: "/audit/verify", path: "/audit/verify", form: &[], expect: AUDIT },
+    // The reading of a date being typed (JSON), for any signed-in user.
+    Row {
+        method: "POST",
+        route: "/dates/read",
+        path: "/dates/read",
+        form: &[("kind", "date"), ("v", "令和8年4月1日")],
+        expect: ANY,
+    },
     Row { method: "GET", route: "/static/app.css", path: "/static/app.css", form: &[], expect: [200; 6] },
     Row { method: "GET", route: "/static/app.js", path: "/static/app.js", form: &[], expect: [200; 6] },
     Row { method: "GET", route: "/static/print.css", path: "/static/print.css", form: &[], expect: [200; 6] },

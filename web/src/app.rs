@@ -131,6 +131,8 @@ pub struct App {
     pub municipality: String,
     /// A hash checked when a login names an unknown user, so that both take as long.
     pub dummy_hash: String,
+    /// The eras date fields are read with (the configuration's), kept out of the ledger lock.
+    pub eras: daicho_domain::calendar::EraTable,
 }
 
 impl App {
@@ -140,6 +142,7 @@ impl App {
         // Bring the register up to date now rather than on the first request.
         ledger.projections().map_err(|e| e.to_string())?;
         let municipality = ledger.config().municipality.name.clone();
+        let eras = ledger.config().eras.clone();
         let core = daicho_app::App::of(ledger, data)?.with_pending()?;
         let dummy_hash = daicho_app::accounts::hash_password(&random_hex(16).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
@@ -158,6 +161,7 @@ impl App {
             scheduler: Mutex::new(daicho_app::schedule::Scheduler::new(&data.join("exports"))),
             municipality,
             dummy_hash,
+            eras,
         }))
     }
 

@@ -13,6 +13,7 @@
 mod app;
 mod auth;
 pub mod control;
+mod dates;
 mod describe;
 mod error;
 mod forms;
@@ -77,6 +78,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(pages::health::healthz))
         .route("/audit", get(pages::audit::show))
         .route("/audit/verify", post(pages::audit::verify))
+        .route("/dates/read", post(dates::read_post))
         .route("/static/app.css", get(render::app_css))
         .route("/static/app.js", get(render::app_js))
         .route("/static/print.css", get(render::print_css))

@@ -90,19 +90,58 @@ impl EraTable {
     /// systems `4250101` (code, year, month, day). Full-width digits and letters are read as
     /// ASCII. The day must lie within the era it names: `平成31年5月1日` is refused, not moved.
     pub fn parse(&self, raw: &str) -> Result<NaiveDate, ValueError> {
+        let (era, gregorian_year, month, day) = self.parts(raw, true)?;
+        let date = NaiveDate::from_ymd_opt(gregorian_year, month, day).ok_or(ValueError::InvalidDate)?;
+        if date < era.first_day || self.next_first_day(era).is_some_and(|n| date >= n) {
+            return Err(ValueError::OutsideEra { era: era.name.clone() });
+        }
+        if date < GREGORIAN_START {
+            return Err(ValueError::BeforeGregorian);
+        }
+        Ok(date)
+    }
+
+    /// Parses a 和暦 month: `令和8年4月`, `平成元年1月`, `R8.4`, `H25/1` (full-width too). The
+    /// month must share a day with the era it names (`平成31年4月` and `平成元年1月` are months of
+    /// 平成; `平成31年5月` is not). Returns the Gregorian year and the month.
+    pub fn parse_month(&self, raw: &str) -> Result<(i32, u32), ValueError> {
+        let (era, year, month, _) = self.parts(raw, false)?;
+        let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or(ValueError::InvalidDate)?;
+        let next_month = if month == 12 {
+            NaiveDate::from_ymd_opt(year + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(year, month + 1, 1)
+        }
+        .ok_or(ValueError::InvalidDate)?;
+        if next_month <= era.first_day || self.next_first_day(era).is_some_and(|n| first >= n) {
+            return Err(ValueError::OutsideEra { era: era.name.clone() });
+        }
+        if next_month <= GREGORIAN_START {
+            return Err(ValueError::BeforeGregorian);
+        }
+        Ok((year, month))
+    }
+
+    fn next_first_day(&self, era: &Era) -> Option<NaiveDate> {
+        self.eras.iter().find(|e| e.first_day > era.first_day).map(|e| e.first_day)
+    }
+
+    /// The era, Gregorian year, month and day (1 when `with_day` is false) of a 和暦 text.
+    fn parts(&self, raw: &str, with_day: bool) -> Result<(&Era, i32, u32, u32), ValueError> {
         const EXPECTED: &str = "平成25年1月1日、H25.1.1 または 4250101";
+        const EXPECTED_MONTH: &str = "令和8年4月 または R8.4";
         let text: String = raw.trim().chars().map(to_ascii).collect();
         if text.is_empty() {
             return Err(ValueError::Required);
         }
-        let format = || ValueError::Format { expected: EXPECTED };
+        let format = || ValueError::Format { expected: if with_day { EXPECTED } else { EXPECTED_MONTH } };
         let number = |s: &str| -> Result<u32, ValueError> {
             if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format());
             }
             s.parse().map_err(|_| format())
         };
-        let (era, year, month, day) = if text.len() == 7 && text.bytes().all(|b| b.is_ascii_digit()) {
+        let (era, year, month, day) = if with_day && text.len() == 7 && text.bytes().all(|b| b.is_ascii_digit()) {
             let code: u8 = text[..1].parse().map_err(|_| format())?;
             let era = self.eras.iter().find(|e| e.code == code).ok_or_else(format)?;
             (era, number(&text[1..3])?, number(&text[3..5])?, number(&text[5..7])?)
@@ -110,30 +149,42 @@ impl EraTable {
             let era = self.eras.iter().find(|e| e.initial.eq_ignore_ascii_case(&first)).ok_or_else(format)?;
             let rest = &text[first.len_utf8()..];
             let parts: Vec<&str> = rest.split(['.', '/', '-']).collect();
-            let [y, m, d] = parts[..] else { return Err(format()) };
-            (era, number(y)?, number(m)?, number(d)?)
+            match (with_day, &parts[..]) {
+                (true, [y, m, d]) => (era, number(y)?, number(m)?, number(d)?),
+                (false, [y, m]) => (era, number(y)?, number(m)?, 1),
+                _ => return Err(format()),
+            }
         } else {
             let era = self.eras.iter().find(|e| text.starts_with(e.name.as_str())).ok_or_else(format)?;
             let rest = &text[era.name.len()..];
             let (y, rest) = rest.split_once('年').ok_or_else(format)?;
             let (m, rest) = rest.split_once('月').ok_or_else(format)?;
-            let d = rest.strip_suffix('日').ok_or_else(format)?;
+            let d = if with_day {
+                number(rest.strip_suffix('日').ok_or_else(format)?)?
+            } else if rest.is_empty() {
+                1
+            } else {
+                return Err(format());
+            };
             let y = if y == "元" { 1 } else { number(y)? };
-            (era, y, number(m)?, number(d)?)
+            (era, y, number(m)?, d)
         };
-        if year == 0 {
+        if year == 0 || !(1..=12).contains(&month) {
             return Err(ValueError::InvalidDate);
         }
         let gregorian_year = i32::try_from(year).map_err(|_| format())? + era.first_day.year() - 1;
-        let date = NaiveDate::from_ymd_opt(gregorian_year, month, day).ok_or(ValueError::InvalidDate)?;
-        let next = self.eras.iter().find(|e| e.first_day > era.first_day).map(|e| e.first_day);
-        if date < era.first_day || next.is_some_and(|n| date >= n) {
-            return Err(ValueError::OutsideEra { era: era.name.clone() });
-        }
-        if date < GREGORIAN_START {
-            return Err(ValueError::BeforeGregorian);
-        }
-        Ok(date)
+        Ok((era, gregorian_year, month, day))
+    }
+
+    /// `令和8年4月`, `令和元年5月`: the era of the month's first day (`平成31年4月`).
+    pub fn format_month(&self, year: i32, month: u32) -> Result<String, ValueError> {
+        let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or(ValueError::InvalidDate)?;
+        let w = self.wareki(first)?;
+        Ok(if w.year == 1 {
+            format!("{}元年{}月", w.era.name, month)
+        } else {
+            format!("{}{}年{}月", w.era.name, w.year, month)
+        })
     }
 
     /// `令和8年4月1日`, `令和元年5月1日`.

@@ -44,6 +44,47 @@ pub fn parse_written_date(eras: &EraTable, raw: &str) -> Result<NaiveDate, Value
     })
 }
 
+/// What [`parse_written_month`] accepts, for messages.
+pub const WRITTEN_MONTH_FORMS: &str = "2026-04、2026年4月、令和8年4月、R8.4 など";
+
+/// Parses a month as a caseworker writes it: `2026-04`, `2026年4月`, or 和暦 as
+/// [`EraTable::parse_month`] reads it (`令和8年4月`, `R8.4`), full-width digits too. Returns the
+/// Gregorian year and month; a month outside the era it names is refused.
+pub fn parse_written_month(eras: &EraTable, raw: &str) -> Result<(i32, u32), ValueError> {
+    let text: String = raw.trim().chars().map(era::to_ascii).collect();
+    if text.is_empty() {
+        return Err(ValueError::Required);
+    }
+    let format = || ValueError::Format { expected: WRITTEN_MONTH_FORMS };
+    if text.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+        let (y, m) = match text.split_once('-') {
+            Some((y, m)) if y.len() == 4 && m.len() == 2 => (y, m),
+            Some(_) => return Err(format()),
+            None => {
+                let (y, rest) = text.split_once('年').ok_or_else(format)?;
+                let m = rest.strip_suffix('月').ok_or_else(format)?;
+                if y.len() != 4 || m.is_empty() || m.len() > 2 {
+                    return Err(format());
+                }
+                (y, m)
+            }
+        };
+        if !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(format());
+        }
+        let year: i32 = y.parse().map_err(|_| format())?;
+        let month: u32 = m.parse().map_err(|_| format())?;
+        if !(1..=12).contains(&month) || !(1873..=9999).contains(&year) {
+            return Err(ValueError::InvalidDate);
+        }
+        return Ok((year, month));
+    }
+    eras.parse_month(&text).map_err(|e| match e {
+        ValueError::Format { .. } => ValueError::Format { expected: WRITTEN_MONTH_FORMS },
+        other => other,
+    })
+}
+
 /// Parses a date written `YYYY-MM-DD` (exactly that: ten characters, zero-padded).
 pub fn parse_date(raw: &str) -> Result<NaiveDate, ValueError> {
     if raw.is_empty() {
@@ -103,6 +144,42 @@ mod written_tests {
             );
         }
         assert_eq!(parse_written_date(&eras, "  "), Err(ValueError::Required));
+    }
+
+    #[test]
+    fn every_written_form_of_a_month_is_read_and_months_outside_their_era_are_refused() {
+        let eras = EraTable::builtin();
+        for (raw, want) in [
+            ("2026-04", (2026, 4)),
+            ("2026年4月", (2026, 4)),
+            ("２０２６年１０月", (2026, 10)),
+            ("令和8年4月", (2026, 4)),
+            ("R8.4", (2026, 4)),
+            ("R08.04", (2026, 4)),
+            ("h25/1", (2013, 1)),
+            ("平成元年1月", (1989, 1)),
+            ("平成31年4月", (2019, 4)),
+            ("令和元年5月", (2019, 5)),
+            ("昭和64年1月", (1989, 1)),
+        ] {
+            assert_eq!(parse_written_month(&eras, raw), Ok(want), "{raw}");
+            assert_eq!(eras.format_month(want.0, want.1).ok().map(|t| parse_written_month(&eras, &t)), Some(Ok(want)));
+        }
+        for raw in ["平成31年5月", "令和元年4月", "昭和64年2月"] {
+            assert!(matches!(parse_written_month(&eras, raw), Err(ValueError::OutsideEra { .. })), "{raw}");
+        }
+        for raw in ["2026-13", "令和8年13月", "1872年12月"] {
+            assert_eq!(parse_written_month(&eras, raw), Err(ValueError::InvalidDate), "{raw}");
+        }
+        for raw in ["2026-4", "2026/04", "R8.4.1", "令和8年4月1日", "来月", "26年4月"] {
+            assert_eq!(
+                parse_written_month(&eras, raw),
+                Err(ValueError::Format { expected: WRITTEN_MONTH_FORMS }),
+                "{raw}"
+            );
+        }
+        assert_eq!(eras.format_month(2019, 5).as_deref(), Ok("令和元年5月"));
+        assert_eq!(eras.format_month(2019, 4).as_deref(), Ok("平成31年4月"));
     }
 }
 

@@ -43,6 +43,11 @@ pub struct UsersPage {
 }
 
 impl UsersPage {
+    /// The error summary at the top of the page.
+    pub fn summary(&self) -> Vec<super::ErrorLink> {
+        super::summary_of(&self.errors, &[("id", "利用者ID"), ("name", "氏名"), ("role", "役割")])
+    }
+
     /// The error of a field.
     pub fn error(&self, field: &str) -> Option<&str> {
         self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
@@ -261,6 +266,9 @@ pub struct AccessPage {
     pub recipient: String,
     pub from: String,
     pub to: String,
+    /// The dates in their other forms.
+    pub from_echo: String,
+    pub to_echo: String,
     pub errors: Vec<(String, String)>,
     pub rows: Vec<AccessRow>,
     pub limit: usize,
@@ -269,6 +277,19 @@ pub struct AccessPage {
 }
 
 impl AccessPage {
+    /// The error summary at the top of the search form.
+    pub fn summary(&self) -> Vec<super::ErrorLink> {
+        super::summary_of(
+            &self.errors,
+            &[
+                ("user", "利用者ID"),
+                ("recipient", "受給者の内部番号"),
+                ("from", "期間（から）"),
+                ("to", "期間（まで）"),
+            ],
+        )
+    }
+
     /// The error of a field.
     pub fn error(&self, field: &str) -> Option<&str> {
         self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
@@ -306,7 +327,7 @@ pub async fn access(
         if raw.is_empty() {
             continue;
         }
-        match daicho_domain::calendar::parse_date(raw) {
+        match daicho_domain::calendar::parse_written_date(&app.eras, raw) {
             Ok(d) => *slot = d.checked_add_days(chrono::Days::new(offset)).and_then(day_start_us),
             Err(e) => errors.push((name.to_owned(), e.message())),
         }
@@ -349,6 +370,8 @@ pub async fn access(
             nav: Nav::new(&u2, &app.municipality, "access"),
             user: u,
             recipient: r,
+            from_echo: crate::dates::echo(&app.eras, crate::dates::Kind::Date, &from),
+            to_echo: crate::dates::echo(&app.eras, crate::dates::Kind::Date, &to),
             from,
             to,
             errors,

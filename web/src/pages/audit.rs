@@ -80,11 +80,21 @@ pub struct AuditPage {
     pub a: String,
     pub b: String,
     pub on: String,
+    /// The date in its other form.
+    pub on_echo: String,
     pub errors: Vec<(String, String)>,
     pub diff: Option<DiffView>,
 }
 
 impl AuditPage {
+    /// The error summary at the top of the comparison form.
+    pub fn summary(&self) -> Vec<super::ErrorLink> {
+        super::summary_of(
+            &self.errors,
+            &[("recipient", "受給者の内部番号"), ("a", "記録位置A"), ("b", "記録位置B"), ("on", "時点")],
+        )
+    }
+
     /// The error of a field.
     pub fn error(&self, field: &str) -> Option<&str> {
         self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
@@ -195,6 +205,7 @@ fn page(app: &App, user: &CurrentUser) -> AuditPage {
         a: String::new(),
         b: String::new(),
         on: app.today().to_string(),
+        on_echo: crate::dates::echo(&app.eras, crate::dates::Kind::Date, &app.today().to_string()),
         errors: Vec::new(),
         diff: None,
     }
@@ -230,7 +241,7 @@ pub async fn show(State(app): State<Arc<App>>, user: CurrentUser, Query(q): Quer
         let day = if on.is_empty() {
             Some(app.today())
         } else {
-            match daicho_domain::calendar::parse_date(&on) {
+            match daicho_domain::calendar::parse_written_date(&app.eras, &on) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     page.errors.push(("on".to_owned(), e.message()));
@@ -241,6 +252,7 @@ pub async fn show(State(app): State<Arc<App>>, user: CurrentUser, Query(q): Quer
         page.recipient = r;
         page.a = a;
         page.b = b;
+        page.on_echo = crate::dates::echo(&app.eras, crate::dates::Kind::Date, &on);
         page.on = on;
         let (Some(n), Some(pa), Some(pb), Some(day)) = (n, pa, pb, day) else { return Ok((page, None)) };
         let stream = stream_of(n)?;

@@ -41,6 +41,12 @@ pub struct BillingPage {
     pub month: String,
     pub month_label: String,
     pub month_error: Option<String>,
+    /// The month in its other form (和暦).
+    pub month_echo: String,
+    /// The schedule form's start month as typed (after an error) and its other form.
+    pub from_month: String,
+    pub from_echo: String,
+    pub unit_typed: String,
     pub policy: &'static str,
     pub policies: Vec<(&'static str, &'static str, bool)>,
     pub notice: Option<String>,
@@ -92,10 +98,27 @@ struct Messages {
     close: Option<String>,
     schedule: Option<String>,
     notice: Option<String>,
+    /// The schedule's start month as typed, kept after an error.
+    from_month: String,
+    unit: String,
 }
 
 fn default_month(app: &App) -> Month {
     Month::of(app.today()).prev()
+}
+
+impl BillingPage {
+    /// The error summary at the top of the page.
+    pub fn summary(&self) -> Vec<super::ErrorLink> {
+        let mut links = Vec::new();
+        if let Some(e) = &self.month_error {
+            links.push(super::ErrorLink::field("f-month", "対象月", e));
+        }
+        if let Some(e) = &self.schedule_error {
+            links.push(super::ErrorLink::field("f-from", "料金表", e));
+        }
+        links
+    }
 }
 
 fn parse_policy(raw: Option<&str>) -> Result<Option<Policy>, String> {
@@ -105,8 +128,8 @@ fn parse_policy(raw: Option<&str>) -> Result<Option<Policy>, String> {
     }
 }
 
-fn month_message(raw: &str) -> String {
-    format!("対象月は YYYY-MM の形で入力してください（例: 2026-10）。入力: {} 文字", raw.chars().count())
+fn month_message(e: &str) -> String {
+    format!("対象月: {e}")
 }
 
 fn render_page(
@@ -116,9 +139,9 @@ fn render_page(
     policy: Option<Policy>,
     mut messages: Messages,
 ) -> AppResult<BillingPage> {
-    let month = Month::parse(month_raw.trim());
-    if month.is_err() {
-        messages.month = Some(month_message(month_raw));
+    let month = crate::dates::month(&app.eras, month_raw);
+    if let Err(e) = &month {
+        messages.month = Some(month_message(e));
     }
     // Catch up under the lock; compute without it (a large register takes seconds to scan).
     let fees = app.ledger().fee_reader().map_err(AppError::internal)?;
@@ -182,7 +205,18 @@ fn render_page(
     let policy_code = billed_policy.or(policy.map(Policy::code)).unwrap_or(Policy::PersonsOverlapping.code());
     Ok(BillingPage {
         nav: Nav::new(user, &app.municipality, "billing"),
-        month: month_raw.trim().to_owned(),
+        // The month as read (a 和暦 month shows as YYYY-MM, its era form beside it), or what
+        // was typed when it does not read.
+        month: month.as_ref().map_or_else(|_| month_raw.trim().to_owned(), Month::to_string),
+        month_echo: month
+            .as_ref()
+            .ok()
+            .and_then(|m| crate::dates::read(&app.eras, crate::dates::Kind::Month, &m.to_string()).ok())
+            .map(|r| r.wareki)
+            .unwrap_or_default(),
+        from_month: messages.from_month.clone(),
+        from_echo: crate::dates::echo(&app.eras, crate::dates::Kind::Month, &messages.from_month),
+        unit_typed: messages.unit.clone(),
         month_label: month.map(Month::label_ja).unwrap_or_default(),
         month_error: messages.month,
         policy: policy_code,
@@ -231,9 +265,12 @@ pub async fn close(State(app): State<Arc<App>>, user: CurrentUser, form: FormPai
     let u = user.clone();
     let outcome = blocking(&app, move |app| {
         let policy = parse_policy(policy_raw.as_deref()).ok().flatten().unwrap_or(Policy::PersonsOverlapping);
-        let Ok(month) = Month::parse(&month_raw) else {
-            let messages = Messages { month: Some(month_message(&month_raw)), ..Messages::default() };
-            return Ok(Err(render_page(app, &u, &month_raw, Some(policy), messages)?));
+        let month = match crate::dates::month(&app.eras, &month_raw) {
+            Ok(m) => m,
+            Err(e) => {
+                let messages = Messages { month: Some(month_message(&e)), ..Messages::default() };
+                return Ok(Err(render_page(app, &u, &month_raw, Some(policy), messages)?));
+            }
         };
         let closed = app.execute(&u.actor(), Request::CloseMonth { month, policy, dir: None }, today);
         match closed {
@@ -272,10 +309,10 @@ pub async fn schedule(State(app): State<Arc<App>>, user: CurrentUser, form: Form
     let u = user.clone();
     let outcome = blocking(&app, move |app| {
         let back = if month_raw.is_empty() { default_month(app).to_string() } else { month_raw.clone() };
-        let from = Month::parse(&from_raw);
+        let from = crate::dates::month(&app.eras, &from_raw);
         let unit = unit_raw.parse::<u32>().ok().filter(|y| *y <= daicho_domain::codec::UNIT_YEN_MAX);
         let problem = match (&from, unit) {
-            (Err(_), _) => Some("開始月は YYYY-MM の形で入力してください（例: 2027-04）".to_owned()),
+            (Err(e), _) => Some(format!("開始月: {e}")),
             (_, None) => Some(BillingRejection::UnitTooLarge.to_string()),
             (Ok(from), Some(unit)) => {
                 match app.execute(&u.actor(), Request::FeeSchedule { from: *from, unit_yen: unit }, today) {
@@ -292,7 +329,8 @@ pub async fn schedule(State(app): State<Arc<App>>, user: CurrentUser, form: Form
         match problem {
             None => Ok(Ok(format!("/billing?month={back}&scheduled=1"))),
             Some(message) => {
-                let messages = Messages { schedule: Some(message), ..Messages::default() };
+                let messages =
+                    Messages { schedule: Some(message), from_month: from_raw, unit: unit_raw, ..Messages::default() };
                 Ok(Err(render_page(app, &u, &back, None, messages)?))
             }
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use daicho_domain::calendar::parse_date;
 use daicho_domain::users::AccessAction;
 use daicho_projections::certificate::{Face, Made, face};
 use serde::Deserialize;
@@ -48,7 +47,8 @@ pub async fn print(
     let today = app.today();
     let on = match q.as_of.as_deref().filter(|s| !s.is_empty()) {
         None => today,
-        Some(raw) => parse_date(raw).map_err(|e| AppError::BadRequest(format!("時点: {}", e.message())))?,
+        Some(raw) => daicho_domain::calendar::parse_written_date(&app.eras, raw)
+            .map_err(|e| AppError::BadRequest(format!("時点: {}", e.message())))?,
     };
     let u = user.clone();
     let page = blocking(&app, move |app| {

@@ -30,13 +30,13 @@ use daicho_projections::recipient_number;
 use daicho_store::Position;
 
 use super::recipient::current;
-use super::{FormPairs, see_other, values};
+use super::{ErrorLink, FormPairs, see_other, values};
 use crate::app::{App, blocking, random_hex};
 use crate::auth::{CurrentUser, Permission};
-use crate::describe;
 use crate::error::{AppError, AppResult};
 use crate::forms::{self, Context, Field, Form, FormError, Input, Values};
 use crate::render::{Nav, html};
+use crate::{dates, describe};
 use daicho_app::access::record;
 use daicho_app::pending::PendingLink;
 
@@ -59,6 +59,8 @@ pub struct FieldView {
     pub hint: &'static str,
     pub required: bool,
     pub maxlength: usize,
+    /// A date field's value in its other form (和暦 or ISO), when it reads.
+    pub echo: String,
 }
 
 /// The form page.
@@ -72,9 +74,16 @@ pub struct FormPage {
     pub recipient_label: String,
     pub back: String,
     pub fields: Vec<FieldView>,
-    pub form_errors: Vec<String>,
+    pub summary_links: Vec<ErrorLink>,
     pub id: String,
     pub needs_approval: bool,
+}
+
+impl FormPage {
+    /// The error summary at the top of the form.
+    pub fn summary(&self) -> &[ErrorLink] {
+        &self.summary_links
+    }
 }
 
 /// One row of the confirmation.
@@ -246,6 +255,11 @@ fn form_page(
                 },
                 options: options(f, config, subject, &value),
                 checked: value == "on",
+                echo: if f.input == Input::Date {
+                    dates::echo(&config.eras, dates::Kind::Date, &value)
+                } else {
+                    String::new()
+                },
                 value,
                 error,
                 hint: f.hint,
@@ -255,14 +269,15 @@ fn form_page(
         })
         .collect();
     let known: Vec<&str> = form.fields.iter().map(|f| f.name).collect();
-    let form_errors = errors
+    // The summary at the top: the fields in error in the form's order, each a link to its
+    // field, then what belongs to no field of the form.
+    let mut summary: Vec<ErrorLink> = fields
         .iter()
-        .filter(|e| e.field.as_deref().is_none_or(|f| !known.contains(&f)))
-        .map(|e| match &e.field {
-            Some(f) => format!("{f}: {}", e.message),
-            None => e.message.clone(),
-        })
+        .filter_map(|f| Some(ErrorLink::field(&format!("f-{}", f.name), f.label, f.error.as_deref()?)))
         .collect();
+    summary.extend(errors.iter().filter(|e| e.field.as_deref().is_none_or(|f| !known.contains(&f))).map(|e| {
+        ErrorLink { target: String::new(), label: e.field.clone().unwrap_or_default(), message: e.message.clone() }
+    }));
     FormPage {
         nav: Nav::new(user, &app.municipality, if subject.n.is_none() { "new" } else { "search" }),
         title: form.title,
@@ -271,7 +286,7 @@ fn form_page(
         recipient_label: subject.label.clone(),
         back: back(subject.n),
         fields,
-        form_errors,
+        summary_links: summary,
         id: id.to_owned(),
         needs_approval: form.needs_approval,
     }
@@ -382,6 +397,11 @@ fn display(field: &Field, value: &str, change: bool, config: &Config, subject: &
                 .map_or_else(|| value.to_owned(), |o| o.label)
         }
         Input::Lines => value.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("、"),
+        // Both forms, whatever was typed (the form reads it before the page is shown).
+        Input::Date => match daicho_domain::calendar::parse_written_date(&config.eras, value) {
+            Ok(d) => dates::both(&config.eras, &d.to_string()),
+            Err(_) => value.to_owned(),
+        },
         _ if field.name == "my_number" => match daicho_domain::numbers::MyNumber::parse(value) {
             Ok(m) => m.masked(),
             Err(_) => "（入力誤り）".into(),

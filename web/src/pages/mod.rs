@@ -38,6 +38,41 @@ pub fn values(pairs: FormPairs) -> Values {
     Values(pairs.0)
 }
 
+/// One line of the error summary at the top of a form (入力内容の確認): a link to the field in
+/// error (`target` is its element id; empty for an error that belongs to no field).
+pub struct ErrorLink {
+    pub target: String,
+    pub label: String,
+    pub message: String,
+}
+
+impl ErrorLink {
+    /// The error of the field whose element id is `target`.
+    pub fn field(target: &str, label: &str, message: &str) -> ErrorLink {
+        ErrorLink { target: target.to_owned(), label: label.to_owned(), message: message.to_owned() }
+    }
+}
+
+/// The summary of a page whose errors are `(field name, message)` pairs, in the order of
+/// `fields` (`(name, label)`; each field's element id is `f-NAME`), then the rest.
+pub fn summary_of(errors: &[(String, String)], fields: &[(&str, &str)]) -> Vec<ErrorLink> {
+    let mut links: Vec<ErrorLink> = fields
+        .iter()
+        .flat_map(|(name, label)| {
+            errors
+                .iter()
+                .filter(move |(f, _)| f == name)
+                .map(move |(_, m)| ErrorLink::field(&format!("f-{name}"), label, m))
+        })
+        .collect();
+    links.extend(errors.iter().filter(|(f, _)| !fields.iter().any(|(name, _)| name == f)).map(|(_, m)| ErrorLink {
+        target: String::new(),
+        label: String::new(),
+        message: m.clone(),
+    }));
+    links
+}
+
 /// `2026-04-01（令和8年4月1日）`, or the ISO date alone when the era table cannot say.
 pub fn date_ja(eras: &EraTable, d: NaiveDate) -> String {
     match eras.format(d) {

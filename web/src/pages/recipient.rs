@@ -17,10 +17,10 @@ use daicho_app::ledger::Ledger;
 use daicho_domain::calendar::legal_age;
 use daicho_domain::config::Config;
 use daicho_domain::event::{Event, EventBody};
+use daicho_domain::evolve;
 use daicho_domain::privacy::{self, Channel, Protection};
 use daicho_domain::state::{Recipient, Residency, State as StreamState};
 use daicho_domain::users::AccessAction;
-use daicho_domain::{calendar::parse_date, evolve};
 use daicho_projections::Entry;
 use daicho_projections::pmh::validate;
 use daicho_store::{Envelope, StreamId};
@@ -123,6 +123,8 @@ pub struct RecipientPage {
     pub residency: String,
     pub died_on: String,
     pub as_of: String,
+    /// The date in its other form.
+    pub as_of_echo: String,
     pub as_at: u64,
     pub head: u64,
     pub is_past: bool,
@@ -225,12 +227,14 @@ pub async fn render(
         let loaded = load(app, n)?;
         let head = app.store.head().position.0;
         let mut view_errors = Vec::new();
+        let mut as_of_typed = None;
         let on = match query.as_of.as_deref().filter(|s| !s.is_empty()) {
             None => today,
-            Some(raw) => match parse_date(raw) {
+            Some(raw) => match daicho_domain::calendar::parse_written_date(&app.eras, raw) {
                 Ok(d) => d,
                 Err(e) => {
                     view_errors.push(format!("時点: {}", e.message()));
+                    as_of_typed = Some(raw.to_owned());
                     today
                 }
             },
@@ -270,6 +274,11 @@ pub async fn render(
         let mut page =
             build(app, &u, &view, n, &loaded, &known, &person, on, at, head, today, &config, &entries, &last_batches);
         page.view_errors = view_errors;
+        if let Some(raw) = as_of_typed {
+            // Shown as typed, to be corrected.
+            page.as_of = raw;
+            page.as_of_echo = String::new();
+        }
         if reveal_reason.is_some()
             && view.may_reveal()
             && let Some(m) = person.recipient().or(known.recipient()).and_then(|r| r.my_number.as_ref())
@@ -463,6 +472,7 @@ fn build(
         residency,
         died_on: p.and_then(|r| r.died_on).map(|d| d.to_string()).unwrap_or_default(),
         as_of: on.to_string(),
+        as_of_echo: crate::dates::echo(eras, crate::dates::Kind::Date, &on.to_string()),
         as_at: at,
         head,
         is_past: on != today || at != head,
