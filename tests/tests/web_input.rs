@@ -509,6 +509,8 @@ fn every_date_field_reads_dates_as_caseworkers_write_them() {
     let r = case1.get(&format!("/recipients/{a}?as_of={}", enc("昭和64年1月8日"))).unwrap();
     assert!(r.has("昭和の期間にない日付です"), "{}", errors_of(&r.body));
     assert_eq!(input_value_by_id(&r.body, "as_of").as_deref(), Some("昭和64年1月8日"));
+    assert!(r.body.contains("<a href=\"#as_of\">"), "the summary does not link to the date");
+    assert!(r.body.contains("id=\"err-as_of\""), "no message beside the date");
 
     // A command form: a 和暦 date goes to the confirmation with both forms shown, and back to
     // the form as typed; an impossible one stays in its field with the message beside it.

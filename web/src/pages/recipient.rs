@@ -128,7 +128,7 @@ pub struct RecipientPage {
     pub as_at: u64,
     pub head: u64,
     pub is_past: bool,
-    pub view_errors: Vec<String>,
+    pub view_errors: Vec<super::ErrorLink>,
     pub certificates: Vec<CertView>,
     pub pmh_programs: Vec<(String, String)>,
     pub timeline: Vec<TimelineRow>,
@@ -142,6 +142,18 @@ pub struct RecipientPage {
     /// confirm.
     pub correction_fields: Vec<(&'static str, String)>,
     pub correction_id: String,
+}
+
+impl RecipientPage {
+    /// The errors of the view's date and position, at the top of the page.
+    pub fn summary(&self) -> &[super::ErrorLink] {
+        &self.view_errors
+    }
+
+    /// The error of the field whose element id is `id`.
+    pub fn error(&self, id: &str) -> Option<&str> {
+        self.view_errors.iter().find(|e| e.target == id).map(|e| e.message.as_str())
+    }
 }
 
 /// The stream of internal recipient `n`.
@@ -233,7 +245,7 @@ pub async fn render(
             Some(raw) => match daicho_domain::calendar::parse_written_date(&app.eras, raw) {
                 Ok(d) => d,
                 Err(e) => {
-                    view_errors.push(format!("時点: {}", e.message()));
+                    view_errors.push(super::ErrorLink::field("as_of", "時点", &e.message()));
                     as_of_typed = Some(raw.to_owned());
                     today
                 }
@@ -244,7 +256,11 @@ pub async fn render(
             Some(raw) => match raw.parse::<u64>() {
                 Ok(p) if p >= 1 && p <= head => p,
                 _ => {
-                    view_errors.push(format!("記録位置: 1から{head}までの数字で指定してください"));
+                    view_errors.push(super::ErrorLink::field(
+                        "as_at",
+                        "記録位置",
+                        &format!("1から{head}までの数字で指定してください"),
+                    ));
                     head
                 }
             },
