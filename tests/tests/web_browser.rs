@@ -497,6 +497,10 @@ async fn scenario(ui: &Ui<'_>, server: &Server) -> R<()> {
 /// ledger of 30 demo recipients; on failure the screenshot and source go to
 /// `target/browser-failures/NAME.*`.
 fn in_browser(name: &str, lang: &str, scenario: impl AsyncFnOnce(&Ui<'_>, &Server) -> R<()>) {
+    // One browser at a time: two cores do not run three Chromiums and their servers without
+    // keys arriving before a page is ready for them.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     make_ledger(dir.path(), 30).unwrap();
     let server = Server::start(dir.path(), Settings::default()).unwrap();

@@ -123,7 +123,8 @@ fn my_number_link_needs_a_different_supervisor_and_reveals_are_logged() {
         ("effective", "2026-11-20"),
         ("my_number", "123456789018"),
         ("resident_name", "山田 太郎"),
-        ("resident_birth_date", "1980-05-05"),
+        // Typed in 和暦, as the resident record's certificate reads: compared as the date it is.
+        ("resident_birth_date", "昭和55年5月5日"),
         ("resident_sex", "1"),
         ("resident_address", "さくら市本町1-1-1"),
     ];
@@ -164,6 +165,10 @@ fn my_number_link_needs_a_different_supervisor_and_reveals_are_logged() {
     assert!(r.has("ご自身が入力した依頼は承認できません"), "status {}", r.status);
     assert_eq!(head(&server), before);
 
+    // The four details of case1's request all match the register (the 和暦 birth date too).
+    let of_a =
+        list.body.split("<article class=\"approval\">").find(|a| a.contains(&format!("href=\"/recipients/{}\"", f.a)));
+    assert!(of_a.is_some_and(|a| !a.contains("不一致") && a.matches("一致").count() >= 4), "{:?}", of_a);
     // super1 approves case1's request, having seen the full number (which is logged).
     assert!(list.has("123456789018"));
     let (request, digest) = list.approvals(f.a)[0].clone();

@@ -543,6 +543,46 @@ fn every_date_field_reads_dates_as_caseworkers_write_them() {
         assert_eq!(r.status, 200);
         assert!(r.body.contains(want), "{kind} {typed}: {}", r.body);
     }
+    let r = case1.post("/dates/read", &[("csrf", &token), ("kind", "date"), ("v", "R8.4.1")]).unwrap();
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let long = "1".repeat(41);
+    let r = case1.post("/dates/read", &[("csrf", &token), ("kind", "date"), ("v", &long)]).unwrap();
+    assert!(r.body.contains("長すぎます") && !r.body.contains(&long), "{}", r.body);
     let forged = case1.post("/dates/read", &[("csrf", "wrong"), ("kind", "date"), ("v", "R8.4.1")]).unwrap();
-    assert_ne!(forged.status, 200, "a reading without the session's token was answered");
+    assert_eq!(forged.status, 403, "a reading without the session's token was answered");
+    let anonymous = server.client().post("/dates/read", &[("kind", "date"), ("v", "R8.4.1")]).unwrap();
+    assert_eq!(anonymous.status, 303, "a reading for no one was answered");
+    // Dates beyond the ledger's last day (the last era has no end, the ledger has).
+    let r = case1.post("/dates/read", &[("csrf", &token), ("kind", "date"), ("v", "R7982.1.1")]).unwrap();
+    assert!(r.body.contains("\"error\":\"存在しない日付です\""), "{}", r.body);
+
+    // The fee schedule form: each error on its own field, in the summary, the values kept.
+    let billing = admin.get("/billing?month=2026-10").unwrap();
+    let token = billing.csrf().unwrap();
+    for (from, unit, field, label) in [("平成31年5月", "2", "f-from", "開始月"), ("R9.4", "100000", "f-unit", "単価")]
+    {
+        let r = admin
+            .post(
+                "/billing/schedule",
+                &[("csrf", &token), ("month", "令和8年10月"), ("from_month", from), ("unit_yen", unit)],
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{from} {unit}");
+        assert!(r.body.contains(&format!("<a href=\"#{field}\">{label}: ")), "{from} {unit}: {}", errors_of(&r.body));
+        assert_eq!(input_value_by_id(&r.body, "f-from").as_deref(), Some(from));
+        assert_eq!(input_value_by_id(&r.body, "f-unit").as_deref(), Some(unit));
+        assert_eq!(input_value_by_id(&r.body, "f-month").as_deref(), Some("2026-10"), "the month shown was lost");
+        let tag = r.body.split(&format!("id=\"{field}\"")).nth(1).and_then(|t| t.split('>').next()).unwrap_or("");
+        assert!(tag.contains("aria-invalid=\"true\""), "{field} is not marked invalid");
+    }
+    // A schedule recorded with a 和暦 month goes back to the month shown, as read.
+    let r = admin
+        .post(
+            "/billing/schedule",
+            &[("csrf", &token), ("month", "令和8年10月"), ("from_month", "令和9年4月"), ("unit_yen", "2")],
+        )
+        .unwrap();
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/billing?month=2026-10&scheduled=1"));
 }

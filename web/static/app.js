@@ -18,12 +18,27 @@
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
   }
 
-  // 「/」 goes to the search field from anywhere but a field being typed in.
+  // Whether something was typed into a form of this page (leaving it would lose that).
+  var typed = false;
+  document.addEventListener("input", function (event) {
+    if (event.target instanceof Element && event.target.closest("form")) typed = true;
+  });
+
+  // 「/」 goes to the search field from anywhere but a field, the calendar or the error summary
+  // (where a caseworker may be typing a date), and never away from a form typed into.
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || editable(event.target)) return;
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    var t = event.target;
+    if (editable(t) || (t instanceof Element && t.closest(".cal, .error-summary, form"))) return;
     var q = document.getElementById("q");
-    event.preventDefault();
-    if (q) { q.focus(); q.select(); } else { window.location.assign("/search"); }
+    if (q) {
+      event.preventDefault();
+      q.focus();
+      q.select();
+    } else if (!typed && !document.getElementById("form-errors")) {
+      event.preventDefault();
+      window.location.assign("/search");
+    }
   });
 
   // After a failed submit the error summary takes the focus; its links move the focus to the
@@ -66,16 +81,20 @@
     return document.getElementById("echo-" + input.id);
   }
 
+  var asked = 0; // the newest reading asked for: an older answer arriving late is dropped
+
   function refresh(input, showError) {
     var echo = echoOf(input);
     var value = input.value.trim();
+    var mine = ++asked;
+    input.dataset.asked = String(mine);
     if (!value) {
       delete input.dataset.iso;
       if (echo) { echo.textContent = ""; echo.classList.remove("date-echo-error"); }
       return;
     }
     readDate(input, function (answer) {
-      if (input.value.trim() !== value) return; // typed on meanwhile
+      if (input.dataset.asked !== String(mine) || input.value.trim() !== value) return;
       if (answer.iso) {
         input.dataset.iso = answer.iso;
         if (echo) { echo.textContent = answer.other; echo.classList.remove("date-echo-error"); }
@@ -234,6 +253,11 @@
     box.setAttribute("role", "dialog");
     box.setAttribute("aria-label", input.dataset.date === "month" ? "月を選ぶ" : "日付を選ぶ");
     box.addEventListener("keydown", keys);
+    // Tab out of the calendar closes it (it would cover the next fields).
+    box.addEventListener("focusout", function (event) {
+      var to = event.relatedTarget;
+      if (open && open.box === box && to && !box.contains(to)) close(false);
+    });
     var start = parseIso(input.dataset.iso) || parseIso(input.value.trim()) || day(new Date().getFullYear(), new Date().getMonth(), new Date().getDate());
     open = { input: input, button: button, box: box, focus: start };
     button.setAttribute("aria-expanded", "true");
@@ -251,7 +275,10 @@
       window.clearTimeout(timer);
       timer = window.setTimeout(function () { refresh(input, false); }, 150);
     });
-    input.addEventListener("change", function () { refresh(input, true); });
+    input.addEventListener("change", function () {
+      window.clearTimeout(timer);
+      refresh(input, true);
+    });
     // The calendar is for the mouse; from the keyboard Alt+↓ (or F4) opens it, so that Tab
     // goes from field to field as at the counter.
     var b = document.createElement("button");

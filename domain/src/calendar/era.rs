@@ -65,6 +65,19 @@ impl EraTable {
                     era.name
                 ));
             }
+            // A short form (R8.4.1), a code (5080401) or a name (令和…) must name one era.
+            let clash = table.eras.iter().find(|e| {
+                e.initial.eq_ignore_ascii_case(&era.initial)
+                    || e.code == era.code
+                    || e.name.starts_with(era.name.as_str())
+                    || era.name.starts_with(e.name.as_str())
+            });
+            if let Some(e) = clash {
+                return Err(format!("元号「{}」の名前・略号・コードが「{}」と重なります", era.name, e.name));
+            }
+            if !era.initial.is_ascii_alphabetic() || era.name.is_empty() {
+                return Err(format!("元号「{}」の略号は英字1文字にしてください", era.name));
+            }
             table.eras.push(era);
         }
         Ok(table)
@@ -173,6 +186,10 @@ impl EraTable {
             return Err(ValueError::InvalidDate);
         }
         let gregorian_year = i32::try_from(year).map_err(|_| format())? + era.first_day.year() - 1;
+        // The last era has no end, but the ledger's dates do (9999-12-31, PMH's open end).
+        if gregorian_year > 9999 {
+            return Err(ValueError::InvalidDate);
+        }
         Ok((era, gregorian_year, month, day))
     }
 
@@ -212,6 +229,8 @@ pub(crate) fn to_ascii(c: char) -> char {
         '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' | '．' | '／' | '－' => {
             char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c)
         }
+        // The dashes an IME offers for a hyphen: minus, hyphen, non-breaking hyphen, 長音.
+        '\u{2212}' | '\u{2010}' | '\u{2011}' | 'ー' => '-',
         _ => c,
     }
 }
@@ -284,8 +303,16 @@ mod tests {
         assert_eq!(table.format(d("2039-12-31")).unwrap(), "令和21年12月31日");
         assert_eq!(table.format(d("2040-01-01")).unwrap(), "新元号元年1月1日");
         assert_eq!(table.format(d("2041-06-01")).unwrap(), "新元号2年6月1日");
-        let too_early = Era { first_day: d("2019-05-01"), ..next };
+        let too_early = Era { first_day: d("2019-05-01"), ..next.clone() };
         assert!(EraTable::with_additions(vec![too_early]).is_err());
+        for clash in [
+            Era { initial: 'r', ..next.clone() },
+            Era { code: 5, ..next.clone() },
+            Era { name: "令和".into(), ..next.clone() },
+            Era { initial: '1', ..next.clone() },
+        ] {
+            assert!(EraTable::with_additions(vec![clash.clone()]).is_err(), "{clash:?}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub const GREGORIAN_START: NaiveDate = match NaiveDate::from_ymd_opt(1873, 1, 1)
 };
 
 /// What [`parse_written_date`] accepts, for messages.
-pub const WRITTEN_DATE_FORMS: &str = "2026-04-01、令和8年4月1日、R8.4.1 など";
+pub const WRITTEN_DATE_FORMS: &str = "2026-04-01、2026年4月1日、令和8年4月1日、R8.4.1 など";
 
 /// Parses a date as a caseworker writes it: `2026-04-01`, or 和暦 as [`EraTable::parse`] reads
 /// it (`令和8年4月1日`, `令和元年5月1日`, `R8.4.1`, `R08.04.01`, `H25.1.1`), full-width digits
@@ -32,6 +32,9 @@ pub fn parse_written_date(eras: &EraTable, raw: &str) -> Result<NaiveDate, Value
     if text.is_empty() {
         return Err(ValueError::Required);
     }
+    if text.bytes().next().is_some_and(|b| b.is_ascii_digit()) && text.contains('年') {
+        return gregorian_written(&text);
+    }
     if text.bytes().next().is_some_and(|b| b.is_ascii_digit()) && text.len() != 7 {
         return parse_date(&text).map_err(|e| match e {
             ValueError::Format { .. } => ValueError::Format { expected: WRITTEN_DATE_FORMS },
@@ -42,6 +45,25 @@ pub fn parse_written_date(eras: &EraTable, raw: &str) -> Result<NaiveDate, Value
         ValueError::Format { .. } => ValueError::Format { expected: WRITTEN_DATE_FORMS },
         other => other,
     })
+}
+
+/// `2026年4月1日`: the Western year written the Japanese way.
+fn gregorian_written(text: &str) -> Result<NaiveDate, ValueError> {
+    let format = || ValueError::Format { expected: WRITTEN_DATE_FORMS };
+    let (y, rest) = text.split_once('年').ok_or_else(format)?;
+    let (m, rest) = rest.split_once('月').ok_or_else(format)?;
+    let d = rest.strip_suffix('日').ok_or_else(format)?;
+    let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+    if y.len() != 4 || !digits(y, 4) || !digits(m, 2) || !digits(d, 2) {
+        return Err(format());
+    }
+    let (y, m, d) =
+        (y.parse().map_err(|_| format())?, m.parse().map_err(|_| format())?, d.parse().map_err(|_| format())?);
+    let date = NaiveDate::from_ymd_opt(y, m, d).ok_or(ValueError::InvalidDate)?;
+    if date < GREGORIAN_START {
+        return Err(ValueError::BeforeGregorian);
+    }
+    Ok(date)
 }
 
 /// What [`parse_written_month`] accepts, for messages.
@@ -74,8 +96,11 @@ pub fn parse_written_month(eras: &EraTable, raw: &str) -> Result<(i32, u32), Val
         }
         let year: i32 = y.parse().map_err(|_| format())?;
         let month: u32 = m.parse().map_err(|_| format())?;
-        if !(1..=12).contains(&month) || !(1873..=9999).contains(&year) {
+        if !(1..=12).contains(&month) || year > 9999 {
             return Err(ValueError::InvalidDate);
+        }
+        if year < 1873 {
+            return Err(ValueError::BeforeGregorian);
         }
         return Ok((year, month));
     }
@@ -127,13 +152,18 @@ mod written_tests {
             ("令和元年5月1日", "2019-05-01"),
             ("平成元年1月8日", "1989-01-08"),
             (" 令和8年4月1日　", "2026-04-01"),
+            ("2026年4月1日", "2026-04-01"),
+            ("２０２６年４月１日", "2026-04-01"),
+            ("2026ー04ー01", "2026-04-01"),
+            ("2026\u{2212}04\u{2212}01", "2026-04-01"),
+            ("令和7981年12月31日", "9999-12-31"),
         ] {
             assert_eq!(parse_written_date(&eras, raw).ok(), day(want), "{raw}");
         }
         for raw in ["平成31年5月1日", "令和元年4月30日", "昭和64年1月8日"] {
             assert!(matches!(parse_written_date(&eras, raw), Err(ValueError::OutsideEra { .. })), "{raw}");
         }
-        for raw in ["令和8年2月30日", "2026-02-30"] {
+        for raw in ["令和8年2月30日", "2026-02-30", "2026年2月30日", "R7982.1.1", "令和9999年1月1日"] {
             assert_eq!(parse_written_date(&eras, raw), Err(ValueError::InvalidDate), "{raw}");
         }
         for raw in ["2026/4/1", "来週", "R8-4", "8.4.1"] {
@@ -168,8 +198,19 @@ mod written_tests {
         for raw in ["平成31年5月", "令和元年4月", "昭和64年2月"] {
             assert!(matches!(parse_written_month(&eras, raw), Err(ValueError::OutsideEra { .. })), "{raw}");
         }
-        for raw in ["2026-13", "令和8年13月", "1872年12月"] {
+        for raw in ["2026-13", "令和8年13月", "令和7982年1月"] {
             assert_eq!(parse_written_month(&eras, raw), Err(ValueError::InvalidDate), "{raw}");
+        }
+        assert_eq!(parse_written_month(&eras, "1872年12月"), Err(ValueError::BeforeGregorian));
+        assert_eq!(parse_written_month(&eras, "令和7981年12月"), Ok((9999, 12)));
+        // Months two eras share belong to both.
+        for (raw, want) in [
+            ("明治45年7月", (1912, 7)),
+            ("大正元年7月", (1912, 7)),
+            ("大正15年12月", (1926, 12)),
+            ("昭和元年12月", (1926, 12)),
+        ] {
+            assert_eq!(parse_written_month(&eras, raw), Ok(want), "{raw}");
         }
         for raw in ["2026-4", "2026/04", "R8.4.1", "令和8年4月1日", "来月", "26年4月"] {
             assert_eq!(

@@ -64,6 +64,12 @@ pub struct ApprovalsPage {
 /// The row of `link` as `user` sees it; `None` when its recipient is gone (a rescinded
 /// registration).
 fn row(app: &App, user: &CurrentUser, link: &PendingLink) -> AppResult<Option<Row>> {
+    // A date as the request holds it, read as the form read it (ISO; a request stored before
+    // dates were kept as ISO may hold 和暦).
+    let iso = |typed: &str| {
+        daicho_domain::calendar::parse_written_date(&app.eras, typed)
+            .map_or_else(|_| typed.to_owned(), |d| d.to_string())
+    };
     let accounts = app.accounts().clone();
     let v = Values(link.fields.clone());
     let (loaded, state) = current(app, link.recipient)?;
@@ -92,13 +98,13 @@ fn row(app: &App, user: &CurrentUser, link: &PendingLink) -> AppResult<Option<Ro
         let details = vec![
             ("取り消す処理", target_text),
             ("取消理由", v.trimmed("reason").to_owned()),
-            ("発生日", v.trimmed("effective").to_owned()),
+            ("発生日", iso(v.trimmed("effective"))),
         ];
         ("個人番号の登録・訂正の取消", m, Vec::new(), details)
     } else {
         let mut items: Vec<(&'static str, String, String, bool)> = [
             ("氏名", r.name.to_string(), v.trimmed("resident_name").to_owned()),
-            ("生年月日", r.birth_date.to_string(), v.trimmed("resident_birth_date").to_owned()),
+            ("生年月日", r.birth_date.to_string(), iso(v.trimmed("resident_birth_date"))),
             ("性別", r.sex.code().to_owned(), v.trimmed("resident_sex").to_owned()),
         ]
         .into_iter()

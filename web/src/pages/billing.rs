@@ -47,6 +47,9 @@ pub struct BillingPage {
     pub from_month: String,
     pub from_echo: String,
     pub unit_typed: String,
+    /// The schedule form's field in error (`from`, `unit` or none).
+    pub schedule_field: &'static str,
+    pub policy_error: Option<String>,
     pub policy: &'static str,
     pub policies: Vec<(&'static str, &'static str, bool)>,
     pub notice: Option<String>,
@@ -101,6 +104,9 @@ struct Messages {
     /// The schedule's start month as typed, kept after an error.
     from_month: String,
     unit: String,
+    /// The schedule form's field in error: `from` or `unit` (none: the whole entry).
+    schedule_field: &'static str,
+    policy: Option<String>,
 }
 
 fn default_month(app: &App) -> Month {
@@ -114,8 +120,16 @@ impl BillingPage {
         if let Some(e) = &self.month_error {
             links.push(super::ErrorLink::field("f-month", "対象月", e));
         }
+        if let Some(e) = &self.policy_error {
+            links.push(super::ErrorLink::field("f-policy", "計上方針", e));
+        }
         if let Some(e) = &self.schedule_error {
-            links.push(super::ErrorLink::field("f-from", "料金表", e));
+            match self.schedule_field {
+                "from" => links.push(super::ErrorLink::field("f-from", "開始月", e)),
+                "unit" => links.push(super::ErrorLink::field("f-unit", "単価", e)),
+                _ => links
+                    .push(super::ErrorLink { target: String::new(), label: "料金表".into(), message: e.clone() }),
+            }
         }
         links
     }
@@ -217,6 +231,8 @@ fn render_page(
         from_month: messages.from_month.clone(),
         from_echo: crate::dates::echo(&app.eras, crate::dates::Kind::Month, &messages.from_month),
         unit_typed: messages.unit.clone(),
+        schedule_field: messages.schedule_field,
+        policy_error: messages.policy.clone(),
         month_label: month.map(Month::label_ja).unwrap_or_default(),
         month_error: messages.month,
         policy: policy_code,
@@ -240,7 +256,7 @@ pub async fn page(State(app): State<Arc<App>>, user: CurrentUser, Query(choice):
         let month = choice.month.clone().unwrap_or_else(|| default_month(app).to_string());
         let mut messages = Messages::default();
         let policy = parse_policy(choice.policy.as_deref()).unwrap_or_else(|e| {
-            messages.month = Some(e);
+            messages.policy = Some(e);
             None
         });
         messages.notice = match (choice.closed, choice.scheduled) {
@@ -308,12 +324,20 @@ pub async fn schedule(State(app): State<Arc<App>>, user: CurrentUser, form: Form
     let today = app.today();
     let u = user.clone();
     let outcome = blocking(&app, move |app| {
-        let back = if month_raw.is_empty() { default_month(app).to_string() } else { month_raw.clone() };
+        // Back to the month shown, as read (never the raw text in a redirect).
+        let back = crate::dates::month(&app.eras, &month_raw).unwrap_or_else(|_| default_month(app)).to_string();
         let from = crate::dates::month(&app.eras, &from_raw);
         let unit = unit_raw.parse::<u32>().ok().filter(|y| *y <= daicho_domain::codec::UNIT_YEN_MAX);
+        let mut field = "";
         let problem = match (&from, unit) {
-            (Err(e), _) => Some(format!("開始月: {e}")),
-            (_, None) => Some(BillingRejection::UnitTooLarge.to_string()),
+            (Err(e), _) => {
+                field = "from";
+                Some(format!("開始月: {e}"))
+            }
+            (_, None) => {
+                field = "unit";
+                Some(BillingRejection::UnitTooLarge.to_string())
+            }
             (Ok(from), Some(unit)) => {
                 match app.execute(&u.actor(), Request::FeeSchedule { from: *from, unit_yen: unit }, today) {
                     Ok(_) => {
@@ -329,8 +353,13 @@ pub async fn schedule(State(app): State<Arc<App>>, user: CurrentUser, form: Form
         match problem {
             None => Ok(Ok(format!("/billing?month={back}&scheduled=1"))),
             Some(message) => {
-                let messages =
-                    Messages { schedule: Some(message), from_month: from_raw, unit: unit_raw, ..Messages::default() };
+                let messages = Messages {
+                    schedule: Some(message),
+                    from_month: from_raw,
+                    unit: unit_raw,
+                    schedule_field: field,
+                    ..Messages::default()
+                };
                 Ok(Err(render_page(app, &u, &back, None, messages)?))
             }
         }

@@ -487,10 +487,20 @@ async fn post(app: Arc<App>, user: CurrentUser, n: Option<u64>, kind: String, va
         if step == "confirm" {
             if approval {
                 let n = n.ok_or(AppError::NotFound)?;
+                // Dates are kept as the ISO dates they were read as (the approver compares them
+                // with the resident record's, and the approval parses them again).
                 let fields: Vec<(String, String)> = form
                     .fields
                     .iter()
-                    .map(|f| (f.name.to_owned(), values.get(f.name).unwrap_or("").to_owned()))
+                    .map(|f| {
+                        let raw = values.get(f.name).unwrap_or("");
+                        let value = match f.input {
+                            Input::Date => daicho_domain::calendar::parse_written_date(&config.eras, raw)
+                                .map_or_else(|_| raw.to_owned(), |d| d.to_string()),
+                            _ => raw.to_owned(),
+                        };
+                        (f.name.to_owned(), value)
+                    })
                     .collect();
                 // A second submit of the same form finds its request; a request is never
                 // replaced, and its id is the server's, not the form's.

@@ -123,6 +123,8 @@ pub struct RecipientPage {
     pub residency: String,
     pub died_on: String,
     pub as_of: String,
+    /// What the view date's field holds: the date, or what was typed when it did not read.
+    pub as_of_field: String,
     /// The date in its other form.
     pub as_of_echo: String,
     pub as_at: u64,
@@ -291,8 +293,8 @@ pub async fn render(
             build(app, &u, &view, n, &loaded, &known, &person, on, at, head, today, &config, &entries, &last_batches);
         page.view_errors = view_errors;
         if let Some(raw) = as_of_typed {
-            // Shown as typed, to be corrected.
-            page.as_of = raw;
+            // Shown as typed in its field, to be corrected; the page itself is today's.
+            page.as_of_field = raw;
             page.as_of_echo = String::new();
         }
         if reveal_reason.is_some()
@@ -488,6 +490,7 @@ fn build(
         residency,
         died_on: p.and_then(|r| r.died_on).map(|d| d.to_string()).unwrap_or_default(),
         as_of: on.to_string(),
+        as_of_field: on.to_string(),
         as_of_echo: crate::dates::echo(eras, crate::dates::Kind::Date, &on.to_string()),
         as_at: at,
         head,
