@@ -242,6 +242,12 @@ impl Ui<'_> {
         self.keys(&[k.into()]).await
     }
 
+    /// Clicks the element `css` (that stays on the page).
+    async fn click_on(&self, css: &str) -> R<()> {
+        let el = self.c.find(Locator::Css(css)).await.map_err(|e| format!("{css}: {e}"))?;
+        el.click().await.map_err(|e| format!("click {css}: {e}"))
+    }
+
     /// Types text into the focused element.
     async fn type_text(&self, text: &str) -> R<()> {
         let el = self.c.active_element().await.map_err(|e| e.to_string())?;
@@ -688,12 +694,7 @@ fn the_grant_form_by_keyboard_alone_in_an_english_browser() {
 
         // The calendar, by keys, in Japanese.
         ui.go(&format!("/recipients/{}/do/move_out", f.d)).await?;
-        ui.c.find(Locator::Css("#f-effective"))
-            .await
-            .map_err(|e| e.to_string())?
-            .click()
-            .await
-            .map_err(|e| e.to_string())?;
+        ui.click_on("#f-effective").await?;
         // (The form starts with today in it: replaced, as a click leaves the caret in it.)
         ui.keys(&[Key::Control.into(), 'a']).await?;
         ui.type_text("2026-11-25").await?;
@@ -740,12 +741,7 @@ fn the_grant_form_by_keyboard_alone_in_an_english_browser() {
         ui.logout_from("/search").await?;
         ui.login("super1").await?;
         ui.go("/billing?month=2026-10").await?;
-        ui.c.find(Locator::Css("#f-month"))
-            .await
-            .map_err(|e| e.to_string())?
-            .click()
-            .await
-            .map_err(|e| e.to_string())?;
+        ui.click_on("#f-month").await?;
         ui.keys(&[Key::Alt.into(), Key::Down.into()]).await?;
         ui.wait_eval("return document.activeElement.dataset.value || ''", "2026-10").await?;
         ui.wait_eval("return document.querySelector('.cal-title').textContent", "2026年").await?;

@@ -318,14 +318,20 @@ const CASES: &[FormCase] = &[
     },
 ];
 
-const WARNING_TEXT: &str = "PMHで「●」と表示されます";
-
-#[test]
-fn every_field_of_every_form_refuses_bad_input_and_writes_nothing() {
+/// A server over a ledger of 20 demo recipients and the form tests' fixture.
+fn start() -> (tempfile::TempDir, Server, Fixture) {
     let dir = tempfile::tempdir().unwrap();
     make_ledger(dir.path(), 20).unwrap();
     let server = Server::start(dir.path(), Settings::default()).unwrap();
     let fx = fixture(&server).unwrap();
+    (dir, server, fx)
+}
+
+const WARNING_TEXT: &str = "PMHで「●」と表示されます";
+
+#[test]
+fn every_field_of_every_form_refuses_bad_input_and_writes_nothing() {
+    let (_dir, server, fx) = start();
     let mut caseworker = server.login("case1").unwrap();
     // Ending a DV support measure is a supervisor's (privacy rules).
     let mut supervisor = server.login("super1").unwrap();
@@ -454,10 +460,7 @@ fn echo_of(body: &str, id: &str) -> String {
 
 #[test]
 fn every_date_field_reads_dates_as_caseworkers_write_them() {
-    let dir = tempfile::tempdir().unwrap();
-    make_ledger(dir.path(), 20).unwrap();
-    let server = Server::start(dir.path(), Settings::default()).unwrap();
-    let fx = fixture(&server).unwrap();
+    let (_dir, server, fx) = start();
     let mut admin = server.login("admin1").unwrap();
     let mut case1 = server.login("case1").unwrap();
     let enc = |s: &str| daicho_tests::web::urlencode(&[("v", s)]).trim_start_matches("v=").to_owned();
