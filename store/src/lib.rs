@@ -485,6 +485,12 @@ impl Store {
         Ok(first.is_some_and(|p| Position(p) <= self.head().position).then_some(stream))
     }
 
+    /// Whether any request id recorded starts with `prefix` (one key read): a bulk job whose
+    /// ids share a prefix learns at once that none of them can be a repeat.
+    pub fn any_request_with_prefix(&self, prefix: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.tables.any_with_prefix(&keys::with_prefix(keys::REQUEST, prefix.as_bytes()))?)
+    }
+
     /// The record of an earlier request with this id, if any.
     pub fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError> {
         let Some(value) = self.inner.tables.get(&keys::with_prefix(keys::REQUEST, request_id.as_bytes()))? else {

@@ -86,6 +86,17 @@ impl Tables {
         self.tree.get(key)
     }
 
+    /// Whether any key starts with `prefix` (the memtable's or sled's), reading one key at most.
+    pub fn any_with_prefix(&self, prefix: &[u8]) -> Result<bool, sled::Error> {
+        let pending = self
+            .pending
+            .read()
+            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(prefix));
+        Ok(pending || self.tree.scan_prefix(prefix).next().transpose()?.is_some())
+    }
+
     /// Every value under `prefix`, in key order: the memtable's read first, then sled's.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(IVec, IVec)>, sled::Error> {
         let mut merged: BTreeMap<IVec, IVec> = self

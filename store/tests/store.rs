@@ -147,6 +147,25 @@ fn a_repeated_request_returns_its_first_outcome_and_a_changed_one_is_refused() {
 }
 
 #[test]
+fn a_request_id_prefix_is_found_in_the_memtable_and_in_sled_but_not_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    assert!(!store.any_request_with_prefix("imp.a.").unwrap());
+    store.append_blocking(request(to("s", ExpectedVersion::NoStream), "imp.a.r.01", 1)).unwrap();
+    // Just acknowledged (the memtable, or sled if the applier was quick).
+    assert!(store.any_request_with_prefix("imp.a.").unwrap());
+    for other in ["imp.b.", "imp.a.g.", "imp.ab", "x"] {
+        assert!(!store.any_request_with_prefix(other).unwrap(), "{other}");
+    }
+    // Applied to sled, after a reopen.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.any_request_with_prefix("imp.a.").unwrap());
+    assert!(store.any_request_with_prefix("imp.").unwrap());
+    assert!(!store.any_request_with_prefix("imp.b.").unwrap());
+}
+
+#[test]
 fn keyed_streams_get_numbers_and_keys_are_unique() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path()).unwrap();
