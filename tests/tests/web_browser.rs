@@ -776,7 +776,8 @@ return JSON.stringify(out);
 "#;
 
 /// What a page must hold whatever the role: Japanese dates only (no native date or month
-/// field, whose format follows the browser's language), and a label for every field.
+/// field, whose format follows the browser's language), a label for every field, and every
+/// description a field names present.
 const PAGE_RULES_JS: &str = r#"
 const out = [];
 for (const e of document.querySelectorAll('input[type=date], input[type=month], input[type=datetime-local], input[type=week]'))
@@ -785,6 +786,9 @@ for (const e of document.querySelectorAll('input:not([type=hidden]):not([type=su
   const labelled = (e.id && document.querySelector(`label[for="${e.id}"]`)) || e.closest('label') || e.getAttribute('aria-label');
   if (!labelled) out.push(`field ${e.name || e.id} has no label`);
 }
+for (const e of document.querySelectorAll('[aria-describedby]'))
+  for (const id of e.getAttribute('aria-describedby').split(/\s+/).filter(Boolean))
+    if (!document.getElementById(id)) out.push(`${e.name || e.id} is described by a missing #${id}`);
 return JSON.stringify(out);
 "#;
 

@@ -79,6 +79,24 @@ pub struct FormPage {
     pub needs_approval: bool,
 }
 
+impl FieldView {
+    /// The ids that describe the field, for `aria-describedby`: its other form (a date), its
+    /// error, its hint.
+    pub fn described(&self) -> String {
+        let mut ids = Vec::new();
+        if self.input == "date" {
+            ids.push(format!("echo-f-{}", self.name));
+        }
+        if self.error.is_some() {
+            ids.push(format!("err-{}", self.name));
+        }
+        if !self.hint.is_empty() {
+            ids.push(format!("hint-{}", self.name));
+        }
+        ids.join(" ")
+    }
+}
+
 impl FormPage {
     /// The error summary at the top of the form.
     pub fn summary(&self) -> &[ErrorLink] {
