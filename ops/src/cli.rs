@@ -383,15 +383,28 @@ enum PmhAction {
         /// diff or full. Default: each program's configured mode.
         #[arg(long, value_parser = parse_mode)]
         mode: Option<PmhMode>,
-        /// Only this program.
+        /// Only this program (repeatable).
         #[arg(long)]
-        program: Option<String>,
+        program: Vec<String>,
         /// Regenerate a past batch, byte for byte.
         #[arg(long, conflicts_with_all = ["mode", "program"])]
         batch: Option<u64>,
         /// Who records it.
         #[arg(long, default_value = "daicho-cli")]
         actor: String,
+    },
+    /// Every record held back (保留) now, per program.
+    ///
+    /// A diff batch's manifest.json and rejects.csv list only the records held back since the
+    /// program's previous batch (or changed since), and count all of them; this lists them all.
+    /// Prints the counts; with --out, writes the list as CSV (a new file, owner-only).
+    Held {
+        /// Only this program (repeatable).
+        #[arg(long)]
+        program: Vec<String>,
+        /// Write the list as CSV here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Read PMH's registration results (the error CSV of 医療費助成情報登録結果確認).
     ///
@@ -652,11 +665,14 @@ where
                 data: &cli.data,
                 out_dir: &dir,
                 mode,
-                program: program.as_deref(),
+                programs: &program,
                 today,
                 actor: &actor,
             };
             crate::pmh::export(&request, out, err)
+        }
+        Command::Pmh { action: PmhAction::Held { program, out: report } } => {
+            crate::pmh::held(&cli.data, &program, report.as_deref(), out, err)
         }
         Command::Serve { listen, demo, recipients, idle_minutes, absolute_hours, secure_cookies } => {
             init_logging();

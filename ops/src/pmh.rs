@@ -34,6 +34,23 @@ fn write_batches(ledger: &Ledger, out: &Path, batches: &[(Option<u64>, Batch)]) 
     daicho_app::pmh::write_companions(ledger, out, &refs, head).map_err(|e| e.to_string())
 }
 
+/// The programs named (each once, in the configuration's order), or all when none is.
+fn chosen(ledger: &Ledger, named: &[String], err: &mut dyn Write) -> Result<Vec<ProgramKey>, u8> {
+    for p in named {
+        if !ProgramKey::parse(p).is_ok_and(|k| ledger.config().program(&k).is_some()) {
+            let _ = writeln!(err, "--program {p}: 設定にない制度です");
+            return Err(EXIT_REJECTED);
+        }
+    }
+    Ok(ledger
+        .config()
+        .programs()
+        .iter()
+        .filter(|p| named.is_empty() || named.iter().any(|n| n == p.key.as_str()))
+        .map(|p| p.key.clone())
+        .collect())
+}
+
 /// What `daicho pmh export` is asked to do.
 pub struct ExportRequest<'a> {
     /// Data directory.
@@ -42,8 +59,8 @@ pub struct ExportRequest<'a> {
     pub out_dir: &'a Path,
     /// Mode for every program; `None`: each program's configured mode.
     pub mode: Option<PmhMode>,
-    /// Only this program.
-    pub program: Option<&'a str>,
+    /// Only these programs (none: all).
+    pub programs: &'a [String],
     /// Effective date of the batch events.
     pub today: chrono::NaiveDate,
     /// Who records them.
@@ -52,7 +69,7 @@ pub struct ExportRequest<'a> {
 
 /// `daicho pmh export`.
 pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let ExportRequest { data, out_dir, mode, program, today, actor } = *request;
+    let ExportRequest { data, out_dir, mode, programs, today, actor } = *request;
     let app = match App::open(data) {
         Ok(app) => app,
         Err(e) => return fail(err, format!("{}: 台帳を開けません: {e}", data.display())),
@@ -60,18 +77,10 @@ pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
     if let Err(e) = daicho_app::files::empty_output_dir(out_dir) {
         return fail(err, e);
     }
-    let ledger = app.ledger();
-    let programs: Vec<ProgramKey> = match program {
-        Some(p) => match ProgramKey::parse(p).ok().filter(|k| ledger.config().program(k).is_some()) {
-            Some(k) => vec![k],
-            None => {
-                let _ = writeln!(err, "{p}: 設定にない制度です");
-                return EXIT_REJECTED;
-            }
-        },
-        None => ledger.config().programs().iter().map(|p| p.key.clone()).collect(),
+    let programs = match chosen(&app.ledger(), programs, err) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    drop(ledger);
     let operator = Actor::Operator(actor.to_owned());
     let mut batches: Vec<(Option<u64>, Batch)> = Vec::new();
     for key in programs {
@@ -88,7 +97,7 @@ pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
     for (number, b) in &batches {
         let _ = writeln!(
             out,
-            "{}: {} {}件（うち削除 {}件）{}、保留 {}件、●になる文字の警告 {}件{}",
+            "{}: {} {}件（うち削除 {}件）{}、保留 {}、●になる文字の警告 {}件{}",
             b.program,
             daicho_projections::export::mode_name(b.mode),
             b.records,
@@ -98,10 +107,69 @@ pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
             } else {
                 String::new()
             },
-            b.held_back.len(),
+            if b.held_total as usize > b.held_back.len() {
+                format!("{}件（うち今回一覧 {}件）", b.held_total, b.held_back.len())
+            } else {
+                format!("{}件", b.held_total)
+            },
             b.warnings.len(),
             number.map(|n| format!("、バッチ番号 {n}")).unwrap_or_else(|| "（送信なし）".into())
         );
+    }
+    EXIT_OK
+}
+
+/// `daicho pmh held`: every record held back (保留) now, per program (all, or those named):
+/// counts on `out`, and with `report` the whole list as CSV in a new owner-only file. A batch
+/// lists only the records held back since the program's previous batch; this is the list of
+/// all of them.
+pub fn held(data: &Path, named: &[String], report: Option<&Path>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let app = match App::open(data) {
+        Ok(app) => app,
+        Err(e) => return fail(err, format!("{}: 台帳を開けません: {e}", data.display())),
+    };
+    let mut ledger = app.ledger();
+    let programs = match chosen(&ledger, named, err) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let reader = match ledger.projections() {
+        Ok(p) => p.reader(),
+        Err(e) => return fail(err, e),
+    };
+    drop(ledger);
+    let mut rows = vec![
+        ["制度", "受給者内部番号", "受給者証", "履歴キー", "理由コード", "理由", "一覧"].map(str::to_owned).to_vec(),
+    ];
+    for key in &programs {
+        let limit = if report.is_some() { usize::MAX } else { 0 };
+        let (held, total) = match reader.pmh_held(key.as_str(), limit) {
+            Ok(h) => h,
+            Err(e) => return fail(err, format!("{key}: {e}")),
+        };
+        let _ = writeln!(out, "{key}: 保留 {total}件");
+        for (h, new) in held {
+            for r in &h.reasons {
+                rows.push(vec![
+                    key.to_string(),
+                    h.recipient.to_string(),
+                    h.certificate.clone(),
+                    h.history_key.clone(),
+                    r.code.to_owned(),
+                    r.message.to_owned(),
+                    if new { "未掲載" } else { "掲載済み" }.to_owned(),
+                ]);
+            }
+        }
+    }
+    if let Some(path) = report {
+        let written = daicho_app::files::DiskFile::create_new(path).and_then(|mut f| {
+            f.write_all(&daicho_projections::pmh::csv_document(&rows))?;
+            daicho_app::files::FinishFile::finish_file(f)
+        });
+        if let Err(e) = written {
+            return fail(err, format!("{}: 書けません: {e}", path.display()));
+        }
     }
     EXIT_OK
 }

@@ -21,7 +21,7 @@ use std::io::Write;
 use crate::db::Db;
 use crate::pmh::{HoldReason, Outgoing, PmhRecord, csv_document, unrepresentable, validate};
 use crate::query::Reader;
-use crate::register::{Entry, entries_from, held_from, read_values};
+use crate::register::{Entry, entries_from, held_count, held_from, read_values};
 use crate::render::FilesWriter;
 use crate::{ProjectionError, Projections, keys};
 
@@ -81,7 +81,12 @@ pub struct Batch {
     pub deleted: u32,
     /// Records PMH had that this full replacement leaves out (held back or withdrawn).
     pub dropped: u32,
+    /// The records held back (保留) that the batch lists: of a full batch all of them; of a
+    /// diff, those not listed as they are now by an earlier batch (held back since, changed
+    /// since, or held back for other reasons since).
     pub held_back: Vec<Held>,
+    /// Every record held back, listed or not.
+    pub held_total: u32,
     pub warnings: Vec<Warning>,
     /// The JSON and CSV files; empty when there is nothing to send.
     pub files: Vec<File>,
@@ -106,7 +111,10 @@ pub struct Summary {
     pub deleted: u32,
     /// Records PMH has that a full replacement would leave out.
     pub dropped: u32,
+    /// The records held back that the batch would list (see [`Batch::held_back`]).
     pub held_back: Vec<Held>,
+    /// Every record held back, listed or not.
+    pub held_total: u32,
     pub warnings: Vec<Warning>,
 }
 
@@ -207,6 +215,7 @@ struct Scanned {
     /// upload PMH no longer has them.
     dropped: u32,
     held_back: Vec<Held>,
+    held_total: u32,
     warnings: Vec<Warning>,
 }
 
@@ -251,7 +260,8 @@ fn scan(
             (keys::program_prefix(keys::DIRTY, key), true, &pending),
         ],
     };
-    let mut out = Scanned { records: 0, deleted: 0, dropped: 0, held_back: Vec::new(), warnings: Vec::new() };
+    let mut out =
+        Scanned { records: 0, deleted: 0, dropped: 0, held_back: Vec::new(), held_total: 0, warnings: Vec::new() };
     let view = db.view()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     for (prefix, withdrawn_only, visits) in passes {
@@ -337,7 +347,13 @@ fn scan(
         }
     }
     if mode == PmhMode::DiffHistory {
-        // What validation holds back, as the markers list it: their entries are not read.
+        // What validation holds back, as the markers list it: their entries are not read. A
+        // diff lists the records not yet listed as they are now (`H`), and counts the others
+        // (`L`) by their values' lengths alone.
+        for item in view.scan_prefix(&keys::program_prefix(keys::LISTED, key))? {
+            let (_, v) = item?;
+            out.held_total = out.held_total.saturating_add(held_count(&v)?);
+        }
         for item in view.scan_prefix(&keys::program_prefix(keys::HELD, key))? {
             let (k, v) = item?;
             let Some(n) = keys::tail_recipient(&k) else { continue };
@@ -351,6 +367,7 @@ fn scan(
             }
         }
     }
+    out.held_total = out.held_total.saturating_add(u32::try_from(out.held_back.len()).unwrap_or(u32::MAX));
     Ok(out)
 }
 
@@ -404,6 +421,7 @@ impl Reader {
             deleted: s.deleted,
             dropped: s.dropped,
             held_back: s.held_back,
+            held_total: s.held_total,
             warnings: s.warnings,
         })
     }
@@ -523,6 +541,7 @@ impl Projections {
             deleted: scanned.deleted,
             dropped: scanned.dropped,
             held_back: scanned.held_back,
+            held_total: scanned.held_total,
             warnings: scanned.warnings,
             files,
         };
@@ -568,6 +587,8 @@ struct ManifestBatch<'a> {
     replaces_all: bool,
     /// Records PMH had that a full replacement leaves out.
     dropped: u32,
+    /// Every record held back; `heldBack` lists those not listed before (a diff) or all (full).
+    held_back_total: u32,
     held_back: &'a [Held],
     warnings: &'a [Warning],
     /// Texts of the program's configuration sent in every record that PMH shows with "●".
@@ -602,7 +623,7 @@ struct Manifest<'a> {
 /// and the chain head they were made from.
 pub fn manifest(config: &Config, batches: &[(Option<u64>, &Batch)], head_position: u64, head_hash: &str) -> Vec<u8> {
     let m = Manifest {
-        format: "daicho-pmh-export-1",
+        format: "daicho-pmh-export-2",
         municipality: &config.municipality.name,
         chain_head: ChainHead { position: head_position, hash: head_hash.to_owned() },
         batches: batches
@@ -617,6 +638,7 @@ pub fn manifest(config: &Config, batches: &[(Option<u64>, &Batch)], head_positio
                 deleted: b.deleted,
                 replaces_all: config.program(&b.program).is_some_and(|p| replaces(p, b.mode)),
                 dropped: b.dropped,
+                held_back_total: b.held_total,
                 held_back: &b.held_back,
                 warnings: &b.warnings,
                 config_warnings: config
@@ -639,7 +661,8 @@ pub fn manifest(config: &Config, batches: &[(Option<u64>, &Batch)], head_positio
     bytes
 }
 
-/// `rejects.csv`: every held-back record of the batches, one line per reason.
+/// `rejects.csv`: the held-back records the batches list ([`Batch::held_back`]), one line per
+/// reason.
 pub fn rejects_csv(batches: &[&Batch]) -> Vec<u8> {
     let mut rows =
         vec![["制度", "受給者内部番号", "受給者証", "履歴キー", "理由コード", "理由"].map(str::to_owned).to_vec()];

@@ -13,7 +13,8 @@
 //! | `X` | keyed hash of the My Number (32), recipient number | (empty) |
 //! | `E` | recipient number | the recipient's PMH entries by span: current and exported record |
 //! | `D` | program, 0x00, recipient number | (empty): an entry of the program differs from what PMH has and can be sent (a withdrawal, or a record that passes validation under the configuration in force) |
-//! | `H` | program, 0x00, recipient number | the entries of the program that differ from what PMH has and that validation holds back: span, certificate, history key, reasons |
+//! | `H` | program, 0x00, recipient number | the entries of the program that differ from what PMH has and that validation holds back (保留), not yet listed as they are now by a batch: certificate, history key, reasons |
+//! | `L` | program, 0x00, recipient number | as `H`, for the held-back entries a batch has listed as they are now (a batch lists only `H`, and counts both) |
 //! | `A` | program, 0x00, recipient number | (empty): an entry of the program has a current record |
 //! | `F` | program, 0x00, recipient number | the entries of the program whose last sending PMH refused (its registration results): certificate, history key, batch, PMH's code and text, whether corrected since |
 //! | `B` | program | last batch: to-position (u64 BE), batch number (u64 BE) |
@@ -29,6 +30,7 @@ pub const MY_NUMBER: u8 = b'X';
 pub const ENTRY: u8 = b'E';
 pub const DIRTY: u8 = b'D';
 pub const HELD: u8 = b'H';
+pub const LISTED: u8 = b'L';
 pub const ACTIVE: u8 = b'A';
 pub const REFUSED: u8 = b'F';
 pub const LAST_BATCH: u8 = b'B';

@@ -41,7 +41,7 @@ pub use db::DEFAULT_CACHE_BYTES;
 pub use register::{Entry, Refusal, RefusedRecord, recipient_number};
 
 /// Format of the projection's data; a different stored format triggers a rebuild.
-pub const FORMAT: &str = concat!("daicho-register-11/snapshot-", "2");
+pub const FORMAT: &str = concat!("daicho-register-12/snapshot-", "2");
 
 /// Events per atomic commit during catch-up.
 pub const CHUNK_EVENTS: usize = 10_000;

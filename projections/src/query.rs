@@ -179,6 +179,42 @@ impl Reader {
         Ok((out, total))
     }
 
+    /// The records of `program` held back (保留) now: those no batch has listed as they are now
+    /// first (the next diff lists them), then those listed before, each in recipient order,
+    /// with whether it is new; at most `limit`, and how many there are in all.
+    pub fn pmh_held(
+        &self,
+        program: &str,
+        limit: usize,
+    ) -> Result<(Vec<(crate::export::Held, bool)>, usize), ProjectionError> {
+        let mut out = Vec::new();
+        let mut total: usize = 0;
+        let view = self.db.view()?;
+        for (marker, new) in [(keys::HELD, true), (keys::LISTED, false)] {
+            for item in view.scan_prefix(&keys::program_prefix(marker, program))? {
+                let (k, v) = item?;
+                let Some(n) = keys::tail_recipient(&k) else { continue };
+                if out.len() >= limit {
+                    total = total.saturating_add(crate::register::held_count(&v)? as usize);
+                    continue;
+                }
+                for h in crate::register::held_from(&v)? {
+                    total = total.saturating_add(1);
+                    if out.len() < limit {
+                        let held = crate::export::Held {
+                            recipient: n,
+                            certificate: h.certificate,
+                            history_key: h.history_key,
+                            reasons: h.reasons.into_iter().map(Into::into).collect(),
+                        };
+                        out.push((held, new));
+                    }
+                }
+            }
+        }
+        Ok((out, total))
+    }
+
     /// Every entry of `program` that has a current record or differs from what PMH has (so
     /// every one PMH has), by recipient and span in order: `each(recipient, span, entry)`.
     pub fn for_each_pmh_entry(

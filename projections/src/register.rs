@@ -67,6 +67,36 @@ pub struct Entry {
     sent: Sent,
     /// The batch (its number) that sent what PMH has, or the record it refused; 0 for none.
     batch: u64,
+    /// The last batch that listed the record as held back (保留), and what it listed: a batch
+    /// names only the records held back since (new, changed, or held for other reasons), with
+    /// a count of all of them. Cleared once PMH has the record or has nothing of it.
+    listed: Option<Listed>,
+}
+
+/// A held-back record as a batch listed it: the batch's number and the [`held_fingerprint`] of
+/// the record and its reasons then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Listed {
+    pub batch: u64,
+    pub fingerprint: u64,
+}
+
+/// What a held-back record is, for telling whether a batch listed it as it is now: the first
+/// eight bytes of the SHA-256 of the record's encoding and its reasons' codes. A function of
+/// the record and the configuration, so every fold gets the same value.
+pub(crate) fn held_fingerprint(record: &PmhRecord, reasons: &[HoldReason]) -> u64 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    // Encoding owned strings and integers into a Vec cannot fail.
+    h.update(bincode::serde::encode_to_vec(record, bincode::config::standard()).unwrap_or_default());
+    for r in reasons {
+        h.update([0]);
+        h.update(r.code().as_bytes());
+    }
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// PMH refused a record a batch sent it (its registration results): PMH does not have it.
@@ -103,7 +133,7 @@ enum Sent {
 impl Entry {
     /// A record PMH has never had.
     pub(crate) fn new(program: String, current: PmhRecord) -> Entry {
-        Entry { program, current: Some(current), sent: Sent::Nothing, batch: 0 }
+        Entry { program, current: Some(current), sent: Sent::Nothing, batch: 0, listed: None }
     }
 
     /// The record as it is now (none once withdrawn).
@@ -213,6 +243,7 @@ impl Entry {
         if self.current.is_some() {
             self.sent = Sent::Current;
             self.batch = batch;
+            self.listed = None;
         } else {
             self.clear_exported();
         }
@@ -222,6 +253,13 @@ impl Entry {
     pub(crate) fn clear_exported(&mut self) {
         self.sent = Sent::Nothing;
         self.batch = 0;
+        self.listed = None;
+    }
+
+    /// Whether the last batch that listed the record as held back listed it as it is now
+    /// (`fingerprint`: [`held_fingerprint`] of the current record and its reasons).
+    fn listed_as(&self, fingerprint: u64) -> bool {
+        self.listed.is_some_and(|l| l.fingerprint == fingerprint)
     }
 
     /// The current record, and what PMH has when that is another one (its withdrawal).
@@ -264,7 +302,8 @@ pub(crate) fn entries_from(bytes: &[u8]) -> Result<Entries, ProjectionError> {
 /// configuration marks every pending entry again ([`Fold::remark`]).
 pub(crate) fn markers_of(n: u64, entries: &Entries, config: Option<&Config>) -> Markers {
     let mut out = Markers::new();
-    let mut held: BTreeMap<&str, Vec<HeldRecord>> = BTreeMap::new();
+    // Held back and not yet listed by a batch as it is now (`H`), or listed (`L`).
+    let mut held: BTreeMap<(u8, &str), Vec<HeldRecord>> = BTreeMap::new();
     let mut refused: BTreeMap<&str, Vec<RefusedRecord>> = BTreeMap::new();
     for e in entries.values() {
         if let Some(r) = e.refusal() {
@@ -283,11 +322,15 @@ pub(crate) fn markers_of(n: u64, entries: &Entries, config: Option<&Config>) -> 
                 None => Vec::new(),
             };
             match (&e.current, reasons.is_empty()) {
-                (Some(current), false) => held.entry(&e.program).or_default().push(HeldRecord {
-                    certificate: current.certificate.clone(),
-                    history_key: current.history_key().to_string(),
-                    reasons,
-                }),
+                (Some(current), false) => {
+                    let marker =
+                        if e.listed_as(held_fingerprint(current, &reasons)) { keys::LISTED } else { keys::HELD };
+                    held.entry((marker, &e.program)).or_default().push(HeldRecord {
+                        certificate: current.certificate.clone(),
+                        history_key: current.history_key().to_string(),
+                        reasons,
+                    })
+                }
                 _ => {
                     out.insert(keys::program_marker(keys::DIRTY, &e.program, n), Vec::new());
                 }
@@ -297,8 +340,8 @@ pub(crate) fn markers_of(n: u64, entries: &Entries, config: Option<&Config>) -> 
             out.insert(keys::program_marker(keys::ACTIVE, &e.program, n), Vec::new());
         }
     }
-    for (program, records) in held {
-        out.insert(keys::program_marker(keys::HELD, program, n), held_bytes(&records));
+    for ((marker, program), records) in held {
+        out.insert(keys::program_marker(marker, program, n), held_bytes(&records));
     }
     for (program, records) in refused {
         out.insert(keys::program_marker(keys::REFUSED, program, n), refused_bytes(&records));
@@ -355,7 +398,15 @@ fn held_bytes(records: &[HeldRecord]) -> Vec<u8> {
     bincode::serde::encode_to_vec(records, bincode::config::standard()).unwrap_or_default()
 }
 
-/// The records of an `H` value.
+/// How many records an `H` or `L` value lists, without decoding them: the length that starts
+/// the encoding of a sequence.
+pub(crate) fn held_count(bytes: &[u8]) -> Result<u32, ProjectionError> {
+    bincode::serde::decode_from_slice::<u64, _>(bytes, bincode::config::standard())
+        .map(|(n, _)| u32::try_from(n).unwrap_or(u32::MAX))
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))
+}
+
+/// The records of an `H` or `L` value.
 pub(crate) fn held_from(bytes: &[u8]) -> Result<Vec<HeldRecord>, ProjectionError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(h, _)| h)
@@ -505,7 +556,7 @@ impl Settle<'_> {
                 continue;
             }
             let pending = entry.pending();
-            let before = (entry.exported().is_some(), pending, entry.batch);
+            let before = (entry.exported().is_some(), pending, entry.batch, entry.listed);
             let had = before.0;
             if entry.refused_unchanged() {
                 // Not sent again until corrected, not even in full; a full replacement leaves
@@ -520,19 +571,32 @@ impl Settle<'_> {
                     // Only a record that changed takes this batch's number: results naming a full
                     // batch apply to the records it sent again (`Entry::refuse`), so a full
                     // batch rewrites no unchanged entry.
-                    Some(current) if validate(current, self.program).is_empty() => {
-                        if pending {
-                            entry.set_exported_current(self.number);
+                    Some(current) => {
+                        let reasons = validate(current, self.program);
+                        if reasons.is_empty() {
+                            if pending {
+                                entry.set_exported_current(self.number);
+                            }
+                        } else {
+                            let fingerprint = held_fingerprint(current, &reasons);
+                            // Held back from a full replacement: PMH drops what it had. From a diff
+                            // or a resend PMH keeps what it had.
+                            if self.replacing {
+                                entry.clear_exported();
+                            }
+                            // A pending record held back: the batch lists it, and a later one
+                            // only once it changes. The first batch that listed it as it is
+                            // stays named (a batch visits only the records it can change: one
+                            // listed already is not among them).
+                            if entry.pending() && !entry.listed_as(fingerprint) {
+                                entry.listed = Some(Listed { batch: self.number, fingerprint });
+                            }
                         }
                     }
-                    // Held back from a full replacement: PMH drops what it had.
-                    Some(_) if self.replacing => entry.clear_exported(),
-                    // Held back from a diff or a resend: PMH keeps what it had.
-                    Some(_) => continue,
                 }
             }
             let now = entry.exported().is_some();
-            changed |= before != (now, entry.pending(), entry.batch);
+            changed |= before != (now, entry.pending(), entry.batch, entry.listed);
             if !had && now {
                 // From this batch on PMH has the record: it counts for the fee.
                 fees.push((*span, FeeVersion::Exported));
@@ -1039,7 +1103,11 @@ impl Fold<'_> {
         // PMH also drops every current record held back (pending or not): a full resend of a
         // diff-history program finds what PMH already has unchanged, and records held back
         // keep what PMH had.
-        let mut prefixes = vec![keys::program_prefix(keys::DIRTY, settle.program_key)];
+        // Records held back and not yet listed take the batch's number as listing them.
+        let mut prefixes = vec![
+            keys::program_prefix(keys::DIRTY, settle.program_key),
+            keys::program_prefix(keys::HELD, settle.program_key),
+        ];
         if settle.replacing {
             prefixes.push(keys::program_prefix(keys::ACTIVE, settle.program_key));
         }
@@ -1115,7 +1183,7 @@ impl Fold<'_> {
     fn remark(&mut self, db: &Db) -> Result<(), ProjectionError> {
         let mut stored: BTreeMap<u64, Markers> = BTreeMap::new();
         let view = db.view()?;
-        for prefix in [keys::DIRTY, keys::HELD] {
+        for prefix in [keys::DIRTY, keys::HELD, keys::LISTED] {
             for item in view.scan_prefix(&[prefix])? {
                 let (k, v) = item?;
                 if let Some(n) = keys::tail_recipient(&k) {
@@ -1129,7 +1197,7 @@ impl Fold<'_> {
                 None => Entries::new(),
             };
             let mut after = markers_of(n, &entries, self.config.as_deref());
-            after.retain(|k, _| matches!(k.first(), Some(&keys::DIRTY | &keys::HELD)));
+            after.retain(|k, _| matches!(k.first(), Some(&keys::DIRTY | &keys::HELD | &keys::LISTED)));
             marker_writes(&before, &after, &mut self.overlay.writes);
         }
         Ok(())

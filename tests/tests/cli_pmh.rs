@@ -384,11 +384,31 @@ fn a_record_missing_a_required_payer_number_is_held_back_until_fixed() {
     let rejects = std::fs::read_to_string(e.dir.join("rejects.csv")).unwrap();
     assert!(rejects.contains("R1S1,payer_number_missing"), "{rejects}");
     assert!(!rejects.contains("桜"), "no names in rejects.csv");
-    // Not fixed yet: the next export still holds it back (it was not marked as sent).
+    assert_eq!(kodomo["heldBackTotal"], 1);
+    // Not fixed yet: the next export still holds it back (it was not marked as sent), counts
+    // it, and does not list it again: the batch before listed it as it is.
     let e = l.export();
     assert!(e.records.is_empty());
     let kodomo = e.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == "kodomo").unwrap();
-    assert_eq!(kodomo["heldBack"][0]["historyKey"], "R1S1");
+    assert_eq!(kodomo["heldBack"], json!([]));
+    assert_eq!(kodomo["heldBackTotal"], 1);
+    assert!(!e.dir.join("rejects.csv").exists(), "nothing new to list");
+    // The whole list, with what the batches have listed.
+    let list = l.tmp.path().join("held.csv");
+    let (status, out, err) =
+        daicho(&["--data", l.data(), "pmh", "held", "--program", "kodomo", "--out", list.to_str().unwrap()]);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(out, "kodomo: 保留 1件\n");
+    let text = std::fs::read_to_string(&list).unwrap();
+    assert!(text.contains(",R1S1,payer_number_missing,"), "{text}");
+    assert!(text.trim_end().ends_with("掲載済み"), "{text}");
+    // Changed but still held back: listed again, once.
+    l.apply(&[json!({"type": "change_personal_details", "recipient": "C1", "effective": "2026-05-01", "address": "さくら市緑町7-8"})]);
+    let e = l.export();
+    let kodomo = e.manifest["batches"].as_array().unwrap().iter().find(|b| b["program"] == "kodomo").unwrap();
+    assert_eq!(kodomo["heldBack"].as_array().map(Vec::len), Some(1), "{kodomo}");
+    assert_eq!(kodomo["heldBack"][0]["reasons"][0]["code"], "payer_number_missing");
+    assert_eq!(kodomo["heldBackTotal"], 1);
     // Fixed: the next diff sends it.
     l.apply(&[json!({"type": "change_certificate", "recipient": "C1", "effective": "2026-04-01", "certificate": "K1", "payer_number": "88139993"})]);
     let e = l.export();

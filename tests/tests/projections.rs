@@ -44,9 +44,9 @@ fn set_config(data: &Path, toml: &str) {
     assert_eq!(daicho::cli::main(args, &mut o, &mut e), 0, "{}", String::from_utf8_lossy(&e));
 }
 
-/// Per program of the export into `out`: records sent that are not withdrawals, and records
-/// held back.
-fn sent_and_held(out: &Path) -> std::collections::BTreeMap<String, (u64, usize)> {
+/// Per program of the export into `out`: records sent that are not withdrawals, records held
+/// back, and of those the ones the batch lists.
+fn sent_and_held(out: &Path) -> std::collections::BTreeMap<String, (u64, u64, usize)> {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let count = |b: &serde_json::Value, k: &str| b[k].as_u64().unwrap();
@@ -56,7 +56,8 @@ fn sent_and_held(out: &Path) -> std::collections::BTreeMap<String, (u64, usize)>
         .iter()
         .map(|b| {
             let sent = count(b, "records") - count(b, "deleted");
-            (b["program"].as_str().unwrap().to_owned(), (sent, b["heldBack"].as_array().map_or(0, Vec::len)))
+            let listed = b["heldBack"].as_array().map_or(0, Vec::len);
+            (b["program"].as_str().unwrap().to_owned(), (sent, count(b, "heldBackTotal"), listed))
         })
         .collect()
 }
@@ -136,6 +137,10 @@ fn rebuilding_gives_the_same_bytes_as_incremental_application() {
     assert!(strict["kodomo"].1 > 100, "it holds them back: {strict:?}");
     assert!(full["kodomo"].0 > 100, "the demo configuration sends them again: {full:?}");
     assert!(after["kodomo"].1 < strict["kodomo"].1, "fewer held back: {after:?} after {strict:?}");
+    assert_eq!(strict["kodomo"].2 as u64, strict["kodomo"].1, "held back by a new configuration: all listed");
+    // A diff lists only what no batch listed as it is now; the others stay held and counted.
+    let (total, listed) = after.values().fold((0, 0), |(t, l), (_, total, listed)| (t + total, l + *listed as u64));
+    assert!(total > 0 && listed < total, "held back {total}, listed {listed}: {after:?}");
     let mut ledger = Ledger::open(&data).unwrap();
     let store = ledger.store().clone();
     let head = store.head().position;
@@ -147,6 +152,8 @@ fn rebuilding_gives_the_same_bytes_as_incremental_application() {
     drop(ledger);
     let refused_now = incremental.0.iter().filter(|(k, _)| k.first() == Some(&b'F')).count();
     assert!(refused_now > 10, "records stay refused at the end: {refused_now}");
+    let listed_now = incremental.0.iter().filter(|(k, _)| k.first() == Some(&b'L')).count();
+    assert!(listed_now > 10, "records stay held back, listed by a batch, at the end: {listed_now}");
 
     // A: rebuilt in one go, by the bulk rebuild (each recipient's stream folded on its own, the
     // PMH batches applied to it between its events).

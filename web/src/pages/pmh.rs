@@ -34,6 +34,8 @@ pub struct HeldRow {
     pub history_key: String,
     pub certificate: String,
     pub reasons: String,
+    /// Not yet listed as it is now by a batch: the next diff lists it.
+    pub new: bool,
 }
 
 /// One record PMH refused.
@@ -58,6 +60,8 @@ pub struct ProgramRow {
     pub dropped: u32,
     pub warnings: usize,
     pub held_count: usize,
+    /// Of which the next batch lists (a diff: those not listed before as they are now).
+    pub held_listed_next: usize,
     pub held: Vec<HeldRow>,
     pub refused_count: usize,
     pub refused: Vec<RefusedRow>,
@@ -318,6 +322,7 @@ async fn build(
         for p in config.programs() {
             let s = reader.batch_summary(p, p.pmh_mode).map_err(AppError::internal)?;
             let last = reader.last_batch(p.key.as_str()).map_err(AppError::internal)?;
+            let (held, held_count) = reader.pmh_held(p.key.as_str(), HELD_SHOWN_MAX).map_err(AppError::internal)?;
             programs.push(ProgramRow {
                 key: p.key.to_string(),
                 name: p.name.clone(),
@@ -326,16 +331,16 @@ async fn build(
                 deleted: s.deleted,
                 dropped: s.dropped,
                 warnings: s.warnings.len(),
-                held_count: s.held_back.len(),
-                held: s
-                    .held_back
-                    .iter()
-                    .take(HELD_SHOWN_MAX)
-                    .map(|h| HeldRow {
+                held_count,
+                held_listed_next: s.held_back.len(),
+                held: held
+                    .into_iter()
+                    .map(|(h, new)| HeldRow {
                         n: h.recipient,
-                        history_key: h.history_key.clone(),
-                        certificate: h.certificate.clone(),
+                        history_key: h.history_key,
+                        certificate: h.certificate,
                         reasons: h.reasons.iter().map(|r| r.message).collect::<Vec<_>>().join("／"),
+                        new,
                     })
                     .collect(),
                 refused_count: 0,
