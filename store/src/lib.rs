@@ -240,14 +240,44 @@ pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> 
     Ok((db, tree))
 }
 
+/// The size of sled's segments (its unit of writing and of garbage collection) in the stores
+/// created from now on: 8 MiB, where sled's default is 512 KiB. sled reads every segment's
+/// header when it opens: at a million recipients a 7.7 GB log of 512 KiB segments took 14,600
+/// reads, most of a cold `daicho status` (BENCHMARKS.md, 2026-12-04). A store keeps the size it
+/// was created with (sled refuses another), so stores of earlier releases keep 512 KiB until a
+/// backup is restored.
+pub const SEGMENT_BYTES: usize = 8 << 20;
+
+/// The segment size of the sled database in `sled_dir`: as its `conf` file records it, or
+/// `new` for a new one.
+fn segment_bytes(sled_dir: &Path, new: usize) -> Result<usize, StoreError> {
+    let conf = match std::fs::read(sled_dir.join("conf")) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(new),
+        Err(e) => return Err(e.into()),
+    };
+    // The file is sled's own: `key: value` lines, then a checksum.
+    let text = String::from_utf8_lossy(&conf);
+    text.lines()
+        .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
+        .ok_or_else(|| StoreError::Damaged { position: None, reason: "sled's conf file names no segment size".into() })
+}
+
+/// sled's configuration for the database in `sled_dir` (segments of `new` bytes if it is new).
+fn sled_config(sled_dir: &Path, new: usize) -> Result<sled::Config, StoreError> {
+    Ok(sled::Config::new().path(sled_dir).mode(sled::Mode::HighThroughput).segment_size(segment_bytes(sled_dir, new)?))
+}
+
+/// Opens a store's sled database `sled_dir` as sled alone, nothing of the store (tools and tests
+/// that look at or damage its raw records), with the segment size it was created with.
+pub fn open_raw_sled(sled_dir: &Path) -> Result<sled::Db, StoreError> {
+    Ok(sled_config(sled_dir, SEGMENT_BYTES)?.open()?)
+}
+
 fn open_current(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
     remove_incomplete_snapshots(&sled_dir(dir))?;
     // No timer flush of sled's own: the flusher decides when sled writes (redo.rs).
-    let config = sled::Config::new()
-        .path(sled_dir(dir))
-        .mode(sled::Mode::HighThroughput)
-        .cache_capacity(cache_bytes())
-        .flush_every_ms(None);
+    let config = sled_config(&sled_dir(dir), SEGMENT_BYTES)?.cache_capacity(cache_bytes()).flush_every_ms(None);
     let db = open_sled(&config)?;
     let tree = db.open_tree("ledger")?;
     // A database without a readable head is left as it is, for `verify` to report. A store of
@@ -297,7 +327,7 @@ impl Store {
             std::fs::remove_dir_all(&staging)?;
         }
         {
-            let db = open_sled(&sled::Config::new().path(&staging).mode(sled::Mode::HighThroughput))?;
+            let db = open_sled(&sled_config(&staging, options.sled_segment_bytes)?)?;
             let tree = db.open_tree("ledger")?;
             let mut batch = sled::Batch::default();
             batch.insert(keys::META_FORMAT, keys::FORMAT_NAME);

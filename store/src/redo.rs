@@ -73,11 +73,19 @@ pub struct StoreOptions {
     pub flush_interval: Duration,
     /// Called at each [`WritePoint`] (the crash test); `None` in the program.
     pub probe: Option<Arc<dyn Fn(WritePoint) + Send + Sync>>,
+    /// sled's segment size for a store created with these options ([`crate::SEGMENT_BYTES`];
+    /// tests on a disk of a few MiB take less). An existing store keeps its own.
+    pub sled_segment_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { redo_segment_bytes: 16 << 20, flush_interval: Duration::from_millis(500), probe: None }
+        StoreOptions {
+            redo_segment_bytes: 16 << 20,
+            flush_interval: Duration::from_millis(500),
+            probe: None,
+            sled_segment_bytes: crate::SEGMENT_BYTES,
+        }
     }
 }
 
@@ -87,6 +95,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("redo_segment_bytes", &self.redo_segment_bytes)
             .field("flush_interval", &self.flush_interval)
             .field("probe", &self.probe.is_some())
+            .field("sled_segment_bytes", &self.sled_segment_bytes)
             .finish()
     }
 }

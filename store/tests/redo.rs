@@ -77,6 +77,7 @@ fn crash_image(acked: usize, segment_bytes: u64) -> (tempfile::TempDir, PathBuf)
                 }
             }
         })),
+        ..StoreOptions::default()
     };
     let store = Store::create_with(&dir, options).unwrap();
     for i in 0..acked {
@@ -94,7 +95,7 @@ fn crash_image(acked: usize, segment_bytes: u64) -> (tempfile::TempDir, PathBuf)
 }
 
 fn raw_sled_head(dir: &Path) -> u64 {
-    let db = sled::open(dir.join("sled")).unwrap();
+    let db = daicho_store::open_raw_sled(&dir.join("sled")).unwrap();
     let head = db.open_tree("ledger").unwrap().get(b"Mhead").unwrap().unwrap();
     u64::from_be_bytes(head[..8].try_into().unwrap())
 }
@@ -370,7 +371,12 @@ fn a_full_disk_stops_the_writer_and_loses_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let disk = SmallDisk::mount(&tmp.path().join("disk"), "3m");
     let dir = disk.0.join("store");
-    let options = StoreOptions { redo_segment_bytes: 64 << 10, flush_interval: Duration::from_millis(5), probe: None };
+    let options = StoreOptions {
+        redo_segment_bytes: 64 << 10,
+        flush_interval: Duration::from_millis(5),
+        probe: None,
+        sled_segment_bytes: 512 << 10,
+    };
     let store = Store::create_with(&dir, options).unwrap();
     let (acked, refusal) = append_until_refused(&store, 200_000);
     let refusal = refusal.expect("a 3 MiB disk fills up");
@@ -441,8 +447,12 @@ fn a_failing_fsync_stops_the_writer_for_good_and_loses_nothing_acknowledged() {
     let acked = {
         let fs = LoopFs::mount(&image, &tmp.path().join("mnt"));
         let dir = fs.at.join("store");
-        let options =
-            StoreOptions { redo_segment_bytes: 64 << 10, flush_interval: Duration::from_secs(3600), probe: None };
+        let options = StoreOptions {
+            redo_segment_bytes: 64 << 10,
+            flush_interval: Duration::from_secs(3600),
+            probe: None,
+            sled_segment_bytes: 512 << 10,
+        };
         let store = Store::create_with(&dir, options).unwrap();
         for i in 0..500 {
             store.append_blocking(request(i)).unwrap();

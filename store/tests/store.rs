@@ -261,6 +261,34 @@ fn a_reopened_store_continues_the_chain() {
     assert!(verify(dir.path()).problem.is_none());
 }
 
+/// sled's segment size as its `conf` file records it.
+fn recorded_segment_size(dir: &Path) -> String {
+    let conf = std::fs::read(dir.join("sled").join("conf")).unwrap();
+    let text = String::from_utf8_lossy(&conf).into_owned();
+    text.lines().find_map(|l| l.strip_prefix("segment_size: ")).unwrap().to_owned()
+}
+
+#[test]
+fn a_store_keeps_the_segment_size_it_was_created_with() {
+    // New stores get large segments; one of an earlier release (sled's default, 512 KiB) still
+    // opens, writes and verifies, and keeps its own (sled refuses to open with another).
+    let new = tempfile::tempdir().unwrap();
+    drop(Store::create(new.path()).unwrap());
+    assert_eq!(recorded_segment_size(new.path()), daicho_store::SEGMENT_BYTES.to_string());
+    let old = tempfile::tempdir().unwrap();
+    let options = daicho_store::StoreOptions { sled_segment_bytes: 512 << 10, ..Default::default() };
+    let store = Store::create_with(old.path(), options).unwrap();
+    store.append_blocking(request(to("s", ExpectedVersion::NoStream), "r1", 2)).unwrap();
+    drop(store);
+    let store = Store::open(old.path()).unwrap();
+    store.append_blocking(request(to("s", ExpectedVersion::Exactly(2)), "r2", 1)).unwrap();
+    assert_eq!(store.head().position, Position(3));
+    drop(store);
+    assert_eq!(recorded_segment_size(old.path()), "524288");
+    assert!(verify(old.path()).problem.is_none());
+    assert!(daicho_store::open_raw_sled(&old.path().join("sled")).is_ok());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_catches_up_then_follows_without_gaps() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,7 +323,7 @@ async fn a_subscription_catches_up_then_follows_without_gaps() {
 
 /// Rewrites one stored record with a raw sled handle, as someone with write access could.
 fn tamper(dir: &Path, position: u64, change: impl FnOnce(&mut Vec<u8>)) {
-    let db = sled::open(dir.join("sled")).unwrap();
+    let db = daicho_store::open_raw_sled(&dir.join("sled")).unwrap();
     let tree = db.open_tree("ledger").unwrap();
     let mut key = vec![b'L'];
     key.extend_from_slice(&position.to_be_bytes());
@@ -370,7 +398,7 @@ fn truncation_is_found_against_the_verified_checkpoint() {
     // Remove the last 20 events and rewind the head consistently, as a careful intruder or a
     // lost file tail would leave it.
     {
-        let db = sled::open(dir.path().join("sled")).unwrap();
+        let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
         let tree = db.open_tree("ledger").unwrap();
         let keep = tree.get(log_key(100)).unwrap().unwrap();
         let e = daicho_store::Envelope::from_record(&keep).unwrap();
@@ -419,7 +447,7 @@ fn replay_stops_at_the_first_altered_forged_or_missing_event() {
     assert_replay_stops(forged.path(), 1500, 1501, "chain");
     let gap = filled(3000);
     {
-        let db = sled::open(gap.path().join("sled")).unwrap();
+        let db = daicho_store::open_raw_sled(&gap.path().join("sled")).unwrap();
         db.open_tree("ledger").unwrap().remove(log_key(1024)).unwrap();
         db.flush().unwrap();
     }
@@ -439,7 +467,7 @@ fn log_key(p: u64) -> Vec<u8> {
 fn a_gap_in_the_log_is_named() {
     let dir = filled(30);
     {
-        let db = sled::open(dir.path().join("sled")).unwrap();
+        let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
         db.open_tree("ledger").unwrap().remove(log_key(12)).unwrap();
         db.flush().unwrap();
     }
@@ -458,7 +486,7 @@ fn an_unfinished_sled_snapshot_does_not_stop_the_store_from_opening() {
     let unfinished = sled_dir.join("snap.FFFFFFFFFFFFFFFF.generating");
     std::fs::write(&unfinished, b"half a snapshot").unwrap();
     // sled alone refuses to open this directory.
-    assert!(sled::open(&sled_dir).is_err(), "sled opened despite the unfinished snapshot");
+    assert!(daicho_store::open_raw_sled(&sled_dir).is_err(), "sled opened despite the unfinished snapshot");
     std::fs::write(&unfinished, b"half a snapshot").unwrap();
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.head(), head);
@@ -716,7 +744,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn verify_refuses_a_stream_index_value_cut_short_or_pointing_elsewhere() {
     let value_key = b"Ps3\0\0\0\0\0\0\0\0\0".to_vec();
     let change_index = |dir: &Path, change: &dyn Fn(&mut Vec<u8>)| {
-        let db = sled::open(dir.join("sled")).unwrap();
+        let db = daicho_store::open_raw_sled(&dir.join("sled")).unwrap();
         let tree = db.open_tree("ledger").unwrap();
         let mut value = tree.get(&value_key).unwrap().unwrap().to_vec();
         change(&mut value);

@@ -195,7 +195,7 @@ fn log_key(p: u64) -> Vec<u8> {
 }
 
 fn with_tree(data: &Path, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(data.join("store/sled")).unwrap();
+    let db = daicho_store::open_raw_sled(&data.join("store/sled")).unwrap();
     f(&db.open_tree("ledger").unwrap());
     db.flush().unwrap();
 }

@@ -184,7 +184,7 @@ fn daicho_replay_store(store: &Store) -> Run {
 /// sled's iterator over the log's records (key prefix `L`), raw: no parse, no check. The store
 /// is closed, so its redo log is empty and sled holds everything.
 fn sled_scan(dir: &Path) -> (Run, Vec<sled::IVec>) {
-    let db = sled::open(dir.join("sled")).unwrap_or_else(|e| panic!("sled: {e}"));
+    let db = daicho_store::open_raw_sled(&dir.join("sled")).unwrap_or_else(|e| panic!("sled: {e}"));
     let tree = db.open_tree("ledger").unwrap_or_else(|e| panic!("sled: {e}"));
     let started = Instant::now();
     let mut records = Vec::new();
