@@ -25,9 +25,14 @@ pub fn access_dir(data: &Path) -> PathBuf {
     data.join("access")
 }
 
-/// The access log.
+/// The access log. Opened when first used: most CLI commands never touch it, and opening its
+/// sled database (a few GB after a year of a city's caseworkers) is time a batch command would
+/// spend for nothing. The web server opens it at start ([`AccessLog::open`]).
 pub struct AccessLog {
-    store: Store,
+    dir: PathBuf,
+    store: std::sync::OnceLock<Store>,
+    /// Held while opening, so two first uses do not open it twice.
+    opening: std::sync::Mutex<()>,
 }
 
 /// One access record as stored.
@@ -55,19 +60,32 @@ pub struct AccessFilter {
 }
 
 impl AccessLog {
-    /// Opens the access log of a data directory, creating it the first time.
+    /// Opens the access log of a data directory now, creating it the first time.
     pub fn open(data: &Path) -> Result<AccessLog, StoreError> {
-        let dir = access_dir(data);
-        let store = match Store::open(&dir) {
-            Err(StoreError::NotALedger(_)) => Store::create(&dir)?,
-            other => other?,
-        };
-        Ok(AccessLog { store })
+        let log = AccessLog::when_used(data);
+        log.store()?;
+        Ok(log)
     }
 
-    /// The underlying store (for verification).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The access log of a data directory, opened (or created) when first used.
+    pub fn when_used(data: &Path) -> AccessLog {
+        AccessLog { dir: access_dir(data), store: std::sync::OnceLock::new(), opening: std::sync::Mutex::new(()) }
+    }
+
+    /// The underlying store, opened (or created) the first time.
+    pub fn store(&self) -> Result<&Store, StoreError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let _opening = self.opening.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = match Store::open(&self.dir) {
+            Err(StoreError::NotALedger(_)) => Store::create(&self.dir)?,
+            other => other?,
+        };
+        Ok(self.store.get_or_init(|| store))
     }
 
     /// Appends records in one durable request.
@@ -75,15 +93,17 @@ impl AccessLog {
         if records.is_empty() {
             return Ok(());
         }
-        self.store.append(request(&records, today)?).await.map(|_| ()).map_err(|e| e.to_string())
+        let store = self.store().map_err(|e| e.to_string())?;
+        store.append(request(&records, today)?).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Appends records from a thread that may block (the CLI), in requests of at most
     /// [`EVENTS_PER_REQUEST_MAX`](daicho_store::limits::EVENTS_PER_REQUEST_MAX) records, each durable before the
     /// next.
     pub fn record_blocking(&self, records: &[AccessRecord], today: chrono::NaiveDate) -> Result<(), String> {
+        let store = self.store().map_err(|e| e.to_string())?;
         for part in records.chunks(daicho_store::limits::EVENTS_PER_REQUEST_MAX) {
-            self.store.append_blocking(request(part, today)?).map_err(|e| e.to_string())?;
+            store.append_blocking(request(part, today)?).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -104,7 +124,7 @@ impl AccessLog {
         let mut out = Vec::new();
         // Newest first, straight from the log (the access log holds one stream): a search reads
         // back from the head and stops at the limit, at the period's start or at `scanned_max`.
-        for (scanned, item) in self.store.read_back().enumerate() {
+        for (scanned, item) in self.store().map_err(|e| e.to_string())?.read_back().enumerate() {
             if scanned >= scanned_max {
                 return Ok((out, true));
             }

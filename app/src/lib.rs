@@ -77,7 +77,7 @@ impl App {
         let store = ledger.store().clone();
         let accounts = Accounts::load(&store).map_err(|e| e.to_string())?;
         let config = RwLock::new(Arc::new(ledger.config().clone()));
-        let access = AccessLog::open(data).map_err(|e| e.to_string())?;
+        let access = AccessLog::when_used(data);
         Ok(App {
             ledger: Mutex::new(ledger),
             store,

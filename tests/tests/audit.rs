@@ -60,7 +60,7 @@ fn the_independent_verifier_confirms_a_bundle_and_catches_tampering() {
     assert!(first["payload"]["toml"].as_str().unwrap().contains("さくら市"));
 
     // A middle range.
-    let seen_before = daicho_app::access::AccessLog::open(&data).unwrap().store().head().position.0;
+    let seen_before = daicho_app::access::AccessLog::open(&data).unwrap().store().unwrap().head().position.0;
     let middle = tmp.path().join("middle");
     let (code, _, _) =
         daicho(&data, &["audit", "bundle", "--from", "40", "--to", "90", "--out", middle.to_str().unwrap()]);

@@ -133,6 +133,9 @@ pub struct App {
     pub dummy_hash: String,
     /// The eras date fields are read with (the configuration's), kept out of the ledger lock.
     pub eras: daicho_domain::calendar::EraTable,
+    /// The access log's store, opened with the server: a server that cannot record accesses
+    /// does not start.
+    pub access_store: daicho_store::Store,
 }
 
 impl App {
@@ -144,6 +147,7 @@ impl App {
         let municipality = ledger.config().municipality.name.clone();
         let eras = ledger.config().eras.clone();
         let core = daicho_app::App::of(ledger, data)?.with_pending()?;
+        let access_store = core.access.store().map_err(|e| format!("アクセス記録を開けません: {e}"))?.clone();
         let dummy_hash = daicho_app::accounts::hash_password(&random_hex(16).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(App {
@@ -162,6 +166,7 @@ impl App {
             municipality,
             dummy_hash,
             eras,
+            access_store,
         }))
     }
 
@@ -182,7 +187,7 @@ impl App {
         }
         let mut h = {
             let mut ledger = self.ledger();
-            daicho_app::health::Health::of_ledger(&self.data, &mut ledger, Some(self.access.store()))?
+            daicho_app::health::Health::of_ledger(&self.data, &mut ledger, Some(&self.access_store))?
         };
         h.measure_disk(&self.data);
         *cached = Some((std::time::Instant::now(), h.clone()));

@@ -96,7 +96,7 @@ fn handle(app: &App, request: Request) -> Value {
             // Fresh figures; the data directory is walked without the ledger lock.
             let health = {
                 let mut ledger = app.ledger();
-                Health::of_ledger(&app.data, &mut ledger, Some(app.access.store()))
+                Health::of_ledger(&app.data, &mut ledger, Some(&app.access_store))
             };
             match health {
                 Ok(mut health) => {
@@ -110,7 +110,7 @@ fn handle(app: &App, request: Request) -> Value {
             if !out.is_absolute() {
                 return json!({"ok": false, "error": "出力先は絶対パスで指定してください"});
             }
-            let logs = [("ledger", &app.store), ("access", app.access.store())];
+            let logs = [("ledger", &app.store), ("access", &app.access_store)];
             let created = now().to_rfc3339();
             match backup_to(&app.data, &logs, &app.municipality, &created, &out) {
                 Ok(note) => {

@@ -200,7 +200,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 fn page(app: &App, user: &CurrentUser) -> AuditPage {
     AuditPage {
         nav: Nav::new(user, &app.municipality, "audit"),
-        chains: vec![chain_row("台帳（事象ログ）", &app.store), chain_row("アクセス記録", app.access.store())],
+        chains: vec![chain_row("台帳（事象ログ）", &app.store), chain_row("アクセス記録", &app.access_store)],
         recipient: String::new(),
         a: String::new(),
         b: String::new(),
@@ -331,7 +331,7 @@ pub async fn verify(State(app): State<Arc<App>>, user: CurrentUser, form: FormPa
         let _permit = permit;
         let mut page = page(app, &u);
         page.chains[0].checked = Some(check_chain(&app.store, &ledger_payload));
-        page.chains[1].checked = Some(check_chain(app.access.store(), &access_payload));
+        page.chains[1].checked = Some(check_chain(&app.access_store, &access_payload));
         tracing::info!(
             user = %u.id,
             ledger_ok = page.chains[0].checked.as_ref().is_some_and(|c| c.0),
