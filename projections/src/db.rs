@@ -51,6 +51,9 @@ pub(crate) struct Db {
 /// Keys and values in key order, read from a snapshot.
 pub(crate) type Scan = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), ProjectionError>>>;
 
+/// Readers of [`Db::warming`], the scan's own included: I/O-bound, so more of them than cores.
+pub(crate) const WARM_READERS: usize = 8;
+
 /// One write: `None` removes the key.
 pub(crate) type Write = (Vec<u8>, Option<Vec<u8>>);
 
@@ -131,6 +134,44 @@ impl Db {
         Ok(())
     }
 
+    /// Runs `scan`, which reads every key of `prefix` (a one-byte prefix followed by a recipient
+    /// number, u64 BE) in order, while [`WARM_READERS`] helper threads read the same range in
+    /// as many parts at once, each from its start: on a cold page cache `scan` then finds most
+    /// of its pages read, by requests the disk served side by side instead of one after another
+    /// (a fee statement at 1M recipients read 315 MB in 77,000 page reads, 10 of its 15 s).
+    /// The helpers stop when `scan` returns; what they read is only what `scan` reads.
+    pub fn warming<R>(&self, prefix: u8, scan: impl FnOnce() -> R) -> R {
+        let last = self.view().ok().and_then(|v| v.last_recipient(prefix));
+        let Some(last) = last else { return scan() };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let part = last / WARM_READERS as u64 + 1;
+        std::thread::scope(|s| {
+            for i in 1..WARM_READERS as u64 {
+                let (stop, db) = (&stop, self.clone());
+                let key = |n: u64| {
+                    let mut k = vec![prefix];
+                    k.extend_from_slice(&n.to_be_bytes());
+                    k
+                };
+                let (from, to) = (key(i.saturating_mul(part)), key((i + 1).saturating_mul(part).saturating_sub(1)));
+                s.spawn(move || {
+                    // A failed read here only means the scan reads the page itself.
+                    if let Ok(view) = db.view() {
+                        let _ = view.for_each_between(&from, &to, |_, _| {
+                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                return Err(ProjectionError::Corrupt(String::new()));
+                            }
+                            Ok(())
+                        });
+                    }
+                });
+            }
+            let out = scan();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            out
+        })
+    }
+
     /// Empties the register (not `meta`), durably.
     pub fn clear(&self) -> Result<(), ProjectionError> {
         let mut tx = self.inner.begin_write()?;
@@ -185,8 +226,50 @@ impl View {
         Ok(())
     }
 
+    /// The recipient number of the last key of a `prefix` that is followed by one (u64 BE).
+    fn last_recipient(&self, prefix: u8) -> Option<u64> {
+        let end = [prefix.saturating_add(1)];
+        let start = [prefix];
+        let (k, _) = self.table.range::<&[u8]>(start.as_slice()..end.as_slice()).ok()?.next_back()?.ok()?;
+        let tail: [u8; 8] = k.value().get(1..9)?.try_into().ok()?;
+        Some(u64::from_be_bytes(tail))
+    }
+
     /// Every key and value, in key order.
     pub fn iter(&self) -> Result<Scan, ProjectionError> {
         self.scan_prefix(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key(prefix: u8, n: u64) -> Vec<u8> {
+        let mut k = vec![prefix];
+        k.extend_from_slice(&n.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn a_warmed_scan_reads_what_it_reads_alone_and_the_helpers_end_with_it() {
+        let db = Db::temporary().unwrap();
+        // Recipients 1..=5000 under `V`, and keys of the prefixes either side.
+        let writes = (1..=5000u64)
+            .map(|n| (key(b'V', n), Some(n.to_le_bytes().to_vec())))
+            .chain([(key(b'U', 9), Some(vec![1])), (key(b'W', 1), Some(vec![2]))]);
+        db.apply(writes, true).unwrap();
+        let alone: Vec<_> = db.view().unwrap().scan_prefix(b"V").unwrap().map(Result::unwrap).collect();
+        let warmed: Vec<_> =
+            db.warming(b'V', || db.view().unwrap().scan_prefix(b"V").unwrap().map(Result::unwrap).collect());
+        assert_eq!(warmed, alone);
+        assert_eq!(warmed.len(), 5000);
+        assert_eq!(db.view().unwrap().last_recipient(b'V'), Some(5000));
+        // A scan that reads nothing still gives its own result.
+        assert_eq!(db.warming(b'V', || 7), 7);
+        // No key of the prefix: the scan alone.
+        assert_eq!(db.view().unwrap().last_recipient(b'X'), None);
+        assert_eq!(db.warming(b'X', || "alone"), "alone");
     }
 }

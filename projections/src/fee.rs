@@ -475,12 +475,15 @@ impl Reader {
             Ok(())
         };
 
-        for item in self.db.view()?.scan_prefix(&[keys::FEE])? {
-            let (key, value) = item?;
-            let Some(n) = keys::tail_recipient(&key) else { continue };
-            let person = Person { n, spans: fees_from(&value)?.into_iter().collect() };
-            handle(&person, &mut csv)?;
-        }
+        self.db.warming(keys::FEE, || -> Result<(), ProjectionError> {
+            for item in self.db.view()?.scan_prefix(&[keys::FEE])? {
+                let (key, value) = item?;
+                let Some(n) = keys::tail_recipient(&key) else { continue };
+                let person = Person { n, spans: fees_from(&value)?.into_iter().collect() };
+                handle(&person, &mut csv)?;
+            }
+            Ok(())
+        })?;
 
         // Adjustment lines after the month's lines, with their source events named.
         let mut adjustment_list = Vec::with_capacity(adjustments.len());
