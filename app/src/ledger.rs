@@ -465,8 +465,16 @@ impl Ledger {
         let program = config
             .program(&recorded.batch.program)
             .ok_or_else(|| LedgerError::Other(format!("{}: no such program", recorded.batch.program)))?;
-        let (batch, writers) =
+        let (mut batch, writers) =
             temp.write_batch(&config, program, recorded.batch.mode, recorded.batch.to_position, open)?;
+        // A diff recorded before 2026-12-04 (manifest format 1) listed every record it held
+        // back: its companions list them all again, in recipient order as they did then.
+        let listed_all = u64::from(recorded.batch.held_back) == u64::from(batch.held_total);
+        if listed_all && batch.held_back.len() < recorded.batch.held_back as usize {
+            let (mut all, _) = temp.reader().pmh_held(program, usize::MAX)?;
+            all.sort_by_key(|(h, _)| h.recipient);
+            batch.held_back = all.into_iter().map(|(h, _)| h).collect();
+        }
         Ok((recorded, batch, writers))
     }
 

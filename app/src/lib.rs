@@ -67,7 +67,7 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the ledger, the accounts and the access log in `data`.
+    /// Opens the ledger and the accounts in `data`; the access log opens when first used.
     pub fn open(data: &Path) -> Result<App, String> {
         App::of(Ledger::open(data).map_err(|e| e.to_string())?, data)
     }

@@ -84,11 +84,43 @@ pub fn export(request: &ExportRequest<'_>, out: &mut dyn Write, err: &mut dyn Wr
     let operator = Actor::Operator(actor.to_owned());
     let mut batches: Vec<(Option<u64>, Batch)> = Vec::new();
     for key in programs {
-        match app.execute(&operator, Request::PmhBatch { program: &key, mode, dir: out_dir }, today) {
-            Ok(Outcome::Batch { number, batch }) => batches.push((number, *batch)),
-            Ok(other) => return fail(err, format!("{key}: unexpected outcome {other:?}")),
-            Err(e) => return fail(err, format!("{key}: {e}")),
+        let failed = match app.execute(&operator, Request::PmhBatch { program: &key, mode, dir: out_dir }, today) {
+            Ok(Outcome::Batch { number, batch }) => {
+                batches.push((number, *batch));
+                continue;
+            }
+            Ok(other) => format!("{key}: unexpected outcome {other:?}"),
+            Err(e) => format!("{key}: {e}"),
+        };
+        // The batches recorded before this one get their companions all the same: a diff
+        // lists a held-back record once, and their manifest is where it is listed. The failed
+        // program's partial files go first (the directory was empty: every other file is one
+        // of the recorded batches'), which also frees the room a full disk took.
+        if !batches.is_empty() {
+            let kept: std::collections::BTreeSet<&str> =
+                batches.iter().flat_map(|(_, b)| b.files.iter().map(|f| f.name.as_str())).collect();
+            if let Ok(entries) = std::fs::read_dir(out_dir) {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if !name.to_str().is_some_and(|n| kept.contains(n)) {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                }
+            }
+            let recorded: Vec<String> = batches.iter().filter_map(|(n, _)| n.map(|n| n.to_string())).collect();
+            let written = write_batches(&app.ledger(), out_dir, &batches);
+            let _ = writeln!(
+                err,
+                "記録済みのバッチ: {}（manifest.json {}）",
+                if recorded.is_empty() { "なし".to_owned() } else { recorded.join(", ") },
+                if written.is_ok() {
+                    "を書きました"
+                } else {
+                    "を書けませんでした。--batch N で作り直せます"
+                }
+            );
         }
+        return fail(err, failed);
     }
     let ledger = app.ledger();
     if let Err(e) = write_batches(&ledger, out_dir, &batches) {
@@ -137,13 +169,15 @@ pub fn held(data: &Path, named: &[String], report: Option<&Path>, out: &mut dyn 
         Ok(p) => p.reader(),
         Err(e) => return fail(err, e),
     };
+    let config = ledger.config().clone();
     drop(ledger);
     let mut rows = vec![
         ["制度", "受給者内部番号", "受給者証", "履歴キー", "理由コード", "理由", "一覧"].map(str::to_owned).to_vec(),
     ];
     for key in &programs {
         let limit = if report.is_some() { usize::MAX } else { 0 };
-        let (held, total) = match reader.pmh_held(key.as_str(), limit) {
+        let Some(program) = config.program(key) else { continue };
+        let (held, total) = match reader.pmh_held(program, limit) {
             Ok(h) => h,
             Err(e) => return fail(err, format!("{key}: {e}")),
         };
@@ -157,7 +191,7 @@ pub fn held(data: &Path, named: &[String], report: Option<&Path>, out: &mut dyn 
                     h.history_key.clone(),
                     r.code.to_owned(),
                     r.message.to_owned(),
-                    if new { "未掲載" } else { "掲載済み" }.to_owned(),
+                    if new { "次回掲載" } else { "掲載済み" }.to_owned(),
                 ]);
             }
         }

@@ -144,6 +144,13 @@ impl Db {
         let last = self.view().ok().and_then(|v| v.last_recipient(prefix));
         let Some(last) = last else { return scan() };
         let stop = std::sync::atomic::AtomicBool::new(false);
+        // Stops the helpers when the scan returns or unwinds.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let part = last / WARM_READERS as u64 + 1;
         std::thread::scope(|s| {
             for i in 1..WARM_READERS as u64 {
@@ -154,8 +161,9 @@ impl Db {
                     k
                 };
                 let (from, to) = (key(i.saturating_mul(part)), key((i + 1).saturating_mul(part).saturating_sub(1)));
-                s.spawn(move || {
-                    // A failed read here only means the scan reads the page itself.
+                // A helper that cannot start, or a failed read in one, only means the scan reads
+                // those pages itself.
+                let _ = std::thread::Builder::new().name("daicho-warm".into()).spawn_scoped(s, move || {
                     if let Ok(view) = db.view() {
                         let _ = view.for_each_between(&from, &to, |_, _| {
                             if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -166,9 +174,8 @@ impl Db {
                     }
                 });
             }
-            let out = scan();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            out
+            let _stop = Stop(&stop);
+            scan()
         })
     }
 

@@ -90,7 +90,7 @@ pub fn fees_of(n: u64) -> Vec<u8> {
     k
 }
 
-/// `prefix` (`D`, `H` or `A`), program, 0x00, recipient number.
+/// `prefix` (`D`, `H`, `L`, `A` or `F`), program, 0x00, recipient number.
 pub fn program_marker(prefix: u8, program: &str, n: u64) -> Vec<u8> {
     let mut k = program_prefix(prefix, program);
     k.extend_from_slice(&n.to_be_bytes());

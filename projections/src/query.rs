@@ -179,14 +179,23 @@ impl Reader {
         Ok((out, total))
     }
 
-    /// The records of `program` held back (保留) now: those no batch has listed as they are now
-    /// first (the next diff lists them), then those listed before, each in recipient order,
-    /// with whether it is new; at most `limit`, and how many there are in all.
+    /// The records of `program` held back (保留) now, each with whether the program's next
+    /// batch lists it; at most `limit`, and how many there are in all. Of a diff-history
+    /// program: those no batch has listed as they are now first (the next diff lists them),
+    /// then those listed before, each in recipient order. Of a full-mode program: every current
+    /// record validation holds back (every full batch lists them all, and drops them from PMH,
+    /// pending or not).
     pub fn pmh_held(
         &self,
-        program: &str,
+        program: &daicho_domain::config::Program,
         limit: usize,
     ) -> Result<(Vec<(crate::export::Held, bool)>, usize), ProjectionError> {
+        if program.pmh_mode == daicho_domain::config::PmhMode::Full {
+            let held = self.batch_summary(program, daicho_domain::config::PmhMode::Full)?.held_back;
+            let total = held.len();
+            return Ok((held.into_iter().take(limit).map(|h| (h, true)).collect(), total));
+        }
+        let program = program.key.as_str();
         let mut out = Vec::new();
         let mut total: usize = 0;
         let view = self.db.view()?;

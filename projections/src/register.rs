@@ -69,7 +69,8 @@ pub struct Entry {
     batch: u64,
     /// The last batch that listed the record as held back (保留), and what it listed: a batch
     /// names only the records held back since (new, changed, or held for other reasons), with
-    /// a count of all of them. Cleared once PMH has the record or has nothing of it.
+    /// a count of all of them. Cleared when PMH is sent the record or has nothing of it (a
+    /// full replacement that holds it back lists it again at once).
     listed: Option<Listed>,
 }
 

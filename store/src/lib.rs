@@ -253,14 +253,28 @@ pub const SEGMENT_BYTES: usize = 8 << 20;
 fn segment_bytes(sled_dir: &Path, new: usize) -> Result<usize, StoreError> {
     let conf = match std::fs::read(sled_dir.join("conf")) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(new),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // sled writes `conf` when it makes a database: a database without one is damaged,
+            // and opening it with a guessed size could misread it.
+            let db_len = std::fs::metadata(sled_dir.join("db")).map(|m| m.len()).unwrap_or(0);
+            return match db_len {
+                0 => Ok(new),
+                _ => Err(StoreError::Damaged {
+                    position: None,
+                    reason: "sled's conf file is missing beside its database (restore from a backup)".into(),
+                }),
+            };
+        }
         Err(e) => return Err(e.into()),
     };
     // The file is sled's own: `key: value` lines, then a checksum.
     let text = String::from_utf8_lossy(&conf);
-    text.lines()
-        .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
-        .ok_or_else(|| StoreError::Damaged { position: None, reason: "sled's conf file names no segment size".into() })
+    text.lines().find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok()).ok_or_else(|| {
+        StoreError::Damaged {
+            position: None,
+            reason: "sled's conf file names no segment size (restore from a backup)".into(),
+        }
+    })
 }
 
 /// sled's configuration for the database in `sled_dir` (segments of `new` bytes if it is new).
@@ -269,7 +283,9 @@ fn sled_config(sled_dir: &Path, new: usize) -> Result<sled::Config, StoreError> 
 }
 
 /// Opens a store's sled database `sled_dir` as sled alone, nothing of the store (tools and tests
-/// that look at or damage its raw records), with the segment size it was created with.
+/// that look at or damage its raw records), with the segment size it was created with. No redo
+/// log is applied and no lock waited for: never for a store in use.
+#[doc(hidden)]
 pub fn open_raw_sled(sled_dir: &Path) -> Result<sled::Db, StoreError> {
     Ok(sled_config(sled_dir, SEGMENT_BYTES)?.open()?)
 }

@@ -287,6 +287,12 @@ fn a_store_keeps_the_segment_size_it_was_created_with() {
     assert_eq!(recorded_segment_size(old.path()), "524288");
     assert!(verify(old.path()).problem.is_none());
     assert!(daicho_store::open_raw_sled(&old.path().join("sled")).is_ok());
+    // Without sled's conf the size is unknown: refused as damage, not guessed.
+    std::fs::remove_file(old.path().join("sled").join("conf")).unwrap();
+    match Store::open(old.path()) {
+        Err(StoreError::Damaged { reason, .. }) => assert!(reason.contains("conf"), "{reason}"),
+        other => panic!("opened without its conf: {:?}", other.map(|s| s.head())),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -218,6 +218,49 @@ fn a_backup_of_the_release_before_the_read_model_engine_restores_with_the_same_h
 }
 
 #[test]
+fn batches_of_the_first_manifest_format_regenerate_with_every_record_they_held_back() {
+    // Made once by tests/fixtures/make-backup-fixture-2 with a release of manifest format 1
+    // (02e6d89), where every diff listed every record held back: two diffs of each program, a
+    // change between them, and each batch made again by that release.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let expected = std::fs::read_to_string(fixtures.join("backup-2.expected")).unwrap();
+    let mut lines = expected.lines();
+    let head = lines.next().unwrap().to_owned();
+    let mut want = std::collections::BTreeMap::new();
+    for line in lines {
+        let [dir, name, sha] = line.split(' ').collect::<Vec<_>>()[..] else { panic!("{line}") };
+        want.insert(format!("{dir}/{name}"), sha.to_owned());
+    }
+    // The second diffs of kodomo and kosei listed the records of the first again.
+    assert_eq!(want.get("batch-6/rejects.csv"), want.get("batch-1/rejects.csv"), "{expected}");
+    assert!(want.contains_key("batch-8/rejects.csv"), "{expected}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("restored");
+    let file = fixtures.join("backup-2.daicho-backup");
+    let (status, out, err) = daicho(&data, &["restore", "--from", file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    let verified = verify_line(&data);
+    let line = verified.lines().find(|l| l.starts_with("検証OK")).unwrap();
+    assert_eq!(format!("head{}", line.split("先頭").nth(1).unwrap()), head);
+    let mut got = std::collections::BTreeMap::new();
+    for n in 1.. {
+        let out = tmp.path().join(format!("batch-{n}"));
+        let (status, _, _) =
+            daicho(&data, &["pmh", "export", "--batch", &n.to_string(), "--out", out.to_str().unwrap()]);
+        if status != 0 {
+            break;
+        }
+        for (name, sha) in file_hashes(&out) {
+            if name != "manifest.json" {
+                got.insert(format!("batch-{n}/{name}"), sha);
+            }
+        }
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
 fn a_data_directory_of_the_first_store_format_opens_upgraded_with_the_same_heads() {
     // Made once by tests/fixtures/make-store-format-1-fixture with the last release of the
     // store format `daicho-store-1` (052da05): the two logs, without read models.

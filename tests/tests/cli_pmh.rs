@@ -625,6 +625,14 @@ fn a_record_held_back_from_a_full_replacement_is_no_longer_at_pmh_and_is_sent_ag
     std::fs::write(&required, daicho_domain::config::DEMO_TOML).unwrap();
     let (status, _, err) = daicho(&["--data", l.data(), "config", "set", required.to_str().unwrap()]);
     assert_eq!(status, 0, "{err}");
+    // PMH has R2S1 as it is (nothing pending), yet the next full upload holds it back: the
+    // list of held-back records says so before the upload.
+    let list = l.tmp.path().join("held-shogai.csv");
+    let (status, out, err) =
+        daicho(&["--data", l.data(), "pmh", "held", "--program", "shogai", "--out", list.to_str().unwrap()]);
+    assert_eq!((status, out.as_str()), (0, "shogai: 保留 1件\n"), "{err}");
+    let text = std::fs::read_to_string(&list).unwrap();
+    assert!(text.contains(",R2S1,payer_number_missing,") && text.trim_end().ends_with("次回掲載"), "{text}");
     let e = l.export_mode("full");
     assert_eq!(e.keys(), ["R1S1"]);
     let b = batch_of(&e, "shogai");
@@ -880,6 +888,31 @@ fn an_export_onto_a_full_disk_fails_cleanly_and_records_nothing() {
             let _: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         }
     }
+}
+
+#[test]
+fn an_export_that_fails_at_its_second_program_still_describes_the_first_one_it_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ledger");
+    let data = data.to_str().unwrap();
+    let (status, _, err) = daicho(&["--data", data, "demo", "--recipients", "1500", "--seed", "3"]);
+    assert_eq!(status, 0, "{err}");
+    // 心身障害者 (shogai) takes about 0.4 MB, 更生医療 (kosei) about 10 MB: 2 MiB hold the first.
+    let out = tmp.path().join("two");
+    let disk = SmallDisk::mount(out.clone(), 2 << 20);
+    let args = ["--data", data, "pmh", "export", "--mode", "full", "--program", "shogai", "--program", "kosei"];
+    let (status, stdout, err) = daicho(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert_ne!(status, 0, "{stdout}");
+    assert!(err.contains("kosei:") && err.contains("記録済みのバッチ: 1（manifest.json を書きました）"), "{err}");
+    // The recorded batch is described: its manifest names it with its number and files, and
+    // lists what it held back (a diff would not list those again).
+    let manifest: Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let batches = manifest["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 1, "{manifest}");
+    assert_eq!((batches[0]["program"].as_str(), batches[0]["batch"].as_u64()), (Some("shogai"), Some(1)));
+    let listed = batches[0]["heldBack"].as_array().unwrap().len();
+    assert_eq!(out.join("rejects.csv").exists(), listed > 0);
+    drop(disk);
 }
 
 /// The data file names a batch wrote (from its manifest), JSON first.

@@ -34,7 +34,7 @@ pub struct HeldRow {
     pub history_key: String,
     pub certificate: String,
     pub reasons: String,
-    /// Not yet listed as it is now by a batch: the next diff lists it.
+    /// The program's next batch lists it (not yet listed as it is now, or a full-mode program).
     pub new: bool,
 }
 
@@ -322,7 +322,7 @@ async fn build(
         for p in config.programs() {
             let s = reader.batch_summary(p, p.pmh_mode).map_err(AppError::internal)?;
             let last = reader.last_batch(p.key.as_str()).map_err(AppError::internal)?;
-            let (held, held_count) = reader.pmh_held(p.key.as_str(), HELD_SHOWN_MAX).map_err(AppError::internal)?;
+            let (held, held_count) = reader.pmh_held(p, HELD_SHOWN_MAX).map_err(AppError::internal)?;
             programs.push(ProgramRow {
                 key: p.key.to_string(),
                 name: p.name.clone(),
