@@ -171,6 +171,35 @@ fn file_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
     out
 }
 
+/// Restores the backup `file` into a new directory and checks it verifies to `head` (as the
+/// fixture's `.expected` first line has it).
+fn restore_fixture(file: &Path, head: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("restored");
+    let (status, out, err) = daicho(&data, &["restore", "--from", file.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}{err}");
+    let verified = verify_line(&data);
+    let line = verified.lines().find(|l| l.starts_with("検証OK")).unwrap();
+    assert_eq!(format!("head{}", line.split("先頭").nth(1).unwrap()), head);
+    (tmp, data)
+}
+
+/// Every recorded batch of `data` made again from the log into `work/batch-N`: its number and
+/// its files' hashes.
+fn regenerate_every_batch(data: &Path, work: &Path) -> Vec<(u64, std::collections::BTreeMap<String, String>)> {
+    let mut out = Vec::new();
+    for n in 1.. {
+        let dir = work.join(format!("batch-{n}"));
+        let (status, _, _) =
+            daicho(data, &["pmh", "export", "--batch", &n.to_string(), "--out", dir.to_str().unwrap()]);
+        if status != 0 {
+            break;
+        }
+        out.push((n, file_hashes(&dir)));
+    }
+    out
+}
+
 #[test]
 fn a_backup_of_the_release_before_the_read_model_engine_restores_with_the_same_head_files_and_statement() {
     // Made once by tests/fixtures/make-backup-fixture with the release before the read models
@@ -189,25 +218,11 @@ fn a_backup_of_the_release_before_the_read_model_engine_restores_with_the_same_h
     }
     assert!(batches.len() >= 4 && !statement.is_empty(), "{expected}");
 
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("restored");
-    let file = fixtures.join("backup-1.daicho-backup");
-    let (status, out, err) = daicho(&data, &["restore", "--from", file.to_str().unwrap()]);
-    assert_eq!(status, 0, "{out}{err}");
-    let verified = verify_line(&data);
-    let line = verified.lines().find(|l| l.starts_with("検証OK")).unwrap();
-    assert_eq!(format!("head{}", line.split("先頭").nth(1).unwrap()), head);
-
+    let (tmp, data) = restore_fixture(&fixtures.join("backup-1.daicho-backup"), &head);
     // Every batch regenerates byte for byte.
     let mut regenerated = std::collections::BTreeMap::new();
-    for n in 1.. {
-        let out = tmp.path().join(format!("batch-{n}"));
-        let (status, _, _) =
-            daicho(&data, &["pmh", "export", "--batch", &n.to_string(), "--out", out.to_str().unwrap()]);
-        if status != 0 {
-            break;
-        }
-        regenerated.extend(file_hashes(&out));
+    for (_, files) in regenerate_every_batch(&data, tmp.path()) {
+        regenerated.extend(files);
     }
     assert_eq!(regenerated, batches);
     // The closed month comes out as closed.
@@ -235,27 +250,15 @@ fn batches_of_the_first_manifest_format_regenerate_with_every_record_they_held_b
     assert_eq!(want.get("batch-6/rejects.csv"), want.get("batch-1/rejects.csv"), "{expected}");
     assert!(want.contains_key("batch-8/rejects.csv"), "{expected}");
 
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("restored");
-    let file = fixtures.join("backup-2.daicho-backup");
-    let (status, out, err) = daicho(&data, &["restore", "--from", file.to_str().unwrap()]);
-    assert_eq!(status, 0, "{out}{err}");
-    let verified = verify_line(&data);
-    let line = verified.lines().find(|l| l.starts_with("検証OK")).unwrap();
-    assert_eq!(format!("head{}", line.split("先頭").nth(1).unwrap()), head);
+    let (tmp, data) = restore_fixture(&fixtures.join("backup-2.daicho-backup"), &head);
     let mut got = std::collections::BTreeMap::new();
-    for n in 1.. {
-        let out = tmp.path().join(format!("batch-{n}"));
-        let (status, _, _) =
-            daicho(&data, &["pmh", "export", "--batch", &n.to_string(), "--out", out.to_str().unwrap()]);
-        if status != 0 {
-            break;
-        }
-        for (name, sha) in file_hashes(&out) {
-            if name != "manifest.json" {
-                got.insert(format!("batch-{n}/{name}"), sha);
-            }
-        }
+    for (n, files) in regenerate_every_batch(&data, tmp.path()) {
+        got.extend(
+            files
+                .into_iter()
+                .filter(|(name, _)| name != "manifest.json")
+                .map(|(name, sha)| (format!("batch-{n}/{name}"), sha)),
+        );
     }
     assert_eq!(got, want);
 }
