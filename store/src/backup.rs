@@ -288,6 +288,8 @@ fn build_writes(
     let mut counters: HashMap<String, u64> = HashMap::new();
     let mut chunks: HashMap<StreamId, Vec<u8>> = HashMap::new();
     let mut versions: HashMap<StreamId, u64> = HashMap::new();
+    // The `L` value being filled, written once it holds [`keys::LOG_CHUNK`] records.
+    let mut log_chunk = Vec::new();
     for n in 1..=events {
         let e = next()?;
         let at = Some(Position(n));
@@ -302,7 +304,10 @@ fn build_writes(
         if e.stream_version != *version {
             return Err(StoreError::Damaged { position: at, reason: "stream versions are not dense".into() });
         }
-        batch.insert(keys::log(e.position), e.to_record());
+        keys::push_record(&mut log_chunk, &e.to_record());
+        if e.position.0.is_multiple_of(keys::LOG_CHUNK) {
+            batch.insert(keys::log(e.position).0, std::mem::take(&mut log_chunk));
+        }
         let chunk = chunks.entry(e.stream.clone()).or_default();
         chunk.extend_from_slice(&e.position.0.to_be_bytes());
         if e.stream_version.is_multiple_of(keys::CHUNK_VERSIONS) {
@@ -350,6 +355,9 @@ fn build_writes(
     }
     if let Some((id, record)) = open_request.take() {
         batch.insert(keys::with_prefix(keys::REQUEST, id.as_bytes()), record.to_bytes());
+    }
+    if !log_chunk.is_empty() {
+        batch.insert(keys::log(head.position).0, log_chunk);
     }
     batch.send()?;
     // The open `P` values and every stream's version, in key order.

@@ -13,13 +13,15 @@
 //! `checkpoint`.
 
 pub mod backup;
+#[cfg(test)]
+#[path = "../tests/common/earlier_formats.rs"]
+mod earlier_formats_fixture;
 mod envelope;
 mod error;
-#[cfg(test)]
-#[path = "../tests/common/format_1.rs"]
-mod format_1_fixture;
 mod keys;
 mod pending;
+#[doc(hidden)]
+pub mod raw;
 mod redo;
 mod request;
 mod upgrade;
@@ -225,7 +227,7 @@ pub fn cache_bytes() -> u64 {
 
 /// Opens the store's sled database and brings it up to date with the redo log: after this,
 /// sled holds durably every event that was acknowledged, and the redo log is empty. A store of
-/// the previous format is upgraded first ([`upgrade`]).
+/// an earlier format is upgraded first ([`upgrade`]).
 pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
     // Held while an interrupted upgrade is settled and an upgrade runs: sled's own lock is
     // taken only once a database is opened, and two processes settling at once could each
@@ -233,8 +235,8 @@ pub(crate) fn open_db(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> 
     let _upgrading = upgrade::lock(dir)?;
     upgrade::settle(dir)?;
     let (db, tree) = open_current(dir)?;
-    if upgrade::is_format_1(&tree)? {
-        upgrade::from_format_1(dir, db, tree)?;
+    if upgrade::is_earlier_format(&tree)? {
+        upgrade::from_earlier_format(dir, db, tree)?;
         return open_current(dir);
     }
     Ok((db, tree))
@@ -297,9 +299,9 @@ fn open_current(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
     let db = open_sled(&config)?;
     let tree = db.open_tree("ledger")?;
     // A database without a readable head is left as it is, for `verify` to report. A store of
-    // format 1 is brought up to date with its redo log too (its frames hold format-1 writes),
-    // before it is copied into the current format.
-    let head = match upgrade::is_format_1(&tree)? {
+    // an earlier format is brought up to date with its redo log too (its frames hold that
+    // format's writes), before it is copied into the current format.
+    let head = match upgrade::is_earlier_format(&tree)? {
         true => upgrade::head_of(&tree),
         false => read_meta(&tree),
     };
@@ -417,6 +419,7 @@ impl Store {
             shared,
             flusher: Some(flusher),
             head,
+            tail: writer::LogTail::after(&tables.tree, head.position)?,
             stopped: false,
         };
         let (jobs_tx, jobs_rx) = mpsc::channel(limits::QUEUE_REQUESTS_MAX);
@@ -481,13 +484,10 @@ impl Store {
     }
 
     fn envelope_at(&self, position: Position) -> Result<Envelope, StoreError> {
-        let record = self
-            .inner
-            .tables
-            .get(&keys::log(position))?
-            .ok_or_else(|| StoreError::Damaged { position: Some(position), reason: "missing from the log".into() })?;
-        Envelope::from_record(&record)
-            .map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
+        let (key, slot) = keys::log(position);
+        let chunk = self.inner.tables.get(&key)?;
+        envelope_in(chunk.as_deref(), slot, position)?
+            .ok_or_else(|| StoreError::Damaged { position: Some(position), reason: "missing from the log".into() })
     }
 
     /// The envelope at `position`, if it is durable.
@@ -555,9 +555,13 @@ impl Store {
         let head = self.head().position;
         let start = Position(from.0.max(1));
         let split = Position(self.inner.tables.pending.applied().min(head.0));
-        let scanned = (start <= split).then(|| self.inner.tables.tree.range(keys::log(start)..=keys::log(split)));
+        let scanned = (start <= split).then(|| self.inner.tables.tree.range(keys::log(start).0..=keys::log(split).0));
         let rest = start.0.max(split.0 + 1)..=head.0;
-        scanned.into_iter().flatten().map(decode_log_item).chain(rest.map(move |p| self.envelope_at(Position(p))))
+        scanned
+            .into_iter()
+            .flatten()
+            .flat_map(move |item| decode_chunk(item, start.0, split.0))
+            .chain(rest.map(move |p| self.envelope_at(Position(p))))
     }
 
     /// The log from `from` to the head, in order, each event proven: its hash is
@@ -580,7 +584,7 @@ impl Store {
             let tree = self.inner.tables.tree.clone();
             let read = move || {
                 let mut batch = Vec::with_capacity(REPLAY_BATCH);
-                for item in tree.range(keys::log(Position(start))..=keys::log(Position(split))) {
+                for item in tree.range(keys::log(Position(start)).0..=keys::log(Position(split)).0) {
                     let failed = item.is_err();
                     batch.push(item);
                     if batch.len() == REPLAY_BATCH || failed {
@@ -597,18 +601,19 @@ impl Store {
                 Err(e) => no_thread = Some(StoreError::from(e)),
             }
         }
-        let scanned = batches.into_iter().flatten().flatten().map(|item| {
-            decode_log_item(item).and_then(|e| {
-                if e.hash_is_valid() {
-                    Ok(e)
-                } else {
-                    Err(StoreError::Damaged {
-                        position: Some(e.position),
-                        reason: "hash does not match the contents: the event was altered".into(),
-                    })
-                }
-            })
-        });
+        let scanned =
+            batches.into_iter().flatten().flatten().flat_map(move |item| decode_chunk(item, start, split)).map(|e| {
+                e.and_then(|e| {
+                    if e.hash_is_valid() {
+                        Ok(e)
+                    } else {
+                        Err(StoreError::Damaged {
+                            position: Some(e.position),
+                            reason: "hash does not match the contents: the event was altered".into(),
+                        })
+                    }
+                })
+            });
         let rest = start.max(split + 1)..=head.0;
         let items =
             no_thread.into_iter().map(Err).chain(scanned).chain(rest.map(move |p| self.envelope_at(Position(p))));
@@ -649,8 +654,11 @@ impl Store {
         let head = self.head().position;
         let split = Position(self.inner.tables.pending.applied().min(head.0));
         let newest = (split.0 + 1..=head.0).rev().map(move |p| self.envelope_at(Position(p)));
-        let scanned = (split.0 >= 1).then(|| self.inner.tables.tree.range(keys::log(Position(1))..=keys::log(split)));
-        newest.chain(scanned.into_iter().flatten().rev().map(decode_log_item))
+        let scanned =
+            (split.0 >= 1).then(|| self.inner.tables.tree.range(keys::log(Position(1)).0..=keys::log(split).0));
+        newest.chain(
+            scanned.into_iter().flatten().rev().flat_map(move |item| decode_chunk(item, 1, split.0).into_iter().rev()),
+        )
     }
 
     /// Follows the log from `from`: first every durable event already there, then each new one
@@ -665,15 +673,87 @@ impl Store {
     }
 }
 
-/// Records per batch of [`Store::replay`]'s helper, and batches it may read ahead.
-const REPLAY_BATCH: usize = 1024;
+/// `L` values per batch of [`Store::replay`]'s helper (1,024 records), and batches it may read
+/// ahead.
+const REPLAY_BATCH: usize = 64;
 const REPLAY_QUEUE: usize = 8;
 
-/// An envelope from a sled scan of the log.
-fn decode_log_item(item: Result<(sled::IVec, sled::IVec), sled::Error>) -> Result<Envelope, StoreError> {
-    let (key, value) = item?;
-    let position = Position(keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0));
-    Envelope::from_record(&value).map_err(|e| StoreError::Damaged { position: Some(position), reason: e.to_string() })
+/// The envelope in `slot` of the `L` value `chunk`, which must be the one of `position`; `None`
+/// when the value does not reach that slot (or there is no value).
+pub(crate) fn envelope_in(
+    chunk: Option<&[u8]>,
+    slot: usize,
+    position: Position,
+) -> Result<Option<Envelope>, StoreError> {
+    let damaged = |reason: String| StoreError::Damaged { position: Some(position), reason };
+    let Some(chunk) = chunk else {
+        return Ok(None);
+    };
+    match keys::chunk_records(chunk).nth(slot) {
+        None => Ok(None),
+        Some(Err(())) => Err(damaged("the log's record is cut short".into())),
+        Some(Ok(record)) => {
+            let e = Envelope::from_record(record).map_err(|e| damaged(e.to_string()))?;
+            in_place(e, position.0).map(Some)
+        }
+    }
+}
+
+/// `e` if it is the record of position `p` (its slot in the log); a later one means `p` is
+/// missing.
+fn in_place(e: Envelope, p: u64) -> Result<Envelope, StoreError> {
+    let reason = match e.position.0 {
+        n if n == p => return Ok(e),
+        n if n > p => format!("missing from the log (next present is {n})"),
+        n => format!("record says position {n}"),
+    };
+    Err(StoreError::Damaged { position: Some(Position(p)), reason })
+}
+
+/// The envelope at `position` as sled holds it (the memtable not looked at: for opening and
+/// verifying, when it is empty).
+pub(crate) fn log_record(tree: &sled::Tree, position: Position) -> Result<Option<Envelope>, StoreError> {
+    let (key, slot) = keys::log(position);
+    envelope_in(tree.get(key)?.as_deref(), slot, position)
+}
+
+/// The envelopes of positions `lo..=hi` in an `L` value from a sled scan, in order; a record
+/// cut short or not of its position ends them with an error.
+fn decode_chunk(
+    item: Result<(sled::IVec, sled::IVec), sled::Error>,
+    lo: u64,
+    hi: u64,
+) -> Vec<Result<Envelope, StoreError>> {
+    let (key, value) = match item {
+        Ok(kv) => kv,
+        Err(e) => return vec![Err(e.into())],
+    };
+    let Some(first) = keys::log_chunk_first(&key) else {
+        return vec![Err(StoreError::Damaged { position: None, reason: "a log key out of place".into() })];
+    };
+    let mut out = Vec::with_capacity(keys::LOG_CHUNK as usize);
+    for (i, record) in keys::chunk_records(&value).enumerate() {
+        let p = first + i as u64;
+        let damaged = |reason: String| StoreError::Damaged { position: Some(Position(p)), reason };
+        if i as u64 >= keys::LOG_CHUNK {
+            out.push(Err(damaged("a log value holds more records than its share".into())));
+            break;
+        }
+        if p > hi {
+            break;
+        }
+        let e = match record {
+            Err(()) => Err(damaged("the log's record is cut short".into())),
+            Ok(_) if p < lo => continue,
+            Ok(r) => Envelope::from_record(r).map_err(|e| damaged(e.to_string())).and_then(|e| in_place(e, p)),
+        };
+        let failed = e.is_err();
+        out.push(e);
+        if failed {
+            break;
+        }
+    }
+    out
 }
 
 /// An append queued with [`Store::submit_blocking`].
@@ -719,7 +799,16 @@ impl Subscription {
 
 fn check_tail(tree: &sled::Tree, head: Head) -> Result<(), StoreError> {
     let damaged = |p: u64, reason: &str| StoreError::Damaged { position: Some(Position(p)), reason: reason.to_owned() };
-    if tree.get(keys::log(Position(head.position.0 + 1)))?.is_some() {
+    // The head's value holds the head's record last, and no value comes after it.
+    let (own, slot) = keys::log(head.position);
+    let later = match head.position.0 {
+        0 => keys::log_chunk_key(0),
+        p => keys::log_chunk_key((p - 1) / keys::LOG_CHUNK + 1),
+    };
+    let beyond = tree.range(later..=keys::log_chunk_key(u64::MAX)).next().transpose()?.is_some()
+        || (head.position.0 > 0
+            && tree.get(own)?.is_some_and(|chunk| keys::chunk_records(&chunk).nth(slot + 1).is_some()));
+    if beyond {
         return Err(damaged(head.position.0 + 1, "an event beyond the recorded head"));
     }
     if head.position.0 == 0 {
@@ -728,9 +817,8 @@ fn check_tail(tree: &sled::Tree, head: Head) -> Result<(), StoreError> {
     let from = head.position.0.saturating_sub(OPEN_CHECK_EVENTS - 1).max(1);
     let mut expected_next_prev: Option<Hash> = None;
     for p in from..=head.position.0 {
-        let record = tree.get(keys::log(Position(p)))?.ok_or_else(|| damaged(p, "missing from the log"))?;
-        let e = Envelope::from_record(&record).map_err(|e| damaged(p, e.0))?;
-        if e.position.0 != p || !e.hash_is_valid() {
+        let e = log_record(tree, Position(p))?.ok_or_else(|| damaged(p, "missing from the log"))?;
+        if !e.hash_is_valid() {
             return Err(damaged(p, "hash or position does not match"));
         }
         if expected_next_prev.is_some_and(|h| h != e.prev_hash) {
@@ -754,8 +842,7 @@ fn check_checkpoint(tree: &sled::Tree, head: Head, cp: Checkpoint) -> Result<(),
     if cp.position.0 == 0 {
         return Ok(());
     }
-    let record = tree.get(keys::log(cp.position))?;
-    let hash = record.as_deref().and_then(|r| Envelope::from_record(r).ok()).map(|e| e.hash);
+    let hash = log_record(tree, cp.position).ok().flatten().map(|e| e.hash);
     if hash != Some(cp.hash) {
         return Err(StoreError::Damaged {
             position: Some(cp.position),

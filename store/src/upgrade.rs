@@ -1,7 +1,9 @@
-//! The storage-format upgrade (形式の更新): a store of format `daicho-store-1` is copied into
-//! the current layout (see [`crate::keys`]) the first time it is opened.
+//! The storage-format upgrade (形式の更新): a store of format `daicho-store-1` or
+//! `daicho-store-2` is copied into the current layout (see [`crate::keys`]) the first time it is
+//! opened.
 //!
-//! The log's records are the same in both formats; only the indexes differ. So the upgrade
+//! The log's records are the same in every format; only their grouping into sled values and
+//! the indexes differ. So the upgrade
 //! reads the old database's records in order and writes them, with freshly built indexes, into a
 //! new store in `<dir>/upgrade/` through the restore's own code (which checks the chain as it
 //! goes), then swaps the databases by renames:
@@ -9,7 +11,7 @@
 //! 1. `<dir>/upgrade/` is built and synced (the old `sled/` is untouched; its redo log was
 //!    applied to it and emptied by the open that found it old, and the upgrade refuses to go on
 //!    if a segment is left);
-//! 2. `sled/` is renamed to `sled.format-1`;
+//! 2. `sled/` is renamed to `sled.format-1` (the name whatever the old format: see [`OLD`]);
 //! 3. `upgrade/sled/` is renamed to `sled/`, and the directory synced;
 //! 4. `sled.format-1` and `upgrade/` are removed.
 //!
@@ -30,6 +32,10 @@ use crate::writer::{head_from_bytes, sync_dir};
 use crate::{Head, keys, sled_dir};
 
 const STAGING: &str = "upgrade";
+/// Where the old database is put aside, whatever its format: the name the first upgrade gave
+/// it, kept so that a release of format 2, rolled back to while an upgrade to format 3 was cut
+/// short, still recognises the pieces and finishes the swap (it then refuses the store as of an
+/// unknown format) rather than taking the directory for no store and making a new one there.
 pub(crate) const OLD: &str = "sled.format-1";
 
 /// Whether `dir` holds a store: its database, or the pieces an interrupted upgrade left.
@@ -46,16 +52,18 @@ pub(crate) fn lock(dir: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
-/// The head record of a format-1 database (the same record as in the current format).
+/// The head record of a database of an earlier format (the same record as in the current one).
 pub(crate) fn head_of(tree: &sled::Tree) -> Result<Head, StoreError> {
     let damaged = |reason: &str| StoreError::Damaged { position: None, reason: reason.into() };
     let head = tree.get(keys::META_HEAD)?.ok_or_else(|| damaged("no head record"))?;
     head_from_bytes(&head).ok_or_else(|| damaged("unreadable head record"))
 }
 
-/// Whether the database holds a store of format 1.
-pub(crate) fn is_format_1(tree: &sled::Tree) -> Result<bool, StoreError> {
-    Ok(tree.get(keys::META_FORMAT)?.is_some_and(|f| f.as_ref() == keys::FORMAT_1_NAME))
+/// Whether the database holds a store of an earlier format (1 or 2), to be upgraded.
+pub(crate) fn is_earlier_format(tree: &sled::Tree) -> Result<bool, StoreError> {
+    Ok(tree
+        .get(keys::META_FORMAT)?
+        .is_some_and(|f| f.as_ref() == keys::FORMAT_1_NAME || f.as_ref() == keys::FORMAT_2_NAME))
 }
 
 /// Finishes or discards an upgrade that a crash interrupted, before the store is opened.
@@ -88,22 +96,23 @@ pub(crate) fn settle(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Copies the format-1 store open in `db`/`tree` (its redo log already applied) into the
-/// current format and swaps it into place. The handles are closed on the way.
-pub(crate) fn from_format_1(dir: &Path, db: sled::Db, tree: sled::Tree) -> Result<Head, StoreError> {
+/// Copies the store of an earlier format open in `db`/`tree` (its redo log already applied)
+/// into the current format and swaps it into place. The handles are closed on the way.
+pub(crate) fn from_earlier_format(dir: &Path, db: sled::Db, tree: sled::Tree) -> Result<Head, StoreError> {
     let damaged = |position: Option<Position>, reason: &str| StoreError::Damaged { position, reason: reason.into() };
     let head = head_of(&tree)?;
     // The redo log was applied to the old database when it was opened, and emptied: a frame
     // left would be applied to the new one, in the old layout.
     if crate::redo::holds_frames(dir)? {
-        return Err(damaged(None, "the redo log of a format-1 store was not applied before its upgrade"));
+        return Err(damaged(None, "the redo log of an earlier format's store was not applied before its upgrade"));
     }
     let staging = dir.join(STAGING);
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }
     let copied = {
-        let mut records = tree.range(keys::log(Position(1))..=keys::log(head.position));
+        // Formats 1 and 2: one record per `L` key, under its position.
+        let mut records = tree.range(keys::single_log(Position(1))..=keys::single_log(head.position));
         let mut next = || -> Result<Envelope, StoreError> {
             let (_, value) = records.next().ok_or_else(|| damaged(None, "the log ends before its head"))??;
             Envelope::from_record(&value).map_err(|e| damaged(None, &format!("unreadable record: {}", e.0)))
@@ -135,7 +144,7 @@ mod tests {
     use crate::writer::head_bytes;
     use crate::{Store, StoreOptions};
 
-    use crate::format_1_fixture::unpack_format_1;
+    use crate::earlier_formats_fixture::unpack_format_1;
 
     /// A format-1 process killed with an acknowledged group in its redo log only: the group is
     /// applied to the old database before the copy, and so is in the upgraded store.
@@ -181,7 +190,7 @@ mod tests {
             already_applied: false,
         };
         let writes = vec![
-            (keys::log(Position(p)).to_vec(), e.to_record()),
+            (keys::single_log(Position(p)).to_vec(), e.to_record()),
             (s_key, at.clone()),
             (b"Elate#0".to_vec(), at),
             (b"Vlate-stream".to_vec(), 1u64.to_be_bytes().to_vec()),

@@ -1,7 +1,7 @@
 //! `verify`: walk the whole log and every index, and name the first bad position.
 //!
-//! Checked, in log order: positions are dense from 1; each record parses; its position matches
-//! its key; its `prev_hash` is the previous event's hash; its hash is
+//! Checked, in log order: positions are dense from 1; each record parses; its position is its
+//! slot's (16 per `L` value, none but the last value short, none over); its `prev_hash` is the previous event's hash; its hash is
 //! `SHA-256(prev_hash || canonical bytes)`; stream versions go up by one per stream; the stream,
 //! event-id, request and key indexes point back at it; the caller's payload check passes
 //! (`daicho verify` re-decodes every payload). Then: the recorded head is the last event, the
@@ -93,42 +93,62 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
     let found = (|| -> Result<Option<Problem>, StoreError> {
         for item in tree.scan_prefix([keys::LOG]) {
             let (key, value) = item?;
-            let p = keys::u64_value(key.get(1..).unwrap_or_default()).unwrap_or(0);
-            if p != expected {
-                return Ok(problem(expected, format!("missing from the log (next present is {p})")));
-            }
-            let e = match Envelope::from_record(&value) {
-                Ok(e) => e,
-                Err(err) => return Ok(problem(p, format!("unreadable record: {err}"))),
+            let Some(first) = keys::log_chunk_first(&key) else {
+                return Ok(problem(expected, "a log key out of place"));
             };
-            if e.position.0 != p {
-                return Ok(problem(p, format!("record says position {}", e.position)));
+            if first != expected {
+                return Ok(problem(expected, format!("missing from the log (next present is {first})")));
             }
-            if e.prev_hash != prev {
-                return Ok(problem(p, "chain broken: previous hash does not match"));
+            let records: Vec<_> = keys::chunk_records(&value).collect();
+            if records.len() > keys::LOG_CHUNK as usize {
+                return Ok(problem(first + keys::LOG_CHUNK, "a log value holds more records than its share"));
             }
-            if !e.hash_is_valid() {
-                return Ok(problem(p, "hash does not match the contents: the event was altered"));
+            let held = records.len() as u64;
+            for (i, record) in records.into_iter().enumerate() {
+                let p = first + i as u64;
+                let e = match record
+                    .map_err(|()| "cut short".to_owned())
+                    .and_then(|r| Envelope::from_record(r).map_err(|e| e.to_string()))
+                {
+                    Ok(e) => e,
+                    Err(err) => return Ok(problem(p, format!("unreadable record: {err}"))),
+                };
+                if e.position.0 > p {
+                    return Ok(problem(p, format!("missing from the log (next present is {})", e.position)));
+                }
+                if e.position.0 != p {
+                    return Ok(problem(p, format!("record says position {}", e.position)));
+                }
+                if e.prev_hash != prev {
+                    return Ok(problem(p, "chain broken: previous hash does not match"));
+                }
+                if !e.hash_is_valid() {
+                    return Ok(problem(p, "hash does not match the contents: the event was altered"));
+                }
+                if e.recorded_at_us < last.recorded_at_us {
+                    return Ok(problem(p, "recorded time goes backwards"));
+                }
+                let version = versions.entry(e.stream.clone()).or_insert(0);
+                *version += 1;
+                if e.stream_version != *version {
+                    return Ok(problem(p, format!("stream version {} where {} was due", e.stream_version, version)));
+                }
+                if let Some(why) = check_indexes(tree, &e, &mut indexed_ids)? {
+                    return Ok(problem(p, why));
+                }
+                if let Err(why) = (options.payload)(&e) {
+                    return Ok(problem(p, format!("payload: {why}")));
+                }
+                prev = e.hash;
+                last = Head { position: e.position, hash: e.hash, recorded_at_us: e.recorded_at_us };
+                expected += 1;
+                if last.position.0 % crate::verify::PROGRESS_EVERY == 0 {
+                    (options.progress)(last.position.0);
+                }
             }
-            if e.recorded_at_us < last.recorded_at_us {
-                return Ok(problem(p, "recorded time goes backwards"));
-            }
-            let version = versions.entry(e.stream.clone()).or_insert(0);
-            *version += 1;
-            if e.stream_version != *version {
-                return Ok(problem(p, format!("stream version {} where {} was due", e.stream_version, version)));
-            }
-            if let Some(why) = check_indexes(tree, &e, &mut indexed_ids)? {
-                return Ok(problem(p, why));
-            }
-            if let Err(why) = (options.payload)(&e) {
-                return Ok(problem(p, format!("payload: {why}")));
-            }
-            prev = e.hash;
-            last = Head { position: e.position, hash: e.hash, recorded_at_us: e.recorded_at_us };
-            expected += 1;
-            if last.position.0 % crate::verify::PROGRESS_EVERY == 0 {
-                (options.progress)(last.position.0);
+            // Only the log's last value may hold fewer than its share of records.
+            if held < keys::LOG_CHUNK && first + held <= recorded_head.position.0 {
+                return Ok(problem(first + held, "missing from the log (its value ends short)"));
             }
         }
         if recorded_head.position != last.position || recorded_head.hash != last.hash {
@@ -170,7 +190,7 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
                     format!("the log ends at {} but was verified up to {}: truncated", last.position, cp.position),
                 ));
             }
-            let at = tree.get(keys::log(cp.position))?.and_then(|r| Envelope::from_record(&r).ok());
+            let at = crate::log_record(tree, cp.position).ok().flatten();
             if cp.position.0 > 0 && at.map(|e| e.hash) != Some(cp.hash) {
                 return Ok(problem(cp.position.0, "differs from the verified checkpoint: altered"));
             }

@@ -48,8 +48,33 @@ pub(crate) struct Writer {
     /// The flusher thread, ended and joined when the writer ends.
     pub flusher: Option<std::thread::JoinHandle<()>>,
     pub head: Head,
+    /// The `L` value the next record goes into, as durable: kept here rather than read back
+    /// before each commit, so that a commit never copies stored records it did not check.
+    pub tail: LogTail,
     pub stopped: bool,
     pub stats: Arc<Counters>,
+}
+
+/// An `L` value being filled: its chunk number, its records so far (each `u32 length, record`),
+/// and whether the group changed it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LogTail {
+    pub chunk: u64,
+    pub value: Vec<u8>,
+    pub dirty: bool,
+}
+
+impl LogTail {
+    /// The value the record after `head` goes into, from sled when `head` left it partly
+    /// filled: at open, after the tail of the log was checked ([`crate::check_tail`]).
+    pub fn after(tree: &sled::Tree, head: Position) -> Result<LogTail, crate::StoreError> {
+        let chunk = head.0 / keys::LOG_CHUNK;
+        let value = match head.0 % keys::LOG_CHUNK {
+            0 => Vec::new(),
+            _ => tree.get(keys::log_chunk_key(chunk))?.map(|v| v.to_vec()).unwrap_or_default(),
+        };
+        Ok(LogTail { chunk, value, dirty: false })
+    }
 }
 
 /// Counters the writer keeps, readable while it runs.
@@ -113,7 +138,7 @@ impl Writer {
             };
             return group.iter().map(|_| refusal.clone()).map(Err).collect();
         }
-        let mut stage = Stage::new(&self.tables, self.head, now_us().max(self.head.recorded_at_us));
+        let mut stage = Stage::new(&self.tables, self.head, now_us().max(self.head.recorded_at_us), self.tail.clone());
         let mut results: Vec<_> = group.iter().map(|job| stage.prepare(&job.request)).collect();
         if let Some(e) = stage.read_failure.take() {
             self.stopped = true;
@@ -123,9 +148,12 @@ impl Writer {
             return results;
         }
         let new_head = stage.head;
+        stage.flush_tail();
         stage.puts.push((keys::META_HEAD.to_vec(), head_bytes(&new_head)));
+        let tail = std::mem::take(&mut stage.tail);
         match self.persist(stage.puts, self.head.position.0 + 1, new_head.position.0) {
             Ok(()) => {
+                self.tail = tail;
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats.events.fetch_add(new_head.position.0 - self.head.position.0, Ordering::Relaxed);
                 self.stats.requests.fetch_add(results.iter().filter(|r| r.is_ok()).count() as u64, Ordering::Relaxed);
@@ -200,13 +228,16 @@ struct Stage<'t> {
     event_ids: HashSet<String>,
     /// `P` values as this group leaves them.
     chunks: HashMap<Vec<u8>, Vec<u8>>,
+    /// The `L` value the group's newest records go into, written out when the group moves
+    /// past it or ends.
+    tail: LogTail,
     keys: HashMap<Vec<u8>, StreamId>,
     counters: HashMap<String, u64>,
     read_failure: Option<String>,
 }
 
 impl<'t> Stage<'t> {
-    fn new(tables: &'t Tables, head: Head, recorded_at_us: i64) -> Self {
+    fn new(tables: &'t Tables, head: Head, recorded_at_us: i64, tail: LogTail) -> Self {
         Stage {
             tables,
             puts: Vec::new(),
@@ -217,6 +248,7 @@ impl<'t> Stage<'t> {
             requests: HashMap::new(),
             event_ids: HashSet::new(),
             chunks: HashMap::new(),
+            tail,
             keys: HashMap::new(),
             counters: HashMap::new(),
             read_failure: None,
@@ -260,8 +292,12 @@ impl<'t> Stage<'t> {
         if position > record.outcome.last.0 {
             return false;
         }
-        match self.get(&keys::log(Position(position))) {
-            Some(bytes) => Envelope::from_record(&bytes).map(|e| e.event_id == event_id).unwrap_or(true),
+        let (key, slot) = keys::log(Position(position));
+        let Some(chunk) = self.get(&key) else {
+            return false;
+        };
+        match keys::chunk_record(&chunk, slot) {
+            Some(bytes) => Envelope::from_record(bytes).map(|e| e.event_id == event_id).unwrap_or(true),
             None => false,
         }
     }
@@ -272,6 +308,27 @@ impl<'t> Stage<'t> {
             return v.clone();
         }
         self.get(key).map(|v| v.to_vec()).unwrap_or_default()
+    }
+
+    /// Adds a sealed record (the next position) to the `L` value it belongs in; the value
+    /// before it, once full, is written out.
+    fn stage_record(&mut self, position: Position, record: &[u8]) {
+        let chunk = position.0.saturating_sub(1) / keys::LOG_CHUNK;
+        if self.tail.chunk != chunk {
+            self.flush_tail();
+            // Positions are dense: the next value starts empty.
+            self.tail = LogTail { chunk, value: Vec::new(), dirty: false };
+        }
+        keys::push_record(&mut self.tail.value, record);
+        self.tail.dirty = true;
+    }
+
+    /// Writes out the `L` value the group's last records went into, if it took any.
+    fn flush_tail(&mut self) {
+        if self.tail.dirty {
+            self.puts.push((keys::log_chunk_key(self.tail.chunk).to_vec(), self.tail.value.clone()));
+            self.tail.dirty = false;
+        }
     }
 
     fn prepare(&mut self, req: &AppendRequest) -> Result<AppendOutcome, AppendError> {
@@ -395,7 +452,7 @@ impl<'t> Stage<'t> {
             };
             envelope.seal(self.head.hash);
             let at = envelope.position.0.to_be_bytes();
-            self.puts.push((keys::log(envelope.position).to_vec(), envelope.to_record()));
+            self.stage_record(envelope.position, &envelope.to_record());
             let (chunk_key, slot) = keys::stream_chunk(&stream, version);
             let mut chunk = self.chunk(&chunk_key);
             if chunk.len() != slot * 8 {

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-#[path = "common/format_1.rs"]
-mod format_1;
-use format_1::unpack_format_1;
+#[path = "common/earlier_formats.rs"]
+mod earlier_formats;
+use earlier_formats::{format_head, unpack_format, unpack_format_1};
 
 use chrono::NaiveDate;
 use daicho_store::verify::{VerifyOptions, verify_dir};
@@ -331,11 +331,9 @@ async fn a_subscription_catches_up_then_follows_without_gaps() {
 fn tamper(dir: &Path, position: u64, change: impl FnOnce(&mut Vec<u8>)) {
     let db = daicho_store::open_raw_sled(&dir.join("sled")).unwrap();
     let tree = db.open_tree("ledger").unwrap();
-    let mut key = vec![b'L'];
-    key.extend_from_slice(&position.to_be_bytes());
-    let mut record = tree.get(&key).unwrap().unwrap().to_vec();
+    let mut record = daicho_store::raw::record(&tree, position).unwrap().unwrap();
     change(&mut record);
-    tree.insert(key, record).unwrap();
+    daicho_store::raw::set_record(&tree, position, &record).unwrap();
     db.flush().unwrap();
 }
 
@@ -406,11 +404,9 @@ fn truncation_is_found_against_the_verified_checkpoint() {
     {
         let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
         let tree = db.open_tree("ledger").unwrap();
-        let keep = tree.get(log_key(100)).unwrap().unwrap();
+        let keep = daicho_store::raw::record(&tree, 100).unwrap().unwrap();
         let e = daicho_store::Envelope::from_record(&keep).unwrap();
-        for p in 101..=120 {
-            tree.remove(log_key(p)).unwrap();
-        }
+        daicho_store::raw::truncate_after(&tree, 100).unwrap();
         let mut head = 100u64.to_be_bytes().to_vec();
         head.extend_from_slice(&e.hash.0);
         head.extend_from_slice(&e.recorded_at_us.to_be_bytes());
@@ -454,7 +450,7 @@ fn replay_stops_at_the_first_altered_forged_or_missing_event() {
     let gap = filled(3000);
     {
         let db = daicho_store::open_raw_sled(&gap.path().join("sled")).unwrap();
-        db.open_tree("ledger").unwrap().remove(log_key(1024)).unwrap();
+        daicho_store::raw::remove_record(&db.open_tree("ledger").unwrap(), 1024).unwrap();
         db.flush().unwrap();
     }
     assert_replay_stops(gap.path(), 1023, 1024, "missing");
@@ -463,18 +459,12 @@ fn replay_stops_at_the_first_altered_forged_or_missing_event() {
     assert_eq!(store.replay(Position(1)).map(Result::unwrap).count(), 3000);
 }
 
-fn log_key(p: u64) -> Vec<u8> {
-    let mut key = vec![b'L'];
-    key.extend_from_slice(&p.to_be_bytes());
-    key
-}
-
 #[test]
 fn a_gap_in_the_log_is_named() {
     let dir = filled(30);
     {
         let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
-        db.open_tree("ledger").unwrap().remove(log_key(12)).unwrap();
+        daicho_store::raw::remove_record(&db.open_tree("ledger").unwrap(), 12).unwrap();
         db.flush().unwrap();
     }
     let problem = verify(dir.path()).problem.unwrap();
@@ -652,22 +642,18 @@ fn event_ids_of_any_form_stay_unique_whether_indexed_or_made_from_the_request_id
     assert_eq!(report.events_verified, 6);
 }
 
-fn format_1_head() -> (u64, String) {
-    let expected = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/store-format-1.expected"),
-    )
-    .unwrap();
-    let first = expected.lines().next().unwrap();
-    let parts: Vec<&str> = first.split_whitespace().collect();
-    (parts[2].parse().unwrap(), parts[4].to_owned())
+#[test]
+fn stores_of_the_earlier_formats_are_upgraded_when_opened_and_keep_their_chains() {
+    for format in [1, 2] {
+        upgraded_keeps_its_chain(format);
+    }
 }
 
-#[test]
-fn a_store_of_format_1_is_upgraded_when_opened_and_keeps_its_chain() {
+fn upgraded_keeps_its_chain(format: u8) {
     let tmp = tempfile::tempdir().unwrap();
-    unpack_format_1(tmp.path());
+    unpack_format(format, tmp.path());
     let dir = tmp.path().join("store");
-    let (position, hash) = format_1_head();
+    let (position, hash) = format_head(format);
     let store = Store::open(&dir).unwrap();
     assert_eq!((store.head().position.0, store.head().hash.to_hex()), (position, hash.clone()));
     let names: Vec<String> =
@@ -698,7 +684,7 @@ fn a_store_of_format_1_is_upgraded_when_opened_and_keeps_its_chain() {
 
 #[test]
 fn an_upgrade_cut_short_at_any_step_is_finished_or_started_again_at_the_next_open() {
-    let (position, hash) = format_1_head();
+    let (position, hash) = format_head(1);
     let tmp = tempfile::tempdir().unwrap();
     // A finished copy, made by upgrading a second unpacked fixture.
     let donor = tmp.path().join("donor");
@@ -776,4 +762,146 @@ fn verify_refuses_a_stream_index_value_cut_short_or_pointing_elsewhere() {
     assert!(store.append_blocking(request(to("s3", ExpectedVersion::Any), "after-damage", 1)).is_err());
     assert!(store.append_blocking(request(to("s4", ExpectedVersion::Any), "after-damage-2", 1)).is_err());
     assert_eq!(store.head(), head);
+}
+
+/// The log keeps 16 records per sled value: requests of every size, alone or committed in one
+/// group with others, fill values across groups and within one; every read gives each record
+/// once and in place, from the memtable as from sled, and from any position inside a value.
+#[test]
+fn records_read_back_whole_and_in_place_across_the_log_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let sizes = [1, 3, 15, 16, 17, 2, 40, 1, 1, 31, 64, 5];
+    let mut n = 0;
+    for round in 0..3 {
+        // Alone (each its own group), then queued together (a few groups of many).
+        for (i, size) in sizes.iter().enumerate() {
+            let id = format!("alone-{round}-{i}");
+            store.append_blocking(request(to(&format!("s{}", i % 4), ExpectedVersion::Any), &id, *size)).unwrap();
+            n += size;
+        }
+        let queued: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| {
+                let id = format!("queued-{round}-{i}");
+                store.submit_blocking(request(to(&format!("t{}", i % 3), ExpectedVersion::Any), &id, *size)).unwrap()
+            })
+            .collect();
+        for p in queued {
+            p.wait().unwrap();
+        }
+        n += sizes.iter().sum::<usize>();
+    }
+    let n = n as u64;
+    let check = |store: &Store| {
+        assert_eq!(store.head().position.0, n);
+        let all: Vec<_> = store.read_from(Position(1)).map(Result::unwrap).collect();
+        assert_eq!(all.iter().map(|e| e.position.0).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
+        for from in [1, 2, 15, 16, 17, 32, 33, n - 1, n] {
+            let read: Vec<u64> = store.read_from(Position(from)).map(|e| e.unwrap().position.0).collect();
+            assert_eq!(read, (from..=n).collect::<Vec<_>>(), "read_from({from})");
+            let replayed: Vec<u64> = store.replay(Position(from)).map(|e| e.unwrap().position.0).collect();
+            assert_eq!(replayed, (from..=n).collect::<Vec<_>>(), "replay({from})");
+            assert_eq!(store.get(Position(from)).unwrap().unwrap(), all[from as usize - 1]);
+        }
+        assert!(store.get(Position(n + 1)).unwrap().is_none());
+        let back: Vec<u64> = store.read_back().map(|e| e.unwrap().position.0).collect();
+        assert_eq!(back, (1..=n).rev().collect::<Vec<_>>());
+        for s in ["s0", "s1", "s2", "s3", "t0", "t1", "t2"] {
+            let events = store.read_stream(&stream(s)).unwrap();
+            assert!(!events.is_empty());
+            assert!(events.iter().enumerate().all(|(i, e)| e.stream_version == i as u64 + 1 && e.stream.as_str() == s));
+        }
+    };
+    check(&store);
+    store.close();
+    let report = verify(dir.path());
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert_eq!(report.events_verified, n);
+    // Reopened: everything from sled, and appends go on filling the last value.
+    let store = Store::open(dir.path()).unwrap();
+    check(&store);
+    let next = store.append_blocking(request(to("s0", ExpectedVersion::Any), "after-reopen", 3)).unwrap();
+    assert_eq!(next.first, Position(n + 1));
+    assert_eq!(store.read_from(Position(n)).count(), 4);
+}
+
+/// A log value that holds more records than its share, or one short of it before the log's
+/// last value, is damage that verify names.
+#[test]
+fn verify_refuses_log_values_holding_too_many_or_too_few_records() {
+    let too_many = filled(40);
+    {
+        let db = daicho_store::open_raw_sled(&too_many.path().join("sled")).unwrap();
+        let tree = db.open_tree("ledger").unwrap();
+        // Record 17, the first of the second value, copied onto the end of the first.
+        let seventeenth = daicho_store::raw::record(&tree, 17).unwrap().unwrap();
+        let mut first = vec![b'L'];
+        first.extend_from_slice(&0u64.to_be_bytes());
+        let mut value = tree.get(&first).unwrap().unwrap().to_vec();
+        value.extend_from_slice(&(seventeenth.len() as u32).to_be_bytes());
+        value.extend_from_slice(&seventeenth);
+        tree.insert(first, value).unwrap();
+        db.flush().unwrap();
+    }
+    let problem = verify(too_many.path()).problem.unwrap();
+    assert_eq!(problem.position, Some(Position(17)));
+    assert!(problem.reason.contains("more records"), "{}", problem.reason);
+    let too_few = filled(40);
+    {
+        let db = daicho_store::open_raw_sled(&too_few.path().join("sled")).unwrap();
+        let tree = db.open_tree("ledger").unwrap();
+        let mut third = vec![b'L'];
+        third.extend_from_slice(&2u64.to_be_bytes());
+        let kept = tree.get(&third).unwrap().unwrap();
+        daicho_store::raw::truncate_after(&tree, 30).unwrap();
+        // The third value put back: only the second one is short.
+        tree.insert(third, kept).unwrap();
+        db.flush().unwrap();
+    }
+    let problem = verify(too_few.path()).problem.unwrap();
+    assert_eq!(problem.position, Some(Position(31)));
+    assert!(problem.reason.contains("missing"), "{}", problem.reason);
+}
+
+/// Opening checks that the head's `L` value ends with the head: a record added after it (in
+/// the head's value, or in a value of its own when the head filled its value) is refused.
+#[test]
+fn opening_refuses_a_record_stored_beyond_the_head_in_any_value() {
+    for events in [32, 40] {
+        let dir = filled(events);
+        {
+            let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
+            let tree = db.open_tree("ledger").unwrap();
+            let copy = daicho_store::raw::record(&tree, 17).unwrap().unwrap();
+            // Onto the end of the head's value.
+            let mut key = vec![b'L'];
+            key.extend_from_slice(&((events as u64 - 1) / 16).to_be_bytes());
+            let mut value = tree.get(&key).unwrap().unwrap().to_vec();
+            value.extend_from_slice(&(copy.len() as u32).to_be_bytes());
+            value.extend_from_slice(&copy);
+            tree.insert(key, value).unwrap();
+            db.flush().unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(StoreError::Damaged { reason, .. }) => assert!(reason.contains("beyond"), "{reason}"),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a store with a record beyond its head at {events} opened"),
+        }
+    }
+    // A value of its own after a full head value.
+    let dir = filled(32);
+    {
+        let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
+        let tree = db.open_tree("ledger").unwrap();
+        let copy = daicho_store::raw::record(&tree, 17).unwrap().unwrap();
+        let mut key = vec![b'L'];
+        key.extend_from_slice(&2u64.to_be_bytes());
+        let mut value = (copy.len() as u32).to_be_bytes().to_vec();
+        value.extend_from_slice(&copy);
+        tree.insert(key, value).unwrap();
+        db.flush().unwrap();
+    }
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::Damaged { .. })));
 }

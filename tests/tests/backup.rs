@@ -264,15 +264,22 @@ fn batches_of_the_first_manifest_format_regenerate_with_every_record_they_held_b
 }
 
 #[test]
-fn a_data_directory_of_the_first_store_format_opens_upgraded_with_the_same_heads() {
-    // Made once by tests/fixtures/make-store-format-1-fixture with the last release of the
-    // store format `daicho-store-1` (052da05): the two logs, without read models.
+fn data_directories_of_the_earlier_store_formats_open_upgraded_with_the_same_heads() {
+    // Made once by tests/fixtures/make-store-format-N-fixture with the last release of the
+    // store format `daicho-store-N` (052da05 for 1, 3828fd0 for 2): the two logs, without read
+    // models.
+    for format in [1, 2] {
+        opens_upgraded_with_the_same_heads(format);
+    }
+}
+
+fn opens_upgraded_with_the_same_heads(format: u8) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let expected = std::fs::read_to_string(fixtures.join("store-format-1.expected")).unwrap();
+    let expected = std::fs::read_to_string(fixtures.join(format!("store-format-{format}.expected"))).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let archive = fixtures.join("store-format-1.tar.gz");
+    let archive = fixtures.join(format!("store-format-{format}.tar.gz"));
     let unpacked = std::process::Command::new("tar")
         .args(["-xzf", archive.to_str().unwrap(), "-C", data.to_str().unwrap()])
         .status()
@@ -287,7 +294,9 @@ fn a_data_directory_of_the_first_store_format_opens_upgraded_with_the_same_heads
     };
     assert_eq!(heads(&data), expected);
     for log in ["store", "access"] {
-        assert!(!data.join(log).join("sled.format-1").exists() && !data.join(log).join("upgrade").exists());
+        for leftover in ["sled.format-1", "upgrade"] {
+            assert!(!data.join(log).join(leftover).exists(), "{log}/{leftover}");
+        }
     }
     // The register is rebuilt from the upgraded log, and new commands go on after its head.
     let (status, out, err) = daicho(

@@ -188,12 +188,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn log_key(p: u64) -> Vec<u8> {
-    let mut k = vec![b'L'];
-    k.extend_from_slice(&p.to_be_bytes());
-    k
-}
-
 fn with_tree(data: &Path, f: impl FnOnce(&sled::Tree)) {
     let db = daicho_store::open_raw_sled(&data.join("store/sled")).unwrap();
     f(&db.open_tree("ledger").unwrap());
@@ -209,10 +203,10 @@ fn verify_names_the_altered_position_in_a_damaged_copy() {
     // Change one stored value: the recipient number in the grant at position 3 (a byte of the
     // payload, which ends 64 bytes before the record's end).
     with_tree(&copy, |tree| {
-        let mut record = tree.get(log_key(3)).unwrap().unwrap().to_vec();
+        let mut record = daicho_store::raw::record(tree, 3).unwrap().unwrap();
         let at = record.len() - 66;
         record[at] = if record[at] == b'5' { b'6' } else { b'5' };
-        tree.insert(log_key(3), record).unwrap();
+        daicho_store::raw::set_record(tree, 3, &record).unwrap();
     });
     let (status, out, _) = daicho(&copy, &["verify"]);
     assert_eq!(status, 1, "{out}");
@@ -230,9 +224,7 @@ fn verify_names_the_first_missing_position_in_a_truncated_copy() {
     copy_dir(&good, &copy);
     // Truncate the log after position 20 (the recorded head still says 26).
     with_tree(&copy, |tree| {
-        for p in 21..=26 {
-            tree.remove(log_key(p)).unwrap();
-        }
+        daicho_store::raw::truncate_after(tree, 20).unwrap();
     });
     let (status, out, _) = daicho(&copy, &["verify"]);
     assert_eq!(status, 1, "{out}");
