@@ -827,39 +827,52 @@ fn records_read_back_whole_and_in_place_across_the_log_values() {
     assert_eq!(store.read_from(Position(n)).count(), 4);
 }
 
+/// Runs `f` on the log's tree through a raw sled handle (the store closed), then flushes.
+fn with_raw_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    let db = daicho_store::open_raw_sled(&dir.join("sled")).unwrap();
+    f(&db.open_tree("ledger").unwrap());
+    db.flush().unwrap();
+}
+
+/// The key of the log's `chunk`-th value (16 records each).
+fn log_value_key(chunk: u64) -> Vec<u8> {
+    let mut key = vec![b'L'];
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// Adds a copy of record 17 at the end of the log's `chunk`-th value (made if absent).
+fn add_copy_of_17_to_value(tree: &sled::Tree, chunk: u64) {
+    let copy = daicho_store::raw::record(tree, 17).unwrap().unwrap();
+    let mut value = tree.get(log_value_key(chunk)).unwrap().map(|v| v.to_vec()).unwrap_or_default();
+    value.extend_from_slice(&(copy.len() as u32).to_be_bytes());
+    value.extend_from_slice(&copy);
+    tree.insert(log_value_key(chunk), value).unwrap();
+}
+
 /// A log value that holds more records than its share, or one short of it before the log's
 /// last value, is damage that verify names.
 #[test]
 fn verify_refuses_log_values_holding_too_many_or_too_few_records() {
+    // Record 17, the first of the second value, copied onto the end of the first.
     let too_many = filled(40);
-    {
-        let db = daicho_store::open_raw_sled(&too_many.path().join("sled")).unwrap();
-        let tree = db.open_tree("ledger").unwrap();
-        // Record 17, the first of the second value, copied onto the end of the first.
-        let seventeenth = daicho_store::raw::record(&tree, 17).unwrap().unwrap();
-        let mut first = vec![b'L'];
-        first.extend_from_slice(&0u64.to_be_bytes());
-        let mut value = tree.get(&first).unwrap().unwrap().to_vec();
-        value.extend_from_slice(&(seventeenth.len() as u32).to_be_bytes());
-        value.extend_from_slice(&seventeenth);
-        tree.insert(first, value).unwrap();
-        db.flush().unwrap();
-    }
+    with_raw_tree(too_many.path(), |tree| add_copy_of_17_to_value(tree, 0));
     let problem = verify(too_many.path()).problem.unwrap();
     assert_eq!(problem.position, Some(Position(17)));
     assert!(problem.reason.contains("more records"), "{}", problem.reason);
+    // Reads stop there too, rather than give position 17 twice.
+    let store = Store::open(too_many.path()).unwrap();
+    let read: Vec<_> = store.read_from(Position(1)).collect();
+    assert_eq!(read.iter().take_while(|r| r.is_ok()).count(), 16);
+    assert!(matches!(&read[16], Err(StoreError::Damaged { position: Some(Position(17)), .. })), "{:?}", read[16]);
+    drop(store);
+    // The records after 30 removed, then the third value put back: only the second is short.
     let too_few = filled(40);
-    {
-        let db = daicho_store::open_raw_sled(&too_few.path().join("sled")).unwrap();
-        let tree = db.open_tree("ledger").unwrap();
-        let mut third = vec![b'L'];
-        third.extend_from_slice(&2u64.to_be_bytes());
-        let kept = tree.get(&third).unwrap().unwrap();
-        daicho_store::raw::truncate_after(&tree, 30).unwrap();
-        // The third value put back: only the second one is short.
-        tree.insert(third, kept).unwrap();
-        db.flush().unwrap();
-    }
+    with_raw_tree(too_few.path(), |tree| {
+        let kept = tree.get(log_value_key(2)).unwrap().unwrap();
+        daicho_store::raw::truncate_after(tree, 30).unwrap();
+        tree.insert(log_value_key(2), kept).unwrap();
+    });
     let problem = verify(too_few.path()).problem.unwrap();
     assert_eq!(problem.position, Some(Position(31)));
     assert!(problem.reason.contains("missing"), "{}", problem.reason);
@@ -869,39 +882,15 @@ fn verify_refuses_log_values_holding_too_many_or_too_few_records() {
 /// the head's value, or in a value of its own when the head filled its value) is refused.
 #[test]
 fn opening_refuses_a_record_stored_beyond_the_head_in_any_value() {
-    for events in [32, 40] {
+    // Onto the end of the head's value (full at 32, half full at 40), then as a value of its own
+    // after the full head value of 32.
+    for (events, chunk) in [(32, 1), (40, 2), (32, 2)] {
         let dir = filled(events);
-        {
-            let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
-            let tree = db.open_tree("ledger").unwrap();
-            let copy = daicho_store::raw::record(&tree, 17).unwrap().unwrap();
-            // Onto the end of the head's value.
-            let mut key = vec![b'L'];
-            key.extend_from_slice(&((events as u64 - 1) / 16).to_be_bytes());
-            let mut value = tree.get(&key).unwrap().unwrap().to_vec();
-            value.extend_from_slice(&(copy.len() as u32).to_be_bytes());
-            value.extend_from_slice(&copy);
-            tree.insert(key, value).unwrap();
-            db.flush().unwrap();
-        }
+        with_raw_tree(dir.path(), |tree| add_copy_of_17_to_value(tree, chunk));
         match Store::open(dir.path()) {
             Err(StoreError::Damaged { reason, .. }) => assert!(reason.contains("beyond"), "{reason}"),
             Err(other) => panic!("{other}"),
-            Ok(_) => panic!("a store with a record beyond its head at {events} opened"),
+            Ok(_) => panic!("a store of {events} events with a record added to value {chunk} opened"),
         }
     }
-    // A value of its own after a full head value.
-    let dir = filled(32);
-    {
-        let db = daicho_store::open_raw_sled(&dir.path().join("sled")).unwrap();
-        let tree = db.open_tree("ledger").unwrap();
-        let copy = daicho_store::raw::record(&tree, 17).unwrap().unwrap();
-        let mut key = vec![b'L'];
-        key.extend_from_slice(&2u64.to_be_bytes());
-        let mut value = (copy.len() as u32).to_be_bytes().to_vec();
-        value.extend_from_slice(&copy);
-        tree.insert(key, value).unwrap();
-        db.flush().unwrap();
-    }
-    assert!(matches!(Store::open(dir.path()), Err(StoreError::Damaged { .. })));
 }
