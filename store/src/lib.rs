@@ -701,7 +701,7 @@ pub(crate) fn envelope_in(
 
 /// `e` if it is the record of position `p` (its slot in the log); a later one means `p` is
 /// missing.
-fn in_place(e: Envelope, p: u64) -> Result<Envelope, StoreError> {
+pub(crate) fn in_place(e: Envelope, p: u64) -> Result<Envelope, StoreError> {
     let reason = match e.position.0 {
         n if n == p => return Ok(e),
         n if n > p => format!("missing from the log (next present is {n})"),

@@ -1,10 +1,10 @@
 //! `verify`: walk the whole log and every index, and name the first bad position.
 //!
 //! Checked, in log order: positions are dense from 1; each record parses; its position is its
-//! slot's (16 per `L` value, none but the last value short, none over); its `prev_hash` is the previous event's hash; its hash is
-//! `SHA-256(prev_hash || canonical bytes)`; stream versions go up by one per stream; the stream,
-//! event-id, request and key indexes point back at it; the caller's payload check passes
-//! (`daicho verify` re-decodes every payload). Then: the recorded head is the last event, the
+//! slot's (16 per `L` value, none but the last value short, none over); its `prev_hash` is the
+//! previous event's hash; its hash is `SHA-256(prev_hash || canonical bytes)`; stream versions
+//! go up by one per stream; the stream, event-id, request and key indexes point back at it; the
+//! caller's payload check passes (`daicho verify` re-decodes every payload). Then: the recorded head is the last event, the
 //! stream-version index matches, and the log reaches the verified checkpoint unchanged. A
 //! passing walk may move the checkpoint forward.
 
@@ -65,6 +65,14 @@ pub fn verify_dir(dir: &Path, options: VerifyOptions<'_>) -> Result<VerifyReport
     Ok(report)
 }
 
+/// The reason a damage error gives (the position is the caller's).
+fn damage_reason(err: StoreError) -> String {
+    match err {
+        StoreError::Damaged { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
 fn problem(position: u64, reason: impl Into<String>) -> Option<Problem> {
     Some(Problem { position: Some(Position(position)), reason: reason.into() })
 }
@@ -103,7 +111,6 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
             if records.len() > keys::LOG_CHUNK as usize {
                 return Ok(problem(first + keys::LOG_CHUNK, "a log value holds more records than its share"));
             }
-            let held = records.len() as u64;
             for (i, record) in records.into_iter().enumerate() {
                 let p = first + i as u64;
                 let e = match record
@@ -113,12 +120,10 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
                     Ok(e) => e,
                     Err(err) => return Ok(problem(p, format!("unreadable record: {err}"))),
                 };
-                if e.position.0 > p {
-                    return Ok(problem(p, format!("missing from the log (next present is {})", e.position)));
-                }
-                if e.position.0 != p {
-                    return Ok(problem(p, format!("record says position {}", e.position)));
-                }
+                let e = match crate::in_place(e, p) {
+                    Ok(e) => e,
+                    Err(err) => return Ok(problem(p, damage_reason(err))),
+                };
                 if e.prev_hash != prev {
                     return Ok(problem(p, "chain broken: previous hash does not match"));
                 }
@@ -145,10 +150,6 @@ fn walk(tree: &sled::Tree, dir: &Path, options: VerifyOptions<'_>) -> Result<Ver
                 if last.position.0 % crate::verify::PROGRESS_EVERY == 0 {
                     (options.progress)(last.position.0);
                 }
-            }
-            // Only the log's last value may hold fewer than its share of records.
-            if held < keys::LOG_CHUNK && first + held <= recorded_head.position.0 {
-                return Ok(problem(first + held, "missing from the log (its value ends short)"));
             }
         }
         if recorded_head.position != last.position || recorded_head.hash != last.hash {
